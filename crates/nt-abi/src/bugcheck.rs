@@ -1,0 +1,79 @@
+//! Bug-check codes and the sub-codes (parameter 1) that the work-item paths and Driver Verifier
+//! raise. Meanings follow Microsoft's bug-check reference.
+
+pub const APC_INDEX_MISMATCH: u32 = 0x01;
+pub const REFERENCE_BY_POINTER: u32 = 0x18;
+pub const MUTEX_LEVEL_NUMBER_VIOLATION: u32 = 0x39;
+pub const DRIVER_VERIFIER_DETECTED_VIOLATION: u32 = 0xC4;
+pub const BAD_POOL_CALLER: u32 = 0xC2;
+pub const DRIVER_VERIFIER_IOMANAGER_VIOLATION: u32 = 0xC9;
+pub const DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS: u32 = 0xCE;
+pub const WORKER_THREAD_RETURNED_AT_BAD_IRQL: u32 = 0xE1;
+pub const WORKER_INVALID: u32 = 0xE4;
+pub const IRQL_NOT_LESS_OR_EQUAL: u32 = 0x0A;
+pub const DRIVER_IRQL_NOT_LESS_OR_EQUAL: u32 = 0xD1;
+pub const KMODE_EXCEPTION_NOT_HANDLED: u32 = 0x1E;
+/// Raised by wdk-panic (and our panic handler) when Rust code panics.
+pub const MANUALLY_INITIATED_CRASH: u32 = 0xE2;
+
+/// `WORKER_INVALID` (0xE4) parameter 1.
+pub mod worker_invalid {
+    pub const ACTIVE_ITEM_IN_FREED_POOL: u64 = 0;
+    pub const QUEUED_ITEM_REQUEUED: u64 = 1;
+    pub const QUEUED_ITEM_FREED: u64 = 2;
+    pub const INVALID_IO_OBJECT: u64 = 3;
+    pub const QUEUE_INSERT_FAILED: u64 = 5;
+    pub const INVALID_QUEUE_TYPE: u64 = 6;
+    pub const INVALID_ROUTINE: u64 = 7;
+}
+
+/// `DRIVER_VERIFIER_DETECTED_VIOLATION` (0xC4) parameter 1.
+pub mod verifier {
+    pub const ZERO_BYTE_ALLOCATION: u64 = 0x00;
+    pub const NONPAGED_ALLOC_ABOVE_DISPATCH: u64 = 0x02;
+    pub const FREE_BAD_ADDRESS: u64 = 0x10;
+    pub const FREE_BAD_IRQL: u64 = 0x13;
+    pub const DOUBLE_FREE: u64 = 0x14;
+    pub const RELEASE_SPINLOCK_NOT_AT_DISPATCH: u64 = 0x32;
+    pub const REFERENCE_COUNT_UNDERFLOW: u64 = 0x3F;
+    pub const POOL_LEAKED_AT_UNLOAD: u64 = 0x62;
+    pub const WORK_ITEM_AT_USER_ADDRESS: u64 = 0xE0;
+    pub const WORK_ITEM_IN_SESSION_SPACE: u64 = 0x130;
+    pub const WORK_ITEM_IN_PAGEABLE_MEMORY: u64 = 0x131;
+    pub const EXECUTABLE_POOL: u64 = 0x2000;
+}
+
+/// `BAD_POOL_CALLER` (0xC2) parameter 1.
+pub mod bad_pool_caller {
+    pub const FREE_WRONG_TAG: u64 = 0x0A;
+}
+
+/// `DRIVER_VERIFIER_IOMANAGER_VIOLATION` (0xC9) parameter 1.
+pub mod io_verifier {
+    pub const COMPLETED_WITH_STATUS_PENDING: u64 = 0x06;
+    pub const COMPLETED_ABOVE_DISPATCH: u64 = 0x0E;
+    pub const DISPATCH_RETURNED_WITHOUT_COMPLETING: u64 = 0x226;
+    pub const INFORMATION_EXCEEDS_OUTPUT: u64 = 0x312;
+}
+
+/// The symbolic name of a bug-check code.
+pub fn bugcheck_name(code: u32) -> &'static str {
+    match code {
+        APC_INDEX_MISMATCH => "APC_INDEX_MISMATCH",
+        REFERENCE_BY_POINTER => "REFERENCE_BY_POINTER",
+        MUTEX_LEVEL_NUMBER_VIOLATION => "MUTEX_LEVEL_NUMBER_VIOLATION",
+        DRIVER_VERIFIER_DETECTED_VIOLATION => "DRIVER_VERIFIER_DETECTED_VIOLATION",
+        BAD_POOL_CALLER => "BAD_POOL_CALLER",
+        DRIVER_VERIFIER_IOMANAGER_VIOLATION => "DRIVER_VERIFIER_IOMANAGER_VIOLATION",
+        DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS => {
+            "DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS"
+        }
+        WORKER_THREAD_RETURNED_AT_BAD_IRQL => "WORKER_THREAD_RETURNED_AT_BAD_IRQL",
+        WORKER_INVALID => "WORKER_INVALID",
+        IRQL_NOT_LESS_OR_EQUAL => "IRQL_NOT_LESS_OR_EQUAL",
+        DRIVER_IRQL_NOT_LESS_OR_EQUAL => "DRIVER_IRQL_NOT_LESS_OR_EQUAL",
+        KMODE_EXCEPTION_NOT_HANDLED => "KMODE_EXCEPTION_NOT_HANDLED",
+        MANUALLY_INITIATED_CRASH => "MANUALLY_INITIATED_CRASH",
+        _ => "UNKNOWN_BUGCHECK",
+    }
+}

@@ -1,0 +1,128 @@
+//! The `ntoskrnl.exe` exports this project uses, declared once.
+//!
+//! One list produces three things, so they cannot drift apart:
+//! - on Windows targets, the `extern "system"` import block (linked with `raw-dylib`, so no
+//!   import library is needed and a Linux cross build works);
+//! - [`signatures`]: a `win64` function-pointer type per import, which ntsim's emulated exports
+//!   are checked against at compile time;
+//! - [`FIXED_ARITY_IMPORTS`] / [`ALL_IMPORTS`]: the names, for loaders and artifact checks.
+#![allow(non_snake_case, clippy::missing_safety_doc)]
+
+use core::ffi::c_void;
+
+use crate::io::*;
+use crate::ke::*;
+use crate::pool::POOL_FLAGS;
+use crate::types::*;
+use crate::workitem::*;
+
+macro_rules! ntoskrnl_imports {
+    ($( $(#[doc = $doc:literal])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?; )*) => {
+        #[cfg(target_os = "windows")]
+        #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+        unsafe extern "system" {
+            $( $(#[doc = $doc])* pub fn $name($($arg: $ty),*) $(-> $ret)?; )*
+        }
+
+        /// A `win64` function-pointer type for every fixed-arity import, named after it.
+        #[allow(non_camel_case_types)]
+        pub mod signatures {
+            #[allow(unused_imports)]
+            use super::*;
+            $( pub type $name = unsafe extern "win64" fn($($ty),*) $(-> $ret)?; )*
+            /// `KeBugCheckEx` never returns.
+            pub type KeBugCheckEx = unsafe extern "win64" fn(ULONG, ULONG_PTR, ULONG_PTR, ULONG_PTR, ULONG_PTR) -> !;
+        }
+
+        /// Names of the fixed-arity imports declared above.
+        pub const FIXED_ARITY_IMPORTS: &[&str] = &[$(stringify!($name)),*];
+    };
+}
+
+ntoskrnl_imports! {
+    /// Size in bytes of an `IO_WORKITEM` on the running system.
+    fn IoSizeofWorkItem() -> ULONG;
+    /// Initialize caller-allocated nonpaged storage as a work item bound to `IoObject`.
+    fn IoInitializeWorkItem(IoObject: *mut c_void, IoWorkItem: PIO_WORKITEM);
+    /// Uninitialize a work item that is not queued.
+    fn IoUninitializeWorkItem(IoWorkItem: PIO_WORKITEM);
+    fn IoQueueWorkItem(IoWorkItem: PIO_WORKITEM, WorkerRoutine: IO_WORKITEM_ROUTINE, QueueType: WORK_QUEUE_TYPE, Context: PVOID);
+    fn IoQueueWorkItemEx(IoWorkItem: PIO_WORKITEM, WorkerRoutine: IO_WORKITEM_ROUTINE_EX, QueueType: WORK_QUEUE_TYPE, Context: PVOID);
+    fn IoAllocateWorkItem(DeviceObject: *mut DEVICE_OBJECT) -> PIO_WORKITEM;
+    fn IoFreeWorkItem(IoWorkItem: PIO_WORKITEM);
+
+    fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID;
+    fn ExFreePoolWithTag(P: PVOID, Tag: ULONG);
+    fn ExFreePool(P: PVOID);
+
+    fn IoCreateDevice(DriverObject: *mut DRIVER_OBJECT, DeviceExtensionSize: ULONG, DeviceName: *mut UNICODE_STRING, DeviceType: ULONG, DeviceCharacteristics: ULONG, Exclusive: BOOLEAN, DeviceObject: *mut *mut DEVICE_OBJECT) -> NTSTATUS;
+    fn IoDeleteDevice(DeviceObject: *mut DEVICE_OBJECT);
+    fn IoCreateSymbolicLink(SymbolicLinkName: *mut UNICODE_STRING, DeviceName: *mut UNICODE_STRING) -> NTSTATUS;
+    fn IoDeleteSymbolicLink(SymbolicLinkName: *mut UNICODE_STRING) -> NTSTATUS;
+    /// `IoCompleteRequest` is a macro for this.
+    fn IofCompleteRequest(Irp: *mut IRP, PriorityBoost: CCHAR);
+    fn ObfReferenceObject(Object: PVOID) -> isize;
+    fn ObfDereferenceObject(Object: PVOID) -> isize;
+    fn RtlInitUnicodeString(DestinationString: *mut UNICODE_STRING, SourceString: *const WCHAR);
+
+    fn KeInitializeEvent(Event: *mut KEVENT, Type: EVENT_TYPE, State: BOOLEAN);
+    fn KeSetEvent(Event: *mut KEVENT, Increment: KPRIORITY, Wait: BOOLEAN) -> LONG;
+    fn KeClearEvent(Event: *mut KEVENT);
+    fn KeResetEvent(Event: *mut KEVENT) -> LONG;
+    fn KeReadStateEvent(Event: *mut KEVENT) -> LONG;
+    fn KeWaitForSingleObject(Object: PVOID, WaitReason: KWAIT_REASON, WaitMode: KPROCESSOR_MODE, Alertable: BOOLEAN, Timeout: *mut LARGE_INTEGER) -> NTSTATUS;
+    fn KeDelayExecutionThread(WaitMode: KPROCESSOR_MODE, Alertable: BOOLEAN, Interval: *mut LARGE_INTEGER) -> NTSTATUS;
+    fn KeAcquireSpinLockRaiseToDpc(SpinLock: *mut KSPIN_LOCK) -> KIRQL;
+    fn KeReleaseSpinLock(SpinLock: *mut KSPIN_LOCK, NewIrql: KIRQL);
+    fn KeGetCurrentIrql() -> KIRQL;
+    fn KeQueryPerformanceCounter(PerformanceFrequency: *mut LARGE_INTEGER) -> LARGE_INTEGER;
+}
+
+#[cfg(target_os = "windows")]
+#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+unsafe extern "system" {
+    /// Stop the system with a bug check; used by the panic handler.
+    pub fn KeBugCheckEx(
+        BugCheckCode: ULONG,
+        BugCheckParameter1: ULONG_PTR,
+        BugCheckParameter2: ULONG_PTR,
+        BugCheckParameter3: ULONG_PTR,
+        BugCheckParameter4: ULONG_PTR,
+    ) -> !;
+}
+
+#[cfg(target_os = "windows")]
+#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+unsafe extern "C" {
+    /// `printf`-style debug output (variadic; `%wZ` prints a `UNICODE_STRING*`).
+    pub fn DbgPrint(Format: *const u8, ...) -> ULONG;
+    /// `DbgPrint` with a component id and level filter.
+    pub fn DbgPrintEx(ComponentId: ULONG, Level: ULONG, Format: *const u8, ...) -> ULONG;
+}
+
+/// Imports outside the fixed-arity list: `KeBugCheckEx` (diverging) and the variadic printers.
+pub const SPECIAL_IMPORTS: &[&str] = &["KeBugCheckEx", "DbgPrint", "DbgPrintEx"];
+
+/// Every import this crate declares.
+pub fn all_imports() -> impl Iterator<Item = &'static str> {
+    FIXED_ARITY_IMPORTS
+        .iter()
+        .chain(SPECIAL_IMPORTS.iter())
+        .copied()
+}
+
+/// The work-item imports a driver built on `io-workitem` must have in its import table.
+pub const WORK_ITEM_IMPORTS: &[&str] = &[
+    "IoSizeofWorkItem",
+    "IoInitializeWorkItem",
+    "IoUninitializeWorkItem",
+    "IoQueueWorkItem",
+    "IoQueueWorkItemEx",
+];
+
+/// `DPFLTR_IHVDRIVER_ID`, the component id third-party drivers pass to `DbgPrintEx`.
+pub const DPFLTR_IHVDRIVER_ID: ULONG = 77;
+/// `DPFLTR_ERROR_LEVEL`: always printed.
+pub const DPFLTR_ERROR_LEVEL: ULONG = 0;
+/// `DPFLTR_INFO_LEVEL`.
+pub const DPFLTR_INFO_LEVEL: ULONG = 3;

@@ -1,0 +1,324 @@
+//! Cross-build a Rust kernel driver into a real PE `.sys` on a Linux x86_64 host.
+//!
+//! `wdk-build` refuses non-Windows hosts, so the driver is built with `-Zbuild-std` for
+//! `x86_64-pc-windows-msvc` and linked by `rust-lld` in `lld-link` mode (DESIGN.md §3). This crate
+//! is the one place that recipe lives: `cargo xtask build-sys` and the test suites that build
+//! fixture drivers both call [`build_sys`].
+//!
+//! Toolchains, in order of preference:
+//! 1. rustup `nightly` with the `rust-src` component;
+//! 2. Debian's `rustc-web` + `cargo-web` + `rust-web-src` (`/usr/bin/rustc`, sources under
+//!    `/usr/lib/rustlib/src/rust`), driven with `RUSTC_BOOTSTRAP=1`;
+//! 3. on Debian as root, those packages are installed with apt when missing.
+//!
+//! Otherwise [`locate_toolchain`] fails with the exact command to run.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const TARGET: &str = "x86_64-pc-windows-msvc";
+/// Debian packages that provide a rustc with library sources for build-std.
+pub const DEBIAN_TOOLCHAIN_PACKAGES: &[&str] = &["rustc-web", "cargo-web", "rust-web-src"];
+/// Debian package that provides `lld-link` when no rustup `rust-lld` exists.
+pub const DEBIAN_LINKER_PACKAGE: &str = "lld";
+
+/// Linker arguments every kernel driver image needs.
+const DRIVER_LINK_ARGS: &[&str] = &[
+    "/SUBSYSTEM:NATIVE",
+    "/DRIVER",
+    "/ENTRY:DriverEntry",
+    "/NODEFAULTLIB",
+];
+
+#[derive(Debug)]
+pub struct Error(String);
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+fn err<T>(msg: impl Into<String>) -> Result<T, Error> {
+    Err(Error(msg.into()))
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ToolchainKind {
+    RustupNightly,
+    Debian,
+}
+
+/// A compiler that can build `core` from source for the Windows target, plus a linker.
+#[derive(Clone, Debug)]
+pub struct Toolchain {
+    pub kind: ToolchainKind,
+    pub cargo: PathBuf,
+    pub rustc: PathBuf,
+    pub linker: PathBuf,
+}
+
+impl fmt::Display for Toolchain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            ToolchainKind::RustupNightly => "rustup nightly + rust-src",
+            ToolchainKind::Debian => "Debian rustc-web + rust-web-src",
+        };
+        write!(
+            f,
+            "{kind} ({}), linker {}",
+            self.rustc.display(),
+            self.linker.display()
+        )
+    }
+}
+
+fn capture(cmd: &mut Command) -> Option<String> {
+    let out = cmd.output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn has_library_sources(sysroot: &Path) -> bool {
+    sysroot
+        .join("lib/rustlib/src/rust/library/core/Cargo.toml")
+        .is_file()
+}
+
+fn rustup_nightly() -> Option<(PathBuf, PathBuf)> {
+    let sysroot =
+        capture(Command::new("rustup").args(["run", "nightly", "rustc", "--print", "sysroot"]))?;
+    let sysroot = PathBuf::from(sysroot);
+    if !has_library_sources(&sysroot) {
+        return None;
+    }
+    let bin = sysroot.join("bin");
+    Some((bin.join("cargo"), bin.join("rustc")))
+}
+
+fn debian_toolchain() -> Option<(PathBuf, PathBuf)> {
+    let rustc = PathBuf::from("/usr/bin/rustc");
+    let cargo = PathBuf::from("/usr/bin/cargo");
+    if !rustc.is_file() || !cargo.is_file() {
+        return None;
+    }
+    let sysroot = capture(Command::new(&rustc).args(["--print", "sysroot"]))?;
+    has_library_sources(Path::new(&sysroot)).then_some((cargo, rustc))
+}
+
+fn is_debian() -> bool {
+    Path::new("/etc/debian_version").is_file()
+}
+
+fn is_root() -> bool {
+    capture(Command::new("id").arg("-u")).as_deref() == Some("0")
+}
+
+/// `apt-get install` the given packages, reporting progress on stderr.
+pub fn apt_install(packages: &[&str]) -> Result<(), Error> {
+    eprintln!("xbuild: installing Debian packages: {}", packages.join(" "));
+    let update = Command::new("apt-get").args(["update", "-qq"]).status();
+    if !matches!(update, Ok(s) if s.success()) {
+        return err("`apt-get update` failed; check the package mirror and run it by hand");
+    }
+    let status = Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(packages)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status();
+    match status {
+        Ok(s) if s.success() => Ok(()),
+        _ => err(format!(
+            "`apt-get install -y {}` failed",
+            packages.join(" ")
+        )),
+    }
+}
+
+/// A path that exists after following symlinks (Debian's `/usr/bin/rust-lld` can dangle).
+fn existing(p: PathBuf) -> Option<PathBuf> {
+    p.canonicalize().ok().filter(|c| c.is_file()).map(|_| p)
+}
+
+fn find_linker(rustc: &Path) -> Option<PathBuf> {
+    let host_bin = "lib/rustlib/x86_64-unknown-linux-gnu/bin/rust-lld";
+    let own = capture(Command::new(rustc).args(["--print", "sysroot"]))
+        .and_then(|s| existing(Path::new(&s).join(host_bin)));
+    let rustup = || {
+        capture(Command::new("rustup").args(["run", "stable", "rustc", "--print", "sysroot"]))
+            .and_then(|s| existing(Path::new(&s).join(host_bin)))
+    };
+    let on_path = || {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths).find_map(|d| existing(d.join("lld-link")))
+        })
+    };
+    own.or_else(rustup).or_else(on_path)
+}
+
+/// Find (and on Debian as root, install) a toolchain that can cross-build drivers.
+pub fn locate_toolchain(allow_install: bool) -> Result<Toolchain, Error> {
+    let found = match rustup_nightly() {
+        Some((cargo, rustc)) => Some((ToolchainKind::RustupNightly, cargo, rustc)),
+        None => debian_toolchain().map(|(c, r)| (ToolchainKind::Debian, c, r)),
+    };
+    let (kind, cargo, rustc) = match found {
+        Some(f) => f,
+        None if allow_install && is_debian() && is_root() => {
+            apt_install(DEBIAN_TOOLCHAIN_PACKAGES)?;
+            let (c, r) = debian_toolchain().ok_or_else(|| {
+                Error("installed rustc-web/rust-web-src, but /usr/lib/rustlib/src/rust is still missing".into())
+            })?;
+            (ToolchainKind::Debian, c, r)
+        }
+        None => {
+            return err(
+                "no toolchain can build `core` for x86_64-pc-windows-msvc.\n\
+                 On Debian 12:   sudo apt-get install rustc-web cargo-web rust-web-src lld\n\
+                 With rustup:    rustup toolchain install nightly --component rust-src",
+            );
+        }
+    };
+    let linker = match find_linker(&rustc) {
+        Some(l) => l,
+        None if allow_install && is_debian() && is_root() => {
+            apt_install(&[DEBIAN_LINKER_PACKAGE])?;
+            find_linker(&rustc)
+                .ok_or_else(|| Error("installed lld, but lld-link is still not on PATH".into()))?
+        }
+        None => {
+            return err(
+                "no PE linker found: need rustup's rust-lld or lld-link on PATH.\n\
+                 On Debian 12:   sudo apt-get install lld\n\
+                 With rustup:    rustup toolchain install stable (ships rust-lld)",
+            );
+        }
+    };
+    Ok(Toolchain {
+        kind,
+        cargo,
+        rustc,
+        linker,
+    })
+}
+
+/// What to build.
+#[derive(Clone, Debug)]
+pub struct SysBuild<'a> {
+    /// `Cargo.toml` of the driver package (or of its workspace).
+    pub manifest_path: &'a Path,
+    /// Package name, e.g. `wdm-workitem`.
+    pub package: &'a str,
+    pub release: bool,
+    /// Where cargo puts its output; keep it apart from host builds.
+    pub target_dir: &'a Path,
+    /// `--features` list passed to cargo (comma-separated), if any.
+    pub features: Option<&'a str>,
+    pub no_default_features: bool,
+    /// Print cargo's output instead of capturing it.
+    pub verbose: bool,
+}
+
+/// Build the package and return the absolute path of the `.sys` it produced.
+pub fn build_sys(tc: &Toolchain, req: &SysBuild<'_>) -> Result<PathBuf, Error> {
+    let mut rustflags = vec![
+        "-C",
+        "target-feature=+crt-static",
+        "-C",
+        "linker-flavor=lld-link",
+    ];
+    let link_args: Vec<String> = DRIVER_LINK_ARGS
+        .iter()
+        .map(|a| format!("link-arg={a}"))
+        .collect();
+    for a in &link_args {
+        rustflags.extend(["-C", a]);
+    }
+    let mut cmd = Command::new(&tc.cargo);
+    cmd.arg("build")
+        .args(["--package", req.package, "--target", TARGET])
+        .arg("--manifest-path")
+        .arg(req.manifest_path)
+        .arg("--target-dir")
+        .arg(req.target_dir)
+        .args([
+            "-Zbuild-std=core,compiler_builtins,alloc",
+            "-Zbuild-std-features=compiler-builtins-mem",
+        ]);
+    if req.release {
+        cmd.arg("--release");
+    }
+    if req.no_default_features {
+        cmd.arg("--no-default-features");
+    }
+    if let Some(f) = req.features {
+        cmd.args(["--features", f]);
+    }
+    // Strip what the calling cargo (often rustup's stable) put in the environment.
+    for var in [
+        "RUSTUP_TOOLCHAIN",
+        "RUSTC",
+        "RUSTDOC",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "CARGO_MAKEFLAGS",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("RUSTC", &tc.rustc)
+        .env("CARGO_TARGET_X86_64_PC_WINDOWS_MSVC_LINKER", &tc.linker)
+        .env(
+            "CARGO_TARGET_X86_64_PC_WINDOWS_MSVC_RUSTFLAGS",
+            rustflags.join(" "),
+        );
+    if tc.kind == ToolchainKind::Debian {
+        cmd.env("RUSTC_BOOTSTRAP", "1");
+    }
+    let output = if req.verbose {
+        cmd.status().map(|status| (status, String::new()))
+    } else {
+        cmd.output()
+            .map(|o| (o.status, String::from_utf8_lossy(&o.stderr).into_owned()))
+    };
+    let (status, log) =
+        output.map_err(|e| Error(format!("cannot run {}: {e}", tc.cargo.display())))?;
+    if !status.success() {
+        let tail: Vec<&str> = log
+            .lines()
+            .rev()
+            .take(40)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        return err(format!(
+            "cross-build of `{}` failed ({status}) with {tc}.\n{}\n\
+             If the error is from the linker, check that the driver defines no symbol the kernel \
+             does not export and that its imports are declared in nt-abi.",
+            req.package,
+            tail.join("\n")
+        ));
+    }
+    let profile = if req.release { "release" } else { "debug" };
+    let out_dir = req.target_dir.join(TARGET).join(profile);
+    let stem = req.package.replace('-', "_");
+    let dll = out_dir.join(format!("{stem}.dll"));
+    let sys = out_dir.join(format!("{stem}.sys"));
+    std::fs::copy(&dll, &sys).map_err(|e| {
+        Error(format!(
+            "build succeeded but {} is missing: {e}",
+            dll.display()
+        ))
+    })?;
+    sys.canonicalize()
+        .map_err(|e| Error(format!("{}: {e}", sys.display())))
+}
