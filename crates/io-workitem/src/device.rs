@@ -1,0 +1,53 @@
+//! The I/O object work items are bound to.
+
+use core::cell::UnsafeCell;
+use core::ffi::c_void;
+
+use nt_abi::DEVICE_OBJECT;
+
+/// A borrowed device object: the `IoObject` every work item in a [`Slab`](crate::Slab) is
+/// initialized against.
+///
+/// A `&'dev Device` is what a slab borrows, so the compiler keeps the slab, and every item taken
+/// from it, inside the device's lifetime. Rust never reads or writes the object through this
+/// type; it only hands the pointer to the kernel.
+#[repr(transparent)]
+pub struct Device(UnsafeCell<DEVICE_OBJECT>);
+
+// SAFETY: a `Device` is only ever used as an opaque address passed to kernel routines, which do
+// their own synchronization; no Rust code reads or writes through a shared `&Device`.
+unsafe impl Sync for Device {}
+// SAFETY: as above; the object is owned by the I/O manager, not by any Rust thread.
+unsafe impl Send for Device {}
+
+impl Device {
+    /// View a kernel device object as a `&'a Device`.
+    ///
+    /// # Safety
+    ///
+    /// `device` points to a live `DEVICE_OBJECT` (from `IoCreateDevice`) that is not deleted
+    /// during `'a`. The driver chooses `'a`: for a device created in `DriverEntry` and deleted in
+    /// `DriverUnload` it may be `'static` only if every [`Slab`](crate::Slab) built on it is torn
+    /// down (dropped) before `IoDeleteDevice`.
+    pub const unsafe fn from_raw<'a>(device: *mut DEVICE_OBJECT) -> &'a Device {
+        // SAFETY: `Device` is `repr(transparent)` over `UnsafeCell<DEVICE_OBJECT>`, which has
+        // the layout of `DEVICE_OBJECT`; liveness for `'a` is the caller's promise.
+        unsafe { &*device.cast::<Device>() }
+    }
+
+    /// The `PDEVICE_OBJECT`.
+    pub const fn as_raw(&self) -> *mut DEVICE_OBJECT {
+        self.0.get()
+    }
+
+    /// The object as the untyped `IoObject` `IoInitializeWorkItem` takes.
+    pub const fn as_io_object(&self) -> *mut c_void {
+        self.0.get().cast()
+    }
+}
+
+impl core::fmt::Debug for Device {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_tuple("Device").field(&self.as_raw()).finish()
+    }
+}

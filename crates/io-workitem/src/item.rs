@@ -1,0 +1,290 @@
+//! The owned work item and the routine trampolines.
+//!
+//! Ownership model: a [`WorkItem`] is an initialized, not-queued work item. `queue(self, …)`
+//! moves it into the system work queue; the kernel hands it back by value to
+//! [`Routine::run`] on a worker thread, which may queue it again or drop it (uninitializing it
+//! inside its own routine, which the documentation explicitly allows).
+
+use core::ffi::c_void;
+use core::marker::PhantomData;
+use core::mem;
+use core::ptr::{self, NonNull};
+
+use nt_abi::{DEVICE_OBJECT, PIO_WORKITEM, PVOID};
+
+use crate::backend::Backend;
+use crate::queue::QueueType;
+use crate::slab::{Control, Geometry, OWNED, QUEUED, SlotHeader};
+use crate::sync::Ordering;
+
+/// The code a queued item runs on a system worker thread (PASSIVE_LEVEL).
+///
+/// `run` receives the item back by value: it owns it again and may read or change its payload,
+/// [`queue`](WorkItem::queue) it again (a requeue chain), or let it drop (uninitialize inside
+/// the routine and return the slot). Routines are types, usually zero-sized, picked at the
+/// queue call (`item.queue::<MyRoutine>(…)`); the same payload type can have several.
+///
+/// A routine must return at PASSIVE_LEVEL, with no mutex held and its APC state unchanged
+/// (bug checks 0xE1, 0x39 and 0x1 otherwise). A panic in a `no_std` driver is a bug check.
+///
+/// ```
+/// use io_workitem::{Backend, QueueType, Routine, WorkItem};
+/// use core::sync::atomic::{AtomicU32, Ordering};
+///
+/// static RUNS: AtomicU32 = AtomicU32::new(0);
+///
+/// /// Counts one run, then uninitializes the item inside its own routine (by dropping it).
+/// struct CountAndDrop;
+/// impl<B: Backend> Routine<B, u32> for CountAndDrop {
+///     fn run(item: WorkItem<'_, B, u32>) {
+///         RUNS.fetch_add(*item.payload(), Ordering::Relaxed);
+///     }
+/// }
+/// ```
+pub trait Routine<B: Backend, P>: 'static {
+    /// Run the work. `item` is owned again: requeue it or drop it.
+    fn run(item: WorkItem<'_, B, P>);
+}
+
+/// An initialized, not-queued work item in a [`Slab`](crate::Slab) slot, with its payload.
+///
+/// - Dropping it calls `IoUninitializeWorkItem` exactly once, drops the payload and returns the
+///   slot to the slab's free list (IRQL ≤ DISPATCH_LEVEL).
+/// - [`queue`](WorkItem::queue) / [`queue_ex`](WorkItem::queue_ex) consume it: a queued item
+///   has no owner on the caller's side, so it cannot be queued twice, used or uninitialized
+///   while queued. The routine gets it back by value.
+/// - `'slab` borrows the slab, so the slab (and the device it borrows) cannot be torn down
+///   while an item is held.
+pub struct WorkItem<'slab, B: Backend, P> {
+    slot: NonNull<SlotHeader<B>>,
+    _marker: PhantomData<(&'slab (), P)>,
+}
+
+// SAFETY: a WorkItem owns its slot, its payload and the right to queue or uninitialize the work
+// item; all of those may move to another thread with it as long as the payload may (`P: Send`).
+// The slab state it touches is atomic.
+unsafe impl<B: Backend, P: Send> Send for WorkItem<'_, B, P> {}
+// SAFETY: `&WorkItem` only gives `&P` and read-only queries.
+unsafe impl<B: Backend, P: Sync> Sync for WorkItem<'_, B, P> {}
+
+impl<'slab, B: Backend, P> WorkItem<'slab, B, P> {
+    /// Wrap an owned slot.
+    ///
+    /// # Safety
+    ///
+    /// `slot` is a slot of a live slab, in state `OWNED`, holding an initialized work item and a
+    /// live payload of type `P`; nobody else owns it; the slab outlives `'slab` (or, for a
+    /// routine, cannot be freed before the routine's activation ends).
+    #[inline]
+    pub(crate) unsafe fn from_raw(slot: *mut SlotHeader<B>) -> Self {
+        WorkItem {
+            // SAFETY: a slot pointer of a live slab is never null (caller).
+            slot: unsafe { NonNull::new_unchecked(slot) },
+            _marker: PhantomData,
+        }
+    }
+
+    #[inline]
+    fn header(&self) -> &SlotHeader<B> {
+        // SAFETY: the slot is owned by `self` and the slab is alive (type invariant).
+        unsafe { self.slot.as_ref() }
+    }
+
+    #[inline]
+    fn control(&self) -> &Control<B> {
+        // SAFETY: the slab (and so its control block) outlives every item (type invariant).
+        unsafe { &*self.header().control }
+    }
+
+    #[inline]
+    fn payload_ptr(&self) -> *mut P {
+        self.slot
+            .as_ptr()
+            .cast::<u8>()
+            .wrapping_add(Geometry::<B, P>::PAYLOAD_OFFSET)
+            .cast()
+    }
+
+    /// The raw `PIO_WORKITEM` (for diagnostics; using it is `unsafe` and outside this API).
+    #[inline]
+    pub fn as_raw(&self) -> PIO_WORKITEM {
+        self.slot
+            .as_ptr()
+            .cast::<u8>()
+            .wrapping_add(Geometry::<B, P>::ITEM_OFFSET)
+            .cast()
+    }
+
+    /// The payload.
+    #[inline]
+    pub fn payload(&self) -> &P {
+        // SAFETY: an owned slot holds a live `P`, aligned (type invariant); `&self` excludes
+        // mutation.
+        unsafe { &*self.payload_ptr() }
+    }
+
+    /// The payload, mutably.
+    #[inline]
+    pub fn payload_mut(&mut self) -> &mut P {
+        // SAFETY: as for `payload`; `&mut self` makes the access unique.
+        unsafe { &mut *self.payload_ptr() }
+    }
+
+    /// This item's slot index in its slab (`0..capacity`).
+    #[inline]
+    pub fn slot_index(&self) -> u32 {
+        self.header().index
+    }
+
+    /// Whether the slab's teardown has started: a requeue chain should stop and drop its item.
+    #[inline]
+    pub fn is_shutting_down(&self) -> bool {
+        self.control().is_draining()
+    }
+
+    /// Uninitialize the work item, return the slot, and hand the payload back.
+    #[inline]
+    pub fn into_payload(self) -> P {
+        // SAFETY: the payload is live; it is read out exactly once because `self` is forgotten
+        // below instead of dropped.
+        let payload = unsafe { ptr::read(self.payload_ptr()) };
+        self.retire();
+        mem::forget(self);
+        payload
+    }
+
+    /// Uninitialize and free the slot, leaving the payload alone. Called once per item.
+    #[inline]
+    fn retire(&self) {
+        // SAFETY: the item is initialized and not queued (it is owned by `self`), and this is
+        // the only uninitialize for this initialization (`retire` runs once: from `drop` or
+        // from `into_payload`, which forgets `self`).
+        unsafe { B::uninitialize(self.as_raw()) };
+        self.control().release(self.header());
+    }
+
+    #[inline]
+    fn begin_queue(self) -> (PIO_WORKITEM, PVOID) {
+        let header = self.header();
+        self.control().activation_begin();
+        header.state.store(QUEUED, Ordering::Relaxed);
+        let raw = self.as_raw();
+        let context: PVOID = self.slot.as_ptr().cast();
+        // Ownership passes to the queue: no uninitialize, no payload drop.
+        mem::forget(self);
+        (raw, context)
+    }
+
+    /// `IoQueueWorkItem`: hand the item to the system work queue `queue_type`; the kernel runs
+    /// `R::run` with it on a worker thread. IRQL ≤ DISPATCH_LEVEL.
+    ///
+    /// The payload travels to another thread, so it must be `Send`, and `'static`, because the
+    /// routine may run after the caller's stack frame is gone.
+    #[inline]
+    pub fn queue<R: Routine<B, P>>(self, queue_type: QueueType)
+    where
+        P: Send + 'static,
+    {
+        let (raw, context) = self.begin_queue();
+        // SAFETY: the item is initialized against a device object (slabs are built on a
+        // `Device`) and was not queued (it was owned); `queue_type` is valid by construction;
+        // `trampoline::<B, P, R>` is exactly the routine that expects this context (a slot
+        // header of a `Slab<B, P>`). The rundown activation taken above keeps the slab alive
+        // until the routine returns.
+        unsafe { B::queue(raw, trampoline::<B, P, R>, queue_type.raw(), context) };
+    }
+
+    /// `IoQueueWorkItemEx`: as [`queue`](WorkItem::queue), through the Ex entry point (whose
+    /// routine also receives the I/O object and the `PIO_WORKITEM`; the trampoline checks the
+    /// latter against the slot). IRQL ≤ DISPATCH_LEVEL.
+    #[inline]
+    pub fn queue_ex<R: Routine<B, P>>(self, queue_type: QueueType)
+    where
+        P: Send + 'static,
+    {
+        let (raw, context) = self.begin_queue();
+        // SAFETY: as for `queue`, with `trampoline_ex::<B, P, R>`.
+        unsafe { B::queue_ex(raw, trampoline_ex::<B, P, R>, queue_type.raw(), context) };
+    }
+}
+
+impl<B: Backend, P> Drop for WorkItem<'_, B, P> {
+    /// `IoUninitializeWorkItem`, drop the payload, return the slot. IRQL ≤ DISPATCH_LEVEL.
+    fn drop(&mut self) {
+        // SAFETY: the payload is live and dropped exactly once, here.
+        unsafe { ptr::drop_in_place(self.payload_ptr()) };
+        self.retire();
+    }
+}
+
+impl<B: Backend, P: core::fmt::Debug> core::fmt::Debug for WorkItem<'_, B, P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("WorkItem")
+            .field("slot", &self.slot_index())
+            .field("payload", self.payload())
+            .finish()
+    }
+}
+
+/// Rebuild the owned item from the context pointer and run the routine.
+///
+/// # Safety
+///
+/// `context` is the slot-header pointer a `WorkItem<B, P>` passed when it queued itself, with
+/// one rundown activation taken for this run.
+#[inline(always)]
+unsafe fn run_slot<B: Backend, P, R: Routine<B, P>>(context: PVOID) {
+    let slot = context.cast::<SlotHeader<B>>();
+    // SAFETY: `slot` is a live slot header: the activation taken by `begin_queue` keeps the
+    // slab's block alive (teardown waits for it), and the kernel passes our context unchanged.
+    let header = unsafe { &*slot };
+    // Read the control block address now: once `run` drops or requeues the item, the slot may
+    // belong to someone else.
+    let control: *const Control<B> = header.control;
+    header.state.store(OWNED, Ordering::Relaxed);
+    // SAFETY: the kernel dequeued the item before calling us, so the queue no longer owns it;
+    // ownership returns to this routine. The slot is OWNED, initialized, with a live payload.
+    // The item's lifetime is local to `run` (higher-ranked), so it cannot escape the routine
+    // into anything longer-lived; the slab stays alive until `activation_end` below.
+    let item = unsafe { WorkItem::<B, P>::from_raw(slot) };
+    R::run(item);
+    // SAFETY: this run's activation, taken in `begin_queue`, ends here; nothing below touches
+    // the slab. The driver image stays mapped: the I/O manager holds its reference on the I/O
+    // object until this function returns.
+    unsafe { Control::<B>::activation_end(control) };
+}
+
+/// `IO_WORKITEM_ROUTINE` for [`WorkItem::queue`].
+///
+/// # Safety
+///
+/// Called by the kernel (or a backend) with the context `WorkItem::queue` passed.
+unsafe extern "win64" fn trampoline<B: Backend, P, R: Routine<B, P>>(
+    _device: *mut DEVICE_OBJECT,
+    context: PVOID,
+) {
+    // SAFETY: `context` comes from `WorkItem::<B, P>::queue` with an activation (caller).
+    unsafe { run_slot::<B, P, R>(context) }
+}
+
+/// `IO_WORKITEM_ROUTINE_EX` for [`WorkItem::queue_ex`].
+///
+/// # Safety
+///
+/// Called by the kernel (or a backend) with the context `WorkItem::queue_ex` passed.
+unsafe extern "win64" fn trampoline_ex<B: Backend, P, R: Routine<B, P>>(
+    _io_object: *mut c_void,
+    context: PVOID,
+    io_work_item: PIO_WORKITEM,
+) {
+    debug_assert_eq!(
+        io_work_item.cast::<u8>(),
+        context
+            .cast::<u8>()
+            .wrapping_add(Geometry::<B, P>::ITEM_OFFSET),
+        "IoQueueWorkItemEx passed a different work item than the context's"
+    );
+    let _ = io_work_item;
+    // SAFETY: `context` comes from `WorkItem::<B, P>::queue_ex` with an activation (caller).
+    unsafe { run_slot::<B, P, R>(context) }
+}

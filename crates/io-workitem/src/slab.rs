@@ -1,0 +1,593 @@
+//! The nonpaged work-item slab: one pool block holding a control block and `capacity` slots,
+//! a tagged lock-free free list, counters, and the rundown that makes teardown wait for every
+//! queued or running item.
+//!
+//! Block layout (one `ExAllocatePool2(POOL_FLAG_NON_PAGED)` allocation):
+//!
+//! ```text
+//! [ Control<B> | pad ][ slot 0 ][ slot 1 ] … [ slot capacity-1 ]
+//! slot = [ SlotHeader<B> | payload P | pad to 16 | IO_WORKITEM (IoSizeofWorkItem bytes) | pad ]
+//! ```
+
+use core::cell::UnsafeCell;
+use core::ffi::c_void;
+use core::marker::PhantomData;
+use core::mem::{self, MaybeUninit, align_of, size_of};
+use core::ptr::{self, NonNull};
+
+use nt_abi::{MEMORY_ALLOCATION_ALIGNMENT, PIO_WORKITEM};
+
+use crate::backend::Backend;
+use crate::device::Device;
+use crate::item::WorkItem;
+use crate::sync::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
+
+/// End of the free list.
+const NIL: u32 = u32::MAX;
+
+/// Slot states (diagnostics, and how teardown finds items whose owner was leaked).
+pub(crate) const FREE: u32 = 0;
+/// Initialized, owned by a [`WorkItem`] (in a caller's hands or inside its routine).
+pub(crate) const OWNED: u32 = 1;
+/// Initialized and owned by the system work queue.
+pub(crate) const QUEUED: u32 = 2;
+
+/// Largest payload alignment a slot supports: pool blocks are 16-byte aligned.
+pub const MAX_PAYLOAD_ALIGN: usize = MEMORY_ALLOCATION_ALIGNMENT;
+
+const fn round_up(n: usize, align: usize) -> usize {
+    (n + align - 1) & !(align - 1)
+}
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b { a } else { b }
+}
+
+/// Per-slot header, at the start of every slot.
+#[repr(C)]
+pub(crate) struct SlotHeader<B: Backend> {
+    /// The slab's control block; lets a routine find its slab from the context pointer alone.
+    pub(crate) control: *const Control<B>,
+    /// This slot's index.
+    pub(crate) index: u32,
+    /// Next free slot while this one is on the free list.
+    pub(crate) next: AtomicU32,
+    /// `FREE`, `OWNED` or `QUEUED`.
+    pub(crate) state: AtomicU32,
+}
+
+/// Compile-time slot geometry for payload type `P` (only the work-item size is dynamic).
+pub(crate) struct Geometry<B, P>(PhantomData<(B, P)>);
+
+impl<B: Backend, P> Geometry<B, P> {
+    /// Alignment of every slot (and of the control block's end).
+    pub(crate) const SLOT_ALIGN: usize = {
+        assert!(
+            align_of::<P>() <= MAX_PAYLOAD_ALIGN,
+            "io-workitem: payload alignment above 16 is not supported (pool blocks are 16-aligned)"
+        );
+        assert!(align_of::<SlotHeader<B>>() <= MAX_PAYLOAD_ALIGN);
+        assert!(align_of::<Control<B>>() <= MAX_PAYLOAD_ALIGN);
+        max(
+            MEMORY_ALLOCATION_ALIGNMENT,
+            max(align_of::<P>(), align_of::<SlotHeader<B>>()),
+        )
+    };
+    /// Offset of the payload in a slot.
+    pub(crate) const PAYLOAD_OFFSET: usize = round_up(size_of::<SlotHeader<B>>(), align_of::<P>());
+    /// Offset of the `IO_WORKITEM` in a slot.
+    pub(crate) const ITEM_OFFSET: usize = round_up(
+        Self::PAYLOAD_OFFSET + size_of::<P>(),
+        MEMORY_ALLOCATION_ALIGNMENT,
+    );
+    /// Offset of the first slot in the block.
+    pub(crate) const SLOTS_OFFSET: usize = round_up(size_of::<Control<B>>(), Self::SLOT_ALIGN);
+
+    /// Stride for a run-time `IoSizeofWorkItem()`, or `None` on overflow.
+    pub(crate) const fn stride(item_size: usize) -> Option<usize> {
+        match Self::ITEM_OFFSET.checked_add(item_size) {
+            Some(end) if end <= usize::MAX - Self::SLOT_ALIGN => {
+                Some(round_up(end, Self::SLOT_ALIGN))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The control block at the start of the slab's pool block.
+#[repr(C)]
+pub(crate) struct Control<B: Backend> {
+    /// Free-list head: `(tag << 32) | index`. The tag changes on every successful update, so a
+    /// compare-exchange that read a stale `(index, next)` pair (ABA) fails.
+    head: AtomicU64,
+    in_use: AtomicU32,
+    high_water: AtomicU32,
+    exhausted: AtomicU64,
+    acquired: AtomicU64,
+    queued: AtomicU64,
+    /// Rundown: 1 (the slab's own reference) + the number of queued or running activations.
+    active: AtomicUsize,
+    /// Set when teardown starts.
+    draining: AtomicBool,
+    /// Signalled by whoever drops `active` to zero.
+    event: UnsafeCell<MaybeUninit<B::Event>>,
+    pub(crate) io_object: *mut c_void,
+    slots: *mut u8,
+    stride: usize,
+    capacity: u32,
+    item_size: u32,
+    tag: u32,
+}
+
+impl<B: Backend> Control<B> {
+    fn slot(&self, index: u32) -> *mut SlotHeader<B> {
+        debug_assert!(index < self.capacity);
+        // `wrapping_add` keeps this free of `unsafe`; `index < capacity` keeps it in the block.
+        self.slots.wrapping_add(index as usize * self.stride).cast()
+    }
+
+    /// Pop a free slot index. Lock-free, any IRQL ≤ DISPATCH_LEVEL.
+    fn pop(&self) -> Option<u32> {
+        let mut head = self.head.load(Ordering::Acquire);
+        loop {
+            let index = head as u32;
+            if index == NIL {
+                return None;
+            }
+            // SAFETY: `index < capacity` (only valid indices are ever pushed), so the header is
+            // inside the block, which lives as long as `self`. The value may be stale if another
+            // thread popped this slot meanwhile; the tag check below rejects that case.
+            let next = unsafe { &(*self.slot(index)).next }.load(Ordering::Relaxed);
+            let tag = (head >> 32).wrapping_add(1);
+            let new = (tag << 32) | next as u64;
+            match self
+                .head
+                .compare_exchange_weak(head, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Some(index),
+                Err(actual) => head = actual,
+            }
+        }
+    }
+
+    /// Push slot `index` back. Lock-free, any IRQL ≤ DISPATCH_LEVEL.
+    fn push(&self, index: u32) {
+        // SAFETY: `index < capacity`; the header is inside the live block.
+        let next = unsafe { &(*self.slot(index)).next };
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            next.store(head as u32, Ordering::Relaxed);
+            let tag = (head >> 32).wrapping_add(1);
+            let new = (tag << 32) | index as u64;
+            match self
+                .head
+                .compare_exchange_weak(head, new, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(actual) => head = actual,
+            }
+        }
+    }
+
+    /// Return an uninitialized slot to the free list.
+    pub(crate) fn release(&self, slot: &SlotHeader<B>) {
+        slot.state.store(FREE, Ordering::Relaxed);
+        self.in_use.fetch_sub(1, Ordering::Relaxed);
+        self.push(slot.index);
+    }
+
+    /// One more queued activation (called before the item is handed to the kernel).
+    pub(crate) fn activation_begin(&self) {
+        // Relaxed is enough, like `Arc::clone`: the caller already holds a reference that keeps
+        // the count above zero (the slab's bias, or the running routine's own activation).
+        self.active.fetch_add(1, Ordering::Relaxed);
+        self.queued.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A routine activation finished; signal teardown if it was the last one.
+    ///
+    /// # Safety
+    ///
+    /// `this` points to a live control block and the caller owns one activation. After this
+    /// returns the block may already be freed: the caller must not touch it (or any slot) again.
+    pub(crate) unsafe fn activation_end(this: *const Self) {
+        // SAFETY: the caller's activation keeps `active > 0`, so teardown is still waiting and
+        // the block is live.
+        let active = unsafe { &(*this).active };
+        if active.fetch_sub(1, Ordering::Release) == 1 {
+            fence(Ordering::Acquire);
+            // SAFETY: the count reached zero, so teardown is blocked in (or about to enter)
+            // `event_wait`: it removed its bias first and cannot return before the signal below,
+            // so the block is still live.
+            let event = unsafe { (*this).event.get() };
+            // SAFETY: the event is initialized and live (above). Nothing touches `this` after
+            // the signal.
+            unsafe { B::event_signal(event.cast()) };
+        }
+    }
+
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+}
+
+/// Why a [`Slab`] could not be created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlabError {
+    /// `capacity` was zero, or does not fit the free list (at most `u32::MAX - 1`).
+    InvalidCapacity,
+    /// The pool tag was zero (`ExAllocatePool2` rejects it).
+    InvalidTag,
+    /// `IoSizeofWorkItem()` returned zero.
+    InvalidItemSize,
+    /// `capacity × stride` overflows.
+    TooLarge,
+    /// `ExAllocatePool2` returned null.
+    OutOfMemory,
+}
+
+impl core::fmt::Display for SlabError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            SlabError::InvalidCapacity => "invalid slab capacity",
+            SlabError::InvalidTag => "pool tag must not be zero",
+            SlabError::InvalidItemSize => "IoSizeofWorkItem returned zero",
+            SlabError::TooLarge => "slab size overflows",
+            SlabError::OutOfMemory => "nonpaged pool allocation failed",
+        })
+    }
+}
+
+/// Every slot is taken: [`Slab::acquire`] never waits. The rejected payload is handed back.
+#[derive(PartialEq, Eq)]
+pub struct Exhausted<P>(pub P);
+
+impl<P> core::fmt::Debug for Exhausted<P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Exhausted(..)")
+    }
+}
+
+impl<P> core::fmt::Display for Exhausted<P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("work-item slab exhausted")
+    }
+}
+
+/// A snapshot of a slab's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlabStats {
+    /// Number of slots.
+    pub capacity: u32,
+    /// Bytes per slot (header + payload + `IoSizeofWorkItem()`, rounded for alignment).
+    pub stride: u32,
+    /// `IoSizeofWorkItem()` as read when the slab was created.
+    pub item_size: u32,
+    /// Slots currently taken (initialized items, queued or not).
+    pub in_use: u32,
+    /// Largest `in_use` seen since creation or [`Slab::reset_counters`].
+    pub high_water: u32,
+    /// Acquisitions refused because every slot was taken.
+    pub exhausted: u64,
+    /// Successful acquisitions.
+    pub acquired: u64,
+    /// Items handed to the kernel (`queue` and `queue_ex`, including requeues).
+    pub queued: u64,
+    /// Items currently queued or running their routine.
+    pub active: u32,
+}
+
+/// What [`Slab::shutdown`] found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Items whose owner was leaked (`mem::forget`): teardown uninitialized them (their payloads
+    /// are leaked, never dropped) before freeing the block.
+    pub leaked_items: u32,
+    /// Whether teardown had to wait for queued or running items.
+    pub waited: bool,
+}
+
+/// A fixed-capacity slab of caller-allocated work items in one nonpaged pool block.
+///
+/// - `B`: the kernel [`Backend`] (`NtKernel` in the driver).
+/// - `P`: the payload stored inline in each slot (no allocation per item).
+/// - `'dev`: the borrowed [`Device`] every item is initialized against; the slab cannot outlive it.
+///
+/// [`acquire`](Slab::acquire) takes a slot and initializes its work item; dropping the returned
+/// [`WorkItem`] uninitializes it and gives the slot back. Both are lock-free and usable at
+/// IRQL ≤ DISPATCH_LEVEL. Dropping the slab (or [`shutdown`](Slab::shutdown)) must happen at
+/// PASSIVE_LEVEL: it waits for every queued or running item first, then frees the block. It
+/// cannot happen while any `WorkItem` borrowed from the slab is alive.
+///
+/// # Example
+///
+/// ```
+/// use io_workitem::{Backend, Device, QueueType, Routine, Slab, WorkItem};
+///
+/// struct Hops(u32);
+/// struct Chain;
+/// impl<B: Backend> Routine<B, Hops> for Chain {
+///     fn run(mut item: WorkItem<'_, B, Hops>) {
+///         item.payload_mut().0 -= 1;
+///         if item.payload().0 > 0 {
+///             item.queue::<Chain>(QueueType::Delayed); // requeue: ownership goes back to the queue
+///         } // else: dropped here, i.e. uninitialized inside its own routine
+///     }
+/// }
+///
+/// fn start<B: Backend>(device: &Device) -> Result<(), io_workitem::SlabError> {
+///     let slab = Slab::<B, Hops>::new(device, 256, u32::from_le_bytes(*b"WiSl"))?;
+///     match slab.acquire(Hops(3)) {
+///         Ok(item) => item.queue::<Chain>(QueueType::Delayed),
+///         Err(_exhausted) => {}
+///     }
+///     drop(slab); // waits for the chain to finish, then frees the pool block
+///     Ok(())
+/// }
+/// ```
+pub struct Slab<'dev, B: Backend, P> {
+    control: NonNull<Control<B>>,
+    _marker: PhantomData<SlabMarker<'dev, P>>,
+}
+
+/// Borrows the device for `'dev`; invariant in `P` without owning one.
+type SlabMarker<'dev, P> = (&'dev Device, fn(P) -> P);
+
+// SAFETY: the slab is a handle to a control block whose shared state is all atomics. Payloads
+// only move into slots (acquire) and out again through an owned `WorkItem`, which is Send only
+// if `P: Send`; the slab itself never drops or reads a payload, so no `P` bound is needed.
+unsafe impl<B: Backend, P> Send for Slab<'_, B, P> {}
+// SAFETY: as above: `&Slab` only allows atomic free-list/counter operations.
+unsafe impl<B: Backend, P> Sync for Slab<'_, B, P> {}
+
+impl<'dev, B: Backend, P> Slab<'dev, B, P> {
+    /// Allocate and set up a slab of `capacity` work items bound to `device`, in one nonpaged
+    /// block tagged `tag`. The slot stride comes from `B::size_of_work_item()` at run time.
+    /// IRQL ≤ DISPATCH_LEVEL (PASSIVE_LEVEL in practice: the slab must be dropped there).
+    pub fn new(device: &'dev Device, capacity: u32, tag: u32) -> Result<Self, SlabError> {
+        if capacity == 0 || capacity == NIL {
+            return Err(SlabError::InvalidCapacity);
+        }
+        if tag == 0 {
+            return Err(SlabError::InvalidTag);
+        }
+        let item_size = B::size_of_work_item();
+        if item_size == 0 {
+            return Err(SlabError::InvalidItemSize);
+        }
+        let stride = Geometry::<B, P>::stride(item_size as usize).ok_or(SlabError::TooLarge)?;
+        let bytes = stride
+            .checked_mul(capacity as usize)
+            .and_then(|b| b.checked_add(Geometry::<B, P>::SLOTS_OFFSET))
+            .ok_or(SlabError::TooLarge)?;
+        if u32::try_from(stride).is_err() || bytes > isize::MAX as usize {
+            return Err(SlabError::TooLarge);
+        }
+        // SAFETY: `bytes > 0` (capacity ≥ 1, stride ≥ 16) and `tag != 0`, checked above.
+        let block = unsafe { B::alloc_nonpaged(bytes, tag) };
+        let Some(block_nn) = NonNull::new(block) else {
+            return Err(SlabError::OutOfMemory);
+        };
+        debug_assert_eq!(block as usize % MEMORY_ALLOCATION_ALIGNMENT, 0);
+        let slots = block.wrapping_add(Geometry::<B, P>::SLOTS_OFFSET);
+        let control = block.cast::<Control<B>>();
+        // SAFETY: `block` is a fresh, 16-aligned allocation of at least `SLOTS_OFFSET ≥
+        // size_of::<Control<B>>()` bytes, and `Control`'s alignment is ≤ 16 (asserted in
+        // `Geometry::SLOT_ALIGN`, evaluated by `stride` above).
+        unsafe {
+            ptr::write(
+                control,
+                Control {
+                    head: AtomicU64::new(0),
+                    in_use: AtomicU32::new(0),
+                    high_water: AtomicU32::new(0),
+                    exhausted: AtomicU64::new(0),
+                    acquired: AtomicU64::new(0),
+                    queued: AtomicU64::new(0),
+                    active: AtomicUsize::new(1),
+                    draining: AtomicBool::new(false),
+                    event: UnsafeCell::new(MaybeUninit::uninit()),
+                    io_object: device.as_io_object(),
+                    slots,
+                    stride,
+                    capacity,
+                    item_size,
+                    tag,
+                },
+            )
+        };
+        // SAFETY: `control` was just written and is only shared after `new` returns.
+        let ctl = unsafe { &*control };
+        // SAFETY: the event storage is inside the nonpaged block, which does not move.
+        unsafe { B::event_init(ctl.event.get().cast()) };
+        for index in 0..capacity {
+            let next = if index + 1 == capacity {
+                NIL
+            } else {
+                index + 1
+            };
+            // SAFETY: slot `index` lies inside the block (`SLOTS_OFFSET + index × stride +
+            // stride ≤ bytes`) and is aligned to `SLOT_ALIGN` ≥ align of the header.
+            unsafe {
+                ptr::write(
+                    ctl.slot(index),
+                    SlotHeader {
+                        control,
+                        index,
+                        next: AtomicU32::new(next),
+                        state: AtomicU32::new(FREE),
+                    },
+                )
+            };
+        }
+        // Tag 0, head = slot 0. The stores above are published by handing out `self`.
+        ctl.head.store(0, Ordering::Release);
+        Ok(Slab {
+            control: block_nn.cast(),
+            _marker: PhantomData,
+        })
+    }
+
+    fn control(&self) -> &Control<B> {
+        // SAFETY: the control block lives until `self` is dropped.
+        unsafe { self.control.as_ref() }
+    }
+
+    /// Take a free slot, move `payload` into it and initialize its work item
+    /// (`IoInitializeWorkItem`). Lock-free and wait-free of any blocking: if every slot is taken
+    /// the payload comes back in [`Exhausted`]. IRQL ≤ DISPATCH_LEVEL.
+    ///
+    /// No allocation happens here: the slot, payload and `IO_WORKITEM` are all in the slab.
+    #[inline]
+    pub fn acquire(&self, payload: P) -> Result<WorkItem<'_, B, P>, Exhausted<P>> {
+        let ctl = self.control();
+        let Some(index) = ctl.pop() else {
+            ctl.exhausted.fetch_add(1, Ordering::Relaxed);
+            return Err(Exhausted(payload));
+        };
+        let slot = ctl.slot(index);
+        // SAFETY: the slot is inside the live block and was just popped: this thread owns it.
+        let header = unsafe { &*slot };
+        let previous = header.state.swap(OWNED, Ordering::Relaxed);
+        // Two owners of one slot would mean a broken free list: stop before memory is shared.
+        assert_eq!(previous, FREE, "io-workitem: slot handed out twice");
+        let in_use = ctl.in_use.fetch_add(1, Ordering::Relaxed) + 1;
+        ctl.high_water.fetch_max(in_use, Ordering::Relaxed);
+        ctl.acquired.fetch_add(1, Ordering::Relaxed);
+        let base = slot.cast::<u8>();
+        // SAFETY: the payload area of an owned slot is in bounds and aligned for `P`
+        // (`PAYLOAD_OFFSET` is a multiple of `align_of::<P>()` and slots are `SLOT_ALIGN`-aligned);
+        // it holds no live payload (the slot was free).
+        unsafe {
+            ptr::write(
+                base.wrapping_add(Geometry::<B, P>::PAYLOAD_OFFSET)
+                    .cast::<P>(),
+                payload,
+            )
+        };
+        let item: PIO_WORKITEM = base.wrapping_add(Geometry::<B, P>::ITEM_OFFSET).cast();
+        // SAFETY: `item` is 16-aligned nonpaged storage of `item_size` bytes inside an owned
+        // slot, not initialized (free slots are always uninitialized); the device outlives the
+        // slab (`'dev`).
+        unsafe { B::initialize(ctl.io_object, item) };
+        // SAFETY: the slot is owned, initialized and holds a payload: exactly a WorkItem's
+        // invariant; the `'_` borrow of `self` keeps the slab alive.
+        Ok(unsafe { WorkItem::from_raw(slot) })
+    }
+
+    /// A snapshot of the counters. Any IRQL.
+    pub fn stats(&self) -> SlabStats {
+        let ctl = self.control();
+        SlabStats {
+            capacity: ctl.capacity,
+            stride: ctl.stride as u32,
+            item_size: ctl.item_size,
+            in_use: ctl.in_use.load(Ordering::Relaxed),
+            high_water: ctl.high_water.load(Ordering::Relaxed),
+            exhausted: ctl.exhausted.load(Ordering::Relaxed),
+            acquired: ctl.acquired.load(Ordering::Relaxed),
+            queued: ctl.queued.load(Ordering::Relaxed),
+            active: (ctl.active.load(Ordering::Relaxed).saturating_sub(1)) as u32,
+        }
+    }
+
+    /// Reset the cumulative counters (`exhausted`, `acquired`, `queued`) and set `high_water`
+    /// to the current `in_use`.
+    pub fn reset_counters(&self) {
+        let ctl = self.control();
+        ctl.exhausted.store(0, Ordering::Relaxed);
+        ctl.acquired.store(0, Ordering::Relaxed);
+        ctl.queued.store(0, Ordering::Relaxed);
+        ctl.high_water
+            .store(ctl.in_use.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    /// Number of slots.
+    pub fn capacity(&self) -> u32 {
+        self.control().capacity
+    }
+
+    /// Bytes per slot.
+    pub fn stride(&self) -> usize {
+        self.control().stride
+    }
+
+    /// `IoSizeofWorkItem()` as read at creation.
+    pub fn item_size(&self) -> u32 {
+        self.control().item_size
+    }
+
+    /// Drain and free the slab, reporting what teardown found. PASSIVE_LEVEL.
+    ///
+    /// Waits (on the backend event) until no item is queued or running, uninitializes any item
+    /// whose owner was leaked with `mem::forget`, then frees the pool block. Routines still
+    /// running during the drain may requeue their items; a requeue chain must end for the drain
+    /// to end (routines can check [`WorkItem::is_shutting_down`]).
+    pub fn shutdown(self) -> ShutdownReport {
+        let report = self.teardown();
+        mem::forget(self);
+        report
+    }
+
+    fn teardown(&self) -> ShutdownReport {
+        let control = self.control.as_ptr();
+        let ctl = self.control();
+        ctl.draining.store(true, Ordering::Relaxed);
+        // Remove the slab's own rundown reference. Callers cannot queue any more (no WorkItem
+        // borrows `self`), so only running routines can still hold or add activations.
+        let waited = ctl.active.fetch_sub(1, Ordering::AcqRel) != 1;
+        if waited {
+            // SAFETY: initialized event, PASSIVE_LEVEL (documented requirement of dropping a
+            // slab). The last `activation_end` signals it; the event synchronizes its writes
+            // with us, and that routine touches nothing of the slab after signalling.
+            unsafe { B::event_wait(ctl.event.get().cast()) };
+        } else {
+            fence(Ordering::Acquire);
+        }
+        let mut leaked_items = 0;
+        for index in 0..ctl.capacity {
+            let slot = ctl.slot(index);
+            // SAFETY: slot headers are live until the block is freed below.
+            let state = unsafe { &(*slot).state }.load(Ordering::Relaxed);
+            debug_assert_ne!(state, QUEUED, "drained slab still has a queued item");
+            if state != FREE {
+                leaked_items += 1;
+                let item: PIO_WORKITEM = slot
+                    .cast::<u8>()
+                    .wrapping_add(Geometry::<B, P>::ITEM_OFFSET)
+                    .cast();
+                // SAFETY: a non-free slot after the drain holds an initialized item that is
+                // neither queued nor running; its owner was forgotten, so nobody else will
+                // uninitialize it. Its payload is leaked, as `mem::forget` promised.
+                unsafe { B::uninitialize(item) };
+            }
+        }
+        let tag = ctl.tag;
+        // SAFETY: nobody waits on or signals the event any more (rundown is complete).
+        unsafe { B::event_destroy(ctl.event.get().cast()) };
+        // SAFETY: the control block is dropped exactly once, here; `ctl` is not used after.
+        unsafe { ptr::drop_in_place(control) };
+        // SAFETY: the block came from `alloc_nonpaged(_, tag)` in `new`; every work item in it
+        // is uninitialized and nothing references it any more.
+        unsafe { B::free_pool(control.cast(), tag) };
+        ShutdownReport {
+            leaked_items,
+            waited,
+        }
+    }
+}
+
+impl<B: Backend, P> Drop for Slab<'_, B, P> {
+    /// Drains and frees the slab: see [`Slab::shutdown`]. PASSIVE_LEVEL.
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}
+
+impl<B: Backend, P> core::fmt::Debug for Slab<'_, B, P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Slab")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
