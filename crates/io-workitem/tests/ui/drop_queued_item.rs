@@ -1,0 +1,16 @@
+// Uninitializing (dropping) an item after it was queued: the queue owns it now.
+use io_workitem::{Backend, Device, QueueType, Routine, Slab, WorkItem};
+
+struct R;
+impl<B: Backend> Routine<B, u32> for R {
+    fn run(_item: WorkItem<'_, B, u32>) {}
+}
+
+fn misuse<B: Backend>(device: &Device) {
+    let slab = Slab::<B, u32>::new(device, 4, 0x6c53_6957).unwrap();
+    let item = slab.acquire(1).unwrap();
+    item.queue::<R>(QueueType::Delayed);
+    drop(item);
+}
+
+fn main() {}
