@@ -187,6 +187,7 @@ unsafe fn handle(
             // SAFETY: forwarded from the caller.
             unsafe { buffer.validate(ioctl::validate_reset_stats) }?;
             let before = ext.totals.with(core::mem::take);
+            ext.engine.reset_counters();
             // SAFETY: the input view ended with validation.
             unsafe { buffer.respond(&stats_response(ext, before)) }
         }

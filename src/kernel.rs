@@ -48,6 +48,7 @@ impl<T> SpinLock<T> {
 
 /// A `KEVENT`. It must stay at one address from [`Event::init`] to its last use, because the
 /// kernel links waiters to it; the types that hold one are never moved while in use.
+#[repr(transparent)]
 pub struct Event(UnsafeCell<KEVENT>);
 
 // SAFETY: KEVENT is a dispatcher object designed to be signalled and waited on from any thread;
@@ -90,6 +91,19 @@ impl Event {
         // SAFETY: the event was initialized in place (the holder's invariant); KeSetEvent with
         // Wait = FALSE is legal at IRQL ≤ DISPATCH_LEVEL.
         unsafe { KeSetEvent(self.0.get(), 0, FALSE) };
+    }
+
+    /// Signal the event through a raw pointer, without creating a reference: for the last
+    /// touch of memory that a waiter may free as soon as the signal lands.
+    ///
+    /// # Safety
+    /// `event` points to an initialized `Event` that is live when the call starts.
+    pub unsafe fn signal_raw(event: *const Event) {
+        // `Event` is `repr(transparent)` over `UnsafeCell<KEVENT>`.
+        let kevent = UnsafeCell::raw_get(event.cast::<UnsafeCell<KEVENT>>());
+        // SAFETY: the event is initialized and live at the call (caller); KeSetEvent with
+        // Wait = FALSE is legal at IRQL <= DISPATCH_LEVEL.
+        unsafe { KeSetEvent(kevent, 0, FALSE) };
     }
 
     /// Wait (kernel mode, not alertable, no timeout) until the event is signalled.
