@@ -223,6 +223,55 @@ pub struct SysBuild<'a> {
     pub verbose: bool,
 }
 
+/// Advice for the failures this recipe is known to hit (DESIGN.md §3, "Pitfalls seen").
+pub fn diagnose(log: &str) -> String {
+    let mut advice = Vec::new();
+    if log.contains("undefined symbol: _fltused") {
+        advice.push(
+            "`_fltused` is undefined: code that touches floats (often core::fmt in unoptimized \
+             builds) references the MSVC CRT's float marker, which no kernel provides. Define \
+             it once in the driver: `#[unsafe(no_mangle)] pub static _fltused: i32 = 0;`",
+        );
+    }
+    if log.contains("undefined symbol: __chkstk") {
+        advice.push(
+            "`__chkstk` is undefined: a function has a stack frame over 4 KiB. Kernel stacks are \
+             small (12-24 KiB): move the buffer to pool, or provide a __chkstk probe",
+        );
+    }
+    if log.contains("undefined symbol: fma") {
+        advice.push(
+            "libm's `fma`/`fmaf` are undefined: compiler_builtins was built with few codegen \
+             units (xbuild passes codegen-units=10000 for it; check profile overrides)",
+        );
+    }
+    if log.contains("undefined symbol: __imp_") {
+        advice.push(
+            "an `__imp_` symbol is undefined: the driver calls a kernel export that is not \
+             declared in nt-abi's import list (crates/nt-abi/src/imports.rs)",
+        );
+    }
+    if log.contains("rust-lld") && log.contains("error:") && advice.is_empty() {
+        advice.push(
+            "the link failed: check that the driver defines no symbol the kernel does not \
+             export and that every kernel function it calls is declared in nt-abi",
+        );
+    }
+    if log.contains("can't find crate for `core`")
+        || (log.contains("-Zbuild-std") && log.contains("error") && advice.is_empty())
+    {
+        advice.push(
+            "build-std failed: the toolchain needs its library sources (rustup component \
+             rust-src, or Debian's rust-web-src)",
+        );
+    }
+    if advice.is_empty() {
+        "See the compiler output above.".to_string()
+    } else {
+        format!("What to do:\n  - {}", advice.join("\n  - "))
+    }
+}
+
 /// Build the package and return the absolute path of the `.sys` it produced.
 pub fn build_sys(tc: &Toolchain, req: &SysBuild<'_>) -> Result<PathBuf, Error> {
     let mut rustflags = vec![
@@ -248,6 +297,16 @@ pub fn build_sys(tc: &Toolchain, req: &SysBuild<'_>) -> Result<PathBuf, Error> {
         .args([
             "-Zbuild-std=core,compiler_builtins,alloc",
             "-Zbuild-std-features=compiler-builtins-mem",
+        ])
+        // The Rust distribution builds compiler_builtins with one codegen unit per intrinsic so
+        // the linker only pulls in what is referenced; build-std uses our profile instead, and
+        // with few units an unoptimized build drags in libm's `fma`/`fmaf` (which no kernel
+        // exports) and fails to link. Restore the distribution's setting for every profile.
+        .args([
+            "--config",
+            "profile.dev.package.compiler_builtins.codegen-units=10000",
+            "--config",
+            "profile.release.package.compiler_builtins.codegen-units=10000",
         ]);
     if req.release {
         cmd.arg("--release");
@@ -283,14 +342,28 @@ pub fn build_sys(tc: &Toolchain, req: &SysBuild<'_>) -> Result<PathBuf, Error> {
     if tc.kind == ToolchainKind::Debian {
         cmd.env("RUSTC_BOOTSTRAP", "1");
     }
-    let output = if req.verbose {
-        cmd.status().map(|status| (status, String::new()))
-    } else {
-        cmd.output()
-            .map(|o| (o.status, String::from_utf8_lossy(&o.stderr).into_owned()))
-    };
-    let (status, log) =
-        output.map_err(|e| Error(format!("cannot run {}: {e}", tc.cargo.display())))?;
+    // stderr is always captured (for the diagnosis below); in verbose mode it is also streamed.
+    cmd.stderr(std::process::Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error(format!("cannot run {}: {e}", tc.cargo.display())))?;
+    let mut log = String::new();
+    if let Some(stderr) = child.stderr.take() {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if req.verbose {
+                eprintln!("{line}");
+            }
+            log.push_str(&line);
+            log.push('\n');
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| Error(format!("waiting for {}: {e}", tc.cargo.display())))?;
     if !status.success() {
         let tail: Vec<&str> = log
             .lines()
@@ -300,12 +373,15 @@ pub fn build_sys(tc: &Toolchain, req: &SysBuild<'_>) -> Result<PathBuf, Error> {
             .into_iter()
             .rev()
             .collect();
+        let shown = if req.verbose {
+            String::new()
+        } else {
+            format!("{}\n", tail.join("\n"))
+        };
         return err(format!(
-            "cross-build of `{}` failed ({status}) with {tc}.\n{}\n\
-             If the error is from the linker, check that the driver defines no symbol the kernel \
-             does not export and that its imports are declared in nt-abi.",
+            "cross-build of `{}` failed ({status}) with {tc}.\n{shown}{}",
             req.package,
-            tail.join("\n")
+            diagnose(&log)
         ));
     }
     let profile = if req.release { "release" } else { "debug" };

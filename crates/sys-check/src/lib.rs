@@ -1,0 +1,313 @@
+//! Checks on the built driver image — the artifact a Windows user would sign and load, not the
+//! source that produced it (DESIGN.md §3, "Check the artifact"):
+//!
+//! - PE32+ for x86-64, subsystem NATIVE;
+//! - the entry point is `DriverEntry`: `AddressOfEntryPoint` equals the RVA of the image's
+//!   `DriverEntry` export (a Rust cdylib exports its `#[unsafe(no_mangle)] pub extern` functions,
+//!   and the linker was told `/ENTRY:DriverEntry`) and lies in an executable section;
+//! - `NX_COMPAT` and `DYNAMIC_BASE` set; no section both writable and executable;
+//! - no TLS directory, no delay-load imports (neither works in a kernel image);
+//! - imports only from the allowed DLLs (`ntoskrnl.exe`), none by ordinal, every one declared in
+//!   nt-abi (so ntsim can bind it), and the ones the driver must use present;
+//! - no privileged instructions and no `gs:`/`fs:` accesses in executable sections ([`disasm`]).
+//!
+//! [`check`] returns every [`Violation`] found; an empty list means the image passed.
+
+pub mod disasm;
+pub mod pe;
+
+use std::fmt;
+use std::path::Path;
+
+pub use pe::Image;
+
+/// Kernel-mode imports the wdm-workitem driver is expected to have (DESIGN.md §1, §4, §6).
+pub fn expected_driver_imports() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = nt_abi::imports::WORK_ITEM_IMPORTS.to_vec();
+    v.extend([
+        "IoCreateDevice",
+        "IoDeleteDevice",
+        "IoCreateSymbolicLink",
+        "IoDeleteSymbolicLink",
+        "IofCompleteRequest",
+        "ExAllocatePool2",
+        "ExFreePoolWithTag",
+    ]);
+    v
+}
+
+/// What an image must satisfy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// DLLs imports may come from (compared case-insensitively).
+    pub allowed_dlls: Vec<String>,
+    /// Imports that must be present.
+    pub required_imports: Vec<String>,
+    /// If set, every import must be in this list (nt-abi's declarations).
+    pub known_imports: Option<Vec<String>>,
+}
+
+impl Policy {
+    /// The policy for wdm_workitem.sys.
+    pub fn wdm_workitem() -> Policy {
+        Policy {
+            allowed_dlls: vec!["ntoskrnl.exe".into()],
+            required_imports: expected_driver_imports()
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            known_imports: Some(nt_abi::imports::all_imports().map(String::from).collect()),
+        }
+    }
+
+    /// Structure-only policy for any driver built on nt-abi (fixtures): no required imports.
+    pub fn any_nt_abi_driver() -> Policy {
+        Policy {
+            required_imports: Vec::new(),
+            ..Policy::wdm_workitem()
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Violation {
+    Malformed(String),
+    NotAmd64 {
+        machine: u16,
+    },
+    NotPe32Plus {
+        magic: u16,
+    },
+    SubsystemNotNative {
+        subsystem: u16,
+    },
+    NoDriverEntryExport,
+    EntryNotDriverEntry {
+        entry_rva: u32,
+        driver_entry_rva: u32,
+    },
+    EntryNotExecutable {
+        entry_rva: u32,
+    },
+    NxCompatMissing,
+    DynamicBaseMissing,
+    WritableExecutableSection {
+        name: String,
+        characteristics: u32,
+    },
+    HasTls,
+    HasDelayImports,
+    ImportFromForbiddenDll {
+        dll: String,
+    },
+    ImportByOrdinal {
+        dll: String,
+        ordinal: u16,
+    },
+    UndeclaredImport {
+        name: String,
+    },
+    MissingImport {
+        name: String,
+    },
+    Instruction(disasm::Finding),
+    /// The disassembler could not be run (tool missing or failed): the check did not happen.
+    DisassemblyUnavailable(String),
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use Violation::*;
+        match self {
+            Malformed(m) => write!(f, "{m}"),
+            NotAmd64 { machine } => write!(f, "machine {machine:#06x} is not AMD64 (0x8664)"),
+            NotPe32Plus { magic } => {
+                write!(f, "optional header magic {magic:#x} is not PE32+ (0x20b)")
+            }
+            SubsystemNotNative { subsystem } => {
+                write!(
+                    f,
+                    "subsystem {subsystem} is not NATIVE (1): not a kernel driver image"
+                )
+            }
+            NoDriverEntryExport => write!(
+                f,
+                "no DriverEntry export: cannot prove the entry point is DriverEntry"
+            ),
+            EntryNotDriverEntry {
+                entry_rva,
+                driver_entry_rva,
+            } => write!(
+                f,
+                "AddressOfEntryPoint {entry_rva:#x} is not DriverEntry ({driver_entry_rva:#x})"
+            ),
+            EntryNotExecutable { entry_rva } => {
+                write!(
+                    f,
+                    "entry point {entry_rva:#x} is not in an executable section"
+                )
+            }
+            NxCompatMissing => write!(f, "IMAGE_DLLCHARACTERISTICS_NX_COMPAT is not set"),
+            DynamicBaseMissing => write!(f, "IMAGE_DLLCHARACTERISTICS_DYNAMIC_BASE is not set"),
+            WritableExecutableSection {
+                name,
+                characteristics,
+            } => write!(
+                f,
+                "section {name} is writable and executable (characteristics {characteristics:#010x})"
+            ),
+            HasTls => write!(
+                f,
+                "image has a TLS directory (unsupported in kernel images)"
+            ),
+            HasDelayImports => write!(
+                f,
+                "image has delay-load imports (unsupported in kernel images)"
+            ),
+            ImportFromForbiddenDll { dll } => write!(f, "imports from {dll}, which is not allowed"),
+            ImportByOrdinal { dll, ordinal } => write!(f, "imports ordinal {ordinal} from {dll}"),
+            UndeclaredImport { name } => {
+                write!(
+                    f,
+                    "import {name} is not declared in nt-abi (ntsim cannot bind it)"
+                )
+            }
+            MissingImport { name } => write!(f, "expected import {name} is missing"),
+            Instruction(i) => write!(f, "{i}"),
+            DisassemblyUnavailable(m) => write!(f, "instruction scan not performed: {m}"),
+        }
+    }
+}
+
+/// Header, section and import checks (everything but the instruction scan).
+pub fn check_structure(data: &[u8], policy: &Policy) -> Vec<Violation> {
+    let img = match Image::parse(data) {
+        Ok(img) => img,
+        Err(e) => return vec![Violation::Malformed(e.to_string())],
+    };
+    let mut v = Vec::new();
+    if img.machine != pe::IMAGE_FILE_MACHINE_AMD64 {
+        v.push(Violation::NotAmd64 {
+            machine: img.machine,
+        });
+    }
+    if img.optional_magic != pe::PE32_PLUS_MAGIC {
+        v.push(Violation::NotPe32Plus {
+            magic: img.optional_magic,
+        });
+        return v;
+    }
+    if img.subsystem != pe::IMAGE_SUBSYSTEM_NATIVE {
+        v.push(Violation::SubsystemNotNative {
+            subsystem: img.subsystem,
+        });
+    }
+    match img.exports.iter().find(|e| e.name == "DriverEntry") {
+        None => v.push(Violation::NoDriverEntryExport),
+        Some(e) if e.rva != img.entry_rva => v.push(Violation::EntryNotDriverEntry {
+            entry_rva: img.entry_rva,
+            driver_entry_rva: e.rva,
+        }),
+        Some(_) => {}
+    }
+    if !img
+        .section_of_rva(img.entry_rva)
+        .is_some_and(|s| s.is_executable())
+    {
+        v.push(Violation::EntryNotExecutable {
+            entry_rva: img.entry_rva,
+        });
+    }
+    if img.dll_characteristics & pe::IMAGE_DLLCHARACTERISTICS_NX_COMPAT == 0 {
+        v.push(Violation::NxCompatMissing);
+    }
+    if img.dll_characteristics & pe::IMAGE_DLLCHARACTERISTICS_DYNAMIC_BASE == 0 {
+        v.push(Violation::DynamicBaseMissing);
+    }
+    for s in &img.sections {
+        if s.is_writable() && s.is_executable() {
+            v.push(Violation::WritableExecutableSection {
+                name: s.name.clone(),
+                characteristics: s.characteristics,
+            });
+        }
+    }
+    if img.directory(pe::DIR_TLS) != (0, 0) {
+        v.push(Violation::HasTls);
+    }
+    if img.directory(pe::DIR_DELAY_IMPORT) != (0, 0) {
+        v.push(Violation::HasDelayImports);
+    }
+    let mut names = Vec::new();
+    for dll in &img.imports {
+        if !policy
+            .allowed_dlls
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(&dll.dll))
+        {
+            v.push(Violation::ImportFromForbiddenDll {
+                dll: dll.dll.clone(),
+            });
+        }
+        for f in &dll.functions {
+            match f {
+                pe::ImportName::Ordinal(o) => v.push(Violation::ImportByOrdinal {
+                    dll: dll.dll.clone(),
+                    ordinal: *o,
+                }),
+                pe::ImportName::Name(n) => names.push(n.clone()),
+            }
+        }
+    }
+    if let Some(known) = &policy.known_imports {
+        for n in &names {
+            if !known.contains(n) {
+                v.push(Violation::UndeclaredImport { name: n.clone() });
+            }
+        }
+    }
+    for r in &policy.required_imports {
+        if !names.contains(r) {
+            v.push(Violation::MissingImport { name: r.clone() });
+        }
+    }
+    v
+}
+
+/// Instruction scan of the image at `path` (which must hold the same bytes that were checked).
+pub fn check_instructions(
+    path: &Path,
+    disassembler: Option<&disasm::Disassembler>,
+) -> Vec<Violation> {
+    let Some(d) = disassembler else {
+        return vec![Violation::DisassemblyUnavailable(format!(
+            "no objdump found; install {}",
+            disasm::OBJDUMP_PACKAGE
+        ))];
+    };
+    match d.scan(path) {
+        Ok((0, _)) => vec![Violation::DisassemblyUnavailable(format!(
+            "{} decoded no instructions",
+            d.path.display()
+        ))],
+        Ok((_, findings)) => findings.into_iter().map(Violation::Instruction).collect(),
+        Err(e) => vec![Violation::DisassemblyUnavailable(e)],
+    }
+}
+
+/// All checks on the image file at `path`.
+pub fn check(
+    path: &Path,
+    policy: &Policy,
+    disassembler: Option<&disasm::Disassembler>,
+) -> Vec<Violation> {
+    let data = match std::fs::read(path) {
+        Ok(d) => d,
+        Err(e) => return vec![Violation::Malformed(format!("{}: {e}", path.display()))],
+    };
+    let mut v = check_structure(&data, policy);
+    if !matches!(v.first(), Some(Violation::Malformed(_))) {
+        v.extend(check_instructions(path, disassembler));
+    }
+    v
+}
