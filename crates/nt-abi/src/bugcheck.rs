@@ -77,3 +77,25 @@ pub fn bugcheck_name(code: u32) -> &'static str {
         _ => "UNKNOWN_BUGCHECK",
     }
 }
+
+/// `MULTIPLE_IRP_COMPLETE_REQUESTS`: an IRP was completed twice (p1 = the IRP).
+pub const MULTIPLE_IRP_COMPLETE_REQUESTS: u32 = 0x44;
+/// `IRQL_GT_ZERO_AT_SYSTEM_SERVICE`: a request returned to its caller at raised IRQL.
+pub const IRQL_GT_ZERO_AT_SYSTEM_SERVICE: u32 = 0x4A;
+
+/// More `BAD_POOL_CALLER` (0xC2) parameter-1 values.
+pub mod bad_pool_caller_ext {
+    /// Attempt to free pool that was already freed (p2 = reserved, p3 = header, p4 = contents).
+    pub const DOUBLE_FREE: u64 = 0x07;
+    /// Attempt to free pool at an address that was never allocated (p2 = the address).
+    pub const FREE_INVALID_ADDRESS: u64 = 0x99;
+}
+
+/// The symbolic name of a bug-check code, including the codes added after [`bugcheck_name`].
+pub fn bugcheck_name_ext(code: u32) -> &'static str {
+    match code {
+        MULTIPLE_IRP_COMPLETE_REQUESTS => "MULTIPLE_IRP_COMPLETE_REQUESTS",
+        IRQL_GT_ZERO_AT_SYSTEM_SERVICE => "IRQL_GT_ZERO_AT_SYSTEM_SERVICE",
+        other => bugcheck_name(other),
+    }
+}

@@ -18,6 +18,7 @@ pub mod imports;
 pub mod io;
 pub mod ke;
 pub mod layout;
+pub mod pe;
 pub mod pool;
 pub mod status;
 pub mod types;

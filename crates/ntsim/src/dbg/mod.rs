@@ -1,0 +1,367 @@
+//! Debug output: `DbgPrint` / `DbgPrintEx` with the kernel's printf dialect.
+//!
+//! The exports are variadic. On x64 the first four integer arguments travel in registers and the
+//! rest on the stack, right after the 32-byte home area the caller always reserves. A small
+//! naked entry spills the four registers into that home area, which makes all arguments one
+//! contiguous array (exactly what a Windows `va_list` is), and jumps to Rust with a pointer to
+//! it. Stack slots are then read only as far as the format string asks.
+#![allow(non_snake_case)]
+
+use crate::machine::{current, lock};
+
+#[derive(Default)]
+pub struct DbgLog {
+    pub lines: Vec<String>,
+    pub partial: String,
+}
+
+/// Arguments as a Windows x64 `va_list`.
+pub struct VaList {
+    p: *const u64,
+}
+
+impl VaList {
+    /// # Safety
+    /// `p` must point to the spilled register arguments followed by the caller's stack
+    /// arguments, with at least as many slots as the format string consumes.
+    pub unsafe fn new(p: *const u64) -> Self {
+        VaList { p }
+    }
+    fn next(&mut self) -> u64 {
+        // SAFETY: the constructor's contract: one slot per conversion the format asks for.
+        let v = unsafe { self.p.read() };
+        // SAFETY: stays within (or one past) the argument area described above.
+        self.p = unsafe { self.p.add(1) };
+        v
+    }
+}
+
+/// Format `fmt` with Windows kernel printf semantics.
+///
+/// # Safety
+/// `args` must supply a valid argument for every conversion; pointer arguments to `%s`, `%ws`,
+/// `%wZ`, `%Z` must be null or valid.
+pub unsafe fn format(fmt: &[u8], args: &mut VaList) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < fmt.len() {
+        let c = fmt[i];
+        if c != b'%' {
+            let start = i;
+            while i < fmt.len() && fmt[i] != b'%' {
+                i += 1;
+            }
+            out.push_str(&String::from_utf8_lossy(&fmt[start..i]));
+            continue;
+        }
+        i += 1;
+        if i >= fmt.len() {
+            break;
+        }
+        let (mut left, mut zero, mut plus, mut space, mut alt) =
+            (false, false, false, false, false);
+        while i < fmt.len() {
+            match fmt[i] {
+                b'-' => left = true,
+                b'0' => zero = true,
+                b'+' => plus = true,
+                b' ' => space = true,
+                b'#' => alt = true,
+                _ => break,
+            }
+            i += 1;
+        }
+        let mut width: Option<usize> = None;
+        if i < fmt.len() && fmt[i] == b'*' {
+            width = Some(args.next() as i32 as usize);
+            i += 1;
+        } else {
+            while i < fmt.len() && fmt[i].is_ascii_digit() {
+                width = Some(width.unwrap_or(0) * 10 + (fmt[i] - b'0') as usize);
+                i += 1;
+            }
+        }
+        let mut prec: Option<usize> = None;
+        if i < fmt.len() && fmt[i] == b'.' {
+            i += 1;
+            if i < fmt.len() && fmt[i] == b'*' {
+                prec = Some(args.next() as i32 as usize);
+                i += 1;
+            } else {
+                let mut p = 0;
+                while i < fmt.len() && fmt[i].is_ascii_digit() {
+                    p = p * 10 + (fmt[i] - b'0') as usize;
+                    i += 1;
+                }
+                prec = Some(p);
+            }
+        }
+        // Length modifiers. `l` is 32-bit on Windows (LLP64).
+        let mut bits64 = false;
+        let mut wide = false;
+        let mut short = 0;
+        loop {
+            if i >= fmt.len() {
+                break;
+            }
+            if fmt[i..].starts_with(b"I64") {
+                bits64 = true;
+                i += 3;
+            } else if fmt[i..].starts_with(b"I32") {
+                i += 3;
+            } else if fmt[i] == b'I' || fmt[i] == b'z' || fmt[i] == b'j' || fmt[i] == b't' {
+                bits64 = true;
+                i += 1;
+            } else if fmt[i..].starts_with(b"ll") {
+                bits64 = true;
+                i += 2;
+            } else if fmt[i] == b'l' {
+                wide = true;
+                i += 1;
+            } else if fmt[i] == b'w' {
+                wide = true;
+                i += 1;
+            } else if fmt[i] == b'h' {
+                short += 1;
+                i += 1;
+            } else {
+                break;
+            }
+        }
+        if i >= fmt.len() {
+            break;
+        }
+        let conv = fmt[i];
+        i += 1;
+        let body: String = match conv {
+            b'%' => "%".into(),
+            b'd' | b'i' => {
+                let raw = args.next();
+                let v: i64 = if bits64 {
+                    raw as i64
+                } else if short == 1 {
+                    raw as i16 as i64
+                } else if short >= 2 {
+                    raw as i8 as i64
+                } else {
+                    raw as i32 as i64
+                };
+                let mut s = v.unsigned_abs().to_string();
+                if let Some(p) = prec {
+                    while s.len() < p {
+                        s.insert(0, '0');
+                    }
+                }
+                let sign = if v < 0 {
+                    "-"
+                } else if plus {
+                    "+"
+                } else if space {
+                    " "
+                } else {
+                    ""
+                };
+                pad_num(sign, s, width, left, zero && prec.is_none())
+            }
+            b'u' | b'x' | b'X' | b'o' => {
+                let raw = args.next();
+                let v: u64 = if bits64 {
+                    raw
+                } else if short == 1 {
+                    raw as u16 as u64
+                } else if short >= 2 {
+                    raw as u8 as u64
+                } else {
+                    raw as u32 as u64
+                };
+                let mut s = match conv {
+                    b'u' => v.to_string(),
+                    b'x' => format!("{v:x}"),
+                    b'X' => format!("{v:X}"),
+                    _ => format!("{v:o}"),
+                };
+                if let Some(p) = prec {
+                    while s.len() < p {
+                        s.insert(0, '0');
+                    }
+                }
+                let prefix = match (alt && v != 0, conv) {
+                    (true, b'x') => "0x",
+                    (true, b'X') => "0X",
+                    (true, b'o') => "0",
+                    _ => "",
+                };
+                pad_num(prefix, s, width, left, zero && prec.is_none())
+            }
+            b'p' => {
+                let v = args.next();
+                pad(format!("{v:016X}"), width, left)
+            }
+            b'c' | b'C' => {
+                let v = args.next();
+                let ch = if wide || conv == b'C' {
+                    char::from_u32(v as u16 as u32).unwrap_or('?')
+                } else {
+                    v as u8 as char
+                };
+                pad(ch.to_string(), width, left)
+            }
+            b's' | b'S' => {
+                let p = args.next() as usize;
+                let s = if p == 0 {
+                    "(null)".to_string()
+                } else if wide || conv == b'S' {
+                    // SAFETY: a non-null wide string per the format contract.
+                    unsafe { crate::rtl::read_wstr(p as *const u16) }.unwrap_or_default()
+                } else {
+                    // SAFETY: a non-null NUL-terminated string per the format contract.
+                    let b = unsafe { crate::rtl::read_cstr(p as *const u8) }.unwrap_or_default();
+                    String::from_utf8_lossy(&b).into_owned()
+                };
+                let s = match prec {
+                    Some(p) => s.chars().take(p).collect(),
+                    None => s,
+                };
+                pad(s, width, left)
+            }
+            b'Z' => {
+                let p = args.next() as usize;
+                let s = if p == 0 {
+                    "(null)".to_string()
+                } else if wide {
+                    // SAFETY: `%wZ` takes a UNICODE_STRING*, non-null here.
+                    unsafe { crate::rtl::read_unicode(p as *const nt_abi::UNICODE_STRING) }
+                        .unwrap_or_default()
+                } else {
+                    // SAFETY: `%Z` takes an ANSI_STRING* (Length u16, MaximumLength u16, Buffer
+                    // at +8), non-null here; Buffer holds Length bytes.
+                    unsafe {
+                        let len = (p as *const u16).read() as usize;
+                        let buf = ((p + 8) as *const *const u8).read();
+                        if buf.is_null() {
+                            String::new()
+                        } else {
+                            String::from_utf8_lossy(core::slice::from_raw_parts(buf, len))
+                                .into_owned()
+                        }
+                    }
+                };
+                pad(s, width, left)
+            }
+            other => format!("%{}", other as char),
+        };
+        out.push_str(&body);
+    }
+    out
+}
+
+fn pad(s: String, width: Option<usize>, left: bool) -> String {
+    let w = width.unwrap_or(0);
+    let n = s.chars().count();
+    if n >= w {
+        return s;
+    }
+    let fill = " ".repeat(w - n);
+    if left { s + &fill } else { fill + &s }
+}
+
+fn pad_num(prefix: &str, digits: String, width: Option<usize>, left: bool, zero: bool) -> String {
+    let w = width.unwrap_or(0);
+    let n = prefix.len() + digits.len();
+    if n >= w {
+        return format!("{prefix}{digits}");
+    }
+    if left {
+        format!("{prefix}{digits}{}", " ".repeat(w - n))
+    } else if zero {
+        format!("{prefix}{}{digits}", "0".repeat(w - n))
+    } else {
+        format!("{}{prefix}{digits}", " ".repeat(w - n))
+    }
+}
+
+fn emit(text: &str) {
+    let m = current();
+    if m.config.echo_dbgprint {
+        eprint!("{text}");
+    }
+    let mut g = lock(&m.dbg);
+    g.partial.push_str(text);
+    while let Some(pos) = g.partial.find('\n') {
+        let line = g.partial[..pos].trim_end_matches('\r').to_string();
+        g.partial.drain(..=pos);
+        g.lines.push(line);
+    }
+}
+
+/// `DbgPrint` body: `args[0]` is Format, the rest follow.
+extern "win64" fn dbgprint_impl(args: *const u64) -> u32 {
+    // SAFETY: `args` points at the spilled home area of a DbgPrint call (see module docs).
+    let mut va = unsafe { VaList::new(args) };
+    let fmt = va.next() as *const u8;
+    // SAFETY: DbgPrint's Format is a NUL-terminated string.
+    let Some(f) = (unsafe { crate::rtl::read_cstr(fmt) }) else {
+        return 0;
+    };
+    // SAFETY: the remaining slots are the caller's variadic arguments.
+    let s = unsafe { format(&f, &mut va) };
+    emit(&s);
+    0
+}
+
+/// `DbgPrintEx` body: `args` = ComponentId, Level, Format, ….
+extern "win64" fn dbgprintex_impl(args: *const u64) -> u32 {
+    // SAFETY: `args` points at the spilled home area of a DbgPrintEx call.
+    let mut va = unsafe { VaList::new(args) };
+    let _component = va.next();
+    let _level = va.next();
+    let fmt = va.next() as *const u8;
+    // SAFETY: DbgPrintEx's Format is a NUL-terminated string.
+    let Some(f) = (unsafe { crate::rtl::read_cstr(fmt) }) else {
+        return 0;
+    };
+    // SAFETY: the remaining slots are the caller's variadic arguments.
+    let s = unsafe { format(&f, &mut va) };
+    emit(&s);
+    0
+}
+
+/// `ULONG DbgPrint(PCSTR Format, ...)`.
+#[unsafe(naked)]
+pub unsafe extern "win64" fn DbgPrint() {
+    core::arch::naked_asm!(
+        "mov [rsp + 8], rcx",
+        "mov [rsp + 16], rdx",
+        "mov [rsp + 24], r8",
+        "mov [rsp + 32], r9",
+        "lea rcx, [rsp + 8]",
+        "jmp {imp}",
+        imp = sym dbgprint_impl,
+    )
+}
+
+/// `ULONG DbgPrintEx(ULONG ComponentId, ULONG Level, PCSTR Format, ...)`.
+#[unsafe(naked)]
+pub unsafe extern "win64" fn DbgPrintEx() {
+    core::arch::naked_asm!(
+        "mov [rsp + 8], rcx",
+        "mov [rsp + 16], rdx",
+        "mov [rsp + 24], r8",
+        "mov [rsp + 32], r9",
+        "lea rcx, [rsp + 8]",
+        "jmp {imp}",
+        imp = sym dbgprintex_impl,
+    )
+}
+
+/// `DbgPrint` as a callable variadic function pointer (for in-process callers).
+pub fn dbgprint_fn() -> unsafe extern "win64" fn(*const u8, ...) -> u32 {
+    // SAFETY: the naked entry implements exactly this variadic win64 signature.
+    unsafe { core::mem::transmute(DbgPrint as *const ()) }
+}
+
+/// `DbgPrintEx` as a callable variadic function pointer.
+pub fn dbgprintex_fn() -> unsafe extern "win64" fn(u32, u32, *const u8, ...) -> u32 {
+    // SAFETY: the naked entry implements exactly this variadic win64 signature.
+    unsafe { core::mem::transmute(DbgPrintEx as *const ()) }
+}

@@ -1,0 +1,2 @@
+//! Executive: pool and system worker queues.
+pub mod pool;

@@ -1,0 +1,64 @@
+//! Every emulated ntoskrnl export, callable in-process, plus the name → address table the PE
+//! loader binds imports with. Each fixed-arity entry is type-checked against
+//! `nt_abi::imports::signatures::<Name>` at compile time.
+#![allow(non_snake_case)]
+
+pub use crate::dbg::{DbgPrint, DbgPrintEx, dbgprint_fn, dbgprintex_fn};
+pub use crate::ex::pool::{ExAllocatePool2, ExFreePool, ExFreePoolWithTag};
+pub use crate::io::irp::IofCompleteRequest;
+pub use crate::io::workitem::{
+    IoAllocateWorkItem, IoFreeWorkItem, IoInitializeWorkItem, IoQueueWorkItem, IoQueueWorkItemEx,
+    IoSizeofWorkItem, IoUninitializeWorkItem,
+};
+pub use crate::io::{IoCreateDevice, IoCreateSymbolicLink, IoDeleteDevice, IoDeleteSymbolicLink};
+pub use crate::ke::{
+    KeAcquireSpinLockRaiseToDpc, KeBugCheckEx, KeClearEvent, KeDelayExecutionThread,
+    KeInitializeEvent, KeQueryPerformanceCounter, KeReadStateEvent, KeReleaseSpinLock,
+    KeResetEvent, KeSetEvent, KeWaitForSingleObject,
+};
+pub use crate::ob::{ObfDereferenceObject, ObfReferenceObject};
+pub use crate::rtl::RtlInitUnicodeString;
+
+use nt_abi::imports::signatures;
+
+macro_rules! table {
+    ($($name:ident),* $(,)?) => {
+        /// (name, address) of every emulated export.
+        pub fn table() -> Vec<(&'static str, usize)> {
+            vec![
+                $((stringify!($name), {
+                    let f: signatures::$name = $name;
+                    f as usize
+                }),)*
+                ("DbgPrint", DbgPrint as *const () as usize),
+                ("DbgPrintEx", DbgPrintEx as *const () as usize),
+            ]
+        }
+    };
+}
+
+table! {
+    IoSizeofWorkItem, IoInitializeWorkItem, IoUninitializeWorkItem, IoQueueWorkItem,
+    IoQueueWorkItemEx, IoAllocateWorkItem, IoFreeWorkItem,
+    ExAllocatePool2, ExFreePoolWithTag, ExFreePool,
+    IoCreateDevice, IoDeleteDevice, IoCreateSymbolicLink, IoDeleteSymbolicLink,
+    IofCompleteRequest, ObfReferenceObject, ObfDereferenceObject, RtlInitUnicodeString,
+    KeInitializeEvent, KeSetEvent, KeClearEvent, KeResetEvent, KeReadStateEvent,
+    KeWaitForSingleObject, KeDelayExecutionThread, KeAcquireSpinLockRaiseToDpc,
+    KeReleaseSpinLock, KeQueryPerformanceCounter, KeBugCheckEx,
+}
+
+/// Address of the export `name`, if ntsim emulates it.
+pub fn lookup(name: &str) -> Option<usize> {
+    table()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, a)| a)
+}
+
+/// Names of every emulated export, sorted.
+pub fn names() -> Vec<&'static str> {
+    let mut v: Vec<_> = table().into_iter().map(|(n, _)| n).collect();
+    v.sort_unstable();
+    v
+}

@@ -1,0 +1,362 @@
+//! Kernel core: per-thread IRQL, events and waits, spin locks, time, KeBugCheckEx.
+#![allow(non_snake_case)]
+
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nt_abi::bugcheck;
+use nt_abi::*;
+
+use crate::machine::{current, lock, raise};
+use crate::verifier::Bc;
+
+/// Per-thread IRQL.
+pub mod irql {
+    use std::cell::Cell;
+
+    thread_local! {
+        static IRQL: Cell<u8> = const { Cell::new(0) };
+    }
+
+    /// The current thread's IRQL.
+    pub fn get() -> u8 {
+        IRQL.with(Cell::get)
+    }
+
+    /// Set the current thread's IRQL (ntsim-internal; drivers use spin locks).
+    pub fn set(v: u8) {
+        IRQL.with(|c| c.set(v));
+    }
+}
+
+fn event_state(ev: *mut KEVENT) -> &'static AtomicI32 {
+    // SAFETY: the caller passed a KEVENT it owns; `SignalState` is a naturally aligned LONG
+    // inside it, and every access ntsim makes to it is atomic, so viewing it as an AtomicI32
+    // for the duration of the call is sound. The 'static lifetime never escapes the export.
+    unsafe { AtomicI32::from_ptr(&raw mut (*ev).Header.SignalState) }
+}
+
+fn event_type(ev: *mut KEVENT) -> u8 {
+    // SAFETY: `ev` is a live KEVENT supplied by the driver; the type byte is plain data.
+    unsafe { (*ev).Header.Type }
+}
+
+/// `KeInitializeEvent`.
+///
+/// # Safety
+/// `Event` must point to writable storage for a KEVENT.
+pub unsafe extern "win64" fn KeInitializeEvent(
+    Event: *mut KEVENT,
+    Type: EVENT_TYPE,
+    State: BOOLEAN,
+) {
+    let _m = current();
+    let ty = if Type == SYNCHRONIZATION_EVENT {
+        EVENT_SYNCHRONIZATION_OBJECT
+    } else {
+        EVENT_NOTIFICATION_OBJECT
+    };
+    let header = DISPATCHER_HEADER {
+        Type: ty,
+        Signalling: 0,
+        Size: (core::mem::size_of::<KEVENT>() / 4) as u8,
+        Reserved1: 0,
+        SignalState: (State != 0) as i32,
+        WaitListHead: LIST_ENTRY {
+            Flink: core::ptr::null_mut(),
+            Blink: core::ptr::null_mut(),
+        },
+    };
+    // SAFETY: the caller guarantees `Event` is writable KEVENT storage; we write the whole
+    // header, and the wait list points at itself as Windows initializes it.
+    unsafe {
+        Event.write(KEVENT { Header: header });
+    }
+    let head = crate::ke::list_head(Event);
+    // SAFETY: `Event` was just initialized and is writable; the list head is its own member.
+    unsafe {
+        (*Event).Header.WaitListHead = LIST_ENTRY {
+            Flink: head,
+            Blink: head,
+        };
+    }
+}
+
+fn list_head(ev: *mut KEVENT) -> *mut LIST_ENTRY {
+    // SAFETY: computing a field address of a caller-provided KEVENT does not read it.
+    unsafe { &raw mut (*ev).Header.WaitListHead }
+}
+
+/// `KeSetEvent`: returns the previous state.
+///
+/// # Safety
+/// `Event` must be an initialized KEVENT.
+pub unsafe extern "win64" fn KeSetEvent(
+    Event: *mut KEVENT,
+    _Increment: KPRIORITY,
+    _Wait: BOOLEAN,
+) -> LONG {
+    let m = current();
+    let g = lock(&m.ev);
+    let prev = event_state(Event).swap(1, Ordering::SeqCst);
+    drop(g);
+    m.ev_cv.notify_all();
+    prev
+}
+
+/// `KeClearEvent`.
+///
+/// # Safety
+/// `Event` must be an initialized KEVENT.
+pub unsafe extern "win64" fn KeClearEvent(Event: *mut KEVENT) {
+    let m = current();
+    let _g = lock(&m.ev);
+    event_state(Event).store(0, Ordering::SeqCst);
+}
+
+/// `KeResetEvent`: returns the previous state.
+///
+/// # Safety
+/// `Event` must be an initialized KEVENT.
+pub unsafe extern "win64" fn KeResetEvent(Event: *mut KEVENT) -> LONG {
+    let m = current();
+    let _g = lock(&m.ev);
+    event_state(Event).swap(0, Ordering::SeqCst)
+}
+
+/// `KeReadStateEvent`.
+///
+/// # Safety
+/// `Event` must be an initialized KEVENT.
+pub unsafe extern "win64" fn KeReadStateEvent(Event: *mut KEVENT) -> LONG {
+    let _m = current();
+    event_state(Event).load(Ordering::SeqCst)
+}
+
+/// 100-ns intervals between 1601-01-01 and 1970-01-01.
+const EPOCH_1601_TO_1970: i64 = 116_444_736_000_000_000;
+
+/// Current system time as Windows counts it (100 ns since 1601).
+pub fn system_time() -> i64 {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    EPOCH_1601_TO_1970 + (d.as_nanos() / 100) as i64
+}
+
+/// Turn a Windows timeout (NULL = infinite, negative = relative, positive = absolute) into a
+/// deadline.
+fn deadline(timeout: *mut LARGE_INTEGER) -> Option<Instant> {
+    if timeout.is_null() {
+        return None;
+    }
+    // SAFETY: non-null timeout pointers are caller-owned LARGE_INTEGERs; QuadPart covers all 8
+    // bytes so every bit pattern is valid.
+    let t = unsafe { (*timeout).QuadPart };
+    let rel = if t < 0 {
+        t.unsigned_abs()
+    } else {
+        (t - system_time()).max(0) as u64
+    };
+    Some(Instant::now() + Duration::from_nanos(rel.saturating_mul(100)))
+}
+
+/// `KeWaitForSingleObject` on an event: STATUS_SUCCESS when signaled (auto-reset for
+/// synchronization events), STATUS_TIMEOUT when the timeout expires.
+///
+/// # Safety
+/// `Object` must be an initialized KEVENT; `Timeout` null or a valid LARGE_INTEGER.
+pub unsafe extern "win64" fn KeWaitForSingleObject(
+    Object: PVOID,
+    _WaitReason: KWAIT_REASON,
+    _WaitMode: KPROCESSOR_MODE,
+    _Alertable: BOOLEAN,
+    Timeout: *mut LARGE_INTEGER,
+) -> NTSTATUS {
+    let m = current();
+    let ev = Object.cast::<KEVENT>();
+    let dl = deadline(Timeout);
+    let irql = irql::get();
+    let zero_wait = dl.is_some_and(|d| d <= Instant::now());
+    if irql > APC_LEVEL && !zero_wait {
+        raise(
+            &m,
+            Bc::new(
+                bugcheck::IRQL_NOT_LESS_OR_EQUAL,
+                [Object as u64, irql as u64, 0, 0],
+            ),
+        );
+    }
+    let sync = event_type(ev) == EVENT_SYNCHRONIZATION_OBJECT;
+    let state = event_state(ev);
+    let mut g = lock(&m.ev);
+    loop {
+        if sync {
+            if state
+                .compare_exchange(1, 0, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                return STATUS_SUCCESS;
+            }
+        } else if state.load(Ordering::SeqCst) != 0 {
+            return STATUS_SUCCESS;
+        }
+        if m.bugged.load(Ordering::SeqCst) {
+            drop(g);
+            crate::machine::park_forever();
+        }
+        let wait = match dl {
+            Some(d) => {
+                let now = Instant::now();
+                if now >= d {
+                    return STATUS_TIMEOUT;
+                }
+                (d - now).min(Duration::from_millis(50))
+            }
+            None => Duration::from_millis(50),
+        };
+        g = m
+            .ev_cv
+            .wait_timeout(g, wait)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+}
+
+/// `KeDelayExecutionThread`.
+///
+/// # Safety
+/// `Interval` must point to a LARGE_INTEGER.
+pub unsafe extern "win64" fn KeDelayExecutionThread(
+    _WaitMode: KPROCESSOR_MODE,
+    _Alertable: BOOLEAN,
+    Interval: *mut LARGE_INTEGER,
+) -> NTSTATUS {
+    let m = current();
+    if irql::get() > APC_LEVEL {
+        raise(
+            &m,
+            Bc::new(
+                bugcheck::IRQL_NOT_LESS_OR_EQUAL,
+                [0, irql::get() as u64, 0, 0],
+            ),
+        );
+    }
+    if let Some(d) = deadline(Interval) {
+        let now = Instant::now();
+        if d > now {
+            std::thread::sleep(d - now);
+        } else {
+            std::thread::yield_now();
+        }
+    }
+    STATUS_SUCCESS
+}
+
+fn spin_word(lock: *mut KSPIN_LOCK) -> &'static AtomicUsize {
+    // SAFETY: a KSPIN_LOCK is a naturally aligned ULONG_PTR owned by the driver; all access by
+    // ntsim is atomic.
+    unsafe { AtomicUsize::from_ptr(lock) }
+}
+
+/// `KeAcquireSpinLockRaiseToDpc`: raise to DISPATCH_LEVEL and take the lock; returns the old IRQL.
+///
+/// # Safety
+/// `SpinLock` must point to a KSPIN_LOCK.
+pub unsafe extern "win64" fn KeAcquireSpinLockRaiseToDpc(SpinLock: *mut KSPIN_LOCK) -> KIRQL {
+    let m = current();
+    let old = irql::get();
+    if old > DISPATCH_LEVEL {
+        raise(
+            &m,
+            Bc::new(
+                bugcheck::IRQL_NOT_LESS_OR_EQUAL,
+                [SpinLock as u64, old as u64, 0, 0],
+            ),
+        );
+    }
+    irql::set(DISPATCH_LEVEL);
+    let w = spin_word(SpinLock);
+    let mut spins = 0u32;
+    while w
+        .compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        spins += 1;
+        if spins > 64 {
+            std::thread::yield_now();
+            if m.bugged.load(Ordering::Relaxed) {
+                crate::machine::park_forever();
+            }
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+    old
+}
+
+/// `KeReleaseSpinLock`.
+///
+/// # Safety
+/// `SpinLock` must be a KSPIN_LOCK held by the caller.
+pub unsafe extern "win64" fn KeReleaseSpinLock(SpinLock: *mut KSPIN_LOCK, NewIrql: KIRQL) {
+    let m = current();
+    let cur = irql::get();
+    if m.verifier() && cur != DISPATCH_LEVEL {
+        raise(
+            &m,
+            Bc::verifier(
+                bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
+                [
+                    bugcheck::verifier::RELEASE_SPINLOCK_NOT_AT_DISPATCH,
+                    cur as u64,
+                    SpinLock as u64,
+                    0,
+                ],
+            ),
+        );
+    }
+    spin_word(SpinLock).store(0, Ordering::Release);
+    irql::set(NewIrql);
+}
+
+/// Performance-counter frequency: 10 MHz, as on current x64 Windows.
+pub const PERFORMANCE_FREQUENCY: i64 = 10_000_000;
+
+/// `KeQueryPerformanceCounter`.
+///
+/// # Safety
+/// `PerformanceFrequency` must be null or point to a writable LARGE_INTEGER.
+pub unsafe extern "win64" fn KeQueryPerformanceCounter(
+    PerformanceFrequency: *mut LARGE_INTEGER,
+) -> LARGE_INTEGER {
+    let m = current();
+    if !PerformanceFrequency.is_null() {
+        // SAFETY: non-null, caller-owned and writable per the contract.
+        unsafe {
+            PerformanceFrequency.write(LARGE_INTEGER {
+                QuadPart: PERFORMANCE_FREQUENCY,
+            });
+        }
+    }
+    let ticks = (m.epoch.elapsed().as_nanos() / 100) as i64;
+    LARGE_INTEGER { QuadPart: ticks }
+}
+
+/// `KeBugCheckEx`: stop the machine with the driver's own code and parameters.
+///
+/// # Safety
+/// Always safe to call; never returns.
+pub unsafe extern "win64" fn KeBugCheckEx(
+    BugCheckCode: ULONG,
+    P1: ULONG_PTR,
+    P2: ULONG_PTR,
+    P3: ULONG_PTR,
+    P4: ULONG_PTR,
+) -> ! {
+    let m = current();
+    raise(
+        &m,
+        Bc::new(BugCheckCode, [P1 as u64, P2 as u64, P3 as u64, P4 as u64]),
+    )
+}

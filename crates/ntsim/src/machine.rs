@@ -1,0 +1,276 @@
+//! The emulated machine: configuration, per-thread kernel state, kernel threads, bug checks.
+use std::cell::{Cell, RefCell};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use crate::verifier::{Bc, BugCheck};
+
+/// Which Driver Verifier rules are on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verifier {
+    /// Like `verifier /standard`: every rule ntsim knows.
+    Standard,
+    /// Only the checks ntoskrnl makes by itself (0xE4, 0xE1, 0xC2, 0x44, 0x18, 0xCE).
+    Off,
+}
+
+/// Machine configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// What `IoSizeofWorkItem` returns (0x58 = Windows 10 x64; 0x40 Windows 7; 0x60 recent).
+    pub size_of_work_item: u32,
+    pub verifier: Verifier,
+    /// System worker threads per work queue (spawned lazily, on the first queueing).
+    pub workers_per_queue: usize,
+    /// Echo DbgPrint output to stderr as it happens.
+    pub echo_dbgprint: bool,
+    /// After DriverUnload returns, how long work-item routines that are already *running* get
+    /// to return (Windows keeps the image alive through the IoObject reference while a routine
+    /// finishes its epilogue). Items still queued, or still running after this, are 0xCE.
+    pub unload_grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            size_of_work_item: 0x58,
+            verifier: Verifier::Standard,
+            workers_per_queue: 2,
+            echo_dbgprint: false,
+            unload_grace: Duration::from_millis(2000),
+        }
+    }
+}
+
+pub(crate) const NO_DRIVER: usize = usize::MAX;
+/// Driver id of the in-process pseudo-driver "host".
+pub(crate) const HOST_DRIVER: usize = 0;
+
+/// Machine state shared by every kernel thread.
+pub(crate) struct Inner {
+    pub config: Config,
+    pub bugged: AtomicBool,
+    pub bug: Mutex<Option<BugCheck>>,
+    pub shutdown: AtomicBool,
+    pub pool: Mutex<crate::ex::pool::PoolTable>,
+    pub wi: Mutex<crate::io::workitem::WorkItems>,
+    pub wi_cv: Vec<Condvar>,
+    pub wi_idle: Condvar,
+    pub ob: Mutex<crate::ob::Objects>,
+    pub ev: Mutex<()>,
+    pub ev_cv: Condvar,
+    pub dbg: Mutex<crate::dbg::DbgLog>,
+    pub images: RwLock<Vec<Arc<crate::pe::Image>>>,
+    pub irps: Mutex<std::collections::HashMap<usize, Arc<crate::io::irp::IrpTrack>>>,
+    pub epoch: Instant,
+}
+
+impl Inner {
+    pub fn verifier(&self) -> bool {
+        self.config.verifier == Verifier::Standard
+    }
+
+    /// Record a bug check (the first one wins) and return the recorded one.
+    pub fn record_bugcheck(&self, bc: &Bc) -> BugCheck {
+        let addr = bc.address.unwrap_or_else(|| CALLER.with(Cell::get));
+        let address = self.describe_address(addr);
+        let context = CONTEXT.with(Cell::get).to_string();
+        let rec = crate::verifier::finish(bc, address, context);
+        let mut g = lock(&self.bug);
+        if g.is_none() {
+            *g = Some(rec);
+            self.bugged.store(true, Ordering::SeqCst);
+        }
+        drop(g);
+        for cv in &self.wi_cv {
+            cv.notify_all();
+        }
+        self.wi_idle.notify_all();
+        self.ev_cv.notify_all();
+        lock(&self.bug).clone().expect("just recorded")
+    }
+
+    /// `image.sys+0x…` for an address inside a loaded image.
+    pub fn describe_address(&self, addr: usize) -> String {
+        if addr == 0 {
+            return "unknown".to_string();
+        }
+        let images = self.images.read().unwrap_or_else(|e| e.into_inner());
+        for img in images.iter() {
+            if addr >= img.base && addr < img.base + img.size {
+                return format!("{}+{:#x}", img.name, addr - img.base);
+            }
+        }
+        format!("host+{addr:#x}")
+    }
+
+    /// The loaded image containing `addr`, if any.
+    pub fn image_of(&self, addr: usize) -> Option<Arc<crate::pe::Image>> {
+        let images = self.images.read().unwrap_or_else(|e| e.into_inner());
+        images
+            .iter()
+            .find(|i| addr >= i.base && addr < i.base + i.size)
+            .cloned()
+    }
+
+    pub fn bugcheck(&self) -> Option<BugCheck> {
+        if self.bugged.load(Ordering::SeqCst) {
+            lock(&self.bug).clone()
+        } else {
+            None
+        }
+    }
+}
+
+/// Lock a mutex, ignoring poisoning (a panicking host test must not wedge the machine).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Arc<Inner>>> = const { RefCell::new(None) };
+    /// Return address of the most recent export call made by driver code on this thread.
+    pub(crate) static CALLER: Cell<usize> = const { Cell::new(0) };
+    /// What this thread is doing, for bug-check reports.
+    pub(crate) static CONTEXT: Cell<&'static str> = const { Cell::new("host thread") };
+    /// Id of the driver whose code this thread is running (owner of new pool blocks, items…).
+    pub(crate) static DRIVER: Cell<usize> = const { Cell::new(NO_DRIVER) };
+}
+
+static FALLBACK: Mutex<Weak<Inner>> = Mutex::new(Weak::new());
+
+/// Called by the import stubs: remember the driver's return address.
+pub(crate) extern "win64" fn note_caller(ret: usize) {
+    CALLER.with(|c| c.set(ret));
+}
+
+/// Park this thread forever: used after a bug check, so no driver frame is ever returned to.
+pub(crate) fn park_forever() -> ! {
+    loop {
+        std::thread::park();
+    }
+}
+
+/// The machine this thread belongs to (a kernel thread's own, else the newest machine).
+/// After a bug check, every entry from driver code parks here.
+pub(crate) fn current() -> Arc<Inner> {
+    let m = CURRENT
+        .with(|c| c.borrow().clone())
+        .or_else(|| lock(&FALLBACK).upgrade());
+    match m {
+        Some(m) => {
+            if m.bugged.load(Ordering::Relaxed) {
+                park_forever();
+            }
+            m
+        }
+        None => {
+            eprintln!("ntsim: an emulated export was called on a thread with no machine");
+            std::process::abort();
+        }
+    }
+}
+
+/// Raise a bug check from kernel code: record it, then park this thread forever.
+pub(crate) fn raise(m: &Inner, bc: Bc) -> ! {
+    m.record_bugcheck(&bc);
+    park_forever()
+}
+
+pub(crate) fn set_current(m: Option<Arc<Inner>>) {
+    CURRENT.with(|c| *c.borrow_mut() = m);
+}
+
+/// Enter kernel-thread state on this thread.
+pub(crate) fn enter_kernel(m: &Arc<Inner>, driver: usize, ctx: &'static str) {
+    set_current(Some(m.clone()));
+    DRIVER.with(|d| d.set(driver));
+    CONTEXT.with(|c| c.set(ctx));
+    CALLER.with(|c| c.set(0));
+    crate::ke::irql::set(nt_abi::PASSIVE_LEVEL);
+}
+
+/// Run `f` on the calling (kernel) thread as driver `driver` in context `ctx`, restoring the
+/// previous state afterwards.
+pub(crate) fn with_context<R>(driver: usize, ctx: &'static str, f: impl FnOnce() -> R) -> R {
+    let pd = DRIVER.with(|d| d.replace(driver));
+    let pc = CONTEXT.with(|c| c.replace(ctx));
+    let r = f();
+    DRIVER.with(|d| d.set(pd));
+    CONTEXT.with(|c| c.set(pc));
+    r
+}
+
+/// Run `f` on a new ntsim kernel thread; wait for it or for a bug check.
+pub(crate) fn run_kernel<T: Send + 'static>(
+    m: &Arc<Inner>,
+    driver: usize,
+    ctx: &'static str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, BugCheck> {
+    if let Some(b) = m.bugcheck() {
+        return Err(b);
+    }
+    type Slot<T> = (Mutex<Option<std::thread::Result<T>>>, Condvar);
+    let slot: Arc<Slot<T>> = Arc::new((Mutex::new(None), Condvar::new()));
+    let s2 = slot.clone();
+    let m2 = m.clone();
+    let spawned = std::thread::Builder::new()
+        .name("ntsim-kernel".into())
+        .spawn(move || {
+            enter_kernel(&m2, driver, ctx);
+            let r = catch_unwind(AssertUnwindSafe(f));
+            *lock(&s2.0) = Some(r);
+            s2.1.notify_all();
+            set_current(None);
+        });
+    if let Err(e) = spawned {
+        panic!("ntsim: cannot spawn a kernel thread: {e}");
+    }
+    let mut g = lock(&slot.0);
+    loop {
+        if let Some(r) = g.take() {
+            return match r {
+                Ok(v) => match m.bugcheck() {
+                    Some(b) => Err(b),
+                    None => Ok(v),
+                },
+                Err(p) => resume_unwind(p),
+            };
+        }
+        if let Some(b) = m.bugcheck() {
+            return Err(b);
+        }
+        g = slot
+            .1
+            .wait_timeout(g, Duration::from_millis(10))
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+}
+
+pub(crate) fn new_inner(config: Config) -> Arc<Inner> {
+    let inner = Arc::new(Inner {
+        config,
+        bugged: AtomicBool::new(false),
+        bug: Mutex::new(None),
+        shutdown: AtomicBool::new(false),
+        pool: Mutex::new(Default::default()),
+        wi: Mutex::new(Default::default()),
+        wi_cv: (0..crate::io::workitem::NQ)
+            .map(|_| Condvar::new())
+            .collect(),
+        wi_idle: Condvar::new(),
+        ob: Mutex::new(Default::default()),
+        ev: Mutex::new(()),
+        ev_cv: Condvar::new(),
+        dbg: Mutex::new(Default::default()),
+        images: RwLock::new(Vec::new()),
+        irps: Mutex::new(Default::default()),
+        epoch: Instant::now(),
+    });
+    *lock(&FALLBACK) = Arc::downgrade(&inner);
+    inner
+}

@@ -1,0 +1,320 @@
+//! `ntsim`: run a WDM driver `.sys` under emulated ntoskrnl with verifier rules.
+//!
+//! Exit codes: 0 clean; 1 usage error, DriverEntry failure, or leaks without a bug check
+//! (verdict `leaks`); 2 the image was refused (verdict `load_error`); 3 bug check.
+use std::process::exit;
+
+use nt_abi::*;
+use ntsim::{Config, IoctlRecord, Machine, OpenError, Report, Verdict, Verifier};
+
+const HELP: &str = "\
+ntsim — run a Windows WDM driver (.sys) on Linux with ntoskrnl semantics and Driver Verifier rules
+
+USAGE:
+    ntsim run <driver.sys> [--ioctl \\\\.\\NAME:CODE[:INPUT_HEX[:OUTPUT_LEN]]]...
+              [--size-of-work-item N] [--verifier standard|off] [--json] [--echo-dbgprint]
+    ntsim imports            list the ntoskrnl exports ntsim emulates
+    ntsim bench [--iterations N] [--json]
+                             work-item cycles/s (init+uninit; queue->routine->uninit),
+                             verifier on and off
+    ntsim --help
+
+run: load the image, call DriverEntry, send each --ioctl in order (each on its own handle opened
+with read+write access, then closed), call DriverUnload, audit what the driver still owns.
+CODE and N are hex (0x...) or decimal; INPUT_HEX may be empty; OUTPUT_LEN defaults to 0.
+
+EXIT CODES:
+    0  clean
+    1  usage error, DriverEntry failed, or leaks without a bug check (verdict \"leaks\")
+    2  the image was refused (malformed, not x64/NATIVE, missing imports)
+    3  bug check
+
+--json prints one object:
+    {\"driver\", \"load_error\", \"driver_entry\": {\"status\", \"status_name\"},
+     \"ioctls\": [{\"device\", \"code\", \"status\", \"status_name\", \"open_status\", \"information\", \"output_hex\"}],
+     \"dbgprint\": [...], \"bugcheck\": {\"code\", \"parameters\", \"name\", \"meaning\", \"address\",
+     \"context\", \"documented_only\", \"verifier_rule\"} | null, \"leaks\": {...} | null,
+     \"verdict\": \"clean\"|\"leaks\"|\"bugcheck\"|\"load_error\"|\"start_failed\"}
+";
+
+fn usage(msg: &str) -> ! {
+    eprintln!("ntsim: {msg}\n\n{HELP}");
+    exit(1)
+}
+
+fn parse_num(s: &str) -> Option<u64> {
+    let s = s.trim();
+    if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        u64::from_str_radix(h, 16).ok()
+    } else {
+        s.parse().ok()
+    }
+}
+
+fn parse_hex(s: &str) -> Option<Vec<u8>> {
+    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
+}
+
+struct IoctlSpec {
+    device: String,
+    code: u32,
+    input: Vec<u8>,
+    out_len: usize,
+}
+
+fn parse_ioctl(s: &str) -> Result<IoctlSpec, String> {
+    let parts: Vec<&str> = s.splitn(4, ':').collect();
+    if parts.len() < 2 || parts[0].is_empty() {
+        return Err(format!(
+            "bad --ioctl {s:?}: expected \\\\.\\NAME:CODE[:INPUT_HEX[:OUTPUT_LEN]]"
+        ));
+    }
+    let code = parse_num(parts[1])
+        .filter(|&c| c <= u32::MAX as u64)
+        .ok_or(format!("bad IOCTL code {:?}", parts[1]))?;
+    let input = match parts.get(2) {
+        Some(h) => parse_hex(h).ok_or(format!("bad INPUT_HEX {h:?}"))?,
+        None => Vec::new(),
+    };
+    let out_len = match parts.get(3) {
+        Some(n) if !n.is_empty() => parse_num(n).ok_or(format!("bad OUTPUT_LEN {n:?}"))? as usize,
+        _ => 0,
+    };
+    Ok(IoctlSpec {
+        device: parts[0].to_string(),
+        code: code as u32,
+        input,
+        out_len,
+    })
+}
+
+fn finish(report: &Report, json: bool) -> ! {
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_human());
+    }
+    exit(report.verdict.exit_code())
+}
+
+fn cmd_run(args: &[String]) -> ! {
+    let mut path: Option<String> = None;
+    let mut ioctls = Vec::new();
+    let mut cfg = Config::default();
+    let mut json = false;
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        let mut value = |name: &str| -> String {
+            i += 1;
+            args.get(i)
+                .cloned()
+                .unwrap_or_else(|| usage(&format!("{name} needs a value")))
+        };
+        match a {
+            "--ioctl" => {
+                let v = value("--ioctl");
+                ioctls.push(parse_ioctl(&v).unwrap_or_else(|e| usage(&e)));
+            }
+            "--size-of-work-item" => {
+                let v = value("--size-of-work-item");
+                cfg.size_of_work_item = parse_num(&v)
+                    .filter(|&n| (0x20..=0x1000).contains(&n))
+                    .unwrap_or_else(|| usage(&format!("bad --size-of-work-item {v:?}")))
+                    as u32;
+            }
+            "--verifier" => {
+                cfg.verifier = match value("--verifier").as_str() {
+                    "standard" | "on" => Verifier::Standard,
+                    "off" => Verifier::Off,
+                    other => usage(&format!("bad --verifier {other:?} (standard|off)")),
+                }
+            }
+            "--json" => json = true,
+            "--echo-dbgprint" => cfg.echo_dbgprint = true,
+            "-h" | "--help" => {
+                print!("{HELP}");
+                exit(0)
+            }
+            s if s.starts_with("--") => usage(&format!("unknown option {s}")),
+            s => {
+                if path.is_some() {
+                    usage(&format!("unexpected argument {s}"));
+                }
+                path = Some(s.to_string());
+            }
+        }
+        i += 1;
+    }
+    let Some(path) = path else {
+        usage("run needs a driver path")
+    };
+    let machine = Machine::new(cfg);
+    let mut report = Report {
+        driver: path.clone(),
+        load_error: None,
+        driver_entry: None,
+        ioctls: Vec::new(),
+        dbgprint: Vec::new(),
+        bugcheck: None,
+        leaks: None,
+        verdict: Verdict::Clean,
+    };
+    let driver = match machine.load_driver(&path) {
+        Ok(d) => d,
+        Err(e) => {
+            report.load_error = Some(e.to_string());
+            report.verdict = Verdict::LoadError;
+            if !json {
+                eprintln!("ntsim: {e}");
+            }
+            finish(&report, json);
+        }
+    };
+    let done = |mut report: Report| -> ! {
+        report.dbgprint = machine.dbgprint_lines();
+        if let Some(b) = machine.bugcheck() {
+            report.bugcheck = Some(b);
+            report.verdict = Verdict::Bugcheck;
+        }
+        finish(&report, json)
+    };
+    match driver.start() {
+        Err(_) => done(report),
+        Ok(st) => {
+            report.driver_entry = Some(st);
+            if !nt_success(st) {
+                report.verdict = Verdict::StartFailed;
+                done(report);
+            }
+        }
+    }
+    for spec in &ioctls {
+        let mut rec = IoctlRecord {
+            device: spec.device.clone(),
+            code: spec.code,
+            status: None,
+            open_status: None,
+            information: 0,
+            output: Vec::new(),
+        };
+        match machine.open(&spec.device, GENERIC_READ | GENERIC_WRITE) {
+            Err(OpenError::Status(s)) => rec.open_status = Some(s),
+            Err(OpenError::BugCheck(_)) => {
+                report.ioctls.push(rec);
+                done(report);
+            }
+            Ok(h) => {
+                match h.device_io_control(spec.code, &spec.input, spec.out_len) {
+                    Ok(r) => {
+                        rec.status = Some(r.status);
+                        rec.information = r.information;
+                        rec.output = r.output;
+                    }
+                    Err(_) => {
+                        report.ioctls.push(rec);
+                        done(report);
+                    }
+                }
+                if h.close().is_err() {
+                    report.ioctls.push(rec);
+                    done(report);
+                }
+            }
+        }
+        report.ioctls.push(rec);
+    }
+    match driver.unload() {
+        Err(_) => done(report),
+        Ok(r) => {
+            report.verdict = if r.is_clean() {
+                Verdict::Clean
+            } else {
+                Verdict::Leaks
+            };
+            report.leaks = Some(r);
+            done(report)
+        }
+    }
+}
+
+fn cmd_bench(args: &[String]) -> ! {
+    let mut iterations = 20_000u64;
+    let mut json = false;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--iterations" => {
+                i += 1;
+                iterations = args
+                    .get(i)
+                    .and_then(|s| parse_num(s))
+                    .filter(|&n| n > 0)
+                    .unwrap_or_else(|| usage("bad --iterations"));
+            }
+            "--json" => json = true,
+            s => usage(&format!("unknown bench argument {s}")),
+        }
+        i += 1;
+    }
+    let results: Vec<_> = [Verifier::Standard, Verifier::Off]
+        .into_iter()
+        .map(|v| ntsim::bench::run(v, iterations))
+        .collect();
+    if json {
+        let arr: Vec<String> = results
+            .iter()
+            .map(|r| {
+                format!(
+                    "{{\"verifier\":\"{}\",\"iterations\":{},\"init_uninit_per_sec\":{:.0},\"queue_routine_uninit_per_sec\":{:.0}}}",
+                    if r.verifier == Verifier::Standard { "standard" } else { "off" },
+                    r.iterations,
+                    r.init_uninit_per_sec,
+                    r.queue_cycle_per_sec
+                )
+            })
+            .collect();
+        println!("[{}]", arr.join(","));
+    } else {
+        for r in &results {
+            println!(
+                "verifier {:<8} init+uninit: {:>12.0} cycles/s   queue->routine->uninit: {:>10.0} cycles/s   ({} iterations)",
+                if r.verifier == Verifier::Standard {
+                    "standard"
+                } else {
+                    "off"
+                },
+                r.init_uninit_per_sec,
+                r.queue_cycle_per_sec,
+                r.iterations
+            );
+        }
+    }
+    exit(0)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        None | Some("-h" | "--help" | "help") => {
+            print!("{HELP}");
+            exit(if args.is_empty() { 1 } else { 0 })
+        }
+        Some("run") => cmd_run(&args[1..]),
+        Some("bench") => cmd_bench(&args[1..]),
+        Some("imports") => {
+            for n in ntsim::exports::names() {
+                println!("ntoskrnl.exe!{n}");
+            }
+            exit(0)
+        }
+        Some(other) => usage(&format!("unknown command {other}")),
+    }
+}

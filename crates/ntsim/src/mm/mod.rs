@@ -1,0 +1,206 @@
+//! Memory manager: image mappings (mmap/mprotect), import stubs, address classification.
+use std::cell::Cell;
+
+use crate::machine::Inner;
+
+/// Page size on x86_64 Linux and Windows.
+pub const PAGE_SIZE: usize = 0x1000;
+
+pub fn round_up(v: usize, a: usize) -> usize {
+    v.div_ceil(a) * a
+}
+
+/// Map `size` bytes of zeroed read-write memory, at `fixed` if given (never replacing a
+/// mapping). Returns None on failure.
+pub fn map_rw(size: usize, fixed: Option<usize>) -> Option<usize> {
+    let (addr, flags) = match fixed {
+        Some(a) => (a as *mut libc::c_void, libc::MAP_FIXED_NOREPLACE),
+        None => (core::ptr::null_mut(), 0),
+    };
+    // SAFETY: an anonymous private mapping with no file; MAP_FIXED_NOREPLACE never clobbers an
+    // existing mapping, so no Rust-owned memory can be affected.
+    let p = unsafe {
+        libc::mmap(
+            addr,
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | flags,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return None;
+    }
+    if let Some(a) = fixed
+        && p as usize != a
+    {
+        // SAFETY: `p` is the mapping we just created (an old kernel ignored the hint).
+        unsafe { libc::munmap(p, size) };
+        return None;
+    }
+    Some(p as usize)
+}
+
+/// Page protection for a mapped range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prot {
+    R,
+    Rw,
+    Rx,
+    Rwx,
+}
+
+/// Change the protection of a page-aligned range ntsim mapped.
+pub fn protect(addr: usize, size: usize, prot: Prot) -> bool {
+    let p = match prot {
+        Prot::R => libc::PROT_READ,
+        Prot::Rw => libc::PROT_READ | libc::PROT_WRITE,
+        Prot::Rx => libc::PROT_READ | libc::PROT_EXEC,
+        Prot::Rwx => libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC,
+    };
+    // SAFETY: callers pass ranges inside a mapping created by `map_rw` that holds no Rust
+    // objects, only image bytes and stubs.
+    unsafe { libc::mprotect(addr as *mut libc::c_void, size, p) == 0 }
+}
+
+/// Size of one import stub.
+pub const STUB_SIZE: usize = 64;
+
+/// Write an import stub at `at`: it records the caller's return address (via `note`) then
+/// jumps to `target` with all argument registers and the stack untouched.
+///
+/// ```text
+/// push rcx; push rdx; push r8; push r9      ; rsp ≡ 8 (mod 16) after these
+/// sub rsp, 0x28                              ; shadow space, rsp ≡ 0 (mod 16)
+/// mov rcx, [rsp+0x48]                        ; the return address into the driver
+/// call [rip+note]
+/// add rsp, 0x28; pop r9; pop r8; pop rdx; pop rcx
+/// jmp [rip+target]
+/// ```
+pub fn stub_bytes(note: usize, target: usize) -> [u8; STUB_SIZE] {
+    let mut code: Vec<u8> = vec![
+        0x51, 0x52, 0x41, 0x50, 0x41, 0x51, // pushes
+        0x48, 0x83, 0xEC, 0x28, // sub rsp, 0x28
+        0x48, 0x8B, 0x4C, 0x24, 0x48, // mov rcx, [rsp+0x48]
+        0xFF, 0x15, 0, 0, 0, 0, // call [rip+disp32]  (patched)
+        0x48, 0x83, 0xC4, 0x28, // add rsp, 0x28
+        0x41, 0x59, 0x41, 0x58, 0x5A, 0x59, // pops
+        0xFF, 0x25, 0, 0, 0, 0, // jmp [rip+disp32]  (patched)
+    ];
+    let call_end = 21;
+    let jmp_end = code.len();
+    while code.len() < 48 {
+        code.push(0xCC);
+    }
+    let note_at = 48usize;
+    let target_at = 56usize;
+    let d1 = (note_at - call_end) as u32;
+    code[17..21].copy_from_slice(&d1.to_le_bytes());
+    let d2 = (target_at - jmp_end) as u32;
+    code[jmp_end - 4..jmp_end].copy_from_slice(&d2.to_le_bytes());
+    code.extend_from_slice(&(note as u64).to_le_bytes());
+    code.extend_from_slice(&(target as u64).to_le_bytes());
+    let mut out = [0u8; STUB_SIZE];
+    out.copy_from_slice(&code);
+    out
+}
+
+/// Where an address lives, as far as work-item rules care.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemClass {
+    NonPagedPool {
+        block: usize,
+        tag: u32,
+    },
+    PagedPool {
+        block: usize,
+        tag: u32,
+    },
+    /// ntsim-owned nonpaged memory: device extensions, IRPs, system buffers…
+    SystemNonPaged(&'static str),
+    /// A driver image section (`PAGE*` sections are pageable).
+    Image {
+        paged: bool,
+    },
+    /// The current thread's stack.
+    Stack,
+    Unknown,
+}
+
+impl MemClass {
+    pub fn is_nonpaged(&self) -> bool {
+        matches!(
+            self,
+            MemClass::NonPagedPool { .. }
+                | MemClass::SystemNonPaged(_)
+                | MemClass::Image { paged: false }
+        )
+    }
+}
+
+thread_local! {
+    static STACK: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+}
+
+/// The current thread's stack range.
+pub fn stack_bounds() -> (usize, usize) {
+    let cached = STACK.with(Cell::get);
+    if cached.1 != 0 {
+        return cached;
+    }
+    let mut attr = core::mem::MaybeUninit::<libc::pthread_attr_t>::zeroed();
+    let mut lo: *mut libc::c_void = core::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: pthread_getattr_np fills `attr` for the calling thread; on success we read the
+    // stack range out of it and destroy it exactly once.
+    let ok = unsafe { libc::pthread_getattr_np(libc::pthread_self(), attr.as_mut_ptr()) == 0 };
+    if ok {
+        // SAFETY: `attr` was initialized by the successful call above.
+        let r = unsafe { libc::pthread_attr_getstack(attr.as_ptr(), &mut lo, &mut size) };
+        // SAFETY: `attr` was initialized above and is destroyed once.
+        unsafe { libc::pthread_attr_destroy(attr.as_mut_ptr()) };
+        if r == 0 {
+            let b = (lo as usize, lo as usize + size);
+            STACK.with(|s| s.set(b));
+            return b;
+        }
+    }
+    (0, 0)
+}
+
+/// Classify `addr`.
+pub(crate) fn classify(m: &Inner, addr: usize) -> MemClass {
+    {
+        let g = crate::machine::lock(&m.pool);
+        if let Some((start, b)) = g.block_containing(addr) {
+            return if b.paged {
+                MemClass::PagedPool {
+                    block: start,
+                    tag: b.tag,
+                }
+            } else {
+                MemClass::NonPagedPool {
+                    block: start,
+                    tag: b.tag,
+                }
+            };
+        }
+        if let Some((_, r)) = g.system_containing(addr) {
+            return MemClass::SystemNonPaged(r.what);
+        }
+    }
+    if let Some(img) = m.image_of(addr) {
+        let paged = img
+            .sections
+            .iter()
+            .find(|s| addr >= s.start && addr < s.start + s.size)
+            .is_some_and(|s| s.name.starts_with("PAGE"));
+        return MemClass::Image { paged };
+    }
+    let (lo, hi) = stack_bounds();
+    if addr >= lo && addr < hi {
+        return MemClass::Stack;
+    }
+    MemClass::Unknown
+}

@@ -1,0 +1,273 @@
+//! The run report the CLI prints (`--json` or human-readable).
+use nt_abi::status_name;
+
+use crate::json::Json;
+use crate::{BugCheck, UnloadReport};
+
+/// Overall outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Loaded, ran, unloaded, nothing left behind. Exit code 0.
+    Clean,
+    /// Leaks found without a bug check (verifier off, or devices/links/items left). Exit 1.
+    Leaks,
+    /// The machine bug-checked. Exit 3.
+    Bugcheck,
+    /// The image was refused. Exit 2.
+    LoadError,
+    /// DriverEntry failed (the driver is not started; no unload). Exit 1.
+    StartFailed,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Clean => "clean",
+            Verdict::Leaks => "leaks",
+            Verdict::Bugcheck => "bugcheck",
+            Verdict::LoadError => "load_error",
+            Verdict::StartFailed => "start_failed",
+        }
+    }
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::Clean => 0,
+            Verdict::Leaks | Verdict::StartFailed => 1,
+            Verdict::LoadError => 2,
+            Verdict::Bugcheck => 3,
+        }
+    }
+}
+
+/// One IOCTL sent by `ntsim run`.
+#[derive(Clone, Debug)]
+pub struct IoctlRecord {
+    pub device: String,
+    pub code: u32,
+    /// None when the open itself failed (see `open_status`) or a bug check intervened.
+    pub status: Option<i32>,
+    pub open_status: Option<i32>,
+    pub information: usize,
+    pub output: Vec<u8>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub driver: String,
+    pub load_error: Option<String>,
+    pub driver_entry: Option<i32>,
+    pub ioctls: Vec<IoctlRecord>,
+    pub dbgprint: Vec<String>,
+    pub bugcheck: Option<BugCheck>,
+    pub leaks: Option<UnloadReport>,
+    pub verdict: Verdict,
+}
+
+fn status_json(s: i32) -> (Json, Json) {
+    (
+        Json::Num(s as u32 as i128),
+        status_name(s).map(Json::str).unwrap_or(Json::Null),
+    )
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl Report {
+    pub fn to_json_value(&self) -> Json {
+        let entry = match self.driver_entry {
+            Some(s) => {
+                let (n, name) = status_json(s);
+                Json::obj(vec![("status", n), ("status_name", name)])
+            }
+            None => Json::Null,
+        };
+        let ioctls = self
+            .ioctls
+            .iter()
+            .map(|r| {
+                let (st, name) = match r.status {
+                    Some(s) => status_json(s),
+                    None => (Json::Null, Json::Null),
+                };
+                let open = match r.open_status {
+                    Some(s) => status_json(s).0,
+                    None => Json::Null,
+                };
+                Json::obj(vec![
+                    ("device", Json::str(&r.device)),
+                    ("code", Json::Num(r.code as i128)),
+                    ("status", st),
+                    ("status_name", name),
+                    ("open_status", open),
+                    ("information", Json::Num(r.information as i128)),
+                    ("output_hex", Json::str(hex(&r.output))),
+                ])
+            })
+            .collect();
+        let bc = match &self.bugcheck {
+            Some(b) => Json::obj(vec![
+                ("code", Json::Num(b.code as i128)),
+                (
+                    "parameters",
+                    Json::Arr(b.parameters.iter().map(|&p| Json::Num(p as i128)).collect()),
+                ),
+                ("name", Json::str(b.name)),
+                ("meaning", Json::str(&b.meaning)),
+                ("address", Json::str(&b.address)),
+                ("context", Json::str(&b.context)),
+                ("documented_only", Json::Bool(b.documented_only)),
+                ("verifier_rule", Json::Bool(b.verifier_rule)),
+            ]),
+            None => Json::Null,
+        };
+        let leaks = match &self.leaks {
+            Some(l) => Json::obj(vec![
+                ("unload_routine", Json::Bool(l.unload_routine)),
+                (
+                    "pool",
+                    Json::Arr(
+                        l.pool
+                            .iter()
+                            .map(|b| {
+                                Json::obj(vec![
+                                    ("address", Json::Num(b.address as i128)),
+                                    ("size", Json::Num(b.size as i128)),
+                                    ("tag", Json::str(b.tag_str())),
+                                    ("flags", Json::Num(b.flags as i128)),
+                                ])
+                            })
+                            .collect(),
+                    ),
+                ),
+                (
+                    "devices",
+                    Json::Arr(l.devices.iter().map(Json::str).collect()),
+                ),
+                ("links", Json::Arr(l.links.iter().map(Json::str).collect())),
+                (
+                    "work_items",
+                    Json::Arr(
+                        l.work_items
+                            .iter()
+                            .map(|w| {
+                                Json::obj(vec![
+                                    ("item", Json::Num(w.item as i128)),
+                                    ("routine", Json::Num(w.routine as i128)),
+                                    ("running", Json::Bool(w.running)),
+                                ])
+                            })
+                            .collect(),
+                    ),
+                ),
+                (
+                    "initialized_work_items",
+                    Json::Arr(
+                        l.initialized_work_items
+                            .iter()
+                            .map(|&a| Json::Num(a as i128))
+                            .collect(),
+                    ),
+                ),
+            ]),
+            None => Json::Null,
+        };
+        Json::obj(vec![
+            ("driver", Json::str(&self.driver)),
+            (
+                "load_error",
+                self.load_error
+                    .as_ref()
+                    .map(Json::str)
+                    .unwrap_or(Json::Null),
+            ),
+            ("driver_entry", entry),
+            ("ioctls", Json::Arr(ioctls)),
+            (
+                "dbgprint",
+                Json::Arr(self.dbgprint.iter().map(Json::str).collect()),
+            ),
+            ("bugcheck", bc),
+            ("leaks", leaks),
+            ("verdict", Json::str(self.verdict.as_str())),
+        ])
+    }
+
+    /// One JSON object, no trailing newline.
+    pub fn to_json(&self) -> String {
+        self.to_json_value().to_string()
+    }
+
+    pub fn to_human(&self) -> String {
+        let mut s = format!("driver: {}\n", self.driver);
+        if let Some(e) = &self.load_error {
+            s += &format!("load error: {e}\n");
+        }
+        if let Some(st) = self.driver_entry {
+            s += &format!("DriverEntry: {}\n", crate::status_text(st));
+        }
+        for r in &self.ioctls {
+            match (r.open_status, r.status) {
+                (Some(o), _) => {
+                    s += &format!(
+                        "ioctl {} {:#010x}: open failed: {}\n",
+                        r.device,
+                        r.code,
+                        crate::status_text(o)
+                    )
+                }
+                (None, Some(st)) => {
+                    s += &format!(
+                        "ioctl {} {:#010x}: {} information={} output={}\n",
+                        r.device,
+                        r.code,
+                        crate::status_text(st),
+                        r.information,
+                        hex(&r.output)
+                    )
+                }
+                (None, None) => {
+                    s += &format!("ioctl {} {:#010x}: (interrupted)\n", r.device, r.code)
+                }
+            }
+        }
+        for l in &self.dbgprint {
+            s += &format!("dbgprint: {l}\n");
+        }
+        if let Some(b) = &self.bugcheck {
+            s += &format!("{b}\n");
+        }
+        if let Some(l) = &self.leaks {
+            if !l.unload_routine {
+                s += "unload: the driver has no DriverUnload routine\n";
+            }
+            for b in &l.pool {
+                s += &format!(
+                    "leak: pool {:#x} size {} tag '{}'\n",
+                    b.address,
+                    b.size,
+                    b.tag_str()
+                );
+            }
+            for d in &l.devices {
+                s += &format!("leak: device {d}\n");
+            }
+            for d in &l.links {
+                s += &format!("leak: symbolic link {d}\n");
+            }
+            for w in &l.work_items {
+                s += &format!(
+                    "leak: work item {:#x} ({})\n",
+                    w.item,
+                    if w.running { "running" } else { "queued" }
+                );
+            }
+            for w in &l.initialized_work_items {
+                s += &format!("leak: work item {w:#x} initialized, never uninitialized\n");
+            }
+        }
+        s += &format!("verdict: {}\n", self.verdict.as_str());
+        s
+    }
+}

@@ -1,0 +1,88 @@
+//! Run-time library: `RtlInitUnicodeString` and string helpers.
+#![allow(non_snake_case)]
+
+use nt_abi::*;
+
+/// `RtlInitUnicodeString`: point `DestinationString` at the NUL-terminated `SourceString`.
+///
+/// # Safety
+/// `DestinationString` must be writable; `SourceString` null or NUL-terminated.
+pub unsafe extern "win64" fn RtlInitUnicodeString(
+    DestinationString: *mut UNICODE_STRING,
+    SourceString: *const WCHAR,
+) {
+    let mut n = 0usize;
+    if !SourceString.is_null() {
+        // SAFETY: the caller guarantees a NUL-terminated string; we stop at the NUL (and at
+        // the largest length a UNICODE_STRING can describe).
+        while n < 0x7FFE && unsafe { *SourceString.add(n) } != 0 {
+            n += 1;
+        }
+    }
+    let len = (n * 2).min(0xFFFC) as u16;
+    let us = UNICODE_STRING {
+        Length: len,
+        MaximumLength: if SourceString.is_null() { 0 } else { len + 2 },
+        Buffer: SourceString as *mut WCHAR,
+    };
+    // SAFETY: the caller guarantees `DestinationString` is writable.
+    unsafe { DestinationString.write(us) };
+}
+
+/// Read a `UNICODE_STRING*` into a Rust string (lossy). Null → None.
+///
+/// # Safety
+/// `s` must be null or point to a valid UNICODE_STRING whose buffer holds `Length` bytes.
+pub unsafe fn read_unicode(s: *const UNICODE_STRING) -> Option<String> {
+    if s.is_null() {
+        return None;
+    }
+    // SAFETY: non-null per the contract; the struct is plain data.
+    let us = unsafe { *s };
+    if us.Buffer.is_null() || us.Length == 0 {
+        return Some(String::new());
+    }
+    // SAFETY: the buffer holds `Length` bytes (= Length/2 WCHARs) per the contract.
+    let w = unsafe { core::slice::from_raw_parts(us.Buffer, us.Length as usize / 2) };
+    Some(String::from_utf16_lossy(w))
+}
+
+/// Read a NUL-terminated wide string.
+///
+/// # Safety
+/// `p` must be null or NUL-terminated.
+pub unsafe fn read_wstr(p: *const u16) -> Option<String> {
+    if p.is_null() {
+        return None;
+    }
+    let mut v = Vec::new();
+    let mut i = 0;
+    // SAFETY: NUL-terminated per the contract; bounded to 64 Ki characters.
+    while i < 65536 && unsafe { *p.add(i) } != 0 {
+        // SAFETY: as above, index `i` precedes the terminator.
+        v.push(unsafe { *p.add(i) });
+        i += 1;
+    }
+    Some(String::from_utf16_lossy(&v))
+}
+
+/// Read a NUL-terminated narrow string.
+///
+/// # Safety
+/// `p` must be null or NUL-terminated.
+pub unsafe fn read_cstr(p: *const u8) -> Option<Vec<u8>> {
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: NUL-terminated per the contract.
+    Some(
+        unsafe { core::ffi::CStr::from_ptr(p.cast()) }
+            .to_bytes()
+            .to_vec(),
+    )
+}
+
+/// Encode a Rust string as a NUL-terminated UTF-16 vector.
+pub fn wide(s: &str) -> Vec<u16> {
+    s.encode_utf16().chain(core::iter::once(0)).collect()
+}

@@ -1,0 +1,208 @@
+//! Driver Verifier rules: the bug-check record ([`BugCheck`]), what each rule means, and which
+//! rules Windows only documents (does not check at run time).
+//!
+//! Parameter conventions used by ntsim (Microsoft's bug-check reference where it defines them):
+//!
+//! | code / p1 | p2 | p3 | p4 | on by default without verifier |
+//! |---|---|---|---|---|
+//! | 0xE4 / 0 active item in freed pool | item | pool block | block size | queued item: yes; initialized-only item: verifier, documented-only |
+//! | 0xE4 / 1 queued twice | item | routine | queue type | yes |
+//! | 0xE4 / 2 queued item freed/uninitialized | item | 0 | 0 | yes |
+//! | 0xE4 / 3 bad IoObject | item | IoObject | 0 | yes |
+//! | 0xE4 / 6 bad queue type | item | queue type | 0 | yes |
+//! | 0xE4 / 7 bad routine | item | routine | 0 | yes |
+//! | 0xE1 returned at bad IRQL | routine (p1) | IRQL (p2) | context (p3) | item (p4) — same order as 0x128/0x15B |
+//! | 0xC4 / 0x00 zero-byte alloc | IRQL | pool flags | 0 | verifier |
+//! | 0xC4 / 0x02 nonpaged alloc above DISPATCH | IRQL | pool flags | size | verifier |
+//! | 0xC4 / 0x10 free of a bad address | address | 0 | 0 | verifier (off: 0xC2/0x99) |
+//! | 0xC4 / 0x13 free above DISPATCH | IRQL | 0 | address | verifier |
+//! | 0xC4 / 0x14 double free | 0 | address | size | verifier (off: 0xC2/0x07) |
+//! | 0xC4 / 0x32 KeReleaseSpinLock not at DISPATCH | IRQL | lock | 0 | verifier |
+//! | 0xC4 / 0x3F ObDereference underflow | object | 0 | 0 | verifier |
+//! | 0xC4 / 0x62 pool leaked at unload | DriverName (UNICODE_STRING*) | DRIVER_OBJECT | leaked allocations | verifier |
+//! | 0xC4 / 0x131 work item not in nonpaged memory | item | 0 | 0 | verifier (stack: documented-only) |
+//! | 0xC2 / 0x0A free with wrong tag | address | allocation tag | tag passed | yes |
+//! | 0xCE unload with work items pending | routine | 0 | item | DriverUnload address | yes |
+//! | 0xC9 / 0x06 complete with STATUS_PENDING | IRP | 0 | 0 | verifier |
+//! | 0xC9 / 0x0E complete above DISPATCH | IRQL | IRP | 0 | verifier |
+//! | 0xC9 / 0x226 dispatch returned neither completing nor pending | dispatch routine | IRP | returned status | verifier |
+//! | 0xC9 / 0x312 Information > OutputBufferLength | IRP | Information | OutputBufferLength | verifier |
+//! | 0x44 IRP completed twice | IRP | 0 | 0 | yes |
+//! | 0x18 reference to a deleted object | object | 0 | 0 | yes |
+use std::fmt;
+
+use nt_abi::bugcheck::*;
+
+/// A bug check: the emulated machine stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BugCheck {
+    pub code: u32,
+    pub parameters: [u64; 4],
+    /// Symbolic name (e.g. `WORKER_INVALID`).
+    pub name: &'static str,
+    /// What the rule means.
+    pub meaning: String,
+    /// Where it happened: `image.sys+0x1234` (the return address of the export call, or the
+    /// routine the check is about), `host+0x…` for in-process callers, or `unknown`.
+    pub address: String,
+    /// What the faulting thread was doing: `DriverEntry`, `IRP_MJ_DEVICE_CONTROL dispatch`,
+    /// `work item routine`, `DriverUnload`, `unload audit`, `host kernel thread`.
+    pub context: String,
+    /// True when Windows documents the rule but does not check it at run time (ntsim is
+    /// stricter than Windows here).
+    pub documented_only: bool,
+    /// True when the rule is a Driver Verifier rule (absent with `--verifier off`).
+    pub verifier_rule: bool,
+}
+
+impl fmt::Display for BugCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [p1, p2, p3, p4] = self.parameters;
+        write!(
+            f,
+            "*** STOP 0x{:08X} ({}) ({:#x}, {:#x}, {:#x}, {:#x})\n    {}\n    at {} (in {}){}",
+            self.code,
+            self.name,
+            p1,
+            p2,
+            p3,
+            p4,
+            self.meaning,
+            self.address,
+            self.context,
+            if self.documented_only {
+                "\n    note: documented rule that Windows does not check at run time"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+impl std::error::Error for BugCheck {}
+
+/// A bug check being raised (before the machine records it).
+#[derive(Clone, Debug)]
+pub(crate) struct Bc {
+    pub code: u32,
+    pub p: [u64; 4],
+    pub documented_only: bool,
+    pub verifier_rule: bool,
+    /// Use this address instead of the export caller's return address.
+    pub address: Option<usize>,
+}
+
+impl Bc {
+    pub fn new(code: u32, p: [u64; 4]) -> Self {
+        Bc {
+            code,
+            p,
+            documented_only: false,
+            verifier_rule: false,
+            address: None,
+        }
+    }
+    pub fn verifier(code: u32, p: [u64; 4]) -> Self {
+        Bc {
+            verifier_rule: true,
+            ..Bc::new(code, p)
+        }
+    }
+    pub fn documented_only(mut self) -> Self {
+        self.documented_only = true;
+        self
+    }
+    pub fn at(mut self, address: usize) -> Self {
+        self.address = Some(address);
+        self
+    }
+}
+
+/// What a bug check (code + parameter 1) means.
+pub fn meaning(code: u32, p1: u64) -> &'static str {
+    match (code, p1) {
+        (WORKER_INVALID, 0) => "an active work item is in pool that is being freed",
+        (WORKER_INVALID, 1) => "a work item that is already queued was queued again",
+        (WORKER_INVALID, 2) => "a queued work item was freed or uninitialized",
+        (WORKER_INVALID, 3) => {
+            "a work item was initialized or queued with an IoObject that is not a device object (or a driver object with the Ex variant)"
+        }
+        (WORKER_INVALID, 5) => "a work item could not be inserted in its queue",
+        (WORKER_INVALID, 6) => "a work item was queued with an invalid WORK_QUEUE_TYPE",
+        (WORKER_INVALID, 7) => "a work item was queued with an invalid routine address",
+        (WORKER_INVALID, _) => "invalid use of a work item",
+        (WORKER_THREAD_RETURNED_AT_BAD_IRQL, _) => {
+            "a work item routine returned at IRQL above PASSIVE_LEVEL"
+        }
+        (DRIVER_VERIFIER_DETECTED_VIOLATION, 0x00) => {
+            "the driver requested a zero-byte pool allocation"
+        }
+        (DRIVER_VERIFIER_DETECTED_VIOLATION, 0x02) => {
+            "the driver allocated nonpaged pool at IRQL above DISPATCH_LEVEL"
+        }
+        (DRIVER_VERIFIER_DETECTED_VIOLATION, 0x10) => {
+            "the driver freed an address that no allocation returned"
+        }
+        (DRIVER_VERIFIER_DETECTED_VIOLATION, 0x13) => {
+            "the driver freed pool at IRQL above DISPATCH_LEVEL"
+        }
+        (DRIVER_VERIFIER_DETECTED_VIOLATION, 0x14) => {
+            "the driver freed pool that was already freed"
+        }
+        (DRIVER_VERIFIER_DETECTED_VIOLATION, 0x32) => {
+            "KeReleaseSpinLock was called at an IRQL other than DISPATCH_LEVEL"
+        }
+        (DRIVER_VERIFIER_DETECTED_VIOLATION, 0x3F) => "an object reference count went below zero",
+        (DRIVER_VERIFIER_DETECTED_VIOLATION, 0x62) => {
+            "the driver unloaded without freeing all of its pool allocations"
+        }
+        (DRIVER_VERIFIER_DETECTED_VIOLATION, 0xE0) => "a work item is at a user-mode address",
+        (DRIVER_VERIFIER_DETECTED_VIOLATION, 0x130) => "a work item is in session space",
+        (DRIVER_VERIFIER_DETECTED_VIOLATION, 0x131) => {
+            "a work item is not in nonpaged system memory (pageable pool, a stack, or memory that is not pool)"
+        }
+        (DRIVER_VERIFIER_DETECTED_VIOLATION, _) => "Driver Verifier detected a violation",
+        (BAD_POOL_CALLER, 0x07) => "pool that was already freed was freed again",
+        (BAD_POOL_CALLER, 0x0A) => "pool was freed with a tag other than the allocation's tag",
+        (BAD_POOL_CALLER, 0x99) => "pool was freed at an address that is not a pool allocation",
+        (BAD_POOL_CALLER, _) => "invalid pool request",
+        (DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS, _) => {
+            "the driver unloaded while work items it queued were still queued or running"
+        }
+        (DRIVER_VERIFIER_IOMANAGER_VIOLATION, 0x06) => "an IRP was completed with STATUS_PENDING",
+        (DRIVER_VERIFIER_IOMANAGER_VIOLATION, 0x0E) => {
+            "an IRP was completed at IRQL above DISPATCH_LEVEL"
+        }
+        (DRIVER_VERIFIER_IOMANAGER_VIOLATION, 0x226) => {
+            "a dispatch routine returned without completing the IRP, passing it down or returning STATUS_PENDING"
+        }
+        (DRIVER_VERIFIER_IOMANAGER_VIOLATION, 0x312) => {
+            "IoStatus.Information is larger than the output buffer length"
+        }
+        (DRIVER_VERIFIER_IOMANAGER_VIOLATION, _) => "I/O verification detected a violation",
+        (MULTIPLE_IRP_COMPLETE_REQUESTS, _) => "an IRP was completed more than once",
+        (REFERENCE_BY_POINTER, _) => "a reference was taken on an object that has been deleted",
+        (IRQL_NOT_LESS_OR_EQUAL, _) => "a routine was called at too high an IRQL",
+        (IRQL_GT_ZERO_AT_SYSTEM_SERVICE, _) => {
+            "driver code returned to the I/O manager at raised IRQL"
+        }
+        (MANUALLY_INITIATED_CRASH, _) => {
+            "the driver called KeBugCheckEx (a Rust panic handler does this)"
+        }
+        _ => "the driver called KeBugCheckEx",
+    }
+}
+
+/// Build the public record.
+pub(crate) fn finish(bc: &Bc, address: String, context: String) -> BugCheck {
+    BugCheck {
+        code: bc.code,
+        parameters: bc.p,
+        name: bugcheck_name_ext(bc.code),
+        meaning: meaning(bc.code, bc.p[0]).to_string(),
+        address,
+        context,
+        documented_only: bc.documented_only,
+        verifier_rule: bc.verifier_rule,
+    }
+}
