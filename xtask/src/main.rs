@@ -1,6 +1,27 @@
 //! Build orchestration: `cargo xtask <command>`.
-use std::path::PathBuf;
-use std::process::ExitCode;
+//!
+//! - `build-sys [--release]`: cross-build wdm_workitem.sys (last stdout line: its path).
+//! - `run [--debug] [-- ARGS]`: the main job — build the .sys, load it in ntsim with the verifier
+//!   on, drive it with wictl's stress run (ARGS go to it), print the report.
+//! - `test [--no-install]`: install what is missing (Debian: apt), cross-build the .sys, run every
+//!   test suite and check, print a summary ending in `N passed, N failed`.
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+  build-sys [--release]     cross-build wdm_workitem.sys; prints its path
+  run [--debug] [-- ARGS]   build the .sys (release unless --debug), run it under ntsim with the
+                            verifier, drive it with `wictl stress` (ARGS are passed to it)
+  test [--no-install]       install missing tools (Debian, as root), build, run all tests and checks";
+
+/// Debian packages the test suites use, with a binary that proves each is installed.
+const TEST_PACKAGES: &[(&str, &str)] = &[
+    ("mingw-w64", "x86_64-w64-mingw32-gcc"),
+    ("valgrind", "valgrind"),
+];
 
 fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -9,11 +30,45 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Where host builds go: the caller's CARGO_TARGET_DIR, else `<root>/target`.
+fn host_target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// The cargo that started us (rustup's proxy or Debian's), for host builds.
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.current_dir(workspace_root());
+    c
+}
+
+fn on_path(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+        .unwrap_or(false)
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn banner(msg: &str) {
+    eprintln!("\n==> {msg}");
+}
+
 /// Cross-build the driver; returns the .sys path.
 fn build_sys(release: bool) -> Result<PathBuf, xbuild::Error> {
     let root = workspace_root();
     let tc = xbuild::locate_toolchain(true)?;
-    eprintln!("xtask: cross-building wdm_workitem.sys with {tc}");
+    eprintln!(
+        "xtask: cross-building wdm_workitem.sys ({}) with {tc}",
+        if release { "release" } else { "debug" }
+    );
     xbuild::build_sys(
         &tc,
         &xbuild::SysBuild {
@@ -28,11 +83,450 @@ fn build_sys(release: bool) -> Result<PathBuf, xbuild::Error> {
     )
 }
 
+// ---------------------------------------------------------------------------------------------
+// test
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug)]
+enum Outcome {
+    /// Passed; `n` units (tests for test steps, 1 for checks).
+    Passed(usize),
+    /// `failed` units failed, `passed` passed.
+    Failed { passed: usize, failed: usize },
+    /// The part does not exist yet in the repository.
+    NotYetAvailable(String),
+}
+
+struct Step {
+    name: String,
+    outcome: Outcome,
+    took: Duration,
+}
+
+#[derive(Default)]
+struct Counts {
+    passed: usize,
+    failed: usize,
+    saw_result: bool,
+}
+
+/// Run `cmd`, echoing its stdout and parsing libtest's `test result:` lines.
+fn run_counting(mut cmd: Command) -> (bool, Counts) {
+    eprintln!("    $ {}", describe(&cmd));
+    cmd.stdout(Stdio::piped());
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("xtask: cannot start {}: {e}", describe(&cmd));
+            return (false, Counts::default());
+        }
+    };
+    let mut counts = Counts::default();
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            println!("{line}");
+            if let Some(rest) = line.trim_start().strip_prefix("test result: ") {
+                counts.saw_result = true;
+                counts.passed += number_before(rest, " passed");
+                counts.failed += number_before(rest, " failed");
+            }
+        }
+    }
+    let ok = child.wait().is_ok_and(|s| s.success());
+    (ok, counts)
+}
+
+/// `"ok. 13 passed; 1 failed; ..."` → the number before `label`.
+fn number_before(s: &str, label: &str) -> usize {
+    s.split(';')
+        .find_map(|part| part.trim().strip_suffix(label.trim()).map(str::trim))
+        .and_then(|n| n.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+fn describe(cmd: &Command) -> String {
+    let mut s: Vec<String> = cmd
+        .get_envs()
+        .filter_map(|(k, v)| {
+            let k = k.to_string_lossy();
+            (k == "RUSTFLAGS" || k == "CARGO_TARGET_DIR" || k.starts_with("WDM_"))
+                .then(|| format!("{k}={}", v.map(|v| v.to_string_lossy()).unwrap_or_default()))
+        })
+        .collect();
+    s.push(cmd.get_program().to_string_lossy().into_owned());
+    s.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
+    s.join(" ")
+}
+
+/// A test-running step: counts individual tests; a failure with no failed test (e.g. a compile
+/// error) counts as one failure.
+fn test_step(cmd: Command) -> Outcome {
+    let (ok, c) = run_counting(cmd);
+    match (ok, c.failed) {
+        (true, 0) => Outcome::Passed(c.passed.max(usize::from(!c.saw_result))),
+        (_, 0) => Outcome::Failed {
+            passed: c.passed,
+            failed: 1,
+        },
+        (_, failed) => Outcome::Failed {
+            passed: c.passed,
+            failed,
+        },
+    }
+}
+
+/// A pass/fail check step (counts as one unit).
+fn check_step(cmd: Command) -> Outcome {
+    let (ok, _) = run_counting(cmd);
+    if ok {
+        Outcome::Passed(1)
+    } else {
+        Outcome::Failed {
+            passed: 0,
+            failed: 1,
+        }
+    }
+}
+
+fn install_prerequisites(allow_install: bool) -> Outcome {
+    let missing: Vec<&str> = TEST_PACKAGES
+        .iter()
+        .filter(|(_, bin)| !on_path(bin))
+        .map(|(pkg, _)| *pkg)
+        .collect();
+    let mut problems = Vec::new();
+    if !missing.is_empty() {
+        let debian = Path::new("/etc/debian_version").is_file();
+        if allow_install && debian && is_root() {
+            if let Err(e) = xbuild::apt_install(&missing) {
+                problems.push(e.to_string());
+            }
+        } else {
+            problems.push(format!(
+                "missing packages: {} (install: sudo apt-get install {}); the tests that need \
+                 them will fail",
+                missing.join(", "),
+                missing.join(" ")
+            ));
+        }
+    }
+    // The cross toolchain (installs rustc-web/cargo-web/rust-web-src and lld when needed).
+    match xbuild::locate_toolchain(allow_install) {
+        Ok(tc) => eprintln!("xtask: cross toolchain: {tc}"),
+        Err(e) => problems.push(e.to_string()),
+    }
+    // clippy and rustfmt for the host cargo.
+    for (component, sub) in [("clippy", "clippy"), ("rustfmt", "fmt")] {
+        let have = cargo()
+            .args([sub, "--version"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !have {
+            let added = allow_install
+                && on_path("rustup")
+                && Command::new("rustup")
+                    .args(["component", "add", component])
+                    .status()
+                    .is_ok_and(|s| s.success());
+            if !added {
+                problems.push(format!(
+                    "`cargo {sub}` is unavailable: rustup component add {component}"
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Outcome::Passed(1)
+    } else {
+        for p in &problems {
+            eprintln!("xtask: {p}");
+        }
+        Outcome::Failed {
+            passed: 0,
+            failed: 1,
+        }
+    }
+}
+
+fn test(allow_install: bool) -> ExitCode {
+    let root = workspace_root();
+    let started = Instant::now();
+    let mut steps: Vec<Step> = Vec::new();
+    let mut step = |name: &str, f: &mut dyn FnMut() -> Outcome| {
+        banner(name);
+        let t = Instant::now();
+        let outcome = f();
+        let took = t.elapsed();
+        eprintln!("<== {name}: {}", describe_outcome(&outcome));
+        steps.push(Step {
+            name: name.to_string(),
+            outcome,
+            took,
+        });
+    };
+
+    step(
+        "prerequisites (apt: mingw-w64 valgrind; cross toolchain; clippy, rustfmt)",
+        &mut || install_prerequisites(allow_install),
+    );
+
+    let mut sys_env: Vec<(&str, PathBuf)> = Vec::new();
+    for (release, var) in [
+        (false, "WDM_WORKITEM_SYS"),
+        (true, "WDM_WORKITEM_SYS_RELEASE"),
+    ] {
+        let name = format!(
+            "cross-build wdm_workitem.sys ({})",
+            if release { "release" } else { "debug" }
+        );
+        step(&name, &mut || match build_sys(release) {
+            Ok(p) => {
+                eprintln!("xtask: built {}", p.display());
+                sys_env.push((var, p));
+                Outcome::Passed(1)
+            }
+            Err(e) => {
+                eprintln!("xtask: {e}");
+                Outcome::Failed {
+                    passed: 0,
+                    failed: 1,
+                }
+            }
+        });
+    }
+
+    step(
+        "host tests: cargo test (all host crates, incl. artifact + mingw checks)",
+        &mut || {
+            let mut c = cargo();
+            c.args([
+                "test",
+                "--workspace",
+                "--exclude",
+                "wdm-workitem",
+                "--exclude",
+                "rulebreaker",
+            ]);
+            for (k, v) in &sys_env {
+                c.env(k, v);
+            }
+            test_step(c)
+        },
+    );
+
+    step("loom models (io-workitem)", &mut || {
+        if !root.join("crates/io-workitem/tests/loom.rs").is_file() {
+            return Outcome::NotYetAvailable("crates/io-workitem/tests/loom.rs".into());
+        }
+        let mut c = cargo();
+        c.args(["test", "-p", "io-workitem", "--test", "loom", "--release"])
+            .env("RUSTFLAGS", "--cfg loom")
+            .env("CARGO_TARGET_DIR", root.join("target/loom"));
+        test_step(c)
+    });
+
+    step(
+        "Windows type-check: cargo check -p wictl --target x86_64-pc-windows-msvc (build-std)",
+        &mut || {
+            let tc = match xbuild::locate_toolchain(allow_install) {
+                Ok(tc) => tc,
+                Err(e) => {
+                    eprintln!("xtask: {e}");
+                    return Outcome::Failed {
+                        passed: 0,
+                        failed: 1,
+                    };
+                }
+            };
+            let mut c = xbuild::windows_std_cargo(&tc, "check");
+            c.current_dir(&root)
+                .args(["-p", "wictl", "--target-dir"])
+                .arg(root.join("target/wincheck"));
+            check_step(c)
+        },
+    );
+
+    step("clippy -D warnings (host crates)", &mut || {
+        let mut c = cargo();
+        c.args([
+            "clippy",
+            "--workspace",
+            "--exclude",
+            "wdm-workitem",
+            "--exclude",
+            "rulebreaker",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]);
+        check_step(c)
+    });
+
+    step("cargo fmt --check", &mut || {
+        let mut c = cargo();
+        c.args(["fmt", "--all", "--check"]);
+        check_step(c)
+    });
+
+    // Summary.
+    let (mut passed, mut failed) = (0, 0);
+    eprintln!("\n==> summary ({:.0?} total)", started.elapsed());
+    for s in &steps {
+        eprintln!(
+            "  {:<7} {:>6.1?}  {}  ({})",
+            status_word(&s.outcome),
+            s.took,
+            s.name,
+            describe_outcome(&s.outcome)
+        );
+        match s.outcome {
+            Outcome::Passed(n) => passed += n,
+            Outcome::Failed {
+                passed: p,
+                failed: f,
+            } => {
+                passed += p;
+                failed += f;
+            }
+            Outcome::NotYetAvailable(_) => {}
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn status_word(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Passed(_) => "PASS",
+        Outcome::Failed { .. } => "FAIL",
+        Outcome::NotYetAvailable(_) => "N/A",
+    }
+}
+
+fn describe_outcome(o: &Outcome) -> String {
+    match o {
+        Outcome::Passed(n) => format!("{n} passed"),
+        Outcome::Failed { passed, failed } => format!("{passed} passed, {failed} failed"),
+        Outcome::NotYetAvailable(what) => format!("not yet available: {what}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// run
+// ---------------------------------------------------------------------------------------------
+
+/// Build a host tool in release mode and return its binary path.
+fn host_tool(package: &str) -> Result<PathBuf, String> {
+    let status = cargo()
+        .args(["build", "--release", "-p", package])
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("`cargo build --release -p {package}` failed"));
+    }
+    let bin = host_target_dir().join("release").join(package);
+    if bin.is_file() {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "{} was not produced (package {package} has no binary yet?)",
+            bin.display()
+        ))
+    }
+}
+
+fn help_text(bin: &Path) -> String {
+    Command::new(bin)
+        .arg("--help")
+        .output()
+        .map(|o| {
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )
+        })
+        .unwrap_or_default()
+}
+
+fn run(release: bool, extra: &[String]) -> ExitCode {
+    banner("build the driver");
+    let sys = match build_sys(release) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("xtask run: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    eprintln!("xtask: driver image {}", sys.display());
+
+    banner("build the harness (wictl) and ntsim");
+    let wictl = host_tool("wictl");
+    let ntsim = host_tool("ntsim");
+
+    let mut cmd = match (&wictl, &ntsim) {
+        (Ok(w), _) if help_text(w).contains("--ntsim") && help_text(w).contains("stress") => {
+            let mut c = Command::new(w);
+            c.arg("--ntsim").arg(&sys).arg("stress").args(extra);
+            c
+        }
+        (_, Ok(n)) if help_text(n).contains("run") => {
+            eprintln!(
+                "xtask: wictl's ntsim stress mode is not yet available ({}); \
+                 falling back to `ntsim run` (load, DriverEntry, unload, audit)",
+                match &wictl {
+                    Ok(_) => "wictl --help does not list --ntsim/stress".to_string(),
+                    Err(e) => e.clone(),
+                }
+            );
+            let mut c = Command::new(n);
+            c.arg("run")
+                .arg(&sys)
+                .args(["--verifier", "standard"])
+                .args(extra);
+            c
+        }
+        _ => {
+            eprintln!(
+                "xtask run: not yet available: neither `wictl --ntsim <sys> stress` nor `ntsim run` \
+                 can be used yet ({}; {})",
+                wictl.as_ref().err().map_or("wictl built", String::as_str),
+                ntsim.as_ref().err().map_or("ntsim built", String::as_str)
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    banner(&format!("run: {}", describe(&cmd)));
+    match cmd.status() {
+        Ok(s) if s.success() => ExitCode::SUCCESS,
+        Ok(s) => {
+            eprintln!("xtask run: the run reported a failure ({s})");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("xtask run: cannot start {}: {e}", describe(&cmd));
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let release = args.iter().any(|a| a == "--release");
-    match args.first().map(String::as_str) {
-        Some("build-sys") => match build_sys(release) {
+    let (ours, extra) = match args.iter().position(|a| a == "--") {
+        Some(i) => (&args[..i], &args[i + 1..]),
+        None => (&args[..], &[][..]),
+    };
+    let flag = |f: &str| ours.iter().any(|a| a == f);
+    match ours.first().map(String::as_str) {
+        Some("build-sys") => match build_sys(flag("--release")) {
             Ok(path) => {
                 println!("{}", path.display());
                 ExitCode::SUCCESS
@@ -42,9 +536,47 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some("run") => run(!flag("--debug"), extra),
+        Some("test") => test(!flag("--no-install")),
+        Some("help" | "--help" | "-h") => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
         _ => {
-            eprintln!("usage: cargo xtask build-sys [--release]");
+            eprintln!("{USAGE}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_libtest_result_lines() {
+        let l = "ok. 13 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.48s";
+        assert_eq!(number_before(l, " passed"), 13);
+        assert_eq!(number_before(l, " failed"), 1);
+        assert_eq!(number_before("FAILED. 0 passed; 7 failed;", " failed"), 7);
+        assert_eq!(number_before("garbage", " passed"), 0);
+    }
+
+    #[test]
+    fn failed_step_without_results_counts_as_one_failure() {
+        // `false` prints nothing and exits 1: a compile error looks like this.
+        let o = test_step(Command::new("false"));
+        assert!(
+            matches!(
+                o,
+                Outcome::Failed {
+                    passed: 0,
+                    failed: 1
+                }
+            ),
+            "{o:?}"
+        );
+        let o = check_step(Command::new("true"));
+        assert!(matches!(o, Outcome::Passed(1)));
     }
 }

@@ -176,11 +176,20 @@ pub fn locate_toolchain(allow_install: bool) -> Result<Toolchain, Error> {
             (ToolchainKind::Debian, c, r)
         }
         None => {
-            return err(
-                "no toolchain can build `core` for x86_64-pc-windows-msvc.\n\
+            let why = if !is_debian() {
+                "this host is not Debian, so the Debian toolchain packages cannot be used; \
+                 install a rustup nightly with rust-src"
+            } else if !is_root() {
+                "not running as root, so the Debian packages were not installed automatically"
+            } else {
+                "installing packages was not allowed here"
+            };
+            return err(format!(
+                "no toolchain can build `core` for x86_64-pc-windows-msvc ({why}).\n\
+                 With rustup:    rustup toolchain install nightly --component rust-src\n\
                  On Debian 12:   sudo apt-get install rustc-web cargo-web rust-web-src lld\n\
-                 With rustup:    rustup toolchain install nightly --component rust-src",
-            );
+                 Then run the command again."
+            ));
         }
     };
     let linker = match find_linker(&rustc) {
@@ -222,6 +231,22 @@ pub struct SysBuild<'a> {
     /// Print cargo's output instead of capturing it.
     pub verbose: bool,
 }
+
+/// What the calling cargo (often rustup's stable) put in the environment; removed so the chosen
+/// toolchain, flags and target directory are the only ones in effect.
+const INHERITED_VARS: &[&str] = &[
+    "RUSTUP_TOOLCHAIN",
+    "RUSTC",
+    "RUSTDOC",
+    "RUSTC_WRAPPER",
+    "RUSTC_WORKSPACE_WRAPPER",
+    "RUSTFLAGS",
+    "CARGO_ENCODED_RUSTFLAGS",
+    "CARGO_BUILD_RUSTFLAGS",
+    "CARGO_TARGET_DIR",
+    "CARGO_BUILD_TARGET",
+    "CARGO_MAKEFLAGS",
+];
 
 /// Advice for the failures this recipe is known to hit (DESIGN.md §3, "Pitfalls seen").
 pub fn diagnose(log: &str) -> String {
@@ -317,20 +342,7 @@ pub fn build_sys(tc: &Toolchain, req: &SysBuild<'_>) -> Result<PathBuf, Error> {
     if let Some(f) = req.features {
         cmd.args(["--features", f]);
     }
-    // Strip what the calling cargo (often rustup's stable) put in the environment.
-    for var in [
-        "RUSTUP_TOOLCHAIN",
-        "RUSTC",
-        "RUSTDOC",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_BUILD_RUSTFLAGS",
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET",
-        "CARGO_MAKEFLAGS",
-    ] {
+    for var in INHERITED_VARS {
         cmd.env_remove(var);
     }
     cmd.env("RUSTC", &tc.rustc)
@@ -397,4 +409,23 @@ pub fn build_sys(tc: &Toolchain, req: &SysBuild<'_>) -> Result<PathBuf, Error> {
     })?;
     sys.canonicalize()
         .map_err(|e| Error(format!("{}: {e}", sys.display())))
+}
+
+/// `cargo <subcommand>` for [`TARGET`] with `std` built from source (`-Zbuild-std=std,panic_abort`),
+/// for type-checking user-mode code (the harness) for Windows on this host. The caller adds
+/// `-p <package>`, `--target-dir`, etc. Only non-linking subcommands (`check`, `clippy`, `doc`) can
+/// work: linking a Windows executable needs the MSVC CRT and SDK import libraries, which a Linux
+/// host does not have.
+pub fn windows_std_cargo(tc: &Toolchain, subcommand: &str) -> Command {
+    let mut cmd = Command::new(&tc.cargo);
+    cmd.arg(subcommand)
+        .args(["--target", TARGET, "-Zbuild-std=std,panic_abort"]);
+    for var in INHERITED_VARS {
+        cmd.env_remove(var);
+    }
+    cmd.env("RUSTC", &tc.rustc);
+    if tc.kind == ToolchainKind::Debian {
+        cmd.env("RUSTC_BOOTSTRAP", "1");
+    }
+    cmd
 }
