@@ -315,9 +315,14 @@ pub struct IO_STACK_LOCATION {
 /// # Safety
 /// `irp` must point to a live IRP owned by the caller's dispatch routine.
 pub unsafe fn io_get_current_irp_stack_location(irp: *mut IRP) -> *mut IO_STACK_LOCATION {
-    // SAFETY: the caller guarantees `irp` is live; `Tail.Overlay` is the active member of the
-    // tail union while a driver owns the IRP, and the field read is plain pointer data.
-    unsafe { (*irp).Tail.Overlay.CurrentStackLocation }
+    // SAFETY: the caller guarantees `irp` is live, so projecting to its `Tail` field stays in
+    // bounds of the allocation.
+    let tail = unsafe { &raw const (*irp).Tail };
+    // Every member of a `repr(C)` union starts at offset 0, so `Tail.Overlay` is at `tail`.
+    let overlay = tail.cast::<IRP_TAIL_OVERLAY>();
+    // SAFETY: `Overlay` is the active member of the tail union while a driver owns the IRP, and
+    // `CurrentStackLocation` is plain pointer data.
+    unsafe { (*overlay).CurrentStackLocation }
 }
 
 /// Unused-argument marker keeping `c_void` imported for downstream doc links.

@@ -24,12 +24,34 @@ struct Ctx {
 
 unsafe extern "win64" fn routine(_dev: *mut DEVICE_OBJECT, ctx: PVOID) {
     let c = ctx.cast::<Ctx>();
-    // SAFETY: `ctx` is the bench's Ctx, alive until the waiter sees the event; the item is
-    // dequeued, so uninitializing it inside its routine is legal.
-    unsafe {
-        IoUninitializeWorkItem((*c).item as PIO_WORKITEM);
-        KeSetEvent(&raw mut (*c).event, 0, 0);
-    }
+    // SAFETY: `ctx` is the bench's Ctx, alive until the waiter sees the event.
+    let item = unsafe { (*c).item };
+    // SAFETY: the item is dequeued, so uninitializing it inside its routine is legal.
+    unsafe { IoUninitializeWorkItem(item as PIO_WORKITEM) };
+    // SAFETY: projecting to the event of the live Ctx.
+    let ev = unsafe { &raw mut (*c).event };
+    // SAFETY: the event was initialized by the bench before queueing.
+    unsafe { KeSetEvent(ev, 0, 0) };
+}
+
+fn alloc(size: usize, tag: u32) -> usize {
+    // SAFETY: ExAllocatePool2 has no preconditions beyond running on an ntsim thread.
+    unsafe { ExAllocatePool2(POOL_FLAG_NON_PAGED, size, tag) as usize }
+}
+
+fn free(p: usize, tag: u32) {
+    // SAFETY: `p` came from `alloc` with `tag` and is freed once.
+    unsafe { ExFreePoolWithTag(p as PVOID, tag) };
+}
+
+fn init(dev: usize, item: usize) {
+    // SAFETY: `item` is IoSizeofWorkItem() bytes of nonpaged pool; `dev` the host device.
+    unsafe { IoInitializeWorkItem(dev as PVOID, item as PIO_WORKITEM) };
+}
+
+fn uninit(item: usize) {
+    // SAFETY: `item` is initialized and not queued.
+    unsafe { IoUninitializeWorkItem(item as PIO_WORKITEM) };
 }
 
 /// Run both benchmarks with `iterations` cycles each.
@@ -42,50 +64,56 @@ pub fn run(verifier: Verifier, iterations: u64) -> BenchResult {
     let dev = host.device_object() as usize;
     let (a, b) = m
         .run_in_kernel_thread(move || {
-            let dev = dev as *mut DEVICE_OBJECT;
-            // SAFETY: the exports are called on an ntsim kernel thread with valid arguments:
-            // `item` is IoSizeofWorkItem() nonpaged bytes, `ctx` a nonpaged Ctx that outlives
-            // every queued routine (each cycle waits for its routine's event).
-            unsafe {
-                let size = IoSizeofWorkItem() as usize;
-                let tag = pool_tag(*b"Bnch");
-                let item = ExAllocatePool2(POOL_FLAG_NON_PAGED, size, tag) as PIO_WORKITEM;
-                let t0 = Instant::now();
-                for _ in 0..iterations {
-                    IoInitializeWorkItem(dev.cast(), item);
-                    IoUninitializeWorkItem(item);
-                }
-                let a = iterations as f64 / t0.elapsed().as_secs_f64();
-                let ctx = ExAllocatePool2(POOL_FLAG_NON_PAGED, core::mem::size_of::<Ctx>(), tag)
-                    .cast::<Ctx>();
-                (*ctx).item = item as usize;
-                KeInitializeEvent(&raw mut (*ctx).event, SYNCHRONIZATION_EVENT, 0);
-                let t1 = Instant::now();
-                for _ in 0..iterations {
-                    IoInitializeWorkItem(dev.cast(), item);
-                    IoQueueWorkItem(item, routine, DELAYED_WORK_QUEUE, ctx.cast());
-                    KeWaitForSingleObject(
+            // SAFETY: trivially safe export.
+            let size = unsafe { IoSizeofWorkItem() } as usize;
+            let tag = pool_tag(*b"Bnch");
+            let item = alloc(size, tag);
+            let t0 = Instant::now();
+            for _ in 0..iterations {
+                init(dev, item);
+                uninit(item);
+            }
+            let a = iterations as f64 / t0.elapsed().as_secs_f64();
+            let ctx = alloc(core::mem::size_of::<Ctx>(), tag) as *mut Ctx;
+            // SAFETY: `ctx` is a fresh, zeroed, nonpaged Ctx-sized block.
+            unsafe { (*ctx).item = item };
+            // SAFETY: projecting to the event of the live Ctx.
+            let ev = unsafe { &raw mut (*ctx).event };
+            // SAFETY: `ev` is writable KEVENT storage.
+            unsafe { KeInitializeEvent(ev, SYNCHRONIZATION_EVENT, 0) };
+            let t1 = Instant::now();
+            for _ in 0..iterations {
+                init(dev, item);
+                // SAFETY: `item` is initialized and idle; `ctx` outlives the routine because
+                // this loop waits for the routine's event before reusing or freeing anything.
+                unsafe {
+                    IoQueueWorkItem(
+                        item as PIO_WORKITEM,
+                        routine,
+                        DELAYED_WORK_QUEUE,
                         ctx.cast(),
+                    )
+                };
+                // SAFETY: waiting on the initialized event.
+                unsafe {
+                    KeWaitForSingleObject(
+                        ev.cast(),
                         EXECUTIVE,
                         KERNEL_MODE,
                         0,
                         core::ptr::null_mut(),
-                    );
-                }
-                let b = iterations as f64 / t1.elapsed().as_secs_f64();
-                // The routine has signalled but may not have returned to its worker yet.
-                (a, b, item as usize, ctx as usize, tag)
+                    )
+                };
             }
+            let b = iterations as f64 / t1.elapsed().as_secs_f64();
+            // The routine has signalled but may not have returned to its worker yet.
+            (a, b, item, ctx as usize, tag)
         })
         .map(|(a, b, item, ctx, tag)| {
             m.wait_work_items_idle(std::time::Duration::from_secs(5));
             m.run_in_kernel_thread(move || {
-                // SAFETY: both blocks came from ExAllocatePool2 with `tag`; no routine is
-                // running any more.
-                unsafe {
-                    ExFreePoolWithTag(ctx as PVOID, tag);
-                    ExFreePoolWithTag(item as PVOID, tag);
-                }
+                free(ctx, tag);
+                free(item, tag);
             })
             .expect("free bench blocks");
             (a, b)

@@ -39,7 +39,7 @@
 //! Exports must be called on ntsim threads (inside `run_in_kernel_thread`, work-item routines,
 //! or driver code): a bug check parks the calling thread forever, which must never be a test's
 //! main thread.
-#![allow(clippy::missing_transmute_annotations)]
+#![allow(clippy::missing_transmute_annotations, clippy::result_large_err)]
 
 pub mod bench;
 pub mod dbg;
@@ -286,10 +286,10 @@ impl Machine {
                     Buffer: core::ptr::null_mut(),
                 };
                 let mut dev: *mut DEVICE_OBJECT = core::ptr::null_mut();
-                // SAFETY: `name` is NUL-terminated and outlives the calls; `us` and `dev` are
-                // locals; the driver object is the host driver's live object.
+                // SAFETY: `name` is NUL-terminated and outlives `us`; `us` is a writable local.
+                unsafe { exports::RtlInitUnicodeString(&mut us, name.as_mut_ptr()) };
+                // SAFETY: the host driver's live object, a valid name, a writable out-pointer.
                 let st = unsafe {
-                    exports::RtlInitUnicodeString(&mut us, name.as_mut_ptr());
                     exports::IoCreateDevice(
                         drv as *mut DRIVER_OBJECT,
                         0,
@@ -452,12 +452,12 @@ impl Driver {
             if nt_success(st) {
                 // SAFETY: the driver object's device list holds ntsim-created device objects;
                 // the I/O manager clears DO_DEVICE_INITIALIZING after DriverEntry.
-                unsafe {
-                    let mut d = (*(obj as *mut DRIVER_OBJECT)).DeviceObject;
-                    while !d.is_null() {
-                        (*d).Flags &= !DO_DEVICE_INITIALIZING;
-                        d = (*d).NextDevice;
-                    }
+                let mut d = unsafe { (*(obj as *mut DRIVER_OBJECT)).DeviceObject };
+                while !d.is_null() {
+                    // SAFETY: as above, a live ntsim-created device object.
+                    let dv = unsafe { &mut *d };
+                    dv.Flags &= !DO_DEVICE_INITIALIZING;
+                    d = dv.NextDevice;
                 }
             }
             st

@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 clean; 1 usage error, DriverEntry failure, or leaks without a bug check
 //! (verdict `leaks`); 2 the image was refused (verdict `load_error`); 3 bug check.
+#![allow(clippy::result_large_err)]
 use std::process::exit;
 
 use nt_abi::*;
@@ -53,7 +54,7 @@ fn parse_num(s: &str) -> Option<u64> {
 
 fn parse_hex(s: &str) -> Option<Vec<u8>> {
     let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

@@ -115,10 +115,7 @@ pub unsafe fn format(fmt: &[u8], args: &mut VaList) -> String {
             } else if fmt[i..].starts_with(b"ll") {
                 bits64 = true;
                 i += 2;
-            } else if fmt[i] == b'l' {
-                wide = true;
-                i += 1;
-            } else if fmt[i] == b'w' {
+            } else if fmt[i] == b'l' || fmt[i] == b'w' {
                 wide = true;
                 i += 1;
             } else if fmt[i] == b'h' {
@@ -235,15 +232,15 @@ pub unsafe fn format(fmt: &[u8], args: &mut VaList) -> String {
                 } else {
                     // SAFETY: `%Z` takes an ANSI_STRING* (Length u16, MaximumLength u16, Buffer
                     // at +8), non-null here; Buffer holds Length bytes.
-                    unsafe {
-                        let len = (p as *const u16).read() as usize;
-                        let buf = ((p + 8) as *const *const u8).read();
-                        if buf.is_null() {
-                            String::new()
-                        } else {
-                            String::from_utf8_lossy(core::slice::from_raw_parts(buf, len))
-                                .into_owned()
-                        }
+                    let len = unsafe { (p as *const u16).read() } as usize;
+                    // SAFETY: as above, the Buffer member at +8 of the ANSI_STRING.
+                    let buf = unsafe { ((p + 8) as *const *const u8).read() };
+                    if buf.is_null() {
+                        String::new()
+                    } else {
+                        // SAFETY: Buffer holds Length bytes.
+                        let bytes = unsafe { core::slice::from_raw_parts(buf, len) };
+                        String::from_utf8_lossy(bytes).into_owned()
                     }
                 };
                 pad(s, width, left)
@@ -327,6 +324,10 @@ extern "win64" fn dbgprintex_impl(args: *const u64) -> u32 {
 }
 
 /// `ULONG DbgPrint(PCSTR Format, ...)`.
+///
+/// # Safety
+/// Call it as the variadic win64 function it is (see [`dbgprint_fn`]): a NUL-terminated format
+/// and one argument per conversion.
 #[unsafe(naked)]
 pub unsafe extern "win64" fn DbgPrint() {
     core::arch::naked_asm!(
@@ -341,6 +342,9 @@ pub unsafe extern "win64" fn DbgPrint() {
 }
 
 /// `ULONG DbgPrintEx(ULONG ComponentId, ULONG Level, PCSTR Format, ...)`.
+///
+/// # Safety
+/// As for [`DbgPrint`] (see [`dbgprintex_fn`]).
 #[unsafe(naked)]
 pub unsafe extern "win64" fn DbgPrintEx() {
     core::arch::naked_asm!(

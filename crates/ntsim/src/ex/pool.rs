@@ -89,13 +89,12 @@ pub(crate) fn alloc_block(m: &Inner, flags: u64, size: usize, tag: u32, owner: u
         return core::ptr::null_mut();
     }
     let lay = layout(size);
-    // SAFETY: the layout has a non-zero size and a power-of-two alignment.
-    let p = unsafe {
-        if flags & POOL_FLAG_UNINITIALIZED != 0 {
-            std::alloc::alloc(lay)
-        } else {
-            std::alloc::alloc_zeroed(lay)
-        }
+    let p = if flags & POOL_FLAG_UNINITIALIZED != 0 {
+        // SAFETY: the layout has a non-zero size and a power-of-two alignment.
+        unsafe { std::alloc::alloc(lay) }
+    } else {
+        // SAFETY: as above.
+        unsafe { std::alloc::alloc_zeroed(lay) }
     };
     if p.is_null() {
         return p;

@@ -101,8 +101,12 @@ pub(crate) fn build(m: &Inner, r: &Request<'_>) -> Built {
     let stack0 = (irp as usize + IRP_BASE) as *mut IO_STACK_LOCATION;
     // SAFETY: `irp` is a fresh zeroed block of `size` bytes = IRP + stack_count locations, all
     // plain data; we own it until the driver gets it.
-    unsafe {
-        let i = &mut *irp;
+    let i = unsafe { &mut *irp };
+    // SAFETY: the last of the `stack_count` locations that follow the IRP in the same block.
+    let cur = unsafe { stack0.add(stack_count - 1) };
+    // SAFETY: `cur` is in the fresh zeroed block, exclusively ours, disjoint from `*i`.
+    let s = unsafe { &mut *cur };
+    {
         i.Type = IO_TYPE_IRP;
         i.Size = size as u16;
         i.Flags = flags;
@@ -111,9 +115,8 @@ pub(crate) fn build(m: &Inner, r: &Request<'_>) -> Built {
         i.StackCount = stack_count as i8;
         i.CurrentLocation = stack_count as i8;
         i.UserBuffer = user_buf.cast();
-        i.Tail.Overlay.CurrentStackLocation = stack0.add(stack_count - 1);
+        i.Tail.Overlay.CurrentStackLocation = cur;
         i.Tail.Overlay.OriginalFileObject = r.file;
-        let s = &mut *stack0.add(stack_count - 1);
         s.MajorFunction = r.mj;
         s.DeviceObject = r.device;
         s.FileObject = r.file;
@@ -193,7 +196,8 @@ pub unsafe extern "win64" fn IofCompleteRequest(Irp: *mut IRP, _PriorityBoost: C
         );
     };
     // SAFETY: the IRP is registered, so it is a live ntsim-built IRP; IoStatus is plain data.
-    let (status, information) = unsafe { ((*Irp).IoStatus.status(), (*Irp).IoStatus.Information) };
+    let iosb = unsafe { (*Irp).IoStatus };
+    let (status, information) = (iosb.status(), iosb.Information);
     let lvl = irql::get();
     if m.verifier() {
         if status == STATUS_PENDING {

@@ -43,11 +43,13 @@ pub(crate) fn create_driver_object(
     .cast::<DRIVER_EXTENSION>();
     let dname = alloc_unicode(m, &format!("\\Driver\\{name}"));
     let key = alloc_unicode(m, name);
-    // SAFETY: both blocks are fresh, zeroed and sized for their types; all fields are plain data.
-    unsafe {
-        (*ext).DriverObject = d;
-        (*ext).ServiceKeyName = key;
-        let o = &mut *d;
+    // SAFETY: a fresh, zeroed, exclusively owned block sized for a DRIVER_EXTENSION.
+    let e = unsafe { &mut *ext };
+    e.DriverObject = d;
+    e.ServiceKeyName = key;
+    // SAFETY: a fresh, zeroed, exclusively owned block sized for a DRIVER_OBJECT.
+    let o = unsafe { &mut *d };
+    {
         o.Type = IO_TYPE_DRIVER;
         o.Size = core::mem::size_of::<DRIVER_OBJECT>() as i16;
         o.DriverExtension = ext;
@@ -55,7 +57,9 @@ pub(crate) fn create_driver_object(
         if let Some(img) = &image {
             o.DriverStart = img.base as PVOID;
             o.DriverSize = img.size as u32;
-            o.DriverInit = Some(core::mem::transmute::<usize, DRIVER_INITIALIZE>(img.entry));
+            // SAFETY: the loader validated `entry` as the image's entry point, DriverEntry.
+            o.DriverInit =
+                Some(unsafe { core::mem::transmute::<usize, DRIVER_INITIALIZE>(img.entry) });
         }
     }
     let mut g = lock(&m.ob);
@@ -114,27 +118,25 @@ pub unsafe extern "win64" fn IoCreateDevice(
     let size = core::mem::size_of::<DEVICE_OBJECT>() + ext_size;
     let dev = sys_alloc(&m, size, "device object + extension").cast::<DEVICE_OBJECT>();
     let owner = driver_id_of(&m, DriverObject as usize);
-    // SAFETY: `dev` is a fresh zeroed block of `size` bytes; `DriverObject` is the caller's
-    // live driver object (its device list is updated as IoCreateDevice does).
-    unsafe {
-        let d = &mut *dev;
-        d.Type = IO_TYPE_DEVICE;
-        d.Size = size as u16;
-        d.DriverObject = DriverObject;
-        d.NextDevice = (*DriverObject).DeviceObject;
-        d.Flags = DO_DEVICE_INITIALIZING | if Exclusive != 0 { DO_EXCLUSIVE } else { 0 };
-        d.Characteristics = DeviceCharacteristics;
-        d.DeviceExtension = if DeviceExtensionSize > 0 {
-            (dev as *mut u8)
-                .add(core::mem::size_of::<DEVICE_OBJECT>())
-                .cast()
-        } else {
-            core::ptr::null_mut()
-        };
-        d.DeviceType = DeviceType;
-        d.StackSize = 1;
-        (*DriverObject).DeviceObject = dev;
-    }
+    // SAFETY: `DriverObject` is the caller's live driver object (its device list is updated as
+    // IoCreateDevice does).
+    let drv = unsafe { &mut *DriverObject };
+    // SAFETY: `dev` is a fresh zeroed block of `size` bytes, exclusively ours.
+    let d = unsafe { &mut *dev };
+    d.Type = IO_TYPE_DEVICE;
+    d.Size = size as u16;
+    d.DriverObject = DriverObject;
+    d.NextDevice = drv.DeviceObject;
+    d.Flags = DO_DEVICE_INITIALIZING | if Exclusive != 0 { DO_EXCLUSIVE } else { 0 };
+    d.Characteristics = DeviceCharacteristics;
+    d.DeviceExtension = if DeviceExtensionSize > 0 {
+        (dev as usize + core::mem::size_of::<DEVICE_OBJECT>()) as PVOID
+    } else {
+        core::ptr::null_mut()
+    };
+    d.DeviceType = DeviceType;
+    d.StackSize = 1;
+    drv.DeviceObject = dev;
     let mut g = lock(&m.ob);
     if let Some(k) = key {
         g.devices.insert(k, dev as usize);
@@ -173,18 +175,25 @@ pub unsafe extern "win64" fn IoDeleteDevice(DeviceObject: *mut DEVICE_OBJECT) {
         o.deleted = true;
         g.devices.retain(|_, v| *v != dev);
     }
-    // SAFETY: a live device object ntsim created; its DriverObject's device list consists of
-    // ntsim-created device objects, walked and relinked as IoDeleteDevice does.
-    unsafe {
-        let drv = (*DeviceObject).DriverObject;
-        if !drv.is_null() {
-            let mut link: *mut *mut DEVICE_OBJECT = &raw mut (*drv).DeviceObject;
-            while !(*link).is_null() {
-                if *link == DeviceObject {
-                    *link = (*DeviceObject).NextDevice;
+    // SAFETY: a live device object ntsim created (checked in the object table above).
+    let this = unsafe { &*DeviceObject };
+    let (drv, next) = (this.DriverObject, this.NextDevice);
+    if !drv.is_null() {
+        // SAFETY: the device's live driver object.
+        let drv = unsafe { &mut *drv };
+        if drv.DeviceObject == DeviceObject {
+            drv.DeviceObject = next;
+        } else {
+            let mut cur = drv.DeviceObject;
+            while !cur.is_null() {
+                // SAFETY: every entry of the driver's device list is a live ntsim-created
+                // device object.
+                let c = unsafe { &mut *cur };
+                if c.NextDevice == DeviceObject {
+                    c.NextDevice = next;
                     break;
                 }
-                link = &raw mut (**link).NextDevice;
+                cur = c.NextDevice;
             }
         }
     }
@@ -354,7 +363,8 @@ pub(crate) fn open(m: &Arc<Inner>, path: &str, granted: u32) -> Result<OpenFile,
     };
     let device = dev as *mut DEVICE_OBJECT;
     // SAFETY: a live device object; Flags/ReferenceCount are plain data the I/O manager owns.
-    let (flags, opens) = unsafe { ((*device).Flags, (*device).ReferenceCount) };
+    let d = unsafe { &*device };
+    let (flags, opens) = (d.Flags, d.ReferenceCount);
     if flags & DO_DEVICE_INITIALIZING != 0 {
         return Err(STATUS_DELETE_PENDING);
     }

@@ -33,7 +33,9 @@ fn event_state(ev: *mut KEVENT) -> &'static AtomicI32 {
     // SAFETY: the caller passed a KEVENT it owns; `SignalState` is a naturally aligned LONG
     // inside it, and every access ntsim makes to it is atomic, so viewing it as an AtomicI32
     // for the duration of the call is sound. The 'static lifetime never escapes the export.
-    unsafe { AtomicI32::from_ptr(&raw mut (*ev).Header.SignalState) }
+    let p = unsafe { &raw mut (*ev).Header.SignalState };
+    // SAFETY: as above: aligned, live, and only accessed atomically.
+    unsafe { AtomicI32::from_ptr(p) }
 }
 
 fn event_type(ev: *mut KEVENT) -> u8 {
@@ -152,7 +154,9 @@ fn deadline(timeout: *mut LARGE_INTEGER) -> Option<Instant> {
     }
     // SAFETY: non-null timeout pointers are caller-owned LARGE_INTEGERs; QuadPart covers all 8
     // bytes so every bit pattern is valid.
-    let t = unsafe { (*timeout).QuadPart };
+    let li = unsafe { *timeout };
+    // SAFETY: every member of the LARGE_INTEGER union covers plain integer bits.
+    let t = unsafe { li.QuadPart };
     let rel = if t < 0 {
         t.unsigned_abs()
     } else {

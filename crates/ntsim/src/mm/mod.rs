@@ -154,7 +154,9 @@ pub fn stack_bounds() -> (usize, usize) {
     let mut size: usize = 0;
     // SAFETY: pthread_getattr_np fills `attr` for the calling thread; on success we read the
     // stack range out of it and destroy it exactly once.
-    let ok = unsafe { libc::pthread_getattr_np(libc::pthread_self(), attr.as_mut_ptr()) == 0 };
+    let me = unsafe { libc::pthread_self() };
+    // SAFETY: as above; `attr` is writable storage for a pthread_attr_t.
+    let ok = unsafe { libc::pthread_getattr_np(me, attr.as_mut_ptr()) == 0 };
     if ok {
         // SAFETY: `attr` was initialized by the successful call above.
         let r = unsafe { libc::pthread_attr_getstack(attr.as_ptr(), &mut lo, &mut size) };

@@ -13,9 +13,10 @@ pub unsafe extern "win64" fn RtlInitUnicodeString(
 ) {
     let mut n = 0usize;
     if !SourceString.is_null() {
-        // SAFETY: the caller guarantees a NUL-terminated string; we stop at the NUL (and at
-        // the largest length a UNICODE_STRING can describe).
-        while n < 0x7FFE && unsafe { *SourceString.add(n) } != 0 {
+        // The caller guarantees a NUL-terminated string; we stop at the NUL (and at the largest
+        // length a UNICODE_STRING can describe).
+        // SAFETY: index `n` is at or before the terminator.
+        while n < 0x7FFE && unsafe { SourceString.wrapping_add(n).read() } != 0 {
             n += 1;
         }
     }
@@ -57,10 +58,14 @@ pub unsafe fn read_wstr(p: *const u16) -> Option<String> {
     }
     let mut v = Vec::new();
     let mut i = 0;
-    // SAFETY: NUL-terminated per the contract; bounded to 64 Ki characters.
-    while i < 65536 && unsafe { *p.add(i) } != 0 {
-        // SAFETY: as above, index `i` precedes the terminator.
-        v.push(unsafe { *p.add(i) });
+    // NUL-terminated per the contract; bounded to 64 Ki characters.
+    loop {
+        // SAFETY: index `i` is at or before the terminator.
+        let c = unsafe { p.wrapping_add(i).read() };
+        if c == 0 || i >= 65536 {
+            break;
+        }
+        v.push(c);
         i += 1;
     }
     Some(String::from_utf16_lossy(&v))
