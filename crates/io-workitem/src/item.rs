@@ -14,7 +14,7 @@ use nt_abi::{DEVICE_OBJECT, PIO_WORKITEM, PVOID};
 
 use crate::backend::Backend;
 use crate::queue::QueueType;
-use crate::slab::{Control, Geometry, OWNED, QUEUED, SlotHeader};
+use crate::slab::{Control, Geometry, OWNED, QUEUED, Slab, SlotHeader};
 use crate::sync::Ordering;
 
 /// The code a queued item runs on a system worker thread (PASSIVE_LEVEL).
@@ -205,6 +205,153 @@ impl<'slab, B: Backend, P> WorkItem<'slab, B, P> {
         let (raw, context) = self.begin_queue();
         // SAFETY: as for `queue`, with `trampoline_ex::<B, P, R>`.
         unsafe { B::queue_ex(raw, trampoline_ex::<B, P, R>, queue_type.raw(), context) };
+    }
+
+    /// Detach the item from the slab borrow, e.g. to hand it from a routine back to the thread
+    /// that queued it ("uninitialize in the caller"). IRQL ≤ DISPATCH_LEVEL.
+    ///
+    /// A [`Detached`] item is `'static` (and `Send` if `P` is), and holds a rundown reference on
+    /// the slab instead of a borrow: teardown waits until it is dropped or re-attached. So a
+    /// thread must not tear the slab down while it still holds a `Detached` of that slab (that
+    /// would wait forever), and forgetting one makes teardown wait forever.
+    #[inline]
+    pub fn detach(self) -> Detached<B, P> {
+        self.control().detach_begin();
+        let slot = self.slot;
+        // The owner changes from `self` to the `Detached`: no uninitialize, no payload drop.
+        mem::forget(self);
+        Detached {
+            slot,
+            _marker: PhantomData,
+        }
+    }
+}
+
+
+/// An initialized, not-queued work item that holds a rundown reference on its slab instead of
+/// a borrow: what [`WorkItem::detach`] returns.
+///
+/// It can cross threads and outlive any borrow (it is `'static`; `Send` if `P: Send`), which is
+/// how a routine hands its item back to the requesting thread. Dropping it uninitializes the
+/// work item, drops the payload, returns the slot and releases the rundown reference (IRQL ≤
+/// DISPATCH_LEVEL); [`attach`](Detached::attach) turns it back into a borrowed [`WorkItem`]
+/// (to queue it again).
+///
+/// ```
+/// use io_workitem::{Backend, Detached, QueueType, Routine, Slab, WorkItem};
+///
+/// /// Hands the item back instead of dropping it; the caller uninitializes it.
+/// struct GiveBack;
+/// impl<B: Backend> Routine<B, u32> for GiveBack {
+///     fn run(item: WorkItem<'_, B, u32>) {
+///         let detached: Detached<B, u32> = item.detach();
+///         // … push `detached` to the requesting thread's list (it is 'static and Send) …
+///         drop(detached); // here: the work item is uninitialized by whoever drops it
+///     }
+/// }
+///
+/// fn requeue<B: Backend>(slab: &Slab<'_, B, u32>, item: Detached<B, u32>) {
+///     match item.attach(slab) {
+///         Ok(item) => item.queue::<GiveBack>(QueueType::Delayed),
+///         Err(other_slabs_item) => drop(other_slabs_item),
+///     }
+/// }
+/// ```
+pub struct Detached<B: Backend, P> {
+    slot: NonNull<SlotHeader<B>>,
+    _marker: PhantomData<P>,
+}
+
+// SAFETY: as for `WorkItem`: it owns its slot, payload and work item; the slab state it touches
+// is atomic, and the slab's block stays alive while the rundown reference is held.
+unsafe impl<B: Backend, P: Send> Send for Detached<B, P> {}
+// SAFETY: `&Detached` only gives `&P` and read-only queries.
+unsafe impl<B: Backend, P: Sync> Sync for Detached<B, P> {}
+
+impl<B: Backend, P> Detached<B, P> {
+    #[inline]
+    fn header(&self) -> &SlotHeader<B> {
+        // SAFETY: the slot is owned by `self`; the rundown reference keeps the block alive.
+        unsafe { self.slot.as_ref() }
+    }
+
+    #[inline]
+    fn payload_ptr(&self) -> *mut P {
+        self.slot
+            .as_ptr()
+            .cast::<u8>()
+            .wrapping_add(Geometry::<B, P>::PAYLOAD_OFFSET)
+            .cast()
+    }
+
+    /// The payload.
+    #[inline]
+    pub fn payload(&self) -> &P {
+        // SAFETY: an owned slot holds a live, aligned `P`; `&self` excludes mutation.
+        unsafe { &*self.payload_ptr() }
+    }
+
+    /// The payload, mutably.
+    #[inline]
+    pub fn payload_mut(&mut self) -> &mut P {
+        // SAFETY: as for `payload`; `&mut self` makes the access unique.
+        unsafe { &mut *self.payload_ptr() }
+    }
+
+    /// This item's slot index in its slab.
+    #[inline]
+    pub fn slot_index(&self) -> u32 {
+        self.header().index
+    }
+
+    /// Re-attach to `slab` (the slab the item came from), giving back a borrowed [`WorkItem`]
+    /// and releasing the rundown reference. `Err(self)` if the item belongs to another slab.
+    #[inline]
+    pub fn attach<'s>(self, slab: &'s Slab<'_, B, P>) -> Result<WorkItem<'s, B, P>, Self> {
+        let control = self.header().control;
+        if !ptr::eq(control, slab.control_ptr()) {
+            return Err(self);
+        }
+        let slot = self.slot.as_ptr();
+        mem::forget(self);
+        // SAFETY: the rundown reference taken by `detach` ends here. `slab` is borrowed, so its
+        // teardown has not started and its own reference keeps the count above zero: this does
+        // not signal, and the block stays alive.
+        unsafe { Control::<B>::activation_end(control) };
+        // SAFETY: the slot is OWNED, initialized, with a live payload, owned by nobody else
+        // (the `Detached` was forgotten); `'s` borrows the slab it belongs to.
+        Ok(unsafe { WorkItem::from_raw(slot) })
+    }
+}
+
+impl<B: Backend, P> core::fmt::Debug for Detached<B, P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Detached")
+            .field("slot", &self.slot_index())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Backend, P> Drop for Detached<B, P> {
+    /// `IoUninitializeWorkItem`, drop the payload, return the slot, release the rundown
+    /// reference. IRQL ≤ DISPATCH_LEVEL.
+    fn drop(&mut self) {
+        let control = self.header().control;
+        // SAFETY: the payload is live and dropped exactly once, here.
+        unsafe { ptr::drop_in_place(self.payload_ptr()) };
+        let item: PIO_WORKITEM = self
+            .slot
+            .as_ptr()
+            .cast::<u8>()
+            .wrapping_add(Geometry::<B, P>::ITEM_OFFSET)
+            .cast();
+        // SAFETY: the item is initialized and not queued (owned by `self`), uninitialized once.
+        unsafe { B::uninitialize(item) };
+        // SAFETY: the rundown reference keeps the control block alive.
+        let ctl = unsafe { &*control };
+        ctl.release(self.header());
+        // SAFETY: the reference taken by `detach` ends here; nothing touches the slab after.
+        unsafe { Control::<B>::activation_end(control) };
     }
 }
 

@@ -61,6 +61,6 @@ pub use backend::Backend;
 #[cfg(target_os = "windows")]
 pub use backend::NtKernel;
 pub use device::Device;
-pub use item::{Routine, WorkItem};
+pub use item::{Detached, Routine, WorkItem};
 pub use queue::{CustomPriority, QueueType};
 pub use slab::{Exhausted, MAX_PAYLOAD_ALIGN, ShutdownReport, Slab, SlabError, SlabStats};

@@ -184,6 +184,13 @@ impl<B: Backend> Control<B> {
         self.queued.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A [`Detached`](crate::Detached) item now holds a rundown reference.
+    pub(crate) fn detach_begin(&self) {
+        // Relaxed: as in `activation_begin`, the caller's own borrow or activation keeps the
+        // count above zero.
+        self.active.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A routine activation finished; signal teardown if it was the last one.
     ///
     /// # Safety
@@ -273,7 +280,7 @@ pub struct SlabStats {
     pub acquired: u64,
     /// Items handed to the kernel (`queue` and `queue_ex`, including requeues).
     pub queued: u64,
-    /// Items currently queued or running their routine.
+    /// Items currently queued, running their routine, or [`Detached`](crate::Detached).
     pub active: u32,
 }
 
@@ -426,6 +433,10 @@ impl<'dev, B: Backend, P> Slab<'dev, B, P> {
             control: block_nn.cast(),
             _marker: PhantomData,
         })
+    }
+
+    pub(crate) fn control_ptr(&self) -> *const Control<B> {
+        self.control.as_ptr()
     }
 
     fn control(&self) -> &Control<B> {

@@ -326,3 +326,76 @@ fn stress_threads_acquire_queue_requeue_drop() {
     assert_eq!(Arc::strong_count(&done), 1);
     K::state().assert_no_leaks();
 }
+
+/// A job whose routine hands the item back to the requesting thread ("uninitialize in the
+/// caller").
+struct Back {
+    runs: u32,
+    returned: Arc<std::sync::Mutex<Vec<io_workitem::Detached<Fake<9>, Back>>>>,
+}
+struct GiveBack;
+impl Routine<Fake<9>, Back> for GiveBack {
+    fn run(mut item: WorkItem<'_, Fake<9>, Back>) {
+        item.payload_mut().runs += 1;
+        let returned = item.payload().returned.clone();
+        returned.lock().unwrap().push(item.detach());
+    }
+}
+
+#[test]
+fn detached_items_cross_threads_and_hold_off_teardown() {
+    type K = Fake<9>;
+    K::reset();
+    let dev = FakeDevice::new();
+    let returned = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let other_slab = Slab::<K, Back>::new(dev.device(), 1, TAG).unwrap();
+    let slab = Slab::<K, Back>::new(dev.device(), 4, TAG).unwrap();
+    for _ in 0..4 {
+        let job = Back {
+            runs: 0,
+            returned: returned.clone(),
+        };
+        slab.acquire(job)
+            .unwrap()
+            .queue::<GiveBack>(QueueType::Delayed);
+    }
+    while returned.lock().unwrap().len() < 4 {
+        std::thread::yield_now();
+    }
+    let mut items: Vec<_> = returned.lock().unwrap().drain(..).collect();
+    assert_eq!(slab.stats().in_use, 4);
+    assert_eq!(slab.stats().active, 4, "detached items hold the rundown");
+    // Re-attach one and run it again: the slab checks the item is its own.
+    let one = items.pop().unwrap();
+    let one = match one.attach(&other_slab) {
+        Err(back) => back,
+        Ok(_) => panic!("attached to a foreign slab"),
+    };
+    let one = one.attach(&slab).unwrap();
+    assert_eq!(one.payload().runs, 1);
+    one.queue::<GiveBack>(QueueType::Normal);
+    // Uninitialize in the caller.
+    drop(items);
+    assert_eq!(K::state().uninits.load(Ordering::SeqCst), 3);
+    // The requeued one comes back detached; another thread drops it late, and teardown must
+    // wait for that.
+    let late = loop {
+        if let Some(d) = returned.lock().unwrap().pop() {
+            break d;
+        }
+        std::thread::yield_now();
+    };
+    assert_eq!(late.payload().runs, 2);
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        drop(late);
+    });
+    let report = slab.shutdown();
+    assert!(report.waited);
+    assert_eq!(report.leaked_items, 0);
+    // Teardown returned, so the late drop (uninitialize) has happened.
+    assert_eq!(K::state().uninits.load(Ordering::SeqCst), 4);
+    t.join().unwrap();
+    drop(other_slab);
+    K::state().assert_no_leaks();
+}

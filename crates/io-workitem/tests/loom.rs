@@ -49,7 +49,7 @@ fn model(name: &str, preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
 #[test]
 fn free_list_acquire_release_aba() {
     type K = Fake<10>;
-    model("free_list_acquire_release_aba", 3, || {
+    model("free_list_acquire_release_aba", 8, || {
         K::reset();
         let dev = FakeDevice::new();
         // The device must outlive the slab; leak the fake device's box for the 'static thread.
@@ -116,7 +116,7 @@ impl<B: Backend> Routine<B, Runs> for Step {
 #[test]
 fn drain_races_routine_that_drops_its_item() {
     type K = Fake<11>;
-    model("drain_races_routine_that_drops_its_item", 3, || {
+    model("drain_races_routine_that_drops_its_item", 10, || {
         K::reset();
         let runs = Arc::new(AtomicU32::new(0));
         let dev = FakeDevice::new();
@@ -140,7 +140,7 @@ fn drain_races_routine_that_drops_its_item() {
 #[test]
 fn drain_races_requeue_chain() {
     type K = Fake<12>;
-    model("drain_races_requeue_chain", 2, || {
+    model("drain_races_requeue_chain", 10, || {
         K::reset();
         let runs = Arc::new(AtomicU32::new(0));
         let dev = FakeDevice::new();
@@ -165,7 +165,7 @@ fn drain_races_requeue_chain() {
 #[test]
 fn slot_reuse_races_running_routine() {
     type K = Fake<13>;
-    model("slot_reuse_races_running_routine", 3, || {
+    model("slot_reuse_races_running_routine", 10, || {
         K::reset();
         let runs = Arc::new(AtomicU32::new(0));
         let dev = FakeDevice::new();
@@ -173,17 +173,74 @@ fn slot_reuse_races_running_routine() {
         slab.acquire(Runs(runs.clone(), 0))
             .unwrap()
             .queue::<Step>(QueueType::Delayed);
-        match slab.acquire(Runs(runs.clone(), 0)) {
-            Ok(item) => {
-                // The routine has released the slot, so it has run.
-                assert_eq!(runs.load(Ordering::Relaxed), 1);
-                drop(item);
-            }
-            Err(_) => {}
+        if let Ok(item) = slab.acquire(Runs(runs.clone(), 0)) {
+            // The routine has released the slot, so it has run.
+            assert_eq!(runs.load(Ordering::Relaxed), 1);
+            drop(item);
         }
         slab.shutdown();
         assert_eq!(runs.load(Ordering::Relaxed), 1);
         assert_eq!(Arc::strong_count(&runs), 1);
+        K::state().assert_no_leaks();
+    });
+}
+
+/// A detached item dropped on another thread while the owner tears the slab down: teardown
+/// must wait for the drop (the fake panics on a free with an initialized item in the block).
+#[test]
+fn drain_races_detached_drop() {
+    type K = Fake<14>;
+    model("drain_races_detached_drop", 10, || {
+        K::reset();
+        let runs = Arc::new(AtomicU32::new(0));
+        let dev = FakeDevice::new();
+        let slab = Slab::<K, Runs>::new(dev.device(), 1, TAG).unwrap();
+        let detached = slab.acquire(Runs(runs.clone(), 0)).unwrap().detach();
+        let t = loom::thread::spawn(move || drop(detached));
+        let report = slab.shutdown();
+        assert_eq!(report.leaked_items, 0);
+        assert_eq!(
+            K::state().uninits.load(std::sync::atomic::Ordering::SeqCst),
+            1
+        );
+        t.join().unwrap();
+        assert_eq!(Arc::strong_count(&runs), 1);
+        K::state().assert_no_leaks();
+    });
+}
+
+/// Three threads on a 3-slot slab, each taking two slots and returning them in the opposite
+/// order, with the main thread also cycling one: every slot must be handed to one owner at a
+/// time and all must be back at the end.
+#[test]
+fn free_list_three_threads() {
+    type K = Fake<15>;
+    model("free_list_three_threads", 2, || {
+        K::reset();
+        let dev: &'static FakeDevice = Box::leak(Box::new(FakeDevice::new()));
+        let slab: &'static Slab<'static, K, u32> =
+            Box::leak(Box::new(Slab::<K, u32>::new(dev.device(), 3, TAG).unwrap()));
+        let workers: Vec<_> = (0..2)
+            .map(|t| {
+                loom::thread::spawn(move || {
+                    let a = slab.acquire(t);
+                    let b = slab.acquire(t + 10);
+                    drop(b);
+                    drop(a);
+                })
+            })
+            .collect();
+        drop(slab.acquire(99));
+        for w in workers {
+            w.join().unwrap();
+        }
+        assert_eq!(slab.stats().in_use, 0);
+        let all: Vec<_> = (0..3).map(|i| slab.acquire(i).unwrap()).collect();
+        let mut idx: Vec<u32> = all.iter().map(|i| i.slot_index()).collect();
+        idx.sort();
+        assert_eq!(idx, vec![0, 1, 2]);
+        drop(all);
+        assert_eq!(unsafe_take(slab).shutdown().leaked_items, 0);
         K::state().assert_no_leaks();
     });
 }
