@@ -1,1 +1,874 @@
-fn main() {}
+//! `wictl`: drive the wdm-workitem driver. See `wictl --help`.
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{Value, json};
+
+use ioctl::{CycleStats, InfoResponse, Mode, RunCyclesRequest, StatsResponse};
+use wictl::backend::{Access, Backend, BackendError, DeviceHandle};
+use wictl::client::{Client, Failure};
+use wictl::exit;
+use wictl::fuzz::{self, to_hex};
+use wictl::status::{status_code, status_sentence};
+use wictl::stress::{self, Limit, StressConfig};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "wictl",
+    version,
+    about = "Drive the wdm-workitem driver: queue/uninitialize cycles, stress, fuzz, statistics",
+    long_about = "Drive the wdm-workitem driver.\n\n\
+        Backends: on Windows, the installed driver's device \\\\.\\WdmWorkItem (install it with \
+        `wictl install --sys wdm_workitem.sys` and `wictl start`, as Administrator, on a \
+        test-signed machine). On Linux, `--ntsim DRIVER.sys` loads the driver into ntsim with \
+        the verifier on; every run is a fresh machine (so `stats` starts from zero), and the \
+        verifier's verdict is printed at the end.\n\n\
+        Exit codes: 0 success; 1 the driver rejected a request or a check failed; 2 bad command \
+        line; 3 backend unusable (driver not loadable, device not openable, wrong platform); \
+        4 the verifier fired or the driver bug-checked the system."
+)]
+struct Cli {
+    /// Load this driver .sys into ntsim (Linux) instead of opening the real device.
+    #[arg(long, global = true, value_name = "DRIVER.sys")]
+    ntsim: Option<PathBuf>,
+    /// With --ntsim: the value IoSizeofWorkItem returns (0x40 Windows 7, 0x58 Windows 10, 0x60).
+    #[arg(long, global = true, value_name = "BYTES", value_parser = parse_u32)]
+    item_size: Option<u32>,
+    /// Print one JSON object on stdout instead of text (and no progress bar).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Driver and slab facts: versions, IoSizeofWorkItem, slab capacity and stride.
+    Info,
+    /// Run one batch of cycles and print its statistics.
+    Cycles(CycleArgs),
+    /// Many threads issuing cycle requests at once, for a duration or a count.
+    Stress(StressArgs),
+    /// The driver's cumulative statistics.
+    Stats,
+    /// Reset the cumulative statistics (prints the totals they had).
+    Reset,
+    /// Malformed and random requests: each must be rejected with its expected NTSTATUS and
+    /// change nothing.
+    Fuzz(FuzzArgs),
+    /// Send one raw DeviceIoControl.
+    Raw(RawArgs),
+    /// Windows: create the demand-start kernel-driver service.
+    Install(InstallArgs),
+    /// Windows: stop and delete the service.
+    Uninstall(ServiceArgs),
+    /// Windows: start the service (loads the driver).
+    Start(ServiceArgs),
+    /// Windows: stop the service (unloads the driver).
+    Stop(ServiceArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct CycleArgs {
+    /// init-uninit, uninit-in-caller, uninit-in-routine, requeue, ex, baseline (or a number).
+    #[arg(long, short, default_value = "uninit-in-routine", value_parser = parse_mode)]
+    mode: u32,
+    /// Cycles to run (1..=1000000).
+    #[arg(long, short = 'n', default_value_t = 1000)]
+    iterations: u32,
+    /// Work items in flight at once (1..=slab capacity).
+    #[arg(long, short, default_value_t = 8)]
+    concurrency: u32,
+    /// critical, delayed, hypercritical, normal, background, realtime, supercritical,
+    /// custom:N (N = 0..31), or a raw WORK_QUEUE_TYPE number.
+    #[arg(long, short, default_value = "delayed", value_parser = parse_queue)]
+    queue: u32,
+    /// Requeues per item in requeue mode (default 4 there, 0 elsewhere).
+    #[arg(long)]
+    requeue_depth: Option<u32>,
+    /// Do not add this run to the cumulative statistics.
+    #[arg(long)]
+    no_cumulative: bool,
+    /// Each routine yields its thread once (widens race windows).
+    #[arg(long = "yield")]
+    yield_in_routine: bool,
+    /// Raw flags word (overrides --no-cumulative/--yield).
+    #[arg(long, value_parser = parse_u32)]
+    flags: Option<u32>,
+}
+
+impl CycleArgs {
+    fn request(&self) -> RunCyclesRequest {
+        let depth = self
+            .requeue_depth
+            .unwrap_or(if self.mode == Mode::RequeueChain as u32 {
+                4
+            } else {
+                0
+            });
+        let flags = self.flags.unwrap_or(
+            (if self.no_cumulative {
+                ioctl::RUN_FLAG_NO_CUMULATIVE
+            } else {
+                0
+            }) | (if self.yield_in_routine {
+                ioctl::RUN_FLAG_YIELD_IN_ROUTINE
+            } else {
+                0
+            }),
+        );
+        let mut r = RunCyclesRequest::new(
+            self.iterations,
+            self.concurrency,
+            Mode::InitUninit,
+            self.queue,
+            flags,
+            depth,
+        );
+        r.mode = self.mode;
+        r
+    }
+}
+
+#[derive(Args, Debug)]
+struct StressArgs {
+    /// User threads issuing requests concurrently (each with its own handle).
+    #[arg(long, short, default_value_t = 4)]
+    threads: u32,
+    /// Stop after this many seconds.
+    #[arg(long, short, conflicts_with = "count")]
+    duration: Option<f64>,
+    /// Stop after this many requests in total (default 100 if no --duration).
+    #[arg(long)]
+    count: Option<u64>,
+    /// Rotate through every mode (per request, seeded).
+    #[arg(long)]
+    mix: bool,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[command(flatten)]
+    cycle: CycleArgs,
+}
+
+#[derive(Args, Debug)]
+struct FuzzArgs {
+    /// Seed: the same seed sends the same requests.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Number of requests.
+    #[arg(long, short = 'n', default_value_t = 300)]
+    count: u64,
+    /// Only these classes (comma-separated); see --list.
+    #[arg(long, value_delimiter = ',')]
+    class: Vec<String>,
+    /// List the classes and exit.
+    #[arg(long)]
+    list: bool,
+}
+
+#[derive(Args, Debug)]
+struct RawArgs {
+    /// Control code (e.g. 0x22A004).
+    #[arg(long, value_parser = parse_u32)]
+    code: u32,
+    /// Input bytes as hex.
+    #[arg(long, default_value = "")]
+    input: String,
+    /// Output buffer length.
+    #[arg(long, default_value_t = 0, value_parser = parse_u32)]
+    out_len: u32,
+    /// Open the device read-only.
+    #[arg(long)]
+    read_only: bool,
+    /// Succeed (exit 0) only if the request completes with this status (name or number).
+    #[arg(long, value_parser = parse_status)]
+    expect: Option<i32>,
+}
+
+#[derive(Args, Debug)]
+struct InstallArgs {
+    /// The driver file.
+    #[arg(long, default_value = "wdm_workitem.sys")]
+    sys: PathBuf,
+    #[command(flatten)]
+    service: ServiceArgs,
+}
+
+#[derive(Args, Debug)]
+struct ServiceArgs {
+    /// Service name.
+    #[arg(long, default_value = ioctl::SERVICE_NAME)]
+    name: String,
+}
+
+fn parse_u32(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    let r = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(h) => u32::from_str_radix(&h.replace('_', ""), 16),
+        None => t.replace('_', "").parse(),
+    };
+    r.map_err(|e| format!("{s}: {e}"))
+}
+
+fn parse_mode(s: &str) -> Result<u32, String> {
+    Mode::from_name(s).map(|m| m as u32).map_or_else(
+        || {
+            parse_u32(s).map_err(|_| {
+                let names: Vec<_> = Mode::ALL.iter().map(|m| m.name()).collect();
+                format!("unknown mode {s}; one of {} or a number", names.join(", "))
+            })
+        },
+        Ok,
+    )
+}
+
+const QUEUE_NAMES: [&str; 7] = [
+    "critical",
+    "delayed",
+    "hypercritical",
+    "normal",
+    "background",
+    "realtime",
+    "supercritical",
+];
+
+fn parse_queue(s: &str) -> Result<u32, String> {
+    let l = s.to_ascii_lowercase();
+    if let Some(i) = QUEUE_NAMES.iter().position(|n| *n == l) {
+        return Ok(i as u32);
+    }
+    if let Some(p) = l.strip_prefix("custom:") {
+        let p = parse_u32(p)?;
+        return if p <= 31 {
+            Ok(32 + p)
+        } else {
+            Err(format!("custom priority {p} is above 31"))
+        };
+    }
+    parse_u32(s).map_err(|_| {
+        format!(
+            "unknown queue type {s}; one of {}, custom:N or a number",
+            QUEUE_NAMES.join(", ")
+        )
+    })
+}
+
+fn queue_name(q: u32) -> String {
+    match q {
+        0..=6 => QUEUE_NAMES[q as usize].to_string(),
+        32..=63 => format!("custom:{}", q - 32),
+        _ => q.to_string(),
+    }
+}
+
+fn parse_status(s: &str) -> Result<i32, String> {
+    let name = if s.starts_with("STATUS_") {
+        s.to_string()
+    } else {
+        format!("STATUS_{}", s.to_ascii_uppercase())
+    };
+    for v in [
+        0u32,
+        0x103,
+        0xC000_000D,
+        0xC000_0010,
+        0xC000_0022,
+        0xC000_0023,
+        0xC000_0059,
+        0xC000_009A,
+        0xC000_0056,
+    ] {
+        if nt_abi::status_name(v as i32) == Some(name.as_str()) {
+            return Ok(v as i32);
+        }
+    }
+    parse_u32(s).map(|v| v as i32)
+}
+
+/// What a command produced.
+struct Outcome {
+    code: u8,
+    json: Value,
+}
+
+impl Outcome {
+    fn ok(json: Value) -> Self {
+        Outcome {
+            code: exit::OK,
+            json,
+        }
+    }
+}
+
+/// Turn a failed typed request into an outcome (and a message on stderr).
+fn failure(cli: &Cli, what: &str, f: &Failure) -> Outcome {
+    let (code, j) = match f {
+        Failure::Status(s) => (
+            exit::FAILED,
+            json!({"error": "status", "status": status_code(*s), "ntstatus": *s as u32, "message": status_sentence(*s)}),
+        ),
+        Failure::Backend(BackendError::BugCheck(b)) => (
+            exit::VERIFIER,
+            json!({"error": "bugcheck", "bugcheck": b, "message": f.to_string()}),
+        ),
+        Failure::Backend(BackendError::Io(m)) => {
+            (exit::BACKEND, json!({"error": "backend", "message": m}))
+        }
+        Failure::Protocol(m) => (exit::FAILED, json!({"error": "protocol", "message": m})),
+    };
+    if !cli.json {
+        eprintln!("wictl: {what}: {f}");
+    }
+    Outcome { code, json: j }
+}
+
+fn freq_ms(ticks: u64, freq: u64) -> f64 {
+    if freq == 0 {
+        0.0
+    } else {
+        ticks as f64 * 1000.0 / freq as f64
+    }
+}
+
+fn stats_json(s: &CycleStats, freq: u64) -> Value {
+    json!({
+        "cycles_completed": s.cycles_completed,
+        "queued": s.queued,
+        "routines_run": s.routines_run,
+        "uninit_in_routine": s.uninit_in_routine,
+        "requeues": s.requeues,
+        "max_in_flight": s.max_in_flight,
+        "slab_high_water": s.slab_high_water,
+        "exhaustion_count": s.exhaustion_count,
+        "elapsed_ticks": s.elapsed_ticks,
+        "elapsed_ms": freq_ms(s.elapsed_ticks, freq),
+        "runs": s.runs,
+    })
+}
+
+fn stats_lines(s: &CycleStats, freq: u64) -> String {
+    let rows: [(&str, String); 11] = [
+        ("runs", s.runs.to_string()),
+        ("cycles completed", s.cycles_completed.to_string()),
+        ("queued", s.queued.to_string()),
+        ("routines run", s.routines_run.to_string()),
+        ("uninitialized in routine", s.uninit_in_routine.to_string()),
+        ("requeues", s.requeues.to_string()),
+        ("max in flight", s.max_in_flight.to_string()),
+        ("slab high water", s.slab_high_water.to_string()),
+        ("exhaustion count", s.exhaustion_count.to_string()),
+        ("elapsed ticks", s.elapsed_ticks.to_string()),
+        (
+            "elapsed",
+            format!("{:.3} ms", freq_ms(s.elapsed_ticks, freq)),
+        ),
+    ];
+    rows.iter()
+        .map(|(k, v)| format!("  {k:<26}{v}\n"))
+        .collect()
+}
+
+fn info_json(i: &InfoResponse) -> Value {
+    let (ma, mi, pa) = ioctl::unpack_version(i.driver_version);
+    let build = String::from_utf8_lossy(&i.build)
+        .trim_end_matches('\0')
+        .to_string();
+    json!({
+        "protocol_version": i.protocol_version,
+        "driver_version": format!("{ma}.{mi}.{pa}"),
+        "io_sizeof_work_item": i.io_sizeof_work_item,
+        "slab_capacity": i.slab_capacity,
+        "slab_stride": i.slab_stride,
+        "max_iterations": i.max_iterations,
+        "max_requeue_depth": i.max_requeue_depth,
+        "build_flags": i.build_flags,
+        "perf_frequency": i.perf_frequency,
+        "build": build,
+    })
+}
+
+fn progress_bar(cli: &Cli, len: Option<u64>) -> ProgressBar {
+    let visible = !cli.json && std::io::stderr().is_terminal();
+    let pb = match len {
+        Some(n) => ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr()),
+        None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
+    };
+    if !visible {
+        pb.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    let style = match len {
+        Some(_) => {
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}")
+        }
+        None => ProgressStyle::with_template("{spinner} [{elapsed_precise}] {pos} requests {msg}"),
+    };
+    if let Ok(style) = style {
+        pb.set_style(style);
+    }
+    pb
+}
+
+fn cmd_info(cli: &Cli, h: &dyn DeviceHandle) -> Outcome {
+    match Client::new(h).info() {
+        Ok(i) => {
+            if !cli.json {
+                let j = info_json(&i);
+                println!("wdm-workitem driver");
+                for (k, v) in j.as_object().into_iter().flatten() {
+                    println!("  {k:<22}{}", v.to_string().trim_matches('"'));
+                }
+            }
+            Outcome::ok(info_json(&i))
+        }
+        Err(f) => failure(cli, "info", &f),
+    }
+}
+
+fn cmd_cycles(cli: &Cli, h: &dyn DeviceHandle, a: &CycleArgs) -> Outcome {
+    let req = a.request();
+    match Client::new(h).run(&req) {
+        Ok(r) => {
+            let mode = Mode::from_u32(r.mode).map_or("?", Mode::name);
+            if !cli.json {
+                println!(
+                    "{} cycles, mode {mode}, queue {}, concurrency {}:",
+                    req.iterations,
+                    queue_name(r.queue_type),
+                    req.concurrency
+                );
+                print!("{}", stats_lines(&r.stats, r.perf_frequency));
+            }
+            Outcome::ok(json!({
+                "request": {"iterations": req.iterations, "concurrency": req.concurrency, "mode": mode,
+                            "queue_type": r.queue_type, "flags": req.flags, "requeue_depth": req.requeue_depth},
+                "stats": stats_json(&r.stats, r.perf_frequency),
+            }))
+        }
+        Err(f) => failure(cli, "cycles", &f),
+    }
+}
+
+fn print_totals(cli: &Cli, title: &str, s: &StatsResponse) -> Value {
+    if !cli.json {
+        println!("{title}:");
+        print!("{}", stats_lines(&s.totals, s.perf_frequency));
+    }
+    json!({"totals": stats_json(&s.totals, s.perf_frequency)})
+}
+
+fn cmd_stats(cli: &Cli, h: &dyn DeviceHandle, reset: bool) -> Outcome {
+    let c = Client::new(h);
+    let r = if reset { c.reset() } else { c.stats() };
+    match r {
+        Ok(s) => Outcome::ok(print_totals(
+            cli,
+            if reset {
+                "statistics reset; they were"
+            } else {
+                "cumulative statistics"
+            },
+            &s,
+        )),
+        Err(f) => failure(cli, if reset { "reset" } else { "stats" }, &f),
+    }
+}
+
+fn cmd_raw(cli: &Cli, h: &dyn DeviceHandle, a: &RawArgs) -> Outcome {
+    let input = match (0..a.input.len() / 2)
+        .map(|i| u8::from_str_radix(&a.input[2 * i..2 * i + 2], 16))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(v) if a.input.len().is_multiple_of(2) => v,
+        _ => {
+            eprintln!("wictl raw: --input must be an even number of hex digits");
+            return Outcome {
+                code: exit::USAGE,
+                json: json!({"error": "usage"}),
+            };
+        }
+    };
+    match h.ioctl(a.code, &input, a.out_len) {
+        Ok(r) => {
+            let shown = &r.output[..r.information.min(r.output.len())];
+            if !cli.json {
+                println!("status      {}", status_code(r.status));
+                println!("meaning     {}", status_sentence(r.status));
+                println!("information {}", r.information);
+                println!("output      {}", to_hex(shown));
+            }
+            let ok = match a.expect {
+                Some(e) => r.status == e,
+                None => nt_abi::nt_success(r.status),
+            };
+            if !ok
+                && !cli.json
+                && let Some(e) = a.expect
+            {
+                eprintln!(
+                    "wictl raw: expected {}, got {}",
+                    status_code(e),
+                    status_code(r.status)
+                );
+            }
+            Outcome {
+                code: if ok { exit::OK } else { exit::FAILED },
+                json: json!({"status": status_code(r.status), "ntstatus": r.status as u32, "message": status_sentence(r.status),
+                             "information": r.information, "output": to_hex(shown), "expected": a.expect.map(status_code)}),
+            }
+        }
+        Err(e) => failure(cli, "raw", &Failure::Backend(e)),
+    }
+}
+
+fn cmd_fuzz(cli: &Cli, backend: &dyn Backend, a: &FuzzArgs) -> Outcome {
+    let classes: Vec<&'static str> = if a.class.is_empty() {
+        fuzz::CLASSES.to_vec()
+    } else {
+        let mut v = Vec::new();
+        for c in &a.class {
+            match fuzz::CLASSES.iter().find(|k| **k == c.as_str()) {
+                Some(k) => v.push(*k),
+                None => {
+                    eprintln!(
+                        "wictl fuzz: unknown class {c}; classes: {}",
+                        fuzz::CLASSES.join(", ")
+                    );
+                    return Outcome {
+                        code: exit::USAGE,
+                        json: json!({"error": "usage"}),
+                    };
+                }
+            }
+        }
+        v
+    };
+    let (rw, ro) = match (backend.open(Access::ReadWrite), backend.open(Access::Read)) {
+        (Ok(rw), Ok(ro)) => (rw, ro),
+        (Err(e), _) | (_, Err(e)) => return failure(cli, "open", &Failure::Backend(e)),
+    };
+    let pb = progress_bar(cli, Some(a.count));
+    let result = fuzz::run_fuzz(rw.as_ref(), ro.as_ref(), a.seed, a.count, &classes, |n| {
+        pb.set_position(n)
+    });
+    pb.finish_and_clear();
+    match result {
+        Ok(report) => {
+            if !cli.json {
+                println!(
+                    "fuzz: seed {}, {} requests, {} rejected as expected with statistics unchanged",
+                    report.seed, report.cases, report.passed
+                );
+                println!("  {:<20}{:>8}{:>8}", "class", "cases", "passed");
+                for (c, t) in &report.classes {
+                    println!("  {c:<20}{:>8}{:>8}", t.cases, t.passed);
+                }
+                for m in report.mismatches.iter().take(20) {
+                    println!(
+                        "  MISMATCH #{} {} code {:#x} in {} out {}: {}",
+                        m.index,
+                        m.case.class,
+                        m.case.code,
+                        to_hex(&m.case.input),
+                        m.case.out_len,
+                        m.problem
+                    );
+                }
+            }
+            let code = if report.mismatches.is_empty() {
+                exit::OK
+            } else {
+                exit::FAILED
+            };
+            Outcome {
+                code,
+                json: serde_json::to_value(&report).unwrap_or(Value::Null),
+            }
+        }
+        Err(f) => failure(cli, "fuzz", &f),
+    }
+}
+
+fn cmd_stress(cli: &Cli, backend: &dyn Backend, a: &StressArgs) -> Outcome {
+    if a.threads == 0 {
+        eprintln!("wictl stress: --threads must be at least 1");
+        return Outcome {
+            code: exit::USAGE,
+            json: json!({"error": "usage"}),
+        };
+    }
+    let mut handles: Vec<Arc<dyn DeviceHandle>> = Vec::new();
+    for _ in 0..a.threads {
+        match backend.open(Access::ReadWrite) {
+            Ok(h) => handles.push(h),
+            Err(e) => return failure(cli, "open", &Failure::Backend(e)),
+        }
+    }
+    let control = Arc::clone(&handles[0]);
+    let before = match Client::new(control.as_ref()).stats() {
+        Ok(s) => s,
+        Err(f) => return failure(cli, "stats", &f),
+    };
+    let limit = match (a.duration, a.count) {
+        (Some(d), _) => Limit::Duration(Duration::from_secs_f64(d.max(0.0))),
+        (None, Some(n)) => Limit::Count(n),
+        (None, None) => Limit::Count(100),
+    };
+    let cfg = StressConfig {
+        threads: a.threads,
+        limit,
+        request: a.cycle.request(),
+        mix: a.mix,
+        seed: a.seed,
+    };
+    let pb = progress_bar(
+        cli,
+        match limit {
+            Limit::Count(n) => Some(n),
+            Limit::Duration(_) => None,
+        },
+    );
+    if let Limit::Duration(_) = limit {
+        pb.enable_steady_tick(Duration::from_millis(200));
+    }
+    let report = stress::run_stress(&handles, &cfg, &|n| pb.set_position(n));
+    pb.finish_and_clear();
+    drop(handles);
+    let after = Client::new(control.as_ref()).stats();
+    let mut code = exit::OK;
+    let mut consistency = json!(null);
+    if let Some(f) = &report.fatal {
+        if !cli.json {
+            eprintln!("wictl stress: stopped: {f}");
+        }
+        code = if f.contains("bug check") {
+            exit::VERIFIER
+        } else {
+            exit::BACKEND
+        };
+    }
+    let cumulative = a.cycle.request().flags & ioctl::RUN_FLAG_NO_CUMULATIVE == 0;
+    match &after {
+        Ok(after) => {
+            let d_cycles = after
+                .totals
+                .cycles_completed
+                .wrapping_sub(before.totals.cycles_completed);
+            let d_runs = after.totals.runs.wrapping_sub(before.totals.runs);
+            let (want_cycles, want_runs) = if cumulative {
+                (report.cycles, report.succeeded)
+            } else {
+                (0, 0)
+            };
+            let ok = d_cycles == want_cycles && d_runs == want_runs;
+            consistency = json!({"ok": ok, "stats_delta_cycles": d_cycles, "stats_delta_runs": d_runs,
+                                 "responses_cycles": want_cycles, "responses_runs": want_runs});
+            if !ok {
+                code = code.max(exit::FAILED);
+                if !cli.json {
+                    eprintln!(
+                        "wictl stress: cumulative statistics moved by {d_cycles} cycles / {d_runs} runs, but the responses add up to {want_cycles} / {want_runs} (another client using the device also causes this)"
+                    );
+                }
+            }
+        }
+        Err(f) => {
+            let o = failure(cli, "stats", f);
+            code = code.max(o.code);
+        }
+    }
+    let failed_requests = report.requests - report.succeeded;
+    if failed_requests > 0 {
+        code = code.max(exit::FAILED);
+    }
+    if !cli.json {
+        println!(
+            "{:>6} {:>10} {:>10} {:>12} {:>12} {:>9} {:>10}  failures",
+            "thread", "requests", "ok", "cycles", "routines", "max-infl", "exhausted"
+        );
+        for (i, t) in report.threads.iter().enumerate() {
+            let fails: Vec<String> = t.failures.iter().map(|(k, v)| format!("{k}×{v}")).collect();
+            println!(
+                "{i:>6} {:>10} {:>10} {:>12} {:>12} {:>9} {:>10}  {}",
+                t.requests,
+                t.succeeded,
+                t.cycles,
+                t.routines,
+                t.max_in_flight,
+                t.exhaustion,
+                if fails.is_empty() {
+                    "-".into()
+                } else {
+                    fails.join(" ")
+                }
+            );
+        }
+        println!(
+            "{:>6} {:>10} {:>10} {:>12} {:>12}",
+            "total", report.requests, report.succeeded, report.cycles, report.routines
+        );
+        println!(
+            "{:.2} s, {:.0} cycles/s; modes: {}",
+            report.elapsed_secs,
+            report.cycles_per_sec,
+            report
+                .by_mode
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if consistency["ok"] == json!(true) {
+            println!("cumulative statistics agree with the responses");
+        }
+    }
+    Outcome {
+        code,
+        json: json!({"report": report, "consistency": consistency}),
+    }
+}
+
+#[cfg(windows)]
+fn cmd_service(cli: &Cli) -> Outcome {
+    use wictl::windows as w;
+    let r = match &cli.command {
+        Command::Install(a) => w::install(&a.service.name, &a.sys),
+        Command::Uninstall(a) => w::uninstall(&a.name),
+        Command::Start(a) => w::start(&a.name),
+        Command::Stop(a) => w::stop(&a.name),
+        _ => unreachable!("not a service command"),
+    };
+    match r {
+        Ok(m) => {
+            if !cli.json {
+                println!("{m}");
+            }
+            Outcome::ok(json!({"message": m}))
+        }
+        Err(m) => {
+            if !cli.json {
+                eprintln!("wictl: {m}");
+            }
+            Outcome {
+                code: exit::BACKEND,
+                json: json!({"error": "scm", "message": m}),
+            }
+        }
+    }
+}
+
+#[cfg(not(windows))]
+fn cmd_service(cli: &Cli) -> Outcome {
+    let m = "install/uninstall/start/stop talk to the Windows service control manager; on Linux, use --ntsim DRIVER.sys";
+    if !cli.json {
+        eprintln!("wictl: {m}");
+    }
+    Outcome {
+        code: exit::BACKEND,
+        json: json!({"error": "platform", "message": m}),
+    }
+}
+
+fn make_backend(cli: &Cli) -> Result<Box<dyn Backend>, BackendError> {
+    if let Some(sys) = &cli.ntsim {
+        #[cfg(target_os = "linux")]
+        {
+            let cfg = wictl::ntsim_backend::Options {
+                size_of_work_item: cli.item_size,
+            };
+            return wictl::ntsim_backend::NtsimBackend::load(sys, &cfg)
+                .map(|b| Box::new(b) as Box<dyn Backend>);
+        }
+        #[cfg(not(target_os = "linux"))]
+        return Err(BackendError::Io(format!(
+            "--ntsim {} needs Linux x86_64",
+            sys.display()
+        )));
+    }
+    #[cfg(windows)]
+    {
+        Ok(Box::new(wictl::windows::DeviceBackend))
+    }
+    #[cfg(not(windows))]
+    Err(BackendError::Io(
+        "no device here: pass --ntsim DRIVER.sys to run the driver in ntsim".into(),
+    ))
+}
+
+fn run(cli: &Cli) -> Outcome {
+    if let Command::Fuzz(a) = &cli.command
+        && a.list
+    {
+        for c in fuzz::CLASSES {
+            println!("{c}");
+        }
+        return Outcome::ok(json!({"classes": fuzz::CLASSES}));
+    }
+    if matches!(
+        cli.command,
+        Command::Install(_) | Command::Uninstall(_) | Command::Start(_) | Command::Stop(_)
+    ) {
+        return cmd_service(cli);
+    }
+    let backend = match make_backend(cli) {
+        Ok(b) => b,
+        Err(e) => return failure(cli, "backend", &Failure::Backend(e)),
+    };
+    let mut out = {
+        let single = |access| backend.open(access);
+        match &cli.command {
+            Command::Fuzz(a) => cmd_fuzz(cli, backend.as_ref(), a),
+            Command::Stress(a) => cmd_stress(cli, backend.as_ref(), a),
+            cmd => {
+                let access = match cmd {
+                    Command::Info | Command::Stats => Access::Read,
+                    Command::Raw(a) if a.read_only => Access::Read,
+                    _ => Access::ReadWrite,
+                };
+                match single(access) {
+                    Err(e) => failure(cli, "open", &Failure::Backend(e)),
+                    Ok(h) => match cmd {
+                        Command::Info => cmd_info(cli, h.as_ref()),
+                        Command::Cycles(a) => cmd_cycles(cli, h.as_ref(), a),
+                        Command::Stats => cmd_stats(cli, h.as_ref(), false),
+                        Command::Reset => cmd_stats(cli, h.as_ref(), true),
+                        Command::Raw(a) => cmd_raw(cli, h.as_ref(), a),
+                        _ => unreachable!(),
+                    },
+                }
+            }
+        }
+    };
+    let description = backend.describe();
+    if let Some(v) = backend.finish() {
+        if !cli.json {
+            for line in &v.lines {
+                println!("{line}");
+            }
+        }
+        if !v.clean {
+            out.code = exit::VERIFIER;
+        }
+        out.json = json!({"backend": description, "result": out.json, "verifier": v});
+    } else {
+        out.json = json!({"backend": description, "result": out.json});
+    }
+    out
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let out = run(&cli);
+    if cli.json {
+        let mut j = out.json;
+        if let Some(o) = j.as_object_mut() {
+            o.insert("exit_code".into(), json!(out.code));
+        }
+        println!("{j}");
+    }
+    ExitCode::from(out.code)
+}
