@@ -399,3 +399,37 @@ fn detached_items_cross_threads_and_hold_off_teardown() {
     drop(other_slab);
     K::state().assert_no_leaks();
 }
+
+/// An endless chain that stops only when teardown starts.
+struct Endless(Arc<AtomicU64>);
+struct EndlessStep;
+impl<B: Backend> Routine<B, Endless> for EndlessStep {
+    fn run(item: WorkItem<'_, B, Endless>) {
+        item.payload().0.fetch_add(1, Ordering::SeqCst);
+        if !item.is_shutting_down() {
+            item.queue::<EndlessStep>(QueueType::Delayed);
+        }
+    }
+}
+
+#[test]
+fn shutdown_is_visible_to_requeue_chains() {
+    type K = Fake<12>;
+    K::reset();
+    let dev = FakeDevice::new();
+    let runs = Arc::new(AtomicU64::new(0));
+    let slab = Slab::<K, Endless>::new(dev.device(), 1, TAG).unwrap();
+    slab.acquire(Endless(runs.clone()))
+        .unwrap()
+        .queue::<EndlessStep>(QueueType::Delayed);
+    while runs.load(Ordering::SeqCst) < 3 {
+        std::thread::yield_now();
+    }
+    // Without `is_shutting_down` this teardown would wait forever.
+    let report = slab.shutdown();
+    assert_eq!(report.leaked_items, 0);
+    let n = runs.load(Ordering::SeqCst);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(runs.load(Ordering::SeqCst), n, "chain ran after teardown");
+    K::state().assert_no_leaks();
+}
