@@ -11,10 +11,10 @@
 //! A mismatch fails `cargo make` / `cargo build` on Windows with the row in the message.
 //!
 //! Wired in by `src/lib.rs` as `#[cfg(feature = "wdk")] mod wdk_checks;`. On Linux the wdk crates
-//! are never compiled; `crates/sys-check/tests/wdk_checks_expand.rs` compiles this file there
-//! against a stand-in `wdk_sys` (nt-abi itself) to prove the macro expansion and the nt-abi side
-//! type-check. The wdk-sys side (its type and field names, its values) is only checked by a
-//! real WDK build on Windows.
+//! are never compiled; `crates/sys-check/tests/wdk_checks_standin.rs` compiles this file there
+//! against a stand-in `wdk-sys` (nt-abi plus a bindgen-shaped IRP) to prove the macro expansion,
+//! the nt-abi side and the anonymous-member paths type-check. The real wdk-sys side (its type and
+//! field names, its values) is only checked by a real WDK build on Windows.
 
 use core::mem::{offset_of, size_of};
 

@@ -304,6 +304,7 @@ fn test(allow_install: bool) -> ExitCode {
             let mut c = cargo();
             c.args([
                 "test",
+                "--no-fail-fast",
                 "--workspace",
                 "--exclude",
                 "wdm-workitem",
@@ -322,7 +323,7 @@ fn test(allow_install: bool) -> ExitCode {
             return Outcome::NotYetAvailable("crates/io-workitem/tests/loom.rs".into());
         }
         let mut c = cargo();
-        c.args(["test", "-p", "io-workitem", "--test", "loom", "--release"])
+        c.args(["test", "--no-fail-fast", "-p", "io-workitem", "--test", "loom", "--release"])
             .env("RUSTFLAGS", "--cfg loom")
             .env("CARGO_TARGET_DIR", root.join("target/loom"));
         test_step(c)
