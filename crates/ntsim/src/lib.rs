@@ -487,10 +487,12 @@ impl Driver {
                 if !pending.is_empty() && pending.iter().all(|p| p.running) {
                     io::workitem::wait_idle(&m, Some(id), m.config.unload_grace);
                 }
-                if let Some(p) = io::workitem::pending_for(&m, id).first() {
+                if let Some(p) = io::workitem::pending_for(&m, id).first()
+                    && m.verifier()
+                {
                     machine::raise(
                         &m,
-                        verifier::Bc::new(
+                        verifier::Bc::verifier(
                             bugcheck::DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS,
                             [p.routine as u64, 0, p.item as u64, unload as usize as u64],
                         )

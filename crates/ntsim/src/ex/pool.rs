@@ -152,6 +152,16 @@ pub unsafe extern "win64" fn ExAllocatePool2(
             );
         }
     }
+    if m.verifier() && Flags & POOL_FLAG_NON_PAGED_EXECUTE != 0 {
+        let caller = crate::machine::CALLER.with(|c| c.get());
+        raise(
+            &m,
+            Bc::verifier(
+                bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
+                [vr::EXECUTABLE_POOL, caller as u64, Flags, Tag as u64],
+            ),
+        );
+    }
     if Tag == 0 {
         return core::ptr::null_mut();
     }
@@ -241,7 +251,7 @@ pub(crate) fn free_block(m: &Inner, p: usize, tag: Option<u32>) {
                     worker_invalid::ACTIVE_ITEM_IN_FREED_POOL,
                     item as u64,
                     p as u64,
-                    block.size as u64,
+                    (p + block.size) as u64,
                 ],
             );
             match state {

@@ -41,6 +41,8 @@ pub struct Item {
     pub io_object: usize,
     pub owner: usize,
     pub allocated: bool,
+    /// Routine of the last queueing (for WORKER_INVALID parameters).
+    pub routine: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -119,12 +121,13 @@ fn init_item(m: &Inner, io_object: usize, item: usize, allocated: bool) {
     if let Some(old) = g.items.get(&item)
         && old.state == ItemState::Queued
     {
+        let routine = old.routine;
         drop(g);
         raise(
             m,
             Bc::new(
                 bugcheck::WORKER_INVALID,
-                [wi::QUEUED_ITEM_FREED, item as u64, 0, 0],
+                [wi::QUEUED_ITEM_FREED, item as u64, routine as u64, 0],
             ),
         );
     }
@@ -146,6 +149,7 @@ fn init_item(m: &Inner, io_object: usize, item: usize, allocated: bool) {
             io_object,
             owner,
             allocated,
+            routine: 0,
         },
     );
 }
@@ -169,12 +173,13 @@ pub unsafe extern "win64" fn IoUninitializeWorkItem(IoWorkItem: PIO_WORKITEM) {
     let mut g = lock(&m.wi);
     if let Some(it) = g.items.get(&item) {
         if it.state == ItemState::Queued {
+            let routine = it.routine;
             drop(g);
             raise(
                 &m,
                 Bc::new(
                     bugcheck::WORKER_INVALID,
-                    [wi::QUEUED_ITEM_FREED, item as u64, 0, 0],
+                    [wi::QUEUED_ITEM_FREED, item as u64, routine as u64, 0],
                 ),
             );
         }
@@ -208,7 +213,7 @@ fn queue_common(item: usize, routine: usize, qt: WORK_QUEUE_TYPE, context: usize
             &m,
             Bc::new(
                 bugcheck::WORKER_INVALID,
-                [wi::INVALID_ROUTINE, item as u64, 0, 0],
+                [wi::INVALID_ROUTINE, item as u64, qt as i64 as u64, 0],
             ),
         );
     }
@@ -231,8 +236,8 @@ fn queue_common(item: usize, routine: usize, qt: WORK_QUEUE_TYPE, context: usize
                 [
                     wi::QUEUED_ITEM_REQUEUED,
                     item as u64,
+                    qt as i64 as u64,
                     routine as u64,
-                    qt as u64,
                 ],
             ),
         );
@@ -247,7 +252,12 @@ fn queue_common(item: usize, routine: usize, qt: WORK_QUEUE_TYPE, context: usize
             &m,
             Bc::new(
                 bugcheck::WORKER_INVALID,
-                [wi::INVALID_ROUTINE, item as u64, routine as u64, 0],
+                [
+                    wi::INVALID_ROUTINE,
+                    item as u64,
+                    qt as i64 as u64,
+                    routine as u64,
+                ],
             ),
         );
     }
@@ -268,7 +278,10 @@ fn queue_common(item: usize, routine: usize, qt: WORK_QUEUE_TYPE, context: usize
     let q = queue_index(qt);
     let mut g = lock(&m.wi);
     match g.items.get_mut(&item) {
-        Some(cur) if cur.state != ItemState::Queued => cur.state = ItemState::Queued,
+        Some(cur) if cur.state != ItemState::Queued => {
+            cur.state = ItemState::Queued;
+            cur.routine = routine;
+        }
         Some(_) => {
             drop(g);
             let _ = crate::ob::deref(&m, it.io_object);
@@ -279,8 +292,8 @@ fn queue_common(item: usize, routine: usize, qt: WORK_QUEUE_TYPE, context: usize
                     [
                         wi::QUEUED_ITEM_REQUEUED,
                         item as u64,
+                        qt as i64 as u64,
                         routine as u64,
-                        qt as u64,
                     ],
                 ),
             );
@@ -390,12 +403,13 @@ pub unsafe extern "win64" fn IoFreeWorkItem(IoWorkItem: PIO_WORKITEM) {
         let mut g = lock(&m.wi);
         if let Some(it) = g.items.get(&item) {
             if it.state == ItemState::Queued {
+                let routine = it.routine;
                 drop(g);
                 raise(
                     &m,
                     Bc::new(
                         bugcheck::WORKER_INVALID,
-                        [wi::QUEUED_ITEM_FREED, item as u64, 0, 0],
+                        [wi::QUEUED_ITEM_FREED, item as u64, routine as u64, 0],
                     ),
                 );
             }

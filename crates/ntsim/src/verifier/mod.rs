@@ -5,12 +5,12 @@
 //!
 //! | code / p1 | p2 | p3 | p4 | on by default without verifier |
 //! |---|---|---|---|---|
-//! | 0xE4 / 0 active item in freed pool | item | pool block | block size | queued item: yes; initialized-only item: verifier, documented-only |
-//! | 0xE4 / 1 queued twice | item | routine | queue type | yes |
-//! | 0xE4 / 2 queued item freed/uninitialized | item | 0 | 0 | yes |
+//! | 0xE4 / 0 active item in freed pool | item | pool block start | pool block end | queued item: yes; initialized-only item: verifier, documented-only |
+//! | 0xE4 / 1 queued twice | item | queue type | routine | yes |
+//! | 0xE4 / 2 queued item freed/uninitialized/re-initialized | item | routine it was queued with | 0 | yes |
 //! | 0xE4 / 3 bad IoObject | item | IoObject | 0 | yes |
 //! | 0xE4 / 6 bad queue type | item | queue type | 0 | yes |
-//! | 0xE4 / 7 bad routine | item | routine | 0 | yes |
+//! | 0xE4 / 7 bad routine (null, or outside the driver's image) | item | queue type | routine | yes |
 //! | 0xE1 returned at bad IRQL | routine (p1) | IRQL (p2) | context (p3) | item (p4) — same order as 0x128/0x15B |
 //! | 0xC4 / 0x00 zero-byte alloc | IRQL | pool flags | 0 | verifier |
 //! | 0xC4 / 0x02 nonpaged alloc above DISPATCH | IRQL | pool flags | size | verifier |
@@ -21,8 +21,9 @@
 //! | 0xC4 / 0x3F ObDereference underflow | object | 0 | 0 | verifier |
 //! | 0xC4 / 0x62 pool leaked at unload | DriverName (UNICODE_STRING*) | DRIVER_OBJECT | leaked allocations | verifier |
 //! | 0xC4 / 0x131 work item not in nonpaged memory | item | 0 | 0 | verifier (stack: documented-only) |
+//! | 0xC4 / 0x2000 executable pool (POOL_FLAG_NON_PAGED_EXECUTE) | caller address | pool flags | tag | verifier |
 //! | 0xC2 / 0x0A free with wrong tag | address | allocation tag | tag passed | yes |
-//! | 0xCE unload with work items pending | routine | 0 | item | DriverUnload address | yes |
+//! | 0xCE unload with work items queued, or running past the grace period | routine | 0 | item (p4 = DriverUnload) | verifier (off: reported as a leak) |
 //! | 0xC9 / 0x06 complete with STATUS_PENDING | IRP | 0 | 0 | verifier |
 //! | 0xC9 / 0x0E complete above DISPATCH | IRQL | IRP | 0 | verifier |
 //! | 0xC9 / 0x226 dispatch returned neither completing nor pending | dispatch routine | IRP | returned status | verifier |
