@@ -46,7 +46,7 @@ pub trait Routine<B: Backend, P>: 'static {
     fn run(item: WorkItem<'_, B, P>);
 }
 
-/// An initialized, not-queued work item in a [`Slab`](crate::Slab) slot, with its payload.
+/// An initialized, not-queued work item in a [`Slab`] slot, with its payload.
 ///
 /// - Dropping it calls `IoUninitializeWorkItem` exactly once, drops the payload and returns the
 ///   slot to the slab's free list (IRQL ≤ DISPATCH_LEVEL).

@@ -463,7 +463,10 @@ impl<'dev, B: Backend, P> Slab<'dev, B, P> {
         // Two owners of one slot would mean a broken free list: stop before memory is shared.
         assert_eq!(previous, FREE, "io-workitem: slot handed out twice");
         let in_use = ctl.in_use.fetch_add(1, Ordering::Relaxed) + 1;
-        ctl.high_water.fetch_max(in_use, Ordering::Relaxed);
+        // Usually below the mark: a plain load then, the read-modify-write only on a new high.
+        if in_use > ctl.high_water.load(Ordering::Relaxed) {
+            ctl.high_water.fetch_max(in_use, Ordering::Relaxed);
+        }
         ctl.acquired.fetch_add(1, Ordering::Relaxed);
         let base = slot.cast::<u8>();
         // SAFETY: the payload area of an owned slot is in bounds and aligned for `P`
@@ -572,6 +575,11 @@ impl<'dev, B: Backend, P> Slab<'dev, B, P> {
                 // uninitialize it. Its payload is leaked, as `mem::forget` promised.
                 unsafe { B::uninitialize(item) };
             }
+        }
+        for index in 0..ctl.capacity {
+            // SAFETY: each slot header was written in `new`, is dropped exactly once, here, and
+            // is not used afterwards (dropping matters for loom's atomics; core's are trivial).
+            unsafe { ptr::drop_in_place(ctl.slot(index)) };
         }
         let tag = ctl.tag;
         // SAFETY: nobody waits on or signals the event any more (rundown is complete).
