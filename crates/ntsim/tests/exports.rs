@@ -2,7 +2,9 @@
 //! driver "host", its device, and `run_in_kernel_thread`.
 mod ntsim_support;
 
-use nt_abi::bugcheck::{self, bad_pool_caller, bad_pool_caller_ext, verifier as vf, worker_invalid as wi};
+use nt_abi::bugcheck::{
+    self, bad_pool_caller, bad_pool_caller_ext, verifier as vf, worker_invalid as wi,
+};
 use nt_abi::*;
 use ntsim::Verifier;
 use ntsim_support::*;
@@ -43,8 +45,15 @@ fn io_sizeof_work_item_is_configurable_and_init_writes_exactly_that_many_bytes()
             })
             .unwrap();
         assert_eq!(got, size as usize);
-        assert_eq!(&after[size as usize..], &before[..], "bytes past IoSizeofWorkItem untouched");
-        assert!(after[..size as usize].iter().any(|&b| b != 0xAA), "item storage initialized");
+        assert_eq!(
+            &after[size as usize..],
+            &before[..],
+            "bytes past IoSizeofWorkItem untouched"
+        );
+        assert!(
+            after[..size as usize].iter().any(|&b| b != 0xAA),
+            "item storage initialized"
+        );
         assert!(m.audit().is_clean(), "{:?}", m.audit());
     }
 }
@@ -62,7 +71,11 @@ fn pool_allocation_semantics() {
         }
         assert_eq!(alloc(POOL_FLAG_NON_PAGED, 16, 0), 0, "tag 0 fails");
         assert_eq!(alloc(0, 16, TAG), 0, "no pool type fails");
-        assert_eq!(alloc(POOL_FLAG_NON_PAGED | POOL_FLAG_PAGED, 16, TAG), 0, "two pool types fail");
+        assert_eq!(
+            alloc(POOL_FLAG_NON_PAGED | POOL_FLAG_PAGED, 16, TAG),
+            0,
+            "two pool types fail"
+        );
         let p = alloc(POOL_FLAG_PAGED, 32, TAG);
         assert_ne!(p, 0);
         free_untagged(p);
@@ -84,11 +97,16 @@ fn pool_allocation_semantics() {
 fn zero_byte_allocation_is_0xc4_0_with_verifier_only() {
     let m = machine(Verifier::Standard);
     let b = expect_bugcheck(&m, || alloc(POOL_FLAG_NON_PAGED, 0, TAG));
-    assert_eq!((b.code, b.parameters[0], b.parameters[1]), (0xC4, vf::ZERO_BYTE_ALLOCATION, 0));
+    assert_eq!(
+        (b.code, b.parameters[0], b.parameters[1]),
+        (0xC4, vf::ZERO_BYTE_ALLOCATION, 0)
+    );
     assert!(b.verifier_rule && !b.documented_only);
     assert_eq!(b.context, "host kernel thread");
     let m = machine(Verifier::Off);
-    let p = m.run_in_kernel_thread(|| alloc(POOL_FLAG_NON_PAGED, 0, TAG)).unwrap();
+    let p = m
+        .run_in_kernel_thread(|| alloc(POOL_FLAG_NON_PAGED, 0, TAG))
+        .unwrap();
     assert_ne!(p, 0);
 }
 
@@ -98,7 +116,11 @@ fn executable_pool_is_0xc4_2000_with_verifier() {
     let b = expect_bugcheck(&m, || alloc(POOL_FLAG_NON_PAGED_EXECUTE, 16, TAG));
     assert_eq!((b.code, b.parameters[0]), (0xC4, vf::EXECUTABLE_POOL));
     let m = machine(Verifier::Off);
-    assert_ne!(m.run_in_kernel_thread(|| alloc(POOL_FLAG_NON_PAGED_EXECUTE, 16, TAG)).unwrap(), 0);
+    assert_ne!(
+        m.run_in_kernel_thread(|| alloc(POOL_FLAG_NON_PAGED_EXECUTE, 16, TAG))
+            .unwrap(),
+        0
+    );
 }
 
 #[test]
@@ -116,7 +138,10 @@ fn double_free_is_0xc4_14_or_0xc2_07() {
         free(p, TAG);
         free(p, TAG);
     });
-    assert_eq!((b.code, b.parameters[0]), (0xC2, bad_pool_caller_ext::DOUBLE_FREE));
+    assert_eq!(
+        (b.code, b.parameters[0]),
+        (0xC2, bad_pool_caller_ext::DOUBLE_FREE)
+    );
     assert!(!b.verifier_rule);
 }
 
@@ -136,7 +161,15 @@ fn free_with_the_wrong_tag_is_0xc2_0a() {
         (expect_bugcheck(&m, move || free(p, wrong)), p)
     };
     assert_eq!(b.code, bugcheck::BAD_POOL_CALLER);
-    assert_eq!(b.parameters, [bad_pool_caller::FREE_WRONG_TAG, p as u64, TAG as u64, wrong as u64]);
+    assert_eq!(
+        b.parameters,
+        [
+            bad_pool_caller::FREE_WRONG_TAG,
+            p as u64,
+            TAG as u64,
+            wrong as u64
+        ]
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -167,7 +200,13 @@ fn io_queue_work_item_runs_the_routine_at_passive_on_a_delayed_worker() {
             init(dev, item);
             queue(item, record_routine, DELAYED_WORK_QUEUE, ctx);
             assert_eq!(wait(read_usize(w(ctx, 0)), Some(5000)), STATUS_SUCCESS);
-            let seen = (read_usize(w(ctx, 1)), read_usize(w(ctx, 2)), read_usize(w(ctx, 3)), read_usize(w(ctx, 4)), ctx);
+            let seen = (
+                read_usize(w(ctx, 1)),
+                read_usize(w(ctx, 2)),
+                read_usize(w(ctx, 3)),
+                read_usize(w(ctx, 4)),
+                ctx,
+            );
             (seen, item, ctx)
         })
         .unwrap();
@@ -217,7 +256,10 @@ fn io_queue_work_item_ex_passes_the_io_object_and_item_and_allows_a_driver_objec
         init(drv, item);
         queue(item, record_routine, DELAYED_WORK_QUEUE, 0);
     });
-    assert_eq!((b.code, b.parameters[0], b.parameters[1]), (0xE4, wi::INVALID_IO_OBJECT, item as u64));
+    assert_eq!(
+        (b.code, b.parameters[0], b.parameters[1]),
+        (0xE4, wi::INVALID_IO_OBJECT, item as u64)
+    );
 }
 
 /// ctx words: 0 event, 1 remaining requeues, 2 runs, 3 item
@@ -284,7 +326,11 @@ fn the_io_object_is_referenced_while_queued_and_released_after_the_routine() {
             (before, read_usize(w(ctx, 2)) as isize, item)
         })
         .unwrap();
-    assert_eq!(inside, before + 1, "queued item holds one reference on its IoObject");
+    assert_eq!(
+        inside,
+        before + 1,
+        "queued item holds one reference on its IoObject"
+    );
     assert!(m.wait_work_items_idle(std::time::Duration::from_secs(5)));
     let after = m
         .run_in_kernel_thread(move || {
@@ -333,9 +379,18 @@ fn with_a_queued_item(
 
 #[test]
 fn queueing_a_queued_item_is_0xe4_1() {
-    let (b, item) = with_a_queued_item(Verifier::Off, |item| queue(item, nop_routine, DELAYED_WORK_QUEUE, 0));
+    let (b, item) = with_a_queued_item(Verifier::Off, |item| {
+        queue(item, nop_routine, DELAYED_WORK_QUEUE, 0)
+    });
     assert_eq!(b.code, bugcheck::WORKER_INVALID);
-    assert_eq!(&b.parameters[..3], &[wi::QUEUED_ITEM_REQUEUED, item as u64, DELAYED_WORK_QUEUE as u64]);
+    assert_eq!(
+        &b.parameters[..3],
+        &[
+            wi::QUEUED_ITEM_REQUEUED,
+            item as u64,
+            DELAYED_WORK_QUEUE as u64
+        ]
+    );
     assert!(!b.verifier_rule && !b.documented_only);
 }
 
@@ -344,14 +399,22 @@ fn uninitializing_a_queued_item_is_0xe4_2() {
     let (b, item) = with_a_queued_item(Verifier::Off, uninit);
     assert_eq!(
         b.parameters,
-        [wi::QUEUED_ITEM_FREED, item as u64, nop_routine as *const () as u64, 0]
+        [
+            wi::QUEUED_ITEM_FREED,
+            item as u64,
+            nop_routine as *const () as u64,
+            0
+        ]
     );
 }
 
 #[test]
 fn freeing_pool_that_holds_a_queued_item_is_0xe4_0_even_without_verifier() {
     let (b, item) = with_a_queued_item(Verifier::Off, |item| free(item, TAG));
-    assert_eq!(&b.parameters[..3], &[wi::ACTIVE_ITEM_IN_FREED_POOL, item as u64, item as u64]);
+    assert_eq!(
+        &b.parameters[..3],
+        &[wi::ACTIVE_ITEM_IN_FREED_POOL, item as u64, item as u64]
+    );
     assert!(!b.documented_only);
 }
 
@@ -366,7 +429,11 @@ fn freeing_pool_that_holds_an_initialized_item_is_documented_only_0xe4_0() {
     });
     assert_eq!(b.code, 0xE4);
     assert_eq!(b.parameters[0], wi::ACTIVE_ITEM_IN_FREED_POOL);
-    assert_eq!(b.parameters[3] - b.parameters[2], 0x200, "p3..p4 = the pool block");
+    assert_eq!(
+        b.parameters[3] - b.parameters[2],
+        0x200,
+        "p3..p4 = the pool block"
+    );
     assert_eq!(b.parameters[1], b.parameters[2] + 0x100);
     assert!(b.documented_only);
     // Windows does not check it: with the verifier off nothing happens.
@@ -378,7 +445,11 @@ fn freeing_pool_that_holds_an_initialized_item_is_documented_only_0xe4_0() {
         free(block, TAG);
     })
     .unwrap();
-    assert!(m.audit().is_clean(), "freed pool forgets its items: {:?}", m.audit());
+    assert!(
+        m.audit().is_clean(),
+        "freed pool forgets its items: {:?}",
+        m.audit()
+    );
 }
 
 #[test]
@@ -391,7 +462,10 @@ fn invalid_queue_types_are_0xe4_6_and_valid_ones_run() {
             init(dev, item);
             queue(item, nop_routine, qt, 0);
         });
-        assert_eq!((b.code, b.parameters[0], b.parameters[2] as i32), (0xE4, wi::INVALID_QUEUE_TYPE, qt));
+        assert_eq!(
+            (b.code, b.parameters[0], b.parameters[2] as i32),
+            (0xE4, wi::INVALID_QUEUE_TYPE, qt)
+        );
     }
     let m = machine(Verifier::Standard);
     let dev = m.host_driver().unwrap().device_object() as usize;
@@ -430,7 +504,10 @@ fn work_item_storage_rules_0xc4_131() {
         init(dev, storage.as_mut_ptr() as usize);
         storage[0]
     });
-    assert_eq!((b.code, b.parameters[0]), (0xC4, vf::WORK_ITEM_IN_PAGEABLE_MEMORY));
+    assert_eq!(
+        (b.code, b.parameters[0]),
+        (0xC4, vf::WORK_ITEM_IN_PAGEABLE_MEMORY)
+    );
     assert!(b.documented_only);
     // In paged pool: a verifier check.
     let m = machine(Verifier::Standard);
@@ -439,7 +516,10 @@ fn work_item_storage_rules_0xc4_131() {
         let p = alloc(POOL_FLAG_PAGED, 0x60, TAG);
         init(dev, p);
     });
-    assert_eq!((b.code, b.parameters[0]), (0xC4, vf::WORK_ITEM_IN_PAGEABLE_MEMORY));
+    assert_eq!(
+        (b.code, b.parameters[0]),
+        (0xC4, vf::WORK_ITEM_IN_PAGEABLE_MEMORY)
+    );
     assert!(!b.documented_only && b.verifier_rule);
     // In memory that is not pool at all (a host heap block).
     let m = machine(Verifier::Standard);
@@ -469,7 +549,15 @@ fn work_item_storage_rules_0xc4_131() {
         let mut dev: *mut DEVICE_OBJECT = core::ptr::null_mut();
         // SAFETY: the host driver object, no name, a writable out-pointer.
         let st = unsafe {
-            ntsim::exports::IoCreateDevice(drv as *mut DRIVER_OBJECT, 0x100, core::ptr::null_mut(), FILE_DEVICE_UNKNOWN, 0, 0, &mut dev)
+            ntsim::exports::IoCreateDevice(
+                drv as *mut DRIVER_OBJECT,
+                0x100,
+                core::ptr::null_mut(),
+                FILE_DEVICE_UNKNOWN,
+                0,
+                0,
+                &mut dev,
+            )
         };
         assert_eq!(st, STATUS_SUCCESS);
         // SAFETY: the device just created.
@@ -507,7 +595,12 @@ fn a_routine_returning_at_dispatch_level_is_0xe1() {
         assert_eq!(b.code, bugcheck::WORKER_THREAD_RETURNED_AT_BAD_IRQL);
         assert_eq!(
             b.parameters,
-            [raise_irql_routine as *const () as u64, DISPATCH_LEVEL as u64, lock as u64, item as u64]
+            [
+                raise_irql_routine as *const () as u64,
+                DISPATCH_LEVEL as u64,
+                lock as u64,
+                item as u64
+            ]
         );
         assert_eq!(b.context, "work item routine");
     }
@@ -525,7 +618,8 @@ fn io_allocate_work_item_and_free_inside_the_routine() {
     let dev = m.host_driver().unwrap().device_object() as usize;
     m.run_in_kernel_thread(move || {
         // SAFETY: the host device.
-        let item = unsafe { ntsim::exports::IoAllocateWorkItem(dev as *mut DEVICE_OBJECT) } as usize;
+        let item =
+            unsafe { ntsim::exports::IoAllocateWorkItem(dev as *mut DEVICE_OBJECT) } as usize;
         assert_ne!(item, 0);
         let ctx = alloc_np(16);
         write_usize(w(ctx, 0), new_event(SYNCHRONIZATION_EVENT, false));
@@ -600,7 +694,10 @@ fn spin_locks_raise_to_dispatch_and_release_restores() {
         // SAFETY: releasing a lock that is not held, at PASSIVE_LEVEL: the rule under test.
         unsafe { ntsim::exports::KeReleaseSpinLock(lock as *mut KSPIN_LOCK, PASSIVE_LEVEL) };
     });
-    assert_eq!((b.code, b.parameters[0], b.parameters[1]), (0xC4, vf::RELEASE_SPINLOCK_NOT_AT_DISPATCH, 0));
+    assert_eq!(
+        (b.code, b.parameters[0], b.parameters[1]),
+        (0xC4, vf::RELEASE_SPINLOCK_NOT_AT_DISPATCH, 0)
+    );
 }
 
 #[test]
@@ -647,8 +744,11 @@ fn performance_counter_and_delay() {
         assert_eq!(st, STATUS_SUCCESS);
         // SAFETY: null frequency is allowed.
         let b = unsafe { ntsim::exports::KeQueryPerformanceCounter(core::ptr::null_mut()) };
-        // SAFETY: LARGE_INTEGER is plain integer bits.
-        let (fq, a, b) = unsafe { (f.QuadPart, a.QuadPart, b.QuadPart) };
+        let q = |li: LARGE_INTEGER| {
+            // SAFETY: LARGE_INTEGER is plain integer bits in every member.
+            unsafe { li.QuadPart }
+        };
+        let (fq, a, b) = (q(f), q(a), q(b));
         assert_eq!(fq, 10_000_000);
         assert!(b - a >= 190_000, "20 ms at 10 MHz, got {}", b - a);
     })
@@ -662,7 +762,10 @@ fn ke_bug_check_ex_stops_the_machine_with_the_drivers_code() {
         // SAFETY: stops the emulated machine; never returns.
         unsafe { ntsim::exports::KeBugCheckEx(0xE2, 1, 2, 3, 4) }
     });
-    assert_eq!((b.code, b.parameters, b.name), (0xE2, [1, 2, 3, 4], "MANUALLY_INITIATED_CRASH"));
+    assert_eq!(
+        (b.code, b.parameters, b.name),
+        (0xE2, [1, 2, 3, 4], "MANUALLY_INITIATED_CRASH")
+    );
     // Every later entry is refused.
     assert_eq!(m.run_in_kernel_thread(|| 1).unwrap_err().code, 0xE2);
 }
@@ -678,10 +781,17 @@ fn rtl_init_unicode_string() {
         let (w, us) = unicode("\\Device\\X");
         assert_eq!((us.Length, us.MaximumLength), (18, 20));
         assert_eq!(us.Buffer, w.as_ptr() as *mut u16);
-        let mut e = UNICODE_STRING { Length: 1, MaximumLength: 1, Buffer: 8 as *mut u16 };
+        let mut e = UNICODE_STRING {
+            Length: 1,
+            MaximumLength: 1,
+            Buffer: 8 as *mut u16,
+        };
         // SAFETY: null source is allowed.
         unsafe { ntsim::exports::RtlInitUnicodeString(&mut e, core::ptr::null()) };
-        assert_eq!((e.Length, e.MaximumLength, e.Buffer), (0, 0, core::ptr::null_mut()));
+        assert_eq!(
+            (e.Length, e.MaximumLength, e.Buffer),
+            (0, 0, core::ptr::null_mut())
+        );
     })
     .unwrap();
 }
@@ -697,7 +807,9 @@ fn dbgprint_formats_like_the_kernel() {
         // SAFETY: every format conversion has a matching argument of the right kind.
         unsafe {
             p(
-                c"a %d %u %x %X %s|%5d|%-4u|%04x %I64x %p %wZ %ws %c %%\n".as_ptr().cast(),
+                c"a %d %u %x %X %s|%5d|%-4u|%04x %I64x %p %wZ %ws %c %%\n"
+                    .as_ptr()
+                    .cast(),
                 -5i32,
                 4_000_000_000u32,
                 255u32,
@@ -714,7 +826,15 @@ fn dbgprint_formats_like_the_kernel() {
             )
         };
         // SAFETY: as above.
-        unsafe { pe(77, 0, c"ex %d and %s\n".as_ptr().cast(), 3i32, c"more".as_ptr()) };
+        unsafe {
+            pe(
+                77,
+                0,
+                c"ex %d and %s\n".as_ptr().cast(),
+                3i32,
+                c"more".as_ptr(),
+            )
+        };
         // SAFETY: as above; partial lines are joined.
         unsafe { p(c"part1 ".as_ptr().cast()) };
         // SAFETY: as above.

@@ -25,7 +25,10 @@ pub fn machine_with(f: impl FnOnce(&mut Config)) -> Machine {
 }
 
 /// Run `f` on a kernel thread and expect a bug check.
-pub fn expect_bugcheck<T: Send + 'static>(m: &Machine, f: impl FnOnce() -> T + Send + 'static) -> BugCheck {
+pub fn expect_bugcheck<T: Send + 'static>(
+    m: &Machine,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> BugCheck {
     match m.run_in_kernel_thread(f) {
         Ok(_) => {
             // A work item may still be on its way to the bug check.

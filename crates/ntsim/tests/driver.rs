@@ -1,0 +1,357 @@
+//! End to end through the real artifact: the cross-built `wdm_workitem.sys`, loaded by ntsim,
+//! driven through IRPs, unloaded and audited; plus the loader's refusals and the CLI contract.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use ioctl::{
+    Header, IOCTL_QUERY_INFO, IOCTL_RUN_CYCLES, InfoResponse, QueryInfoRequest, RunCyclesRequest,
+    RunCyclesResponse, Wire,
+};
+use nt_abi::*;
+use ntsim::{Config, LoadError, Machine, OpenError, Verifier};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Build (or reuse) the driver through xbuild, as `cargo xtask build-sys --release` does.
+fn wdm_sys() -> &'static Path {
+    static SYS: OnceLock<PathBuf> = OnceLock::new();
+    SYS.get_or_init(|| {
+        let ws = workspace();
+        let tc = xbuild::locate_toolchain(true).expect("cross toolchain");
+        xbuild::build_sys(
+            &tc,
+            &xbuild::SysBuild {
+                manifest_path: &ws.join("Cargo.toml"),
+                package: "wdm-workitem",
+                release: true,
+                target_dir: &ws.join("target/sys"),
+                features: None,
+                no_default_features: true,
+                verbose: false,
+            },
+        )
+        .expect("build wdm_workitem.sys")
+    })
+}
+
+const DEVICE: &str = r"\\.\WdmWorkItem";
+
+fn query_info(h: &ntsim::Handle) -> InfoResponse {
+    let req = QueryInfoRequest {
+        header: Header::for_struct::<QueryInfoRequest>(),
+    };
+    let r = h
+        .device_io_control(
+            IOCTL_QUERY_INFO,
+            req.as_bytes(),
+            core::mem::size_of::<InfoResponse>(),
+        )
+        .expect("no bug check");
+    assert_eq!(r.status, STATUS_SUCCESS);
+    assert_eq!(r.information, core::mem::size_of::<InfoResponse>());
+    InfoResponse::from_bytes(&r.output).expect("InfoResponse")
+}
+
+fn run_cycles(h: &ntsim::Handle, mode: u32, iterations: u32, concurrency: u32) -> ntsim::IoResult {
+    let req = RunCyclesRequest {
+        header: Header::for_struct::<RunCyclesRequest>(),
+        iterations,
+        concurrency,
+        mode,
+        queue_type: DELAYED_WORK_QUEUE as u32,
+        flags: 0,
+        requeue_depth: if mode == ioctl::Mode::RequeueChain as u32 {
+            3
+        } else {
+            0
+        },
+    };
+    h.device_io_control(
+        IOCTL_RUN_CYCLES,
+        req.as_bytes(),
+        core::mem::size_of::<RunCyclesResponse>(),
+    )
+    .expect("no bug check")
+}
+
+fn start(cfg: Config) -> (Machine, ntsim::Driver) {
+    let m = Machine::new(cfg);
+    let d = m.load_driver(wdm_sys()).expect("load");
+    assert_eq!(d.start().expect("DriverEntry"), STATUS_SUCCESS);
+    (m, d)
+}
+
+#[test]
+fn loads_answers_and_unloads_clean() {
+    let (m, d) = start(Config::default());
+    let img = d.image();
+    for name in nt_abi::imports::WORK_ITEM_IMPORTS {
+        assert!(
+            img.imports
+                .iter()
+                .any(|i| i == &format!("ntoskrnl.exe!{name}")),
+            "{name} bound"
+        );
+    }
+    assert!(img.sections.iter().any(|s| s.name == ".text"));
+    let h = m.open(DEVICE, GENERIC_READ | GENERIC_WRITE).expect("open");
+    let info = query_info(&h);
+    assert_eq!(info.io_sizeof_work_item, 0x58);
+    assert_eq!(info.perf_frequency, 10_000_000);
+    for mode in ioctl::Mode::ALL {
+        let r = run_cycles(&h, mode as u32, 200, 4);
+        assert_eq!(r.status, STATUS_SUCCESS, "mode {mode:?}");
+        let resp = RunCyclesResponse::from_bytes(&r.output).unwrap();
+        assert_eq!(resp.stats.cycles_completed, 200, "mode {mode:?}");
+    }
+    h.close().unwrap();
+    let audit = d.unload().expect("unload without bug check");
+    assert!(audit.unload_routine);
+    assert!(audit.is_clean(), "{audit:?}");
+    assert!(m.bugcheck().is_none());
+    assert!(
+        m.open(DEVICE, GENERIC_READ).is_err(),
+        "device gone after unload"
+    );
+}
+
+#[test]
+fn io_sizeof_work_item_0x40_0x58_0x60() {
+    for size in [0x40u32, 0x58, 0x60] {
+        let (m, d) = start(Config {
+            size_of_work_item: size,
+            ..Config::default()
+        });
+        let h = m.open(DEVICE, GENERIC_READ | GENERIC_WRITE).unwrap();
+        let info = query_info(&h);
+        assert_eq!(info.io_sizeof_work_item, size);
+        assert!(
+            info.slab_stride >= size,
+            "stride {} covers the item",
+            info.slab_stride
+        );
+        for mode in ioctl::Mode::ALL {
+            assert_eq!(
+                run_cycles(&h, mode as u32, 100, 8).status,
+                STATUS_SUCCESS,
+                "size {size:#x} mode {mode:?}"
+            );
+        }
+        drop(h);
+        let audit = d.unload().unwrap_or_else(|b| panic!("size {size:#x}: {b}"));
+        assert!(audit.is_clean(), "size {size:#x}: {audit:?}");
+    }
+}
+
+#[test]
+fn verifier_off_runs_clean_too() {
+    let (m, d) = start(Config {
+        verifier: Verifier::Off,
+        ..Config::default()
+    });
+    let h = m.open(DEVICE, GENERIC_READ | GENERIC_WRITE).unwrap();
+    assert_eq!(run_cycles(&h, 2, 300, 8).status, STATUS_SUCCESS);
+    drop(h);
+    assert!(d.unload().unwrap().is_clean());
+}
+
+#[test]
+fn ioctl_access_bits_are_enforced_against_the_handle() {
+    let (m, d) = start(Config::default());
+    let ro = m.open(DEVICE, FILE_READ_DATA).unwrap();
+    assert_eq!(ro.granted_access(), FILE_READ_DATA);
+    query_info(&ro);
+    let r = run_cycles(&ro, 0, 10, 1);
+    assert_eq!(r.status, STATUS_ACCESS_DENIED);
+    assert_eq!(r.information, 0);
+    ro.close().unwrap();
+    let rw = m.open(DEVICE, GENERIC_READ | GENERIC_WRITE).unwrap();
+    assert_eq!(run_cycles(&rw, 0, 10, 1).status, STATUS_SUCCESS);
+    drop(rw);
+    assert!(matches!(
+        m.open(r"\\.\NoSuchDevice", GENERIC_READ),
+        Err(OpenError::Status(STATUS_OBJECT_NAME_NOT_FOUND))
+    ));
+    assert!(d.unload().unwrap().is_clean());
+}
+
+#[test]
+fn concurrent_ioctls_from_many_host_threads() {
+    let (m, d) = start(Config::default());
+    let shared = m.open(DEVICE, GENERIC_READ | GENERIC_WRITE).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..6 {
+            let (m, shared) = (&m, &shared);
+            s.spawn(move || {
+                let own = m.open(DEVICE, GENERIC_READ | GENERIC_WRITE).unwrap();
+                for i in 0..10 {
+                    let h = if i % 2 == 0 { shared } else { &own };
+                    let r = run_cycles(h, (t + i) % 6, 50, 2);
+                    assert_eq!(r.status, STATUS_SUCCESS);
+                    query_info(h);
+                }
+                own.close().unwrap();
+            });
+        }
+    });
+    shared.close().unwrap();
+    assert!(d.unload().unwrap().is_clean());
+    assert!(m.bugcheck().is_none());
+}
+
+fn patched(name: &str, f: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
+    let mut b = std::fs::read(wdm_sys()).unwrap();
+    f(&mut b);
+    let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::write(&p, b).unwrap();
+    p
+}
+
+fn pe_offset(b: &[u8]) -> usize {
+    u32::from_le_bytes(b[0x3C..0x40].try_into().unwrap()) as usize
+}
+
+#[test]
+fn the_loader_refuses_bad_images_before_running_anything() {
+    let m = Machine::new(Config::default());
+    let not_x64 = patched("not-x64.sys", |b| {
+        let o = pe_offset(b) + 4;
+        b[o..o + 2].copy_from_slice(&0x14Cu16.to_le_bytes());
+    });
+    assert_eq!(
+        m.load_driver(&not_x64).err(),
+        Some(LoadError::NotX64(0x14C))
+    );
+    let not_native = patched("not-native.sys", |b| {
+        let o = pe_offset(b) + 24 + 68;
+        b[o..o + 2].copy_from_slice(&2u16.to_le_bytes());
+    });
+    assert_eq!(
+        m.load_driver(&not_native).err(),
+        Some(LoadError::NotNative(2))
+    );
+    let truncated = patched("truncated.sys", |b| b.truncate(b.len() / 2));
+    assert!(matches!(
+        m.load_driver(&truncated),
+        Err(LoadError::Malformed(_))
+    ));
+    let garbage = patched("garbage.sys", |b| {
+        b.iter_mut().for_each(|x| *x = x.wrapping_mul(31))
+    });
+    assert!(matches!(
+        m.load_driver(&garbage),
+        Err(LoadError::Malformed(_))
+    ));
+    assert!(matches!(
+        m.load_driver("/nonexistent/x.sys"),
+        Err(LoadError::Io(_))
+    ));
+    // Rename two imports: both are listed, nothing else.
+    let missing = patched("missing.sys", |b| {
+        for (from, to) in [
+            (&b"KeSetEvent\0"[..], &b"KeSetEvenX\0"[..]),
+            (b"IoCreateDevice\0", b"IoCreateDevicX\0"),
+        ] {
+            let at = b
+                .windows(from.len())
+                .position(|w| w == from)
+                .expect("import name in file");
+            b[at..at + to.len()].copy_from_slice(to);
+        }
+    });
+    match m.load_driver(&missing) {
+        Err(LoadError::MissingImports(v)) => {
+            let mut v = v;
+            v.sort();
+            assert_eq!(
+                v,
+                vec!["ntoskrnl.exe!IoCreateDevicX", "ntoskrnl.exe!KeSetEvenX"]
+            );
+        }
+        other => panic!("expected MissingImports, got {:?}", other.err()),
+    }
+    assert!(m.dbgprint_lines().is_empty());
+    assert!(m.bugcheck().is_none());
+}
+
+fn ntsim_cli(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ntsim"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn cli_run_json_contract_and_exit_codes() {
+    let sys = wdm_sys().to_str().unwrap().to_string();
+    let q = format!("{DEVICE}:{IOCTL_QUERY_INFO:#x}:0100000008000000:72");
+    let bad = format!("{DEVICE}:{}::0", 0x0022_3FFCu32);
+    let (code, out, err) = ntsim_cli(&[
+        "run",
+        &sys,
+        "--ioctl",
+        &q,
+        "--ioctl",
+        &bad,
+        "--size-of-work-item",
+        "0x60",
+        "--json",
+    ]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    assert_eq!(v["verdict"], "clean");
+    assert_eq!(v["driver"], sys.as_str());
+    assert_eq!(v["driver_entry"]["status"], 0);
+    assert_eq!(v["driver_entry"]["status_name"], "STATUS_SUCCESS");
+    assert!(v["bugcheck"].is_null());
+    assert_eq!(v["ioctls"][0]["code"], IOCTL_QUERY_INFO);
+    assert_eq!(v["ioctls"][0]["status"], 0);
+    assert_eq!(v["ioctls"][0]["information"], 72);
+    let hex = v["ioctls"][0]["output_hex"].as_str().unwrap();
+    assert_eq!(
+        &hex[32..40],
+        "60000000",
+        "IoSizeofWorkItem from --size-of-work-item"
+    );
+    assert_eq!(
+        v["ioctls"][1]["status"],
+        STATUS_INVALID_DEVICE_REQUEST as u32
+    );
+    assert_eq!(
+        v["ioctls"][1]["status_name"],
+        "STATUS_INVALID_DEVICE_REQUEST"
+    );
+    assert!(v["leaks"]["pool"].as_array().unwrap().is_empty());
+
+    let (code, out, _) = ntsim_cli(&["run", "/nonexistent.sys", "--json"]);
+    assert_eq!(code, Some(2));
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["verdict"], "load_error");
+    assert!(v["load_error"].as_str().unwrap().contains("nonexistent"));
+
+    assert_eq!(ntsim_cli(&["run"]).0, Some(1));
+    assert_eq!(ntsim_cli(&["run", &sys, "--ioctl", "nonsense"]).0, Some(1));
+    assert_eq!(ntsim_cli(&["run", &sys, "--verifier", "maybe"]).0, Some(1));
+    let (code, out, _) = ntsim_cli(&["--help"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("EXIT CODES"));
+    let (code, out, _) = ntsim_cli(&["imports"]);
+    assert_eq!(code, Some(0));
+    for name in nt_abi::imports::all_imports() {
+        assert!(
+            out.lines().any(|l| l == format!("ntoskrnl.exe!{name}")),
+            "{name}"
+        );
+    }
+    let (code, out, _) = ntsim_cli(&["run", &sys, "--ioctl", &q]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("verdict: clean"), "{out}");
+}
