@@ -816,7 +816,11 @@ fn run(cli: &Cli) -> Outcome {
     }
     let backend = match make_backend(cli) {
         Ok(b) => b,
-        Err(e) => return failure(cli, "backend", &Failure::Backend(e)),
+        Err(e) => {
+            let mut o = failure(cli, "backend", &Failure::Backend(e));
+            o.json = json!({"backend": Value::Null, "result": o.json});
+            return o;
+        }
     };
     let mut out = {
         let single = |access| backend.open(access);
@@ -864,7 +868,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let out = run(&cli);
     if cli.json {
-        let mut j = out.json;
+        // Every command prints {"backend", "result", ["verifier"], "exit_code"}.
+        let mut j = if out.json.get("result").is_some() {
+            out.json
+        } else {
+            json!({"backend": Value::Null, "result": out.json})
+        };
         if let Some(o) = j.as_object_mut() {
             o.insert("exit_code".into(), json!(out.code));
         }
