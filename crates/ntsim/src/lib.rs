@@ -357,6 +357,12 @@ impl Machine {
         }
     }
 
+    /// The audit of the most recent `Driver::unload`, also when the unload bug-checked (0x62,
+    /// 0xCE): what the driver still owned after DriverUnload returned.
+    pub fn last_unload_audit(&self) -> Option<UnloadReport> {
+        lock(&self.inner.last_audit).clone()
+    }
+
     /// Number of work-item routines that have returned so far.
     pub fn work_item_routines_run(&self) -> u64 {
         lock(&self.inner.wi).routines_run
@@ -487,6 +493,9 @@ impl Driver {
                 if !pending.is_empty() && pending.iter().all(|p| p.running) {
                     io::workitem::wait_idle(&m, Some(id), m.config.unload_grace);
                 }
+                let mut audit = collect_audit(&m, id);
+                audit.unload_routine = true;
+                *lock(&m.last_audit) = Some(audit);
                 if let Some(p) = io::workitem::pending_for(&m, id).first()
                     && m.verifier()
                 {
@@ -499,7 +508,9 @@ impl Driver {
                         .at(p.routine),
                     );
                 }
-                let r = collect_audit(&m, id);
+                let mut r = collect_audit(&m, id);
+                r.unload_routine = true;
+                *lock(&m.last_audit) = Some(r.clone());
                 if m.verifier() && !r.pool.is_empty() {
                     // SAFETY: computing the address of the driver object's DriverName field.
                     let name = unsafe { &raw mut (*(obj as *mut DRIVER_OBJECT)).DriverName };
@@ -520,8 +531,6 @@ impl Driver {
                 if let Some(d) = lock(&m.ob).drivers.get_mut(id) {
                     d.unloaded = true;
                 }
-                let mut r = r;
-                r.unload_routine = true;
                 r
             })
         })

@@ -65,6 +65,8 @@ pub(crate) struct Inner {
     pub images: RwLock<Vec<Arc<crate::pe::Image>>>,
     pub irps: Mutex<std::collections::HashMap<usize, Arc<crate::io::irp::IrpTrack>>>,
     pub epoch: Instant,
+    /// The audit of the last unload (kept when the unload bug-checks).
+    pub last_audit: Mutex<Option<crate::UnloadReport>>,
 }
 
 impl Inner {
@@ -270,6 +272,7 @@ pub(crate) fn new_inner(config: Config) -> Arc<Inner> {
         images: RwLock::new(Vec::new()),
         irps: Mutex::new(Default::default()),
         epoch: Instant::now(),
+        last_audit: Mutex::new(None),
     });
     *lock(&FALLBACK) = Arc::downgrade(&inner);
     inner

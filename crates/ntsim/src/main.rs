@@ -233,7 +233,10 @@ fn cmd_run(args: &[String]) -> ! {
         report.ioctls.push(rec);
     }
     match driver.unload() {
-        Err(_) => done(report),
+        Err(_) => {
+            report.leaks = machine.last_unload_audit();
+            done(report)
+        }
         Ok(r) => {
             report.verdict = if r.is_clean() {
                 Verdict::Clean
