@@ -166,6 +166,9 @@ pub fn fill(p: usize, byte: u8, len: usize) {
 }
 
 pub fn bytes(p: usize, len: usize) -> Vec<u8> {
+    if len == 0 {
+        return Vec::new();
+    }
     // SAFETY: tests only read blocks they own with at least `len` bytes.
     unsafe { core::slice::from_raw_parts(p as *const u8, len) }.to_vec()
 }
