@@ -631,6 +631,23 @@ fn c4_2000_executable_pool() {
     );
 }
 
+#[test]
+fn c4_3f_dereference_below_zero() {
+    let run = run_one(IOCTL_C4_DEREFERENCE_UNDERFLOW);
+    let bc = expect_bugcheck(
+        &run,
+        bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
+        vf::REFERENCE_COUNT_UNDERFLOW,
+        Enforced::AtRunTime,
+    );
+    assert_eq!(
+        bc.parameters[1],
+        run.reported(KEY_OBJECT),
+        "p2 = the object (the device).\n{}",
+        run.describe()
+    );
+}
+
 // ------------------------------------------------------------------------------------------------
 // BAD_POOL_CALLER (0xC2)
 // ------------------------------------------------------------------------------------------------
@@ -770,6 +787,58 @@ fn c9_06_complete_with_status_pending() {
 }
 
 // ------------------------------------------------------------------------------------------------
+// I/O manager checks that are always on: 0x44, 0x4A
+// ------------------------------------------------------------------------------------------------
+
+fn expect_kernel_bugcheck(run: &Run, code: u32) -> BugCheck {
+    let bc = bugcheck(run).unwrap_or_else(|| {
+        panic!(
+            "expected bug check {code:#x}, got `bugcheck: null`.\n{}",
+            run.describe()
+        )
+    });
+    assert_eq!(bc.code, code, "wrong bug check.\n{}", run.describe());
+    assert_eq!(run.exit, Some(EXIT_BUGCHECK), "{}", run.describe());
+    assert_eq!(
+        bc.name,
+        bugcheck::bugcheck_name_ext(code),
+        "bugcheck.name.\n{}",
+        run.describe()
+    );
+    assert!(!bc.documented_only, "{}", run.describe());
+    assert_driver_relative(&bc.address, run);
+    bc
+}
+
+#[test]
+fn irp_completed_twice_with_and_without_verifier() {
+    for extra in [&[][..], &["--verifier", "off"][..]] {
+        let run = run_rulebreaker(&[Ioctl::new(IOCTL_44_COMPLETE_TWICE)], extra);
+        let bc = expect_kernel_bugcheck(&run, bugcheck::MULTIPLE_IRP_COMPLETE_REQUESTS);
+        assert_eq!(
+            bc.parameters[0],
+            run.reported(KEY_OBJECT),
+            "p1 = the IRP.\n{}",
+            run.describe()
+        );
+    }
+}
+
+#[test]
+fn dispatch_returning_at_dispatch_level_with_and_without_verifier() {
+    for extra in [&[][..], &["--verifier", "off"][..]] {
+        let run = run_rulebreaker(&[Ioctl::new(IOCTL_4A_DISPATCH_RETURNS_AT_DISPATCH)], extra);
+        let bc = expect_kernel_bugcheck(&run, bugcheck::IRQL_GT_ZERO_AT_SYSTEM_SERVICE);
+        assert_eq!(
+            bc.parameters[1],
+            DISPATCH_LEVEL as u64,
+            "p2 = the IRQL.\n{}",
+            run.describe()
+        );
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
 // --verifier off: Driver Verifier's rules go quiet, ntoskrnl's own checks do not
 // ------------------------------------------------------------------------------------------------
 
@@ -838,7 +907,12 @@ fn verifier_off_silences_verifier_only_rules() {
 fn verifier_off_pool_corruption_is_not_a_verifier_bugcheck() {
     // Without the verifier, Windows' own pool still stops a double free or a bad free (as
     // BAD_POOL_CALLER / BAD_POOL_HEADER), but never as a Driver Verifier violation.
-    for code in [IOCTL_C4_DOUBLE_FREE, IOCTL_C4_FREE_BAD_ADDRESS] {
+    // Likewise a reference-count underflow frees the object early (a later, different crash).
+    for code in [
+        IOCTL_C4_DOUBLE_FREE,
+        IOCTL_C4_FREE_BAD_ADDRESS,
+        IOCTL_C4_DEREFERENCE_UNDERFLOW,
+    ] {
         let run = run_one_without_verifier(code);
         if let Some(bc) = bugcheck(&run) {
             assert_ne!(
