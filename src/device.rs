@@ -54,8 +54,10 @@ impl DeviceExtension {
         // SAFETY: `ext` is valid, aligned, exclusively ours storage of the right size (caller);
         // the zeroed bytes there hold no value that needs dropping.
         unsafe { ext.write(value) };
+        // SAFETY: `ext` now holds the value written just above.
+        let written = unsafe { &*ext };
         // SAFETY: the extension is at its final address and no request can reach the device yet.
-        unsafe { (*ext).rundown.init() };
+        unsafe { written.rundown.init() };
         STATUS_SUCCESS
     }
 
@@ -65,8 +67,11 @@ impl DeviceExtension {
     /// `device` is our device object, initialized by [`DeviceExtension::initialize`] and not yet
     /// torn down, and stays so for the returned lifetime.
     pub unsafe fn from_device<'a>(device: *mut DEVICE_OBJECT) -> &'a DeviceExtension {
-        // SAFETY: per the caller, the extension holds an initialized `DeviceExtension`.
-        let ext = unsafe { &*(*device).DeviceExtension.cast::<DeviceExtension>() };
+        // SAFETY: `device` is our live device object (caller).
+        let raw = unsafe { (*device).DeviceExtension }.cast::<DeviceExtension>();
+        // SAFETY: per the caller, the extension holds an initialized `DeviceExtension` that stays
+        // alive for `'a`.
+        let ext = unsafe { &*raw };
         debug_assert_eq!(ext.magic, EXTENSION_MAGIC);
         ext
     }

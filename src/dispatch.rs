@@ -89,10 +89,14 @@ pub unsafe extern "win64" fn dispatch_device_control(
     }
     // SAFETY: the I/O manager set the current stack location of the live IRP.
     let stack = unsafe { io_get_current_irp_stack_location(irp) };
+    // SAFETY: the stack location belongs to the live IRP we own; this copies its parameters.
+    let parameters = unsafe { (*stack).Parameters };
     // SAFETY: for IRP_MJ_DEVICE_CONTROL, `Parameters.DeviceIoControl` is the active member.
-    let params = unsafe { (*stack).Parameters.DeviceIoControl };
+    let params = unsafe { parameters.DeviceIoControl };
+    // SAFETY: we own the live IRP; this copies the `AssociatedIrp` union.
+    let associated = unsafe { (*irp).AssociatedIrp };
     // SAFETY: for METHOD_BUFFERED requests `AssociatedIrp.SystemBuffer` is the active member.
-    let system_buffer = unsafe { (*irp).AssociatedIrp.SystemBuffer }.cast::<u8>();
+    let system_buffer = unsafe { associated.SystemBuffer }.cast::<u8>();
     let buffer = SystemBuffer {
         ptr: system_buffer,
         input_len: params.InputBufferLength as usize,

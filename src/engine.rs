@@ -6,7 +6,8 @@
 //! value and drops it (uninitialize in the routine), requeues it, or hands it back to the
 //! requesting thread (uninitialize in the caller). The baseline uses `IoAllocateWorkItem` /
 //! `IoFreeWorkItem` directly, as the comparison point.
-use core::ptr::{NonNull, addr_of};
+use core::mem::offset_of;
+use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use io_workitem::{Device, NtKernel, QueueType, Routine, Slab, SlabError, WorkItem};
@@ -321,6 +322,9 @@ impl Returned {
     }
 }
 
+/// Where `all_done` sits in a `RunContext` (signalled through a raw pointer).
+const ALL_DONE_OFFSET: usize = offset_of!(RunContext, all_done);
+
 /// Shared state of one run, on the dispatch thread's stack. Routines hold a counted reference
 /// (`refs`); the run does not return before the count drains to zero.
 pub struct RunContext {
@@ -461,7 +465,7 @@ impl RunContext {
             // Last reference: `finish` dropped its bias and waits on `all_done`, so the context
             // is alive for this one signal, which is its last use (no reference is created).
             // SAFETY: live and initialized, as argued above.
-            unsafe { Event::signal_raw(addr_of!((*this).all_done)) };
+            unsafe { Event::signal_raw(this.wrapping_byte_add(ALL_DONE_OFFSET).cast::<Event>()) };
         }
     }
 
