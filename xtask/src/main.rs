@@ -323,9 +323,17 @@ fn test(allow_install: bool) -> ExitCode {
             return Outcome::NotYetAvailable("crates/io-workitem/tests/loom.rs".into());
         }
         let mut c = cargo();
-        c.args(["test", "--no-fail-fast", "-p", "io-workitem", "--test", "loom", "--release"])
-            .env("RUSTFLAGS", "--cfg loom")
-            .env("CARGO_TARGET_DIR", root.join("target/loom"));
+        c.args([
+            "test",
+            "--no-fail-fast",
+            "-p",
+            "io-workitem",
+            "--test",
+            "loom",
+            "--release",
+        ])
+        .env("RUSTFLAGS", "--cfg loom")
+        .env("CARGO_TARGET_DIR", root.join("target/loom"));
         test_step(c)
     });
 
@@ -347,6 +355,33 @@ fn test(allow_install: bool) -> ExitCode {
                 .args(["-p", "wictl", "--target-dir"])
                 .arg(root.join("target/wincheck"));
             check_step(c)
+        },
+    );
+
+    step(
+        "end to end: the release .sys in ntsim (verifier on), driven by wictl stress",
+        &mut || {
+            let Some((_, sys)) = sys_env
+                .iter()
+                .find(|(k, _)| *k == "WDM_WORKITEM_SYS_RELEASE")
+            else {
+                eprintln!("xtask: no release image (its build failed above)");
+                return Outcome::Failed {
+                    passed: 0,
+                    failed: 1,
+                };
+            };
+            match main_job(false, sys, &[]) {
+                Ok(c) => check_step(c),
+                Err(e) if e.starts_with("not yet available") => Outcome::NotYetAvailable(e),
+                Err(e) => {
+                    eprintln!("xtask: {e}");
+                    Outcome::Failed {
+                        passed: 0,
+                        failed: 1,
+                    }
+                }
+            }
         },
     );
 
@@ -424,24 +459,34 @@ fn describe_outcome(o: &Outcome) -> String {
 // run
 // ---------------------------------------------------------------------------------------------
 
-/// Build a host tool in release mode and return its binary path.
-fn host_tool(package: &str) -> Result<PathBuf, String> {
-    let status = cargo()
-        .args(["build", "--release", "-p", package])
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !status.success() {
-        return Err(format!("`cargo build --release -p {package}` failed"));
+/// Build the host tools (one cargo invocation) and return each binary's path or why it is missing.
+fn host_tools(release: bool, packages: &[&str]) -> Vec<Result<PathBuf, String>> {
+    let mut c = cargo();
+    c.arg("build");
+    if release {
+        c.arg("--release");
     }
-    let bin = host_target_dir().join("release").join(package);
-    if bin.is_file() {
-        Ok(bin)
-    } else {
-        Err(format!(
-            "{} was not produced (package {package} has no binary yet?)",
-            bin.display()
-        ))
+    for p in packages {
+        c.args(["-p", p]);
     }
+    let built = c.status().is_ok_and(|s| s.success());
+    let profile = if release { "release" } else { "debug" };
+    packages
+        .iter()
+        .map(|p| {
+            let bin = host_target_dir().join(profile).join(p);
+            if built && bin.is_file() {
+                Ok(bin)
+            } else if !built {
+                Err(format!("`{}` failed", describe(&c)))
+            } else {
+                Err(format!(
+                    "{} was not produced (no binary yet?)",
+                    bin.display()
+                ))
+            }
+        })
+        .collect()
 }
 
 fn help_text(bin: &Path) -> String {
@@ -458,26 +503,16 @@ fn help_text(bin: &Path) -> String {
         .unwrap_or_default()
 }
 
-fn run(release: bool, extra: &[String]) -> ExitCode {
-    banner("build the driver");
-    let sys = match build_sys(release) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("xtask run: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    eprintln!("xtask: driver image {}", sys.display());
-
-    banner("build the harness (wictl) and ntsim");
-    let wictl = host_tool("wictl");
-    let ntsim = host_tool("ntsim");
-
-    let mut cmd = match (&wictl, &ntsim) {
+/// The main job's command: `wictl --ntsim <sys> stress ARGS`, or, while wictl cannot do that yet,
+/// `ntsim run <sys> --verifier standard ARGS`.
+fn main_job(release_tools: bool, sys: &Path, extra: &[String]) -> Result<Command, String> {
+    let mut tools = host_tools(release_tools, &["wictl", "ntsim"]).into_iter();
+    let (wictl, ntsim) = (tools.next().unwrap(), tools.next().unwrap());
+    match (&wictl, &ntsim) {
         (Ok(w), _) if help_text(w).contains("--ntsim") && help_text(w).contains("stress") => {
             let mut c = Command::new(w);
-            c.arg("--ntsim").arg(&sys).arg("stress").args(extra);
-            c
+            c.arg("--ntsim").arg(sys).arg("stress").args(extra);
+            Ok(c)
         }
         (_, Ok(n)) if help_text(n).contains("run") => {
             eprintln!(
@@ -490,18 +525,39 @@ fn run(release: bool, extra: &[String]) -> ExitCode {
             );
             let mut c = Command::new(n);
             c.arg("run")
-                .arg(&sys)
+                .arg(sys)
                 .args(["--verifier", "standard"])
                 .args(extra);
-            c
+            Ok(c)
         }
-        _ => {
-            eprintln!(
-                "xtask run: not yet available: neither `wictl --ntsim <sys> stress` nor `ntsim run` \
-                 can be used yet ({}; {})",
-                wictl.as_ref().err().map_or("wictl built", String::as_str),
-                ntsim.as_ref().err().map_or("ntsim built", String::as_str)
-            );
+        (Err(e), _) | (_, Err(e)) if e.ends_with("failed") => {
+            Err(format!("building the host tools failed: {e}"))
+        }
+        _ => Err(format!(
+            "not yet available: neither `wictl --ntsim <sys> stress` nor `ntsim run` can be used \
+             yet ({}; {})",
+            wictl.as_ref().err().map_or("wictl built", String::as_str),
+            ntsim.as_ref().err().map_or("ntsim built", String::as_str)
+        )),
+    }
+}
+
+fn run(release: bool, extra: &[String]) -> ExitCode {
+    banner("build the driver");
+    let sys = match build_sys(release) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("xtask run: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    eprintln!("xtask: driver image {}", sys.display());
+
+    banner("build the harness (wictl) and ntsim");
+    let mut cmd = match main_job(true, &sys, extra) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("xtask run: {e}");
             return ExitCode::FAILURE;
         }
     };
