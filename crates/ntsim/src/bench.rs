@@ -14,7 +14,19 @@ pub struct BenchResult {
     pub verifier: Verifier,
     pub init_uninit_per_sec: f64,
     pub queue_cycle_per_sec: f64,
+    /// METHOD_BUFFERED DeviceIoControl round trips (host thread → IRP → dispatch → completion).
+    pub ioctl_per_sec: f64,
     pub iterations: u64,
+}
+
+unsafe extern "win64" fn dispatch(_dev: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+    // SAFETY: the IRP this dispatch routine owns until it completes it below.
+    let i = unsafe { &mut *irp };
+    i.IoStatus.u.Status = STATUS_SUCCESS;
+    i.IoStatus.Information = 0;
+    // SAFETY: completing the IRP we own, once.
+    unsafe { IofCompleteRequest(irp, 0) };
+    STATUS_SUCCESS
 }
 
 struct Ctx {
@@ -119,7 +131,33 @@ pub fn run(verifier: Verifier, iterations: u64) -> BenchResult {
             (a, b)
         })
         .expect("bench bug-checked");
+    let drv = host.driver_object() as usize;
+    m.run_in_kernel_thread(move || {
+        // SAFETY: the host driver object; installing dispatch routines as DriverEntry does.
+        let d = unsafe { &mut *(drv as *mut DRIVER_OBJECT) };
+        for mj in [
+            IRP_MJ_CREATE,
+            IRP_MJ_CLEANUP,
+            IRP_MJ_CLOSE,
+            IRP_MJ_DEVICE_CONTROL,
+        ] {
+            d.MajorFunction[mj as usize] = Some(dispatch);
+        }
+    })
+    .expect("install dispatch");
+    let h = m
+        .open(r"\Device\NtsimHost", GENERIC_READ | GENERIC_WRITE)
+        .expect("open host device");
+    let n = (iterations / 10).max(100);
+    let code = ctl_code(FILE_DEVICE_UNKNOWN, 0x800, METHOD_BUFFERED, FILE_ANY_ACCESS);
+    let t2 = Instant::now();
+    for _ in 0..n {
+        h.device_io_control(code, &[0u8; 16], 16).expect("ioctl");
+    }
+    let c = n as f64 / t2.elapsed().as_secs_f64();
+    h.close().expect("close");
     BenchResult {
+        ioctl_per_sec: c,
         verifier,
         init_uninit_per_sec: a,
         queue_cycle_per_sec: b,

@@ -219,18 +219,13 @@ pub(crate) fn run_kernel<T: Send + 'static>(
     let slot: Arc<Slot<T>> = Arc::new((Mutex::new(None), Condvar::new()));
     let s2 = slot.clone();
     let m2 = m.clone();
-    let spawned = std::thread::Builder::new()
-        .name("ntsim-kernel".into())
-        .spawn(move || {
-            enter_kernel(&m2, driver, ctx);
-            let r = catch_unwind(AssertUnwindSafe(f));
-            *lock(&s2.0) = Some(r);
-            s2.1.notify_all();
-            set_current(None);
-        });
-    if let Err(e) = spawned {
-        panic!("ntsim: cannot spawn a kernel thread: {e}");
-    }
+    dispatch_kernel(Box::new(move || {
+        enter_kernel(&m2, driver, ctx);
+        let r = catch_unwind(AssertUnwindSafe(f));
+        *lock(&s2.0) = Some(r);
+        s2.1.notify_all();
+        set_current(None);
+    }));
     let mut g = lock(&slot.0);
     loop {
         if let Some(r) = g.take() {
@@ -250,6 +245,81 @@ pub(crate) fn run_kernel<T: Send + 'static>(
             .wait_timeout(g, Duration::from_millis(10))
             .unwrap_or_else(|e| e.into_inner())
             .0;
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A pooled kernel thread's mailbox.
+struct KSlot {
+    st: Mutex<(Option<Job>, bool)>,
+    cv: Condvar,
+}
+
+/// Idle kernel threads (process-wide; a job carries its machine). Host calls into the driver
+/// (DriverEntry, dispatch, unload, `run_in_kernel_thread`) reuse them instead of spawning a
+/// thread each time; a thread idle for 2 s exits. A thread that bug-checks parks for good.
+static KPOOL: Mutex<Vec<Arc<KSlot>>> = Mutex::new(Vec::new());
+
+const KTHREAD_IDLE: Duration = Duration::from_secs(2);
+
+fn dispatch_kernel(job: Job) {
+    let mut job = Some(job);
+    loop {
+        let idle = lock(&KPOOL).pop();
+        let Some(slot) = idle else { break };
+        let mut g = lock(&slot.st);
+        if g.1 {
+            continue;
+        }
+        g.0 = job.take();
+        drop(g);
+        slot.cv.notify_one();
+        return;
+    }
+    let slot = Arc::new(KSlot {
+        st: Mutex::new((job, false)),
+        cv: Condvar::new(),
+    });
+    let spawned = std::thread::Builder::new()
+        .name("ntsim-kernel".into())
+        .spawn(move || kernel_thread(slot));
+    if let Err(e) = spawned {
+        panic!("ntsim: cannot spawn a kernel thread: {e}");
+    }
+}
+
+fn kernel_thread(slot: Arc<KSlot>) {
+    loop {
+        let job = {
+            let mut g = lock(&slot.st);
+            loop {
+                if let Some(j) = g.0.take() {
+                    break j;
+                }
+                let (g2, to) = slot
+                    .cv
+                    .wait_timeout(g, KTHREAD_IDLE)
+                    .unwrap_or_else(|e| e.into_inner());
+                g = g2;
+                if to.timed_out() && g.0.is_none() {
+                    drop(g);
+                    // Leave the pool atomically with respect to dispatchers: they pop under
+                    // KPOOL and then check `exiting` under the slot lock.
+                    let mut pool = lock(&KPOOL);
+                    let mut g3 = lock(&slot.st);
+                    if g3.0.is_none() {
+                        g3.1 = true;
+                        pool.retain(|s| !Arc::ptr_eq(s, &slot));
+                        return;
+                    }
+                    drop(pool);
+                    g = g3;
+                }
+            }
+        };
+        job();
+        lock(&KPOOL).push(slot.clone());
     }
 }
 

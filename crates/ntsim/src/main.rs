@@ -277,11 +277,12 @@ fn cmd_bench(args: &[String]) -> ! {
             .iter()
             .map(|r| {
                 format!(
-                    "{{\"verifier\":\"{}\",\"iterations\":{},\"init_uninit_per_sec\":{:.0},\"queue_routine_uninit_per_sec\":{:.0}}}",
+                    "{{\"verifier\":\"{}\",\"iterations\":{},\"init_uninit_per_sec\":{:.0},\"queue_routine_uninit_per_sec\":{:.0},\"ioctl_per_sec\":{:.0}}}",
                     if r.verifier == Verifier::Standard { "standard" } else { "off" },
                     r.iterations,
                     r.init_uninit_per_sec,
-                    r.queue_cycle_per_sec
+                    r.queue_cycle_per_sec,
+                    r.ioctl_per_sec
                 )
             })
             .collect();
@@ -289,7 +290,7 @@ fn cmd_bench(args: &[String]) -> ! {
     } else {
         for r in &results {
             println!(
-                "verifier {:<8} init+uninit: {:>12.0} cycles/s   queue->routine->uninit: {:>10.0} cycles/s   ({} iterations)",
+                "verifier {:<8} init+uninit: {:>12.0} cycles/s   queue->routine->uninit: {:>10.0} cycles/s   ioctl: {:>8.0}/s   ({} iterations)",
                 if r.verifier == Verifier::Standard {
                     "standard"
                 } else {
@@ -297,6 +298,7 @@ fn cmd_bench(args: &[String]) -> ! {
                 },
                 r.init_uninit_per_sec,
                 r.queue_cycle_per_sec,
+                r.ioctl_per_sec,
                 r.iterations
             );
         }
