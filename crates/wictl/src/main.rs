@@ -416,14 +416,38 @@ fn progress_bar(cli: &Cli, len: Option<u64>) -> ProgressBar {
 fn cmd_info(cli: &Cli, h: &dyn DeviceHandle) -> Outcome {
     match Client::new(h).info() {
         Ok(i) => {
+            let j = info_json(&i);
             if !cli.json {
-                let j = info_json(&i);
-                println!("wdm-workitem driver");
-                for (k, v) in j.as_object().into_iter().flatten() {
-                    println!("  {k:<22}{}", v.to_string().trim_matches('"'));
-                }
+                let wdk = if i.build_flags & ioctl::BUILD_FLAG_WDK != 0 {
+                    "WDK"
+                } else {
+                    "cross-built"
+                };
+                println!(
+                    "wdm-workitem driver {} ({}, {wdk})",
+                    j["driver_version"].as_str().unwrap_or("?"),
+                    j["build"].as_str().unwrap_or("")
+                );
+                println!("  protocol version        {}", i.protocol_version);
+                println!(
+                    "  IoSizeofWorkItem        {} bytes ({:#x})",
+                    i.io_sizeof_work_item, i.io_sizeof_work_item
+                );
+                println!(
+                    "  slab                    {} slots x {} bytes = {} bytes nonpaged",
+                    i.slab_capacity,
+                    i.slab_stride,
+                    u64::from(i.slab_capacity) * u64::from(i.slab_stride)
+                );
+                println!("  max iterations          {}", i.max_iterations);
+                println!("  max requeue depth       {}", i.max_requeue_depth);
+                println!(
+                    "  max routines / request  {}",
+                    ioctl::MAX_ROUTINES_PER_REQUEST
+                );
+                println!("  performance counter     {} Hz", i.perf_frequency);
             }
-            Outcome::ok(info_json(&i))
+            Outcome::ok(j)
         }
         Err(f) => failure(cli, "info", &f),
     }
@@ -449,7 +473,19 @@ fn cmd_cycles(cli: &Cli, h: &dyn DeviceHandle, a: &CycleArgs) -> Outcome {
                 "stats": stats_json(&r.stats, r.perf_frequency),
             }))
         }
-        Err(f) => failure(cli, "cycles", &f),
+        Err(f) => {
+            let mut o = failure(cli, "cycles", &f);
+            if f == Failure::Status(nt_abi::STATUS_INVALID_PARAMETER) {
+                let capacity = Client::new(h).info().ok().map(|i| i.slab_capacity);
+                if let Some(why) = wictl::client::explain_run_rejection(&req, capacity) {
+                    if !cli.json {
+                        eprintln!("wictl: cycles: the offending field: {why}");
+                    }
+                    o.json["field"] = json!(why);
+                }
+            }
+            o
+        }
     }
 }
 

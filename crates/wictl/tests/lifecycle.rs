@@ -13,30 +13,42 @@ use wictl::client::Client;
 fn unload_with_work_in_flight_drains_then_frees() {
     let b = boot();
     let h = rw(&b);
-    let worker = std::thread::spawn(move || {
-        let r = Client::new(h.as_ref()).run(&RunCyclesRequest::new(
-            20_000,
-            64,
-            Mode::RequeueChain,
-            1,
-            0,
-            4,
-        ));
-        (r, h)
-    });
+    let late = rw(&b);
+    let request = RunCyclesRequest::new(20_000, 64, Mode::RequeueChain, 1, 0, 4);
+    let worker = std::thread::spawn(move || (Client::new(h.as_ref()).run(&request), h));
     // Let the request get well under way, then unload underneath it.
     std::thread::sleep(Duration::from_millis(150));
     assert!(
         !worker.is_finished(),
         "the request finished before unload; make it longer"
     );
-    let verdict = b.unload();
+    let unloader = std::thread::spawn(move || b.unload());
+    // While unload waits for the in-flight request, new requests are refused, not served.
+    let mut refused = false;
+    while !worker.is_finished() {
+        let r = late
+            .ioctl(
+                IOCTL_QUERY_INFO,
+                QueryInfoRequest::new().as_bytes(),
+                InfoResponse::SIZE as u32,
+            )
+            .unwrap();
+        if r.status == STATUS_DELETE_PENDING {
+            assert_eq!(r.information, 0);
+            refused = true;
+            break;
+        }
+        assert_eq!(r.status, STATUS_SUCCESS);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(refused, "no request was refused while unload was draining");
+    let verdict = unloader.join().unwrap();
     let (result, h) = worker.join().unwrap();
     let r = result.expect("the in-flight request completes normally");
     assert_eq!(r.stats.cycles_completed, 20_000);
     assert_eq!(r.stats.routines_run, 100_000);
     assert!(verdict.clean, "{}", verdict.lines.join("\n"));
-    drop(h);
+    drop((h, late));
 }
 
 fn wide(s: &str) -> Vec<u16> {
