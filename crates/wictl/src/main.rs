@@ -39,6 +39,9 @@ struct Cli {
     /// With --ntsim: the value IoSizeofWorkItem returns (0x40 Windows 7, 0x58 Windows 10, 0x60).
     #[arg(long, global = true, value_name = "BYTES", value_parser = parse_u32)]
     item_size: Option<u32>,
+    /// Device to open instead of \\.\WdmWorkItem (e.g. another driver under --ntsim, with `raw`).
+    #[arg(long, global = true, value_name = "PATH")]
+    device: Option<String>,
     /// Print one JSON object on stdout instead of text (and no progress bar).
     #[arg(long, global = true)]
     json: bool,
@@ -815,6 +818,7 @@ fn make_backend(cli: &Cli) -> Result<Box<dyn Backend>, BackendError> {
         {
             let cfg = wictl::ntsim_backend::Options {
                 size_of_work_item: cli.item_size,
+                device: cli.device.clone(),
             };
             return wictl::ntsim_backend::NtsimBackend::load(sys, &cfg)
                 .map(|b| Box::new(b) as Box<dyn Backend>);
@@ -827,7 +831,12 @@ fn make_backend(cli: &Cli) -> Result<Box<dyn Backend>, BackendError> {
     }
     #[cfg(windows)]
     {
-        Ok(Box::new(wictl::windows::DeviceBackend))
+        Ok(Box::new(wictl::windows::DeviceBackend {
+            path: cli
+                .device
+                .clone()
+                .unwrap_or_else(|| ioctl::USER_PATH.to_string()),
+        }))
     }
     #[cfg(not(windows))]
     Err(BackendError::Io(

@@ -14,6 +14,8 @@ use crate::status::status_code;
 pub struct Options {
     /// What `IoSizeofWorkItem` returns (default: ntsim's, 0x58).
     pub size_of_work_item: Option<u32>,
+    /// Device to open (default `\\.\WdmWorkItem`).
+    pub device: Option<String>,
 }
 
 pub fn bugcheck_info(b: &ntsim::BugCheck) -> BugCheckInfo {
@@ -34,6 +36,7 @@ pub struct NtsimBackend {
     machine: ntsim::Machine,
     driver: ntsim::Driver,
     path: PathBuf,
+    device: String,
 }
 
 impl NtsimBackend {
@@ -56,6 +59,10 @@ impl NtsimBackend {
                 machine,
                 driver,
                 path: sys.to_path_buf(),
+                device: opts
+                    .device
+                    .clone()
+                    .unwrap_or_else(|| ioctl::USER_PATH.to_string()),
             }),
             Ok(st) => Err(BackendError::Io(format!(
                 "DriverEntry of {} failed with {}",
@@ -73,12 +80,12 @@ impl NtsimBackend {
 
     /// Open a handle with an explicit access mask (e.g. `FILE_READ_DATA` only).
     pub fn open_mask(&self, access_mask: u32) -> Result<Arc<dyn DeviceHandle>, BackendError> {
-        match self.machine.open(ioctl::USER_PATH, access_mask) {
+        match self.machine.open(&self.device, access_mask) {
             Ok(h) => Ok(Arc::new(NtsimHandle(h))),
             Err(ntsim::OpenError::BugCheck(b)) => Err(BackendError::BugCheck(bugcheck_info(&b))),
             Err(ntsim::OpenError::Status(s)) => Err(BackendError::Io(format!(
                 "opening {} failed with {}",
-                ioctl::USER_PATH,
+                self.device,
                 status_code(s)
             ))),
         }

@@ -50,17 +50,27 @@ fn describe_error(what: &str, code: u32) -> String {
     format!("{what} failed: Win32 error {code}{hint}")
 }
 
-/// The installed driver's device.
-#[derive(Debug, Default)]
-pub struct DeviceBackend;
+/// The installed driver's device (`\\.\WdmWorkItem` unless told otherwise).
+#[derive(Debug)]
+pub struct DeviceBackend {
+    pub path: String,
+}
+
+impl Default for DeviceBackend {
+    fn default() -> Self {
+        DeviceBackend {
+            path: ioctl::USER_PATH.to_string(),
+        }
+    }
+}
 
 impl Backend for DeviceBackend {
     fn describe(&self) -> String {
-        format!("device {}", ioctl::USER_PATH)
+        format!("device {}", self.path)
     }
 
     fn open(&self, access: Access) -> Result<Arc<dyn DeviceHandle>, BackendError> {
-        let path = wide(ioctl::USER_PATH);
+        let path = wide(&self.path);
         let desired = match access {
             Access::Read => GENERIC_READ,
             Access::ReadWrite => GENERIC_READ | GENERIC_WRITE,
@@ -81,7 +91,7 @@ impl Backend for DeviceBackend {
         if handle == INVALID_HANDLE_VALUE {
             return Err(BackendError::Io(last_error(&format!(
                 "CreateFileW({})",
-                ioctl::USER_PATH
+                self.path
             ))));
         }
         Ok(Arc::new(WinHandle(handle)))

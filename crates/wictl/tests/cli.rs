@@ -128,3 +128,47 @@ fn unusable_backends_exit_3() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "SCM commands are Windows-only");
 }
+
+/// A driver that breaks a rule: wictl reports the bug check and exits 4.
+#[test]
+fn a_verifier_bug_check_exits_4() {
+    let root = workspace_root();
+    let tc = xbuild::locate_toolchain(true).unwrap();
+    let rulebreaker = xbuild::build_sys(
+        &tc,
+        &xbuild::SysBuild {
+            manifest_path: &root.join("Cargo.toml"),
+            package: "rulebreaker",
+            release: true,
+            target_dir: &root.join("target/sys"),
+            features: None,
+            no_default_features: false,
+            verbose: false,
+        },
+    )
+    .expect("build the rulebreaker fixture");
+    // Function 0x901: an initialized item's pool is freed without IoUninitializeWorkItem (0xE4).
+    let code = format!(
+        "{:#x}",
+        nt_abi::ctl_code(nt_abi::FILE_DEVICE_UNKNOWN, 0x901, 0, 0)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_wictl"))
+        .arg("--ntsim")
+        .arg(&rulebreaker)
+        .args([
+            "--device",
+            r"\\.\RuleBreaker",
+            "--json",
+            "raw",
+            "--code",
+            &code,
+        ])
+        .output()
+        .unwrap();
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(4), "{j}");
+    assert_eq!(j["result"]["error"], "bugcheck", "{j}");
+    assert_eq!(j["result"]["bugcheck"]["code"], 0xE4, "{j}");
+    assert_eq!(j["verifier"]["clean"], false);
+    assert_eq!(j["verifier"]["bugcheck"]["name"], "WORKER_INVALID");
+}

@@ -138,6 +138,7 @@ fn io_sizeof_work_item_is_read_at_run_time() {
     for size in nt_abi::KNOWN_IO_WORKITEM_SIZES {
         let b = boot_with(&Options {
             size_of_work_item: Some(size),
+            ..Options::default()
         });
         let h = rw(&b);
         let c = Client::new(h.as_ref());
