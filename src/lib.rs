@@ -13,12 +13,32 @@ extern crate wdk_panic;
 #[cfg(feature = "wdk")]
 mod wdk_checks;
 
+/// `DbgPrintEx(DPFLTR_IHVDRIVER_ID, level, "wdm-workitem: " fmt "\n", args…)`. Arguments must be
+/// what the format's conversions expect (`%u`/`%x`: `u32`, `%p`: a pointer).
+macro_rules! trace {
+    ($level:expr, $fmt:literal $(, $arg:expr)* $(,)?) => {{
+        // SAFETY: the format is a NUL-terminated literal whose conversions match the argument
+        // types (the macro's contract); DbgPrintEx may be called at any IRQL ≤ DIRQL.
+        unsafe {
+            nt_abi::imports::DbgPrintEx(
+                nt_abi::imports::DPFLTR_IHVDRIVER_ID,
+                $level,
+                concat!("wdm-workitem: ", $fmt, "\n\0").as_ptr()
+                $(, $arg)*
+            )
+        };
+    }};
+}
+
 mod device;
 mod dispatch;
 mod engine;
 mod kernel;
 
-use nt_abi::imports::{IoCreateDevice, IoCreateSymbolicLink, IoDeleteDevice, IoDeleteSymbolicLink};
+use nt_abi::imports::{
+    DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL, IoCreateDevice, IoCreateSymbolicLink, IoDeleteDevice,
+    IoDeleteSymbolicLink,
+};
 use nt_abi::status::*;
 use nt_abi::*;
 
@@ -67,6 +87,10 @@ pub unsafe extern "win64" fn DriverEntry(
         )
     };
     if !nt_success(status) {
+        trace!(
+            DPFLTR_ERROR_LEVEL,
+            "IoCreateDevice failed: %08x", status as u32
+        );
         return status;
     }
     // SAFETY: IoCreateDevice succeeded, so `device` is a live device object whose zeroed,
@@ -76,6 +100,10 @@ pub unsafe extern "win64" fn DriverEntry(
         // SAFETY: the device was created above, no link or handle refers to it, and a failed
         // `initialize` left nothing in its extension to tear down.
         unsafe { IoDeleteDevice(device) };
+        trace!(
+            DPFLTR_ERROR_LEVEL,
+            "work-item slab setup failed: %08x", status as u32
+        );
         return status;
     }
     // SAFETY: both names are static NUL-terminated strings that the call only reads.
@@ -86,6 +114,10 @@ pub unsafe extern "win64" fn DriverEntry(
         unsafe { DeviceExtension::teardown(device) };
         // SAFETY: as above; the extension is torn down, nothing refers to the device.
         unsafe { IoDeleteDevice(device) };
+        trace!(
+            DPFLTR_ERROR_LEVEL,
+            "IoCreateSymbolicLink failed: %08x", status as u32
+        );
         return status;
     }
     drv.DriverUnload = Some(driver_unload);
@@ -93,6 +125,15 @@ pub unsafe extern "win64" fn DriverEntry(
     let dev = unsafe { &mut *device };
     dev.Flags |= DO_BUFFERED_IO;
     dev.Flags &= !DO_DEVICE_INITIALIZING;
+    // SAFETY: the extension was initialized above and stays so until unload.
+    let ext = unsafe { DeviceExtension::from_device(device) };
+    trace!(
+        DPFLTR_INFO_LEVEL,
+        "loaded: IoSizeofWorkItem %u, slab %u slots x %u bytes",
+        ext.io_sizeof_work_item,
+        ext.engine.capacity(),
+        ext.engine.stride(),
+    );
     STATUS_SUCCESS
 }
 
@@ -116,6 +157,10 @@ unsafe extern "win64" fn driver_unload(driver: *mut DRIVER_OBJECT) {
     unsafe { DeviceExtension::teardown(device) };
     // SAFETY: the extension is torn down and no work item references the device any more.
     unsafe { IoDeleteDevice(device) };
+    trace!(
+        DPFLTR_INFO_LEVEL,
+        "unloaded: work items drained, slab freed, device deleted"
+    );
 }
 
 /// Without the WDK, a panic stops the system the way `wdk-panic` does: with a bug check.

@@ -115,4 +115,13 @@ fn a_second_copy_fails_at_the_device_name_and_leaves_nothing() {
     let report = first.unload().unwrap();
     assert!(report.is_clean(), "{report:?}");
     assert!(m.bugcheck().is_none());
+    // The driver's debug output tells the same story.
+    let log = m.dbgprint_lines().join("\n");
+    for want in [
+        "wdm-workitem: loaded: IoSizeofWorkItem 88, slab 64 slots x 144 bytes",
+        "wdm-workitem: IoCreateDevice failed: c0000035",
+        "wdm-workitem: unloaded: work items drained, slab freed, device deleted",
+    ] {
+        assert!(log.contains(want), "missing {want:?} in:\n{log}");
+    }
 }
