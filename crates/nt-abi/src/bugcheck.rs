@@ -82,6 +82,9 @@ pub fn bugcheck_name(code: u32) -> &'static str {
 pub const MULTIPLE_IRP_COMPLETE_REQUESTS: u32 = 0x44;
 /// `IRQL_GT_ZERO_AT_SYSTEM_SERVICE`: a request returned to its caller at raised IRQL.
 pub const IRQL_GT_ZERO_AT_SYSTEM_SERVICE: u32 = 0x4A;
+/// `DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION` (special pool): an access past the end of a
+/// pool block (p1 = address referenced, p2 = 1 for a write, p3 = the code address, p4 = 0).
+pub const DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION: u32 = 0xD6;
 
 /// More `BAD_POOL_CALLER` (0xC2) parameter-1 values.
 pub mod bad_pool_caller_ext {
@@ -96,6 +99,7 @@ pub fn bugcheck_name_ext(code: u32) -> &'static str {
     match code {
         MULTIPLE_IRP_COMPLETE_REQUESTS => "MULTIPLE_IRP_COMPLETE_REQUESTS",
         IRQL_GT_ZERO_AT_SYSTEM_SERVICE => "IRQL_GT_ZERO_AT_SYSTEM_SERVICE",
+        DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION => "DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION",
         other => bugcheck_name(other),
     }
 }

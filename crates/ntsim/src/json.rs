@@ -83,3 +83,21 @@ fn escape(s: &str, out: &mut String) {
     }
     out.push('"');
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Json;
+
+    #[test]
+    fn escapes_and_nests() {
+        let v = Json::obj(vec![
+            ("s", Json::str("a\"b\\c\n\u{1}")),
+            ("n", Json::Num(-3)),
+            ("a", Json::Arr(vec![Json::Null, Json::Bool(true)])),
+        ]);
+        assert_eq!(
+            v.to_string(),
+            r#"{"s":"a\"b\\c\n\u0001","n":-3,"a":[null,true]}"#
+        );
+    }
+}

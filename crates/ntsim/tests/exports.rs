@@ -851,3 +851,38 @@ fn dbgprint_formats_like_the_kernel() {
         ]
     );
 }
+
+#[test]
+fn work_item_storage_smaller_than_io_sizeof_work_item_is_caught_by_special_pool() {
+    // A driver that hard-codes Windows 7's 0x40 on a system where the item is 0x60.
+    let m = machine_with(|c| c.size_of_work_item = 0x60);
+    let dev = m.host_driver().unwrap().device_object() as usize;
+    let b = expect_bugcheck(&m, move || {
+        let p = alloc_np(0x40);
+        init(dev, p);
+    });
+    assert_eq!(b.code, bugcheck::DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION);
+    assert_eq!(b.parameters[1], 1, "a write");
+    // Without the verifier there is no special pool: no bug check (ntsim clips its write).
+    let m = machine_with(|c| {
+        c.size_of_work_item = 0x60;
+        c.verifier = Verifier::Off;
+    });
+    let dev = m.host_driver().unwrap().device_object() as usize;
+    m.run_in_kernel_thread(move || {
+        let p = alloc_np(0x40);
+        init(dev, p);
+        uninit(p);
+        free(p, TAG);
+    })
+    .unwrap();
+}
+
+#[test]
+fn public_handles_can_be_shared_across_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<ntsim::Machine>();
+    send_sync::<ntsim::Handle>();
+    send_sync::<ntsim::Driver>();
+    send_sync::<ntsim::BugCheck>();
+}

@@ -369,3 +369,44 @@ pub fn dbgprintex_fn() -> unsafe extern "win64" fn(u32, u32, *const u8, ...) -> 
     // SAFETY: the naked entry implements exactly this variadic win64 signature.
     unsafe { core::mem::transmute(DbgPrintEx as *const ()) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{VaList, format};
+
+    fn fmt(f: &str, args: &[u64]) -> String {
+        // SAFETY: `args` holds one slot per conversion in every case below (pointer-free).
+        let mut va = unsafe { VaList::new(args.as_ptr()) };
+        // SAFETY: as above.
+        unsafe { format(f.as_bytes(), &mut va) }
+    }
+
+    #[test]
+    fn integer_conversions_follow_llp64() {
+        assert_eq!(
+            fmt("%d %ld %lld", &[u64::MAX, u64::MAX, u64::MAX]),
+            "-1 -1 -1"
+        );
+        assert_eq!(
+            fmt("%u %lu %I64u", &[u64::MAX, u64::MAX, u64::MAX]),
+            "4294967295 4294967295 18446744073709551615"
+        );
+        assert_eq!(
+            fmt("%hx %hhx %#x %#X %o", &[0x12345, 0x1FF, 255, 255, 8]),
+            "2345 ff 0xff 0XFF 10"
+        );
+        assert_eq!(
+            fmt("[%08.3d] [%-6x] [%+d] [% d]", &[5, 0xab, 7, 7]),
+            "[     005] [ab    ] [+7] [ 7]"
+        );
+        assert_eq!(fmt("%*d|%.*d", &[4, 9, 3, 9]), "   9|009");
+        assert_eq!(fmt("%Id %zu", &[u64::MAX, 7]), "-1 7");
+        assert_eq!(fmt("100%% %q", &[]), "100% %q");
+    }
+
+    #[test]
+    fn pointers_and_null_strings() {
+        assert_eq!(fmt("%p", &[0x1234]), "0000000000001234");
+        assert_eq!(fmt("%s %ws %wZ", &[0, 0, 0]), "(null) (null) (null)");
+    }
+}

@@ -278,6 +278,11 @@ pub(crate) fn free_block(m: &Inner, p: usize, tag: Option<u32>) {
     let mut g = lock(&m.pool);
     if g.blocks.remove(&p).is_some() {
         g.frees += 1;
+        // Remember freed addresses for double-free detection; the allocator reuses addresses,
+        // so this stays small, but bound it anyway.
+        if g.freed.len() >= 1 << 20 {
+            g.freed.clear();
+        }
         g.freed.insert(p, (block.size, block.tag));
         drop(g);
         // SAFETY: `p` was allocated by `alloc_block` with this size and has just been removed

@@ -131,7 +131,30 @@ fn init_item(m: &Inner, io_object: usize, item: usize, allocated: bool) {
             ),
         );
     }
-    let size = m.config.size_of_work_item as usize;
+    let mut size = m.config.size_of_work_item as usize;
+    // Storage smaller than IoSizeofWorkItem(): the kernel's write would run past the pool block.
+    let block = {
+        let p = lock(&m.pool);
+        p.block_containing(item).map(|(start, b)| start + b.size)
+    };
+    if let Some(end) = block
+        && item + size > end
+    {
+        if m.verifier() {
+            drop(g);
+            let caller = machine::CALLER.with(|c| c.get());
+            raise(
+                m,
+                Bc::verifier(
+                    bugcheck::DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION,
+                    [end as u64, 1, caller as u64, 0],
+                ),
+            );
+        }
+        // Without special pool Windows would corrupt the neighbour silently; ntsim must not
+        // corrupt its own heap, so it writes only up to the end of the block.
+        size = end - item;
+    }
     // SAFETY: the caller provides IoSizeofWorkItem() bytes of writable storage at `item` (the
     // documented contract); we fill it as the kernel would, zeroes plus the IoObject marker at
     // 0x28, and never read it back.

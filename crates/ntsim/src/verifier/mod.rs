@@ -28,6 +28,7 @@
 //! | 0xC9 / 0x0E complete above DISPATCH | IRQL | IRP | 0 | verifier |
 //! | 0xC9 / 0x226 dispatch returned neither completing nor pending | dispatch routine | IRP | returned status | verifier |
 //! | 0xC9 / 0x312 Information > OutputBufferLength | IRP | Information | OutputBufferLength | verifier |
+//! | 0xD6 work-item storage ends before IoSizeofWorkItem() bytes (pool block too small) | block end | 1 (write) | caller | verifier (off: the write is clipped) |
 //! | 0x44 IRP completed twice | IRP | 0 | 0 | yes |
 //! | 0x18 reference to a deleted object | object | 0 | 0 | yes |
 use std::fmt;
@@ -184,6 +185,9 @@ pub fn meaning(code: u32, p1: u64) -> &'static str {
         (MULTIPLE_IRP_COMPLETE_REQUESTS, _) => "an IRP was completed more than once",
         (REFERENCE_BY_POINTER, _) => "a reference was taken on an object that has been deleted",
         (IRQL_NOT_LESS_OR_EQUAL, _) => "a routine was called at too high an IRQL",
+        (DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION, _) => {
+            "a write ran past the end of a pool block (work-item storage smaller than IoSizeofWorkItem())"
+        }
         (IRQL_GT_ZERO_AT_SYSTEM_SERVICE, _) => {
             "driver code returned to the I/O manager at raised IRQL"
         }
