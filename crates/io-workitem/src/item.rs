@@ -14,8 +14,7 @@ use nt_abi::{DEVICE_OBJECT, PIO_WORKITEM, PVOID};
 
 use crate::backend::Backend;
 use crate::queue::QueueType;
-use crate::slab::{Control, Geometry, OWNED, QUEUED, Slab, SlotHeader};
-use crate::sync::Ordering;
+use crate::slab::{Control, Geometry, Slab, SlotHeader};
 
 /// The code a queued item runs on a system worker thread (PASSIVE_LEVEL).
 ///
@@ -57,6 +56,8 @@ pub trait Routine<B: Backend, P>: 'static {
 ///   while an item is held.
 pub struct WorkItem<'slab, B: Backend, P> {
     slot: NonNull<SlotHeader<B>>,
+    /// The slab's control block (also in the slot header; cached to keep the hot path short).
+    control: NonNull<Control<B>>,
     _marker: PhantomData<(&'slab (), P)>,
 }
 
@@ -72,14 +73,17 @@ impl<'slab, B: Backend, P> WorkItem<'slab, B, P> {
     ///
     /// # Safety
     ///
-    /// `slot` is a slot of a live slab, in state `OWNED`, holding an initialized work item and a
-    /// live payload of type `P`; nobody else owns it; the slab outlives `'slab` (or, for a
-    /// routine, cannot be freed before the routine's activation ends).
+    /// `slot` is a slot of a live slab whose control block is `control`, in state `IN_USE`,
+    /// holding an initialized, not-queued work item and a live payload of type `P`; nobody else
+    /// owns it; the slab outlives `'slab` (or, for a routine, cannot be freed before the
+    /// routine's activation ends).
     #[inline]
-    pub(crate) unsafe fn from_raw(slot: *mut SlotHeader<B>) -> Self {
+    pub(crate) unsafe fn from_raw(slot: *mut SlotHeader<B>, control: *const Control<B>) -> Self {
         WorkItem {
             // SAFETY: a slot pointer of a live slab is never null (caller).
             slot: unsafe { NonNull::new_unchecked(slot) },
+            // SAFETY: as above, for the control block.
+            control: unsafe { NonNull::new_unchecked(control.cast_mut()) },
             _marker: PhantomData,
         }
     }
@@ -93,7 +97,7 @@ impl<'slab, B: Backend, P> WorkItem<'slab, B, P> {
     #[inline]
     fn control(&self) -> &Control<B> {
         // SAFETY: the slab (and so its control block) outlives every item (type invariant).
-        unsafe { &*self.header().control }
+        unsafe { self.control.as_ref() }
     }
 
     #[inline]
@@ -165,9 +169,7 @@ impl<'slab, B: Backend, P> WorkItem<'slab, B, P> {
 
     #[inline]
     fn begin_queue(self) -> (PIO_WORKITEM, PVOID) {
-        let header = self.header();
         self.control().activation_begin();
-        header.state.store(QUEUED, Ordering::Relaxed);
         let raw = self.as_raw();
         let context: PVOID = self.slot.as_ptr().cast();
         // Ownership passes to the queue: no uninitialize, no payload drop.
@@ -226,7 +228,6 @@ impl<'slab, B: Backend, P> WorkItem<'slab, B, P> {
         }
     }
 }
-
 
 /// An initialized, not-queued work item that holds a rundown reference on its slab instead of
 /// a borrow: what [`WorkItem::detach`] returns.
@@ -318,9 +319,9 @@ impl<B: Backend, P> Detached<B, P> {
         // teardown has not started and its own reference keeps the count above zero: this does
         // not signal, and the block stays alive.
         unsafe { Control::<B>::activation_end(control) };
-        // SAFETY: the slot is OWNED, initialized, with a live payload, owned by nobody else
-        // (the `Detached` was forgotten); `'s` borrows the slab it belongs to.
-        Ok(unsafe { WorkItem::from_raw(slot) })
+        // SAFETY: the slot is in use, initialized, not queued, with a live payload, owned by
+        // nobody else (the `Detached` was forgotten); `'s` borrows the slab it belongs to.
+        Ok(unsafe { WorkItem::from_raw(slot, control) })
     }
 }
 
@@ -388,12 +389,11 @@ unsafe fn run_slot<B: Backend, P, R: Routine<B, P>>(context: PVOID) {
     // Read the control block address now: once `run` drops or requeues the item, the slot may
     // belong to someone else.
     let control: *const Control<B> = header.control;
-    header.state.store(OWNED, Ordering::Relaxed);
     // SAFETY: the kernel dequeued the item before calling us, so the queue no longer owns it;
-    // ownership returns to this routine. The slot is OWNED, initialized, with a live payload.
+    // ownership returns to this routine. The slot is in use, initialized, with a live payload.
     // The item's lifetime is local to `run` (higher-ranked), so it cannot escape the routine
     // into anything longer-lived; the slab stays alive until `activation_end` below.
-    let item = unsafe { WorkItem::<B, P>::from_raw(slot) };
+    let item = unsafe { WorkItem::<B, P>::from_raw(slot, control) };
     R::run(item);
     // SAFETY: this run's activation, taken in `begin_queue`, ends here; nothing below touches
     // the slab. The driver image stays mapped: the I/O manager holds its reference on the I/O

@@ -73,7 +73,6 @@ fn free_list_acquire_release_aba() {
         t.join().unwrap();
         let stats = slab.stats();
         assert_eq!(stats.in_use, 0);
-        assert_eq!(stats.acquired + stats.exhausted, 3);
         // Both slots must be back on the list.
         let x = slab.acquire(4).unwrap();
         let y = slab.acquire(5).unwrap();
