@@ -11,6 +11,19 @@ use nt_abi::DEVICE_OBJECT;
 /// A `&'dev Device` is what a slab borrows, so the compiler keeps the slab, and every item taken
 /// from it, inside the device's lifetime. Rust never reads or writes the object through this
 /// type; it only hands the pointer to the kernel.
+///
+/// ```
+/// use io_workitem::{Backend, Device, Slab};
+/// use nt_abi::DEVICE_OBJECT;
+///
+/// /// `device` comes from `IoCreateDevice` in DriverEntry and is deleted in DriverUnload, after
+/// /// the slab built here has been dropped.
+/// unsafe fn slab_for<B: Backend>(device: *mut DEVICE_OBJECT) -> Option<Slab<'static, B, u64>> {
+///     // SAFETY: (the caller's promise above) the device outlives every use of the slab.
+///     let device: &'static Device = unsafe { Device::from_raw(device) };
+///     Slab::new(device, 256, u32::from_le_bytes(*b"WiSl")).ok()
+/// }
+/// ```
 #[repr(transparent)]
 pub struct Device(UnsafeCell<DEVICE_OBJECT>);
 

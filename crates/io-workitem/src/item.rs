@@ -54,6 +54,27 @@ pub trait Routine<B: Backend, P>: 'static {
 ///   while queued. The routine gets it back by value.
 /// - `'slab` borrows the slab, so the slab (and the device it borrows) cannot be torn down
 ///   while an item is held.
+///
+/// ```
+/// use io_workitem::{Backend, QueueType, Routine, Slab, WorkItem};
+///
+/// struct Bump;
+/// impl<B: Backend> Routine<B, [u64; 2]> for Bump {
+///     fn run(mut item: WorkItem<'_, B, [u64; 2]>) {
+///         item.payload_mut()[1] += 1; // the routine owns the item (and its payload) again
+///     }
+/// }
+///
+/// fn cycle<B: Backend>(slab: &Slab<'_, B, [u64; 2]>) {
+///     let Ok(mut item) = slab.acquire([7, 0]) else { return }; // initialized, not queued
+///     item.payload_mut()[0] += 1;
+///     let first = item.into_payload(); // uninitialized, slot returned, payload handed back
+///     assert_eq!(first, [8, 0]);
+///     if let Ok(item) = slab.acquire(first) {
+///         item.queue::<Bump>(QueueType::Delayed); // `item` is gone: the queue owns it
+///     }
+/// }
+/// ```
 pub struct WorkItem<'slab, B: Backend, P> {
     slot: NonNull<SlotHeader<B>>,
     /// The slab's control block (also in the slot header; cached to keep the hot path short).

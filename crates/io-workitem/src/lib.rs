@@ -47,6 +47,25 @@
 //!     assert_eq!(report.leaked_items, 0);
 //! }
 //! ```
+//!
+//! ## In a driver
+//!
+//! The driver creates one slab in `DriverEntry` on its device (`NtKernel` backend) and keeps it
+//! in the device extension; `DriverUnload` drops it (drain + free) before `IoDeleteDevice`.
+//! Payloads must be `Send + 'static` to be queued; state shared with the requesting thread
+//! (counters, a "request done" event) lives in a block the request keeps alive until every
+//! routine has released it. To have the requesting thread uninitialize the items ("queue, then
+//! uninitialize in the caller"), a routine hands its item back with [`WorkItem::detach`].
+//!
+//! ## Testing
+//!
+//! - `cargo test -p io-workitem`: the fake-kernel tests, the ntsim tests (Driver Verifier rules
+//!   on, multi-threaded stress, clean audit), the compile-fail tests (`tests/ui`, trybuild) and
+//!   these doc examples.
+//! - `RUSTFLAGS="--cfg loom" cargo test -p io-workitem --test loom --release`: loom models of
+//!   the free list (ABA) and of teardown racing routines (about a minute to build, 15 s to run).
+//! - `cargo run --release -p io-workitem --example cycle_bench`: callgrind instruction counts
+//!   per work-item cycle against a hand-written raw loop and `IoAllocateWorkItem`.
 #![no_std]
 #![cfg(target_arch = "x86_64")]
 
