@@ -170,11 +170,12 @@ impl<'slab, B: Backend, P> WorkItem<'slab, B, P> {
     /// Uninitialize the work item, return the slot, and hand the payload back.
     #[inline]
     pub fn into_payload(self) -> P {
-        // SAFETY: the payload is live; it is read out exactly once because `self` is forgotten
-        // below instead of dropped.
-        let payload = unsafe { ptr::read(self.payload_ptr()) };
-        self.retire();
-        mem::forget(self);
+        // `self` is never dropped from here on, so the payload is neither dropped in place nor
+        // retired twice, even if `retire` unwinds (host tests).
+        let this = mem::ManuallyDrop::new(self);
+        // SAFETY: the payload is live; it is read out exactly once (`this` is never dropped).
+        let payload = unsafe { ptr::read(this.payload_ptr()) };
+        this.retire();
         payload
     }
 
