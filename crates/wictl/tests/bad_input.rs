@@ -1,6 +1,8 @@
 //! Every malformed-request class, end to end: the cross-built driver in ntsim, driven through
 //! wictl's backend. Each request must get its precise NTSTATUS, return no bytes, and leave the
 //! cumulative statistics unchanged; the verifier must stay quiet throughout.
+// ntsim (the backend these tests drive) is Linux x86_64 only.
+#![cfg(target_os = "linux")]
 mod common;
 
 use common::*;

@@ -1,4 +1,6 @@
 //! The `wictl` binary end to end with `--ntsim`: JSON output, exit codes, status sentences.
+// ntsim (the backend these tests drive) is Linux x86_64 only.
+#![cfg(target_os = "linux")]
 mod common;
 
 use std::process::Command;

@@ -1,4 +1,6 @@
 //! DriverEntry's undo on failure, and unload with work in flight.
+// ntsim (the backend these tests drive) is Linux x86_64 only.
+#![cfg(target_os = "linux")]
 mod common;
 
 use std::time::Duration;

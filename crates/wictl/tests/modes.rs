@@ -1,5 +1,7 @@
 //! Every cycle mode end to end with exact counts, statistics accumulate/reset, IoSizeofWorkItem
 //! variants, and concurrent requests sharing the slab.
+// ntsim (the backend these tests drive) is Linux x86_64 only.
+#![cfg(target_os = "linux")]
 mod common;
 
 use std::sync::Arc;
