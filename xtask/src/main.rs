@@ -213,7 +213,24 @@ fn install_prerequisites(allow_install: bool) -> Outcome {
     }
     // The cross toolchain (installs rustc-web/cargo-web/rust-web-src and lld when needed).
     match xbuild::locate_toolchain(allow_install) {
-        Ok(tc) => eprintln!("xtask: cross toolchain: {tc}"),
+        Ok(tc) => {
+            eprintln!("xtask: cross toolchain: {tc}");
+            // Its clippy, for linting the driver for the Windows target.
+            if xbuild::clippy_of(&tc).is_none() {
+                let debian = tc.kind == xbuild::ToolchainKind::Debian;
+                if allow_install && debian && is_root() {
+                    if let Err(e) = xbuild::apt_install(&[xbuild::DEBIAN_CLIPPY_PACKAGE]) {
+                        problems.push(e.to_string());
+                    }
+                } else {
+                    problems.push(format!(
+                        "the cross toolchain has no clippy: install {} (Debian) or the nightly \
+                         clippy component",
+                        xbuild::DEBIAN_CLIPPY_PACKAGE
+                    ));
+                }
+            }
+        }
         Err(e) => problems.push(e.to_string()),
     }
     // clippy and rustfmt for the host cargo.
@@ -355,6 +372,35 @@ fn test(allow_install: bool) -> ExitCode {
                 .args(["-p", "wictl", "--target-dir"])
                 .arg(root.join("target/wincheck"));
             check_step(c)
+        },
+    );
+
+    step(
+        "clippy -D warnings: the driver for x86_64-pc-windows-msvc (build-std)",
+        &mut || {
+            let cmd = xbuild::locate_toolchain(allow_install)
+                .and_then(|tc| xbuild::windows_kernel_clippy(&tc));
+            match cmd {
+                Ok(mut c) => {
+                    c.current_dir(&root)
+                        .args([
+                            "-p",
+                            "wdm-workitem",
+                            "--no-default-features",
+                            "--target-dir",
+                        ])
+                        .arg(root.join("target/winclippy"))
+                        .args(["--", "-D", "warnings"]);
+                    check_step(c)
+                }
+                Err(e) => {
+                    eprintln!("xtask: {e}");
+                    Outcome::Failed {
+                        passed: 0,
+                        failed: 1,
+                    }
+                }
+            }
         },
     );
 

@@ -420,6 +420,56 @@ pub fn windows_std_cargo(tc: &Toolchain, subcommand: &str) -> Command {
     let mut cmd = Command::new(&tc.cargo);
     cmd.arg(subcommand)
         .args(["--target", TARGET, "-Zbuild-std=std,panic_abort"]);
+    toolchain_env(tc, &mut cmd);
+    cmd
+}
+
+/// Debian package that provides `cargo-clippy`/`clippy-driver` for the Debian toolchain.
+pub const DEBIAN_CLIPPY_PACKAGE: &str = "rust-web-clippy";
+
+/// The toolchain's own `cargo-clippy` (next to its `cargo`), if installed.
+pub fn clippy_of(tc: &Toolchain) -> Option<PathBuf> {
+    tc.cargo
+        .parent()
+        .map(|d| d.join("cargo-clippy"))
+        .filter(|p| p.is_file())
+}
+
+/// `cargo clippy` of a kernel-mode package for [`TARGET`] (`-Zbuild-std=core,compiler_builtins,alloc`),
+/// with the toolchain's own clippy. Invoked as `cargo-clippy clippy ...` directly: `cargo clippy`
+/// would prefer a `cargo-clippy` in `$CARGO_HOME/bin` (rustup's proxy, another toolchain).
+/// The caller adds `-p`, `--target-dir`, `--no-default-features` and `-- -D warnings`.
+pub fn windows_kernel_clippy(tc: &Toolchain) -> Result<Command, Error> {
+    let clippy = clippy_of(tc).ok_or_else(|| {
+        Error(format!(
+            "{} has no cargo-clippy next to it: install {} (Debian) or `rustup component add \
+             clippy --toolchain nightly`",
+            tc.cargo.display(),
+            DEBIAN_CLIPPY_PACKAGE
+        ))
+    })?;
+    let mut cmd = Command::new(clippy);
+    cmd.args([
+        "clippy",
+        "--target",
+        TARGET,
+        "-Zbuild-std=core,compiler_builtins,alloc",
+        "-Zbuild-std-features=compiler-builtins-mem",
+    ]);
+    toolchain_env(tc, &mut cmd);
+    cmd.env("CARGO", &tc.cargo);
+    if let Some(dir) = tc.cargo.parent() {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let joined = std::env::join_paths(
+            std::iter::once(dir.to_path_buf()).chain(std::env::split_paths(&path)),
+        )
+        .map_err(|e| Error(format!("PATH: {e}")))?;
+        cmd.env("PATH", joined);
+    }
+    Ok(cmd)
+}
+
+fn toolchain_env(tc: &Toolchain, cmd: &mut Command) {
     for var in INHERITED_VARS {
         cmd.env_remove(var);
     }
@@ -427,5 +477,4 @@ pub fn windows_std_cargo(tc: &Toolchain, subcommand: &str) -> Command {
     if tc.kind == ToolchainKind::Debian {
         cmd.env("RUSTC_BOOTSTRAP", "1");
     }
-    cmd
 }
