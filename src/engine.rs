@@ -10,7 +10,7 @@ use core::mem::offset_of;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use io_workitem::{Device, NtKernel, QueueType, Routine, Slab, SlabError, WorkItem};
+use io_workitem::{Detached, Device, NtKernel, QueueType, Routine, Slab, SlabError, WorkItem};
 use nt_abi::imports::{IoAllocateWorkItem, IoFreeWorkItem, IoQueueWorkItemEx};
 use nt_abi::status::*;
 use nt_abi::*;
@@ -295,14 +295,9 @@ impl Routine<NtKernel, Job> for ReturnToCaller {
         // SAFETY: the run keeps its context alive until this routine releases its reference.
         let run = unsafe { &*ctx };
         run.routine_ran();
-        // io-workitem gives a routine no way to hand its item to another thread (the item's
-        // lifetime is local to `run`); the driver extends it instead.
-        // SAFETY: the item borrows the driver's slab, which lives in the device extension until
-        // unload, and unload waits (rundown gate) for this request, which uninitializes every
-        // returned item before it completes. So the slab outlives the item's new lifetime in
-        // fact. The item is owned (state OWNED), so moving it to the caller keeps one owner.
-        let item: Item<'static> = unsafe { core::mem::transmute::<Item<'_>, Item<'static>>(item) };
-        run.returned.with(|r| r.push(item));
+        // Detached: 'static and Send, holding a rundown reference on the slab; the requesting
+        // thread drops it (uninitialize in the caller) before the request completes.
+        run.returned.with(|r| r.push(item.detach()));
         // SAFETY: this routine's reference; nothing touches `ctx` after.
         unsafe { RunContext::release_ref(ctx) };
     }
@@ -310,12 +305,12 @@ impl Routine<NtKernel, Job> for ReturnToCaller {
 
 /// Items routines handed back, waiting for the caller to uninitialize them.
 struct Returned {
-    items: [Option<Item<'static>>; CAPACITY],
+    items: [Option<Detached<NtKernel, Job>>; CAPACITY],
     len: usize,
 }
 
 impl Returned {
-    fn push(&mut self, item: Item<'static>) {
+    fn push(&mut self, item: Detached<NtKernel, Job>) {
         // At most `concurrency ≤ CAPACITY` items are in flight per run, so there is room.
         self.items[self.len] = Some(item);
         self.len += 1;
