@@ -255,7 +255,9 @@ pub fn diagnose(log: &str) -> String {
         advice.push(
             "`_fltused` is undefined: code that touches floats (often core::fmt in unoptimized \
              builds) references the MSVC CRT's float marker, which no kernel provides. Define \
-             it once in the driver: `#[unsafe(no_mangle)] pub static _fltused: i32 = 0;`",
+             it once in the driver for builds without the `wdk` feature (wdk-sys defines its \
+             own): `#[cfg(not(feature = \"wdk\"))] #[unsafe(no_mangle)] pub static _fltused: \
+             i32 = 0;`",
         );
     }
     if log.contains("undefined symbol: __chkstk") {
