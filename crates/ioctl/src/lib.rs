@@ -10,6 +10,16 @@
 //! precise NTSTATUS for a malformed request; the driver completes such a request with that status
 //! and changes nothing.
 //!
+//! | code | value | access | input | output |
+//! | --- | --- | --- | --- | --- |
+//! | [`IOCTL_QUERY_INFO`] | `0x226000` | read | [`QueryInfoRequest`] (8) | [`InfoResponse`] (72) |
+//! | [`IOCTL_RUN_CYCLES`] | `0x22A004` | write | [`RunCyclesRequest`] (32) | [`RunCyclesResponse`] (96) |
+//! | [`IOCTL_QUERY_STATS`] | `0x226008` | read | [`QueryStatsRequest`] (8) | [`StatsResponse`] (88) |
+//! | [`IOCTL_RESET_STATS`] | `0x22A00C` | write | [`ResetStatsRequest`] (8) | [`StatsResponse`] (88), the totals before the reset |
+//!
+//! Any other code is `STATUS_INVALID_DEVICE_REQUEST`. `IoStatus.Information` is the response
+//! size on success (never more than `OutputBufferLength`) and 0 on any error.
+//!
 //! Validation order (the same for every request, so a status is predictable):
 //! 1. input shorter than the request struct: `STATUS_BUFFER_TOO_SMALL`;
 //! 2. input longer than the request struct: `STATUS_INVALID_PARAMETER`;
