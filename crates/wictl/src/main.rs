@@ -926,3 +926,66 @@ fn main() -> ExitCode {
     }
     ExitCode::from(out.code)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argument_parsers() {
+        assert_eq!(parse_queue("delayed"), Ok(1));
+        assert_eq!(parse_queue("SuperCritical"), Ok(6));
+        assert_eq!(parse_queue("custom:5"), Ok(37));
+        assert_eq!(parse_queue("custom:0x1f"), Ok(63));
+        assert!(parse_queue("custom:32").is_err());
+        assert_eq!(
+            parse_queue("7"),
+            Ok(7),
+            "raw numbers pass through for bad-input tests"
+        );
+        assert!(parse_queue("slow").is_err());
+        assert_eq!(queue_name(37), "custom:5");
+        assert_eq!(parse_mode("requeue"), Ok(Mode::RequeueChain as u32));
+        assert_eq!(parse_mode("9"), Ok(9));
+        assert!(parse_mode("fast").is_err());
+        assert_eq!(
+            parse_status("ACCESS_DENIED"),
+            Ok(nt_abi::STATUS_ACCESS_DENIED)
+        );
+        assert_eq!(
+            parse_status("STATUS_INVALID_PARAMETER"),
+            Ok(nt_abi::STATUS_INVALID_PARAMETER)
+        );
+        assert_eq!(
+            parse_status("0xC0000010"),
+            Ok(nt_abi::STATUS_INVALID_DEVICE_REQUEST)
+        );
+        assert_eq!(parse_u32("1_000"), Ok(1000));
+    }
+
+    #[test]
+    fn cycle_args_build_the_request() {
+        let cli = Cli::parse_from([
+            "wictl",
+            "cycles",
+            "-m",
+            "requeue",
+            "-n",
+            "5",
+            "-c",
+            "2",
+            "--yield",
+            "--no-cumulative",
+        ]);
+        let Command::Cycles(a) = cli.command else {
+            panic!()
+        };
+        let r = a.request();
+        assert_eq!(
+            (r.iterations, r.concurrency, r.mode, r.requeue_depth),
+            (5, 2, 3, 4)
+        );
+        assert_eq!(r.flags, ioctl::RUN_FLAGS_ALL);
+        assert_eq!(r.header, ioctl::Header::for_struct::<RunCyclesRequest>());
+    }
+}
