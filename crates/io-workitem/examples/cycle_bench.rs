@@ -265,36 +265,34 @@ impl RawPool {
     }
 
     #[inline(always)]
-    fn next(&self, i: u32) -> &AtomicU32 {
-        // SAFETY: slot headers hold an AtomicU32 at offset 0 for the pool's lifetime.
-        unsafe { &*self.slot(i).cast::<AtomicU32>() }
-    }
-
-    #[inline(always)]
-    fn pop(&self) -> Option<u32> {
+    fn pop(&self) -> Option<*mut u8> {
         let mut head = self.head.load(Ordering::Acquire);
         loop {
             let i = head as u32;
             if i == NIL {
                 return None;
             }
-            let next = self.next(i).load(Ordering::Relaxed);
+            let slot = self.slot(i);
+            // SAFETY: slot headers hold an AtomicU32 at offset 0 for the pool's lifetime.
+            let next = unsafe { &*slot.cast::<AtomicU32>() }.load(Ordering::Relaxed);
             let new = (((head >> 32) + 1) << 32) | next as u64;
             match self
                 .head
                 .compare_exchange_weak(head, new, Ordering::AcqRel, Ordering::Acquire)
             {
-                Ok(_) => return Some(i),
+                Ok(_) => return Some(slot),
                 Err(h) => head = h,
             }
         }
     }
 
     #[inline(always)]
-    fn push(&self, i: u32) {
+    fn push(&self, slot: *mut u8, i: u32) {
+        // SAFETY: slot headers hold an AtomicU32 at offset 0 for the pool's lifetime.
+        let next = unsafe { &*slot.cast::<AtomicU32>() };
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
-            self.next(i).store(head as u32, Ordering::Relaxed);
+            next.store(head as u32, Ordering::Relaxed);
             let new = (((head >> 32) + 1) << 32) | i as u64;
             match self
                 .head
@@ -318,7 +316,7 @@ unsafe extern "win64" fn raw_routine(_device: *mut DEVICE_OBJECT, context: PVOID
     black_box(unsafe { slot.wrapping_add(8).cast::<u64>().read() });
     // SAFETY: the slot's work item is initialized and was dequeued before this call.
     unsafe { nk_uninitialize(slot.wrapping_add(RAW_HEADER).cast()) };
-    pool.push(index);
+    pool.push(slot, index);
     pool.rundown.fetch_sub(1, Ordering::Release);
 }
 
@@ -328,10 +326,9 @@ static RAW_POOL: AtomicPtr<RawPool> = AtomicPtr::new(ptr::null_mut());
 #[inline(never)]
 fn bench_raw_loop(pool: &RawPool, n: u64) {
     for i in 0..n {
-        let Some(index) = pool.pop() else {
+        let Some(slot) = pool.pop() else {
             panic!("exhausted")
         };
-        let slot = pool.slot(index);
         // SAFETY: the payload word of the slot just taken.
         unsafe { slot.wrapping_add(8).cast::<u64>().write(i) };
         let item: PIO_WORKITEM = slot.wrapping_add(RAW_HEADER).cast();

@@ -82,4 +82,6 @@ pub use backend::NtKernel;
 pub use device::Device;
 pub use item::{Detached, Routine, WorkItem};
 pub use queue::{CustomPriority, QueueType};
-pub use slab::{Exhausted, MAX_PAYLOAD_ALIGN, ShutdownReport, Slab, SlabError, SlabStats};
+pub use slab::{
+    Exhausted, MAX_CAPACITY, MAX_PAYLOAD_ALIGN, ShutdownReport, Slab, SlabError, SlabStats,
+};

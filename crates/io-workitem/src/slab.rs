@@ -22,8 +22,20 @@ use crate::device::Device;
 use crate::item::WorkItem;
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
 
-/// End of the free list.
-const NIL: u32 = u32::MAX;
+/// Free-list head layout: `[tag:32][free count:16][index:16]`.
+const INDEX_MASK: u64 = 0xFFFF;
+/// End of the free list (an index no slot has).
+const NIL: u32 = 0xFFFF;
+/// Largest capacity: every index must fit 16 bits and differ from `NIL`.
+pub const MAX_CAPACITY: u32 = NIL - 1;
+/// One in the free-count field.
+const FREE_ONE: u64 = 1 << 16;
+/// One in the tag field (the tag wraps out of the word harmlessly).
+const TAG_ONE: u64 = 1 << 32;
+
+const fn free_count(head: u64) -> u32 {
+    (head >> 16) as u16 as u32
+}
 
 /// Slot states (diagnostics, and how teardown finds items whose owner was leaked).
 pub(crate) const FREE: u32 = 0;
@@ -95,11 +107,12 @@ impl<B: Backend, P> Geometry<B, P> {
 /// The control block at the start of the slab's pool block.
 #[repr(C)]
 pub(crate) struct Control<B: Backend> {
-    /// Free-list head: `(tag << 32) | index`. The tag changes on every successful update, so a
-    /// compare-exchange that read a stale `(index, next)` pair (ABA) fails.
+    /// Free-list head: `[tag:32][free count:16][index:16]`. The tag changes on every successful
+    /// update, so a compare-exchange that read a stale `(index, next)` pair (ABA) fails. The
+    /// free count rides along in the same compare-exchange, so "in use" costs no extra atomic.
     head: AtomicU64,
-    in_use: AtomicU32,
-    high_water: AtomicU32,
+    /// Lowest free count seen (high water of "in use" = capacity − this).
+    min_free: AtomicU32,
     exhausted: AtomicU64,
     /// Rundown: 1 (the slab's own reference) + the number of queued or running activations.
     active: AtomicUsize,
@@ -122,25 +135,27 @@ impl<B: Backend> Control<B> {
         self.slots.wrapping_add(index as usize * self.stride).cast()
     }
 
-    /// Pop a free slot index. Lock-free, any IRQL ≤ DISPATCH_LEVEL.
-    fn pop(&self) -> Option<u32> {
+    /// Pop a free slot; also returns the free count after the pop. Lock-free, any IRQL ≤
+    /// DISPATCH_LEVEL.
+    fn pop(&self) -> Option<(*mut SlotHeader<B>, u32)> {
         let mut head = self.head.load(Ordering::Acquire);
         loop {
-            let index = head as u32;
+            let index = (head & INDEX_MASK) as u32;
             if index == NIL {
                 return None;
             }
+            let slot = self.slot(index);
             // SAFETY: `index < capacity` (only valid indices are ever pushed), so the header is
             // inside the block, which lives as long as `self`. The value may be stale if another
             // thread popped this slot meanwhile; the tag check below rejects that case.
-            let next = unsafe { &(*self.slot(index)).next }.load(Ordering::Relaxed);
-            let tag = (head >> 32).wrapping_add(1);
-            let new = (tag << 32) | next as u64;
+            let next = unsafe { &(*slot).next }.load(Ordering::Relaxed);
+            // Tag + 1, free count − 1 (≥ 1 while the list is not empty), index = next.
+            let new = ((head & !INDEX_MASK) | u64::from(next)).wrapping_add(TAG_ONE - FREE_ONE);
             match self
                 .head
                 .compare_exchange_weak(head, new, Ordering::AcqRel, Ordering::Acquire)
             {
-                Ok(_) => return Some(index),
+                Ok(_) => return Some((slot, free_count(new))),
                 Err(actual) => head = actual,
             }
         }
@@ -148,13 +163,13 @@ impl<B: Backend> Control<B> {
 
     /// Push `slot` (one of this slab's) back. Lock-free, any IRQL ≤ DISPATCH_LEVEL.
     fn push(&self, slot: &SlotHeader<B>) {
-        let index = slot.index;
+        let index = u64::from(slot.index);
         let next = &slot.next;
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
-            next.store(head as u32, Ordering::Relaxed);
-            let tag = (head >> 32).wrapping_add(1);
-            let new = (tag << 32) | index as u64;
+            next.store((head & INDEX_MASK) as u32, Ordering::Relaxed);
+            // Tag + 1, free count + 1 (≤ capacity < 2^16), index = this slot.
+            let new = ((head & !INDEX_MASK) | index).wrapping_add(TAG_ONE + FREE_ONE);
             match self
                 .head
                 .compare_exchange_weak(head, new, Ordering::AcqRel, Ordering::Relaxed)
@@ -168,7 +183,6 @@ impl<B: Backend> Control<B> {
     /// Return an uninitialized slot to the free list.
     pub(crate) fn release(&self, slot: &SlotHeader<B>) {
         slot.state.store(FREE, Ordering::Relaxed);
-        self.in_use.fetch_sub(1, Ordering::Relaxed);
         self.push(slot);
     }
 
@@ -216,7 +230,7 @@ impl<B: Backend> Control<B> {
 /// Why a [`Slab`] could not be created.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SlabError {
-    /// `capacity` was zero, or does not fit the free list (at most `u32::MAX - 1`).
+    /// `capacity` was zero or above [`MAX_CAPACITY`].
     InvalidCapacity,
     /// The pool tag was zero (`ExAllocatePool2` rejects it).
     InvalidTag,
@@ -343,7 +357,7 @@ impl<'dev, B: Backend, P> Slab<'dev, B, P> {
     /// block tagged `tag`. The slot stride comes from `B::size_of_work_item()` at run time.
     /// IRQL ≤ DISPATCH_LEVEL (PASSIVE_LEVEL in practice: the slab must be dropped there).
     pub fn new(device: &'dev Device, capacity: u32, tag: u32) -> Result<Self, SlabError> {
-        if capacity == 0 || capacity == NIL {
+        if capacity == 0 || capacity > MAX_CAPACITY {
             return Err(SlabError::InvalidCapacity);
         }
         if tag == 0 {
@@ -377,8 +391,7 @@ impl<'dev, B: Backend, P> Slab<'dev, B, P> {
                 control,
                 Control {
                     head: AtomicU64::new(0),
-                    in_use: AtomicU32::new(0),
-                    high_water: AtomicU32::new(0),
+                    min_free: AtomicU32::new(capacity),
                     exhausted: AtomicU64::new(0),
                     active: AtomicUsize::new(1),
                     draining: AtomicBool::new(false),
@@ -416,8 +429,10 @@ impl<'dev, B: Backend, P> Slab<'dev, B, P> {
                 )
             };
         }
-        // Tag 0, head = slot 0. The stores above are published by handing out `self`.
-        ctl.head.store(0, Ordering::Release);
+        // Tag 0, all slots free, head = slot 0. The stores above are published by handing out
+        // `self`.
+        ctl.head
+            .store(u64::from(capacity) * FREE_ONE, Ordering::Release);
         Ok(Slab {
             control: block_nn.cast(),
             _marker: PhantomData,
@@ -441,11 +456,10 @@ impl<'dev, B: Backend, P> Slab<'dev, B, P> {
     #[inline]
     pub fn acquire(&self, payload: P) -> Result<WorkItem<'_, B, P>, Exhausted<P>> {
         let ctl = self.control();
-        let Some(index) = ctl.pop() else {
+        let Some((slot, free)) = ctl.pop() else {
             ctl.exhausted.fetch_add(1, Ordering::Relaxed);
             return Err(Exhausted(payload));
         };
-        let slot = ctl.slot(index);
         // SAFETY: the slot is inside the live block and was just popped: this thread owns it.
         let header = unsafe { &*slot };
         // Two owners of one slot would mean a broken free list. Checked in debug and loom
@@ -457,10 +471,9 @@ impl<'dev, B: Backend, P> Slab<'dev, B, P> {
         }
         #[cfg(not(any(debug_assertions, loom)))]
         header.state.store(IN_USE, Ordering::Relaxed);
-        let in_use = ctl.in_use.fetch_add(1, Ordering::Relaxed) + 1;
-        // Usually below the mark: a plain load then, the read-modify-write only on a new high.
-        if in_use > ctl.high_water.load(Ordering::Relaxed) {
-            ctl.high_water.fetch_max(in_use, Ordering::Relaxed);
+        // Usually above the low mark: a plain load then, the read-modify-write only on a new low.
+        if free < ctl.min_free.load(Ordering::Relaxed) {
+            ctl.min_free.fetch_min(free, Ordering::Relaxed);
         }
         let base = slot.cast::<u8>();
         // SAFETY: the payload area of an owned slot is in bounds and aligned for `P`
@@ -490,8 +503,8 @@ impl<'dev, B: Backend, P> Slab<'dev, B, P> {
             capacity: ctl.capacity,
             stride: ctl.stride as u32,
             item_size: ctl.item_size,
-            in_use: ctl.in_use.load(Ordering::Relaxed),
-            high_water: ctl.high_water.load(Ordering::Relaxed),
+            in_use: ctl.capacity - free_count(ctl.head.load(Ordering::Relaxed)),
+            high_water: ctl.capacity - ctl.min_free.load(Ordering::Relaxed),
             exhausted: ctl.exhausted.load(Ordering::Relaxed),
             active: (ctl.active.load(Ordering::Relaxed).saturating_sub(1)) as u32,
         }
@@ -502,8 +515,10 @@ impl<'dev, B: Backend, P> Slab<'dev, B, P> {
     pub fn reset_counters(&self) {
         let ctl = self.control();
         ctl.exhausted.store(0, Ordering::Relaxed);
-        ctl.high_water
-            .store(ctl.in_use.load(Ordering::Relaxed), Ordering::Relaxed);
+        ctl.min_free.store(
+            free_count(ctl.head.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
     }
 
     /// Number of slots.

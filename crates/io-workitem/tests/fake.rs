@@ -95,6 +95,21 @@ fn creation_errors() {
         Slab::<K, u8>::new(dev.device(), u32::MAX, TAG).err(),
         Some(SlabError::InvalidCapacity)
     );
+    assert_eq!(
+        Slab::<K, u8>::new(dev.device(), io_workitem::MAX_CAPACITY + 1, TAG).err(),
+        Some(SlabError::InvalidCapacity)
+    );
+    // The largest slab works end to end: every slot can be taken, the next acquire fails.
+    let big = Slab::<K, u8>::new(dev.device(), io_workitem::MAX_CAPACITY, TAG).unwrap();
+    let all: Vec<_> = (0..io_workitem::MAX_CAPACITY)
+        .map(|_| big.acquire(0).unwrap())
+        .collect();
+    assert!(big.acquire(0).is_err());
+    assert_eq!(big.stats().in_use, io_workitem::MAX_CAPACITY);
+    drop(all);
+    assert_eq!(big.stats().in_use, 0);
+    assert_eq!(big.stats().high_water, io_workitem::MAX_CAPACITY);
+    drop(big);
     K::state().item_size.store(0, Ordering::SeqCst);
     assert_eq!(
         Slab::<K, u8>::new(dev.device(), 1, TAG).err(),

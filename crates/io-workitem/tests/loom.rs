@@ -43,9 +43,11 @@ fn model(name: &str, preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
     );
 }
 
-/// Two threads race on a 2-slot slab: one takes both slots and returns the first, the other
-/// takes one and returns it. A free list without the tag hands one slot out twice here (the
-/// crate asserts on that), or loses a slot (the final checks catch that).
+/// The ABA interleaving on a 4-slot slab. Thread Y takes D, then A and B, returns D and then A:
+/// the head is `A` again, with the same free count, but `A.next` is now `D`. If thread X read
+/// `(head A, next B)` before that and its compare-exchange succeeded, B (still Y's) would be
+/// handed out twice (the crate asserts on that in loom builds) or a slot would be lost (the
+/// final checks catch that). The tag in the head word makes X's compare-exchange fail.
 #[test]
 fn free_list_acquire_release_aba() {
     type K = Fake<10>;
@@ -55,31 +57,29 @@ fn free_list_acquire_release_aba() {
         // The device must outlive the slab; leak the fake device's box for the 'static thread.
         let dev: &'static FakeDevice = Box::leak(Box::new(dev));
         let slab: &'static Slab<'static, K, u32> =
-            Box::leak(Box::new(Slab::<K, u32>::new(dev.device(), 2, TAG).unwrap()));
+            Box::leak(Box::new(Slab::<K, u32>::new(dev.device(), 4, TAG).unwrap()));
         let t = loom::thread::spawn(move || {
-            let a = slab.acquire(1);
-            let b = slab.acquire(2);
-            if let (Ok(a), Ok(b)) = (&a, &b) {
-                assert_ne!(a.slot_index(), b.slot_index());
-            }
+            let d = slab.acquire(1).unwrap();
+            let a = slab.acquire(2).unwrap();
+            let b = slab.acquire(3).unwrap();
+            assert_ne!(a.slot_index(), b.slot_index());
+            drop(d);
             drop(a);
+            assert_eq!(*b.payload(), 3, "slot handed out twice");
             drop(b);
         });
-        let c = slab.acquire(3);
-        if let Ok(c) = &c {
-            assert_eq!(*c.payload(), 3);
-        }
+        let c = slab.acquire(4).unwrap();
+        assert_eq!(*c.payload(), 4);
         drop(c);
         t.join().unwrap();
-        let stats = slab.stats();
-        assert_eq!(stats.in_use, 0);
-        // Both slots must be back on the list.
-        let x = slab.acquire(4).unwrap();
-        let y = slab.acquire(5).unwrap();
-        assert_ne!(x.slot_index(), y.slot_index());
+        assert_eq!(slab.stats().in_use, 0);
+        // All four slots must be back on the list, each once.
+        let all: Vec<_> = (0..4).map(|i| slab.acquire(10 + i).unwrap()).collect();
+        let mut idx: Vec<u32> = all.iter().map(|i| i.slot_index()).collect();
+        idx.sort();
+        assert_eq!(idx, vec![0, 1, 2, 3]);
         assert!(slab.acquire(6).is_err());
-        drop((x, y));
-        // SAFETY-free teardown of the leaked slab: move it out of the leaked box.
+        drop(all);
         let slab = unsafe_take(slab);
         assert_eq!(slab.shutdown().leaked_items, 0);
         K::state().assert_no_leaks();

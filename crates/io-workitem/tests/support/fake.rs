@@ -13,7 +13,9 @@
 #![allow(dead_code)]
 
 use std::alloc::{Layout, alloc_zeroed, dealloc};
+use std::collections::{HashMap, HashSet};
 use std::ffi::c_void;
+use std::sync::LazyLock;
 use std::sync::Mutex as StdMutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
@@ -40,7 +42,7 @@ const QUEUED: u64 = 0x1417_1417_1417_0002;
 pub struct State {
     pub item_size: AtomicU32,
     pub live_blocks: StdMutex<Vec<(usize, usize, u32)>>,
-    pub live_items: StdMutex<Vec<usize>>,
+    pub live_items: LazyLock<StdMutex<HashSet<usize>>>,
     pub inits: AtomicU64,
     pub uninits: AtomicU64,
     pub queues: AtomicU64,
@@ -55,7 +57,7 @@ impl State {
         State {
             item_size: AtomicU32::new(0x58),
             live_blocks: StdMutex::new(Vec::new()),
-            live_items: StdMutex::new(Vec::new()),
+            live_items: LazyLock::new(|| StdMutex::new(HashSet::new())),
             inits: AtomicU64::new(0),
             uninits: AtomicU64::new(0),
             queues: AtomicU64::new(0),
@@ -152,13 +154,13 @@ fn spawn_worker<const ID: usize>(job: Job) {
 }
 
 /// Where each item's I/O object is remembered (item address → object), for the routines.
-static IO_OBJECTS: StdMutex<Vec<(usize, usize)>> = StdMutex::new(Vec::new());
+static IO_OBJECTS: LazyLock<StdMutex<HashMap<usize, usize>>> =
+    LazyLock::new(|| StdMutex::new(HashMap::new()));
 
 fn io_object_of(item: PIO_WORKITEM) -> *mut c_void {
     let objects = IO_OBJECTS.lock().unwrap();
-    let (_, obj) = objects
-        .iter()
-        .find(|(i, _)| *i == item as usize)
+    let obj = objects
+        .get(&(item as usize))
         .expect("fake: queued item has no I/O object");
     *obj as *mut c_void
 }
@@ -198,11 +200,15 @@ unsafe impl<const ID: usize> Backend for Fake<ID> {
         );
         let prev = Self::word(item).swap(INIT, Ordering::SeqCst);
         assert_eq!(prev, UNINIT, "fake: initialized an initialized work item");
-        Self::state().live_items.lock().unwrap().push(item as usize);
+        Self::state()
+            .live_items
+            .lock()
+            .unwrap()
+            .insert(item as usize);
         IO_OBJECTS
             .lock()
             .unwrap()
-            .push((item as usize, io_object as usize));
+            .insert(item as usize, io_object as usize);
         Self::state().inits.fetch_add(1, Ordering::SeqCst);
     }
 
@@ -221,15 +227,20 @@ unsafe impl<const ID: usize> Backend for Fake<ID> {
             prev, INIT,
             "fake: uninitialized an item that is not initialized"
         );
-        let mut items = Self::state().live_items.lock().unwrap();
-        let at = items.iter().position(|&i| i == item as usize).unwrap();
-        items.swap_remove(at);
-        let mut objects = IO_OBJECTS.lock().unwrap();
-        let at = objects
-            .iter()
-            .position(|&(i, _)| i == item as usize)
-            .unwrap();
-        objects.swap_remove(at);
+        assert!(
+            Self::state()
+                .live_items
+                .lock()
+                .unwrap()
+                .remove(&(item as usize))
+        );
+        assert!(
+            IO_OBJECTS
+                .lock()
+                .unwrap()
+                .remove(&(item as usize))
+                .is_some()
+        );
         Self::state().uninits.fetch_add(1, Ordering::SeqCst);
     }
 
