@@ -412,3 +412,71 @@ fn instruction_scan_without_a_disassembler_is_a_failure_not_a_pass() {
         matches!(v.as_slice(), [Violation::DisassemblyUnavailable(m)] if m.contains("mingw-w64"))
     );
 }
+
+#[test]
+fn detects_import_by_ordinal() {
+    let Some((mut d, img)) = image_bytes() else {
+        return;
+    };
+    let (dir, _) = img.directory(pe::DIR_IMPORT);
+    let desc = img.rva_to_offset(dir).unwrap();
+    let lookup = u32::from_le_bytes(d[desc..desc + 4].try_into().unwrap());
+    let lookup = if lookup != 0 {
+        lookup
+    } else {
+        u32::from_le_bytes(d[desc + 16..desc + 20].try_into().unwrap())
+    };
+    let thunk = img.rva_to_offset(lookup).unwrap();
+    d[thunk..thunk + 8].copy_from_slice(&((1u64 << 63) | 0x1234).to_le_bytes());
+    let v = structure_violations(&d);
+    assert!(
+        v.contains(&Violation::ImportByOrdinal {
+            dll: "ntoskrnl.exe".into(),
+            ordinal: 0x1234
+        }),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn truncated_or_foreign_files_are_reported_not_panicked_on() {
+    let Some((d, _)) = image_bytes() else { return };
+    for len in [0, 1, 0x3C, 0x80, 0x100, 0x200] {
+        let v = structure_violations(&d[..len.min(d.len())]);
+        assert!(
+            matches!(v.as_slice(), [Violation::Malformed(_)]),
+            "len {len}: {v:?}"
+        );
+    }
+    let mut not_pe = d.clone();
+    not_pe[0] = b'Z';
+    assert!(matches!(
+        structure_violations(&not_pe).as_slice(),
+        [Violation::Malformed(_)]
+    ));
+}
+
+#[test]
+fn detects_missing_driver_entry_export() {
+    let Some((mut d, img)) = image_bytes() else {
+        return;
+    };
+    let (dir, _) = img.directory(pe::DIR_EXPORT);
+    let dir = img.rva_to_offset(dir).unwrap();
+    let rd = |d: &[u8], o: usize| u32::from_le_bytes(d[o..o + 4].try_into().unwrap());
+    let names = img.rva_to_offset(rd(&d, dir + 32)).unwrap();
+    let count = rd(&d, dir + 24) as usize;
+    let mut renamed = false;
+    for i in 0..count {
+        let name = img.rva_to_offset(rd(&d, names + 4 * i)).unwrap();
+        if d[name..].starts_with(b"DriverEntry\0") {
+            d[name + 10] = b'z';
+            renamed = true;
+        }
+    }
+    assert!(renamed, "the image exports DriverEntry");
+    assert_eq!(
+        structure_violations(&d),
+        vec![Violation::NoDriverEntryExport]
+    );
+}
