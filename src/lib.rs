@@ -163,6 +163,13 @@ unsafe extern "win64" fn driver_unload(driver: *mut DRIVER_OBJECT) {
     );
 }
 
+/// The MSVC "this image uses floating point" marker. `core` references it (float formatting,
+/// linked in unoptimized builds); a kernel image has no CRT to provide it. wdk-sys defines its
+/// own, so only the build without the WDK needs this one.
+#[cfg(not(feature = "wdk"))]
+#[unsafe(no_mangle)]
+pub static _fltused: i32 = 0;
+
 /// Without the WDK, a panic stops the system the way `wdk-panic` does: with a bug check.
 /// Parameters: 1 = `'RsPn'` marker, 2 = source line, 3 = column, 4 = address of the file name.
 #[cfg(not(feature = "wdk"))]
