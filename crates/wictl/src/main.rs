@@ -909,7 +909,25 @@ fn run(cli: &Cli) -> Outcome {
     out
 }
 
+/// Die quietly on a closed pipe (`wictl … | head`), like other Unix tools, instead of panicking
+/// in `println!`.
+#[cfg(unix)]
+fn default_sigpipe() {
+    const SIGPIPE: i32 = 13;
+    const SIG_DFL: usize = 0;
+    unsafe extern "C" {
+        fn signal(signum: i32, handler: usize) -> usize;
+    }
+    // SAFETY: `signal` from the C library, with a valid signal number and the SIG_DFL
+    // disposition; called once, before any other thread exists.
+    unsafe { signal(SIGPIPE, SIG_DFL) };
+}
+
+#[cfg(not(unix))]
+fn default_sigpipe() {}
+
 fn main() -> ExitCode {
+    default_sigpipe();
     let cli = Cli::parse();
     let out = run(&cli);
     if cli.json {
