@@ -3,7 +3,7 @@
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
 
-use nt_abi::DEVICE_OBJECT;
+use nt_abi::{DEVICE_OBJECT, DRIVER_OBJECT};
 
 /// A borrowed device object: the `IoObject` every work item in a [`Slab`](crate::Slab) is
 /// initialized against.
@@ -14,7 +14,7 @@ use nt_abi::DEVICE_OBJECT;
 ///
 /// ```
 /// use io_workitem::{Backend, Device, Slab};
-/// use nt_abi::DEVICE_OBJECT;
+/// use nt_abi::{DEVICE_OBJECT, DRIVER_OBJECT};
 ///
 /// /// `device` comes from `IoCreateDevice` in DriverEntry and is deleted in DriverUnload, after
 /// /// the slab built here has been dropped.
@@ -62,5 +62,88 @@ impl Device {
 impl core::fmt::Debug for Device {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_tuple("Device").field(&self.as_raw()).finish()
+    }
+}
+
+/// A borrowed driver object, usable as the `IoObject` of a slab whose items are only ever
+/// queued with `IoQueueWorkItemEx` (the kernel accepts a driver object there, not for
+/// `IoQueueWorkItem`). On a `Slab<'_, B, P, Driver>`, [`WorkItem::queue`](crate::WorkItem::queue)
+/// does not exist; only [`queue_ex`](crate::WorkItem::queue_ex) does.
+///
+/// ```
+/// use io_workitem::{Backend, Driver, QueueType, Routine, Slab, WorkItem};
+///
+/// struct Log;
+/// impl<B: Backend> Routine<B, u32, Driver> for Log {
+///     fn run(item: WorkItem<'_, B, u32, Driver>) {
+///         let _ = item.payload();
+///     }
+/// }
+///
+/// fn run<B: Backend>(driver: &Driver) {
+///     let Ok(slab) = Slab::<B, u32, Driver>::new(driver, 8, u32::from_le_bytes(*b"WiDr")) else {
+///         return;
+///     };
+///     if let Ok(item) = slab.acquire(1) {
+///         item.queue_ex::<Log>(QueueType::Delayed);
+///     }
+/// }
+/// ```
+#[repr(transparent)]
+pub struct Driver(UnsafeCell<DRIVER_OBJECT>);
+
+// SAFETY: as for `Device`: only an opaque address handed to the kernel.
+unsafe impl Sync for Driver {}
+// SAFETY: as above.
+unsafe impl Send for Driver {}
+
+impl Driver {
+    /// View a kernel driver object as a `&'a Driver`.
+    ///
+    /// # Safety
+    ///
+    /// `driver` points to the live `DRIVER_OBJECT` passed to `DriverEntry`, and every
+    /// [`Slab`](crate::Slab) built on it is dropped before `'a` ends (at the latest in
+    /// `DriverUnload`).
+    pub const unsafe fn from_raw<'a>(driver: *mut DRIVER_OBJECT) -> &'a Driver {
+        // SAFETY: `Driver` is `repr(transparent)` over `UnsafeCell<DRIVER_OBJECT>`; liveness for
+        // `'a` is the caller's promise.
+        unsafe { &*driver.cast::<Driver>() }
+    }
+
+    /// The `PDRIVER_OBJECT`.
+    pub const fn as_raw(&self) -> *mut DRIVER_OBJECT {
+        self.0.get()
+    }
+}
+
+impl core::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_tuple("Driver").field(&self.as_raw()).finish()
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Device {}
+    impl Sealed for super::Driver {}
+}
+
+/// The kinds of object a work item can be initialized against: [`Device`] (queue with either
+/// entry point) or [`Driver`] (`IoQueueWorkItemEx` only). Sealed.
+pub trait IoObject: sealed::Sealed + Sync + Send + 'static {
+    /// The untyped `IoObject` pointer `IoInitializeWorkItem` takes.
+    fn io_object_ptr(&self) -> *mut c_void;
+}
+
+impl IoObject for Device {
+    fn io_object_ptr(&self) -> *mut c_void {
+        self.as_io_object()
+    }
+}
+
+impl IoObject for Driver {
+    fn io_object_ptr(&self) -> *mut c_void {
+        self.0.get().cast()
     }
 }

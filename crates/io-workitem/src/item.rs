@@ -13,6 +13,7 @@ use core::ptr::{self, NonNull};
 use nt_abi::{DEVICE_OBJECT, PIO_WORKITEM, PVOID};
 
 use crate::backend::Backend;
+use crate::device::{Device, IoObject};
 use crate::queue::QueueType;
 use crate::slab::{Control, Geometry, Slab, SlotHeader};
 
@@ -40,9 +41,12 @@ use crate::slab::{Control, Geometry, Slab, SlotHeader};
 ///     }
 /// }
 /// ```
-pub trait Routine<B: Backend, P>: 'static {
+///
+/// `O` is the slab's I/O object kind ([`Device`] unless the slab was built on a
+/// [`Driver`](crate::Driver)).
+pub trait Routine<B: Backend, P, O: IoObject = Device>: 'static {
     /// Run the work. `item` is owned again: requeue it or drop it.
-    fn run(item: WorkItem<'_, B, P>);
+    fn run(item: WorkItem<'_, B, P, O>);
 }
 
 /// An initialized, not-queued work item in a [`Slab`] slot, with its payload.
@@ -75,21 +79,24 @@ pub trait Routine<B: Backend, P>: 'static {
 ///     }
 /// }
 /// ```
-pub struct WorkItem<'slab, B: Backend, P> {
+pub struct WorkItem<'slab, B: Backend, P, O: IoObject = Device> {
     slot: NonNull<SlotHeader<B>>,
     /// The slab's control block (also in the slot header; cached to keep the hot path short).
     control: NonNull<Control<B>>,
-    _marker: PhantomData<(&'slab (), P)>,
+    _marker: PhantomData<ItemMarker<'slab, P, O>>,
 }
+
+/// Borrows the slab for `'slab`, owns a `P`, and is bound to an `O`.
+type ItemMarker<'slab, P, O> = (&'slab (), P, fn() -> O);
 
 // SAFETY: a WorkItem owns its slot, its payload and the right to queue or uninitialize the work
 // item; all of those may move to another thread with it as long as the payload may (`P: Send`).
 // The slab state it touches is atomic.
-unsafe impl<B: Backend, P: Send> Send for WorkItem<'_, B, P> {}
+unsafe impl<B: Backend, P: Send, O: IoObject> Send for WorkItem<'_, B, P, O> {}
 // SAFETY: `&WorkItem` only gives `&P` and read-only queries.
-unsafe impl<B: Backend, P: Sync> Sync for WorkItem<'_, B, P> {}
+unsafe impl<B: Backend, P: Sync, O: IoObject> Sync for WorkItem<'_, B, P, O> {}
 
-impl<'slab, B: Backend, P> WorkItem<'slab, B, P> {
+impl<'slab, B: Backend, P, O: IoObject> WorkItem<'slab, B, P, O> {
     /// Wrap an owned slot.
     ///
     /// # Safety
@@ -199,36 +206,21 @@ impl<'slab, B: Backend, P> WorkItem<'slab, B, P> {
         (raw, context)
     }
 
-    /// `IoQueueWorkItem`: hand the item to the system work queue `queue_type`; the kernel runs
-    /// `R::run` with it on a worker thread. IRQL ≤ DISPATCH_LEVEL.
-    ///
-    /// The payload travels to another thread, so it must be `Send`, and `'static`, because the
-    /// routine may run after the caller's stack frame is gone.
-    #[inline]
-    pub fn queue<R: Routine<B, P>>(self, queue_type: QueueType)
-    where
-        P: Send + 'static,
-    {
-        let (raw, context) = self.begin_queue();
-        // SAFETY: the item is initialized against a device object (slabs are built on a
-        // `Device`) and was not queued (it was owned); `queue_type` is valid by construction;
-        // `trampoline::<B, P, R>` is exactly the routine that expects this context (a slot
-        // header of a `Slab<B, P>`). The rundown activation taken above keeps the slab alive
-        // until the routine returns.
-        unsafe { B::queue(raw, trampoline::<B, P, R>, queue_type.raw(), context) };
-    }
-
     /// `IoQueueWorkItemEx`: as [`queue`](WorkItem::queue), through the Ex entry point (whose
     /// routine also receives the I/O object and the `PIO_WORKITEM`; the trampoline checks the
     /// latter against the slot). IRQL ≤ DISPATCH_LEVEL.
     #[inline]
-    pub fn queue_ex<R: Routine<B, P>>(self, queue_type: QueueType)
+    pub fn queue_ex<R: Routine<B, P, O>>(self, queue_type: QueueType)
     where
         P: Send + 'static,
     {
         let (raw, context) = self.begin_queue();
-        // SAFETY: as for `queue`, with `trampoline_ex::<B, P, R>`.
-        unsafe { B::queue_ex(raw, trampoline_ex::<B, P, R>, queue_type.raw(), context) };
+        // SAFETY: the item is initialized against a device or driver object (either is valid
+        // for the Ex entry point) and was not queued (it was owned); `queue_type` is valid by
+        // construction; `trampoline_ex::<B, P, O, R>` is exactly the routine that expects this
+        // context (a slot header of a `Slab<B, P, O>`). The rundown activation taken above keeps
+        // the slab alive until the routine returns.
+        unsafe { B::queue_ex(raw, trampoline_ex::<B, P, O, R>, queue_type.raw(), context) };
     }
 
     /// Detach the item from the slab borrow, e.g. to hand it from a routine back to the thread
@@ -239,7 +231,7 @@ impl<'slab, B: Backend, P> WorkItem<'slab, B, P> {
     /// thread must not tear the slab down while it still holds a `Detached` of that slab (that
     /// would wait forever), and forgetting one makes teardown wait forever.
     #[inline]
-    pub fn detach(self) -> Detached<B, P> {
+    pub fn detach(self) -> Detached<B, P, O> {
         self.control().detach_begin();
         let slot = self.slot;
         // The owner changes from `self` to the `Detached`: no uninitialize, no payload drop.
@@ -248,6 +240,28 @@ impl<'slab, B: Backend, P> WorkItem<'slab, B, P> {
             slot,
             _marker: PhantomData,
         }
+    }
+}
+
+impl<B: Backend, P> WorkItem<'_, B, P, Device> {
+    /// `IoQueueWorkItem`: hand the item to the system work queue `queue_type`; the kernel runs
+    /// `R::run` with it on a worker thread. IRQL ≤ DISPATCH_LEVEL.
+    ///
+    /// The payload travels to another thread, so it must be `Send`, and `'static`, because the
+    /// routine may run after the caller's stack frame is gone. Only items of a [`Device`] slab
+    /// have this method: the kernel requires a device object for `IoQueueWorkItem`.
+    #[inline]
+    pub fn queue<R: Routine<B, P>>(self, queue_type: QueueType)
+    where
+        P: Send + 'static,
+    {
+        let (raw, context) = self.begin_queue();
+        // SAFETY: the item is initialized against a device object (this method exists only for
+        // slabs built on a `Device`) and was not queued (it was owned); `queue_type` is valid
+        // by construction; `trampoline::<B, P, R>` is exactly the routine that expects this
+        // context (a slot header of a `Slab<B, P, Device>`). The rundown activation taken above
+        // keeps the slab alive until the routine returns.
+        unsafe { B::queue(raw, trampoline::<B, P, R>, queue_type.raw(), context) };
     }
 }
 
@@ -280,18 +294,18 @@ impl<'slab, B: Backend, P> WorkItem<'slab, B, P> {
 ///     }
 /// }
 /// ```
-pub struct Detached<B: Backend, P> {
+pub struct Detached<B: Backend, P, O: IoObject = Device> {
     slot: NonNull<SlotHeader<B>>,
-    _marker: PhantomData<P>,
+    _marker: PhantomData<(P, fn() -> O)>,
 }
 
 // SAFETY: as for `WorkItem`: it owns its slot, payload and work item; the slab state it touches
 // is atomic, and the slab's block stays alive while the rundown reference is held.
-unsafe impl<B: Backend, P: Send> Send for Detached<B, P> {}
+unsafe impl<B: Backend, P: Send, O: IoObject> Send for Detached<B, P, O> {}
 // SAFETY: `&Detached` only gives `&P` and read-only queries.
-unsafe impl<B: Backend, P: Sync> Sync for Detached<B, P> {}
+unsafe impl<B: Backend, P: Sync, O: IoObject> Sync for Detached<B, P, O> {}
 
-impl<B: Backend, P> Detached<B, P> {
+impl<B: Backend, P, O: IoObject> Detached<B, P, O> {
     #[inline]
     fn header(&self) -> &SlotHeader<B> {
         // SAFETY: the slot is owned by `self`; the rundown reference keeps the block alive.
@@ -330,7 +344,7 @@ impl<B: Backend, P> Detached<B, P> {
     /// Re-attach to `slab` (the slab the item came from), giving back a borrowed [`WorkItem`]
     /// and releasing the rundown reference. `Err(self)` if the item belongs to another slab.
     #[inline]
-    pub fn attach<'s>(self, slab: &'s Slab<'_, B, P>) -> Result<WorkItem<'s, B, P>, Self> {
+    pub fn attach<'s>(self, slab: &'s Slab<'_, B, P, O>) -> Result<WorkItem<'s, B, P, O>, Self> {
         let control = self.header().control;
         if !ptr::eq(control, slab.control_ptr()) {
             return Err(self);
@@ -347,7 +361,7 @@ impl<B: Backend, P> Detached<B, P> {
     }
 }
 
-impl<B: Backend, P> core::fmt::Debug for Detached<B, P> {
+impl<B: Backend, P, O: IoObject> core::fmt::Debug for Detached<B, P, O> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Detached")
             .field("slot", &self.slot_index())
@@ -355,7 +369,7 @@ impl<B: Backend, P> core::fmt::Debug for Detached<B, P> {
     }
 }
 
-impl<B: Backend, P> Drop for Detached<B, P> {
+impl<B: Backend, P, O: IoObject> Drop for Detached<B, P, O> {
     /// `IoUninitializeWorkItem`, drop the payload, return the slot, release the rundown
     /// reference. IRQL ≤ DISPATCH_LEVEL.
     fn drop(&mut self) {
@@ -378,7 +392,7 @@ impl<B: Backend, P> Drop for Detached<B, P> {
     }
 }
 
-impl<B: Backend, P> Drop for WorkItem<'_, B, P> {
+impl<B: Backend, P, O: IoObject> Drop for WorkItem<'_, B, P, O> {
     /// `IoUninitializeWorkItem`, drop the payload, return the slot. IRQL ≤ DISPATCH_LEVEL.
     fn drop(&mut self) {
         // SAFETY: the payload is live and dropped exactly once, here.
@@ -387,7 +401,7 @@ impl<B: Backend, P> Drop for WorkItem<'_, B, P> {
     }
 }
 
-impl<B: Backend, P: core::fmt::Debug> core::fmt::Debug for WorkItem<'_, B, P> {
+impl<B: Backend, P: core::fmt::Debug, O: IoObject> core::fmt::Debug for WorkItem<'_, B, P, O> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("WorkItem")
             .field("slot", &self.slot_index())
@@ -403,7 +417,7 @@ impl<B: Backend, P: core::fmt::Debug> core::fmt::Debug for WorkItem<'_, B, P> {
 /// `context` is the slot-header pointer a `WorkItem<B, P>` passed when it queued itself, with
 /// one rundown activation taken for this run.
 #[inline(always)]
-unsafe fn run_slot<B: Backend, P, R: Routine<B, P>>(context: PVOID) {
+unsafe fn run_slot<B: Backend, P, O: IoObject, R: Routine<B, P, O>>(context: PVOID) {
     let slot = context.cast::<SlotHeader<B>>();
     // SAFETY: `slot` is a live slot header: the activation taken by `begin_queue` keeps the
     // slab's block alive (teardown waits for it), and the kernel passes our context unchanged.
@@ -415,7 +429,7 @@ unsafe fn run_slot<B: Backend, P, R: Routine<B, P>>(context: PVOID) {
     // ownership returns to this routine. The slot is in use, initialized, with a live payload.
     // The item's lifetime is local to `run` (higher-ranked), so it cannot escape the routine
     // into anything longer-lived; the slab stays alive until `activation_end` below.
-    let item = unsafe { WorkItem::<B, P>::from_raw(slot, control) };
+    let item = unsafe { WorkItem::<B, P, O>::from_raw(slot, control) };
     R::run(item);
     // SAFETY: this run's activation, taken in `begin_queue`, ends here; nothing below touches
     // the slab. The driver image stays mapped: the I/O manager holds its reference on the I/O
@@ -433,7 +447,7 @@ unsafe extern "win64" fn trampoline<B: Backend, P, R: Routine<B, P>>(
     context: PVOID,
 ) {
     // SAFETY: `context` comes from `WorkItem::<B, P>::queue` with an activation (caller).
-    unsafe { run_slot::<B, P, R>(context) }
+    unsafe { run_slot::<B, P, Device, R>(context) }
 }
 
 /// `IO_WORKITEM_ROUTINE_EX` for [`WorkItem::queue_ex`].
@@ -441,7 +455,7 @@ unsafe extern "win64" fn trampoline<B: Backend, P, R: Routine<B, P>>(
 /// # Safety
 ///
 /// Called by the kernel (or a backend) with the context `WorkItem::queue_ex` passed.
-unsafe extern "win64" fn trampoline_ex<B: Backend, P, R: Routine<B, P>>(
+unsafe extern "win64" fn trampoline_ex<B: Backend, P, O: IoObject, R: Routine<B, P, O>>(
     _io_object: *mut c_void,
     context: PVOID,
     io_work_item: PIO_WORKITEM,
@@ -454,6 +468,6 @@ unsafe extern "win64" fn trampoline_ex<B: Backend, P, R: Routine<B, P>>(
         "IoQueueWorkItemEx passed a different work item than the context's"
     );
     let _ = io_work_item;
-    // SAFETY: `context` comes from `WorkItem::<B, P>::queue_ex` with an activation (caller).
-    unsafe { run_slot::<B, P, R>(context) }
+    // SAFETY: `context` comes from `WorkItem::<B, P, O>::queue_ex` with an activation (caller).
+    unsafe { run_slot::<B, P, O, R>(context) }
 }

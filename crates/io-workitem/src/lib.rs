@@ -79,7 +79,7 @@ mod sync;
 pub use backend::Backend;
 #[cfg(target_os = "windows")]
 pub use backend::NtKernel;
-pub use device::Device;
+pub use device::{Device, Driver, IoObject};
 pub use item::{Detached, Routine, WorkItem};
 pub use queue::{CustomPriority, QueueType};
 pub use slab::{

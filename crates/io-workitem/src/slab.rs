@@ -18,7 +18,7 @@ use core::ptr::{self, NonNull};
 use nt_abi::{MEMORY_ALLOCATION_ALIGNMENT, PIO_WORKITEM};
 
 use crate::backend::Backend;
-use crate::device::Device;
+use crate::device::{Device, IoObject};
 use crate::item::WorkItem;
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
 
@@ -304,6 +304,8 @@ pub struct ShutdownReport {
 /// - `B`: the kernel [`Backend`] (`NtKernel` in the driver).
 /// - `P`: the payload stored inline in each slot (no allocation per item).
 /// - `'dev`: the borrowed [`Device`] every item is initialized against; the slab cannot outlive it.
+/// - `O`: the kind of I/O object, [`Device`] by default; a [`Driver`](crate::Driver) slab's
+///   items can only be queued with [`WorkItem::queue_ex`].
 ///
 /// [`acquire`](Slab::acquire) takes a slot and initializes its work item; dropping the returned
 /// [`WorkItem`] uninitializes it and gives the slot back. Both are lock-free and usable at
@@ -337,26 +339,27 @@ pub struct ShutdownReport {
 ///     Ok(())
 /// }
 /// ```
-pub struct Slab<'dev, B: Backend, P> {
+pub struct Slab<'dev, B: Backend, P, O: IoObject = Device> {
     control: NonNull<Control<B>>,
-    _marker: PhantomData<SlabMarker<'dev, P>>,
+    _marker: PhantomData<SlabMarker<'dev, P, O>>,
 }
 
-/// Borrows the device for `'dev`; invariant in `P` without owning one.
-type SlabMarker<'dev, P> = (&'dev Device, fn(P) -> P);
+/// Borrows the I/O object for `'dev`; invariant in `P` without owning one.
+type SlabMarker<'dev, P, O> = (&'dev O, fn(P) -> P);
 
 // SAFETY: the slab is a handle to a control block whose shared state is all atomics. Payloads
 // only move into slots (acquire) and out again through an owned `WorkItem`, which is Send only
 // if `P: Send`; the slab itself never drops or reads a payload, so no `P` bound is needed.
-unsafe impl<B: Backend, P> Send for Slab<'_, B, P> {}
+unsafe impl<B: Backend, P, O: IoObject> Send for Slab<'_, B, P, O> {}
 // SAFETY: as above: `&Slab` only allows atomic free-list/counter operations.
-unsafe impl<B: Backend, P> Sync for Slab<'_, B, P> {}
+unsafe impl<B: Backend, P, O: IoObject> Sync for Slab<'_, B, P, O> {}
 
-impl<'dev, B: Backend, P> Slab<'dev, B, P> {
-    /// Allocate and set up a slab of `capacity` work items bound to `device`, in one nonpaged
-    /// block tagged `tag`. The slot stride comes from `B::size_of_work_item()` at run time.
+impl<'dev, B: Backend, P, O: IoObject> Slab<'dev, B, P, O> {
+    /// Allocate and set up a slab of `capacity` work items bound to `device` (the I/O object:
+    /// a [`Device`], or a [`Driver`](crate::Driver) for Ex-only slabs), in one nonpaged block
+    /// tagged `tag`. The slot stride comes from `B::size_of_work_item()` at run time.
     /// IRQL ≤ DISPATCH_LEVEL (PASSIVE_LEVEL in practice: the slab must be dropped there).
-    pub fn new(device: &'dev Device, capacity: u32, tag: u32) -> Result<Self, SlabError> {
+    pub fn new(device: &'dev O, capacity: u32, tag: u32) -> Result<Self, SlabError> {
         if capacity == 0 || capacity > MAX_CAPACITY {
             return Err(SlabError::InvalidCapacity);
         }
@@ -396,7 +399,7 @@ impl<'dev, B: Backend, P> Slab<'dev, B, P> {
                     active: AtomicUsize::new(1),
                     draining: AtomicBool::new(false),
                     event: UnsafeCell::new(MaybeUninit::uninit()),
-                    io_object: device.as_io_object(),
+                    io_object: device.io_object_ptr(),
                     slots,
                     stride,
                     capacity,
@@ -454,7 +457,7 @@ impl<'dev, B: Backend, P> Slab<'dev, B, P> {
     ///
     /// No allocation happens here: the slot, payload and `IO_WORKITEM` are all in the slab.
     #[inline]
-    pub fn acquire(&self, payload: P) -> Result<WorkItem<'_, B, P>, Exhausted<P>> {
+    pub fn acquire(&self, payload: P) -> Result<WorkItem<'_, B, P, O>, Exhausted<P>> {
         let ctl = self.control();
         let Some((slot, free)) = ctl.pop() else {
             ctl.exhausted.fetch_add(1, Ordering::Relaxed);
@@ -600,14 +603,14 @@ impl<'dev, B: Backend, P> Slab<'dev, B, P> {
     }
 }
 
-impl<B: Backend, P> Drop for Slab<'_, B, P> {
+impl<B: Backend, P, O: IoObject> Drop for Slab<'_, B, P, O> {
     /// Drains and frees the slab: see [`Slab::shutdown`]. PASSIVE_LEVEL.
     fn drop(&mut self) {
         self.teardown();
     }
 }
 
-impl<B: Backend, P> core::fmt::Debug for Slab<'_, B, P> {
+impl<B: Backend, P, O: IoObject> core::fmt::Debug for Slab<'_, B, P, O> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Slab")
             .field("stats", &self.stats())

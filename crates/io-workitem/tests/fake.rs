@@ -9,7 +9,7 @@ mod fake;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 
-use fake::{Fake, FakeDevice};
+use fake::{Fake, FakeDevice, FakeDriver};
 use io_workitem::{
     Backend, CustomPriority, Exhausted, QueueType, Routine, Slab, SlabError, WorkItem,
 };
@@ -440,5 +440,37 @@ fn shutdown_is_visible_to_requeue_chains() {
     let n = runs.load(Ordering::SeqCst);
     std::thread::sleep(std::time::Duration::from_millis(20));
     assert_eq!(runs.load(Ordering::SeqCst), n, "chain ran after teardown");
+    K::state().assert_no_leaks();
+}
+
+/// Routine of a driver-object slab (Ex only): requeues once, then drops the item.
+struct DriverStep;
+impl<B: Backend> Routine<B, (u32, Arc<AtomicU64>), io_workitem::Driver> for DriverStep {
+    fn run(mut item: WorkItem<'_, B, (u32, Arc<AtomicU64>), io_workitem::Driver>) {
+        item.payload().1.fetch_add(1, Ordering::SeqCst);
+        if item.payload().0 > 0 {
+            item.payload_mut().0 -= 1;
+            item.queue_ex::<DriverStep>(QueueType::Delayed);
+        }
+    }
+}
+
+#[test]
+fn driver_object_slab_queues_with_ex() {
+    type K = Fake<13>;
+    K::reset();
+    let drv = FakeDriver::new();
+    let runs = Arc::new(AtomicU64::new(0));
+    let slab =
+        Slab::<K, (u32, Arc<AtomicU64>), io_workitem::Driver>::new(drv.driver(), 2, TAG).unwrap();
+    for _ in 0..2 {
+        slab.acquire((1, runs.clone()))
+            .unwrap()
+            .queue_ex::<DriverStep>(QueueType::Critical);
+    }
+    assert_eq!(slab.shutdown().leaked_items, 0);
+    assert_eq!(runs.load(Ordering::SeqCst), 4);
+    assert_eq!(K::state().queues_ex.load(Ordering::SeqCst), 4);
+    assert_eq!(K::state().queues.load(Ordering::SeqCst), 0);
     K::state().assert_no_leaks();
 }

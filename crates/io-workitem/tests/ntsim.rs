@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use io_workitem::{Backend, CustomPriority, Detached, Device, QueueType, Routine, Slab, WorkItem};
+use io_workitem::{
+    Backend, CustomPriority, Detached, Device, Driver, QueueType, Routine, Slab, WorkItem,
+};
 use nt_abi::bugcheck::{WORKER_INVALID, worker_invalid};
 use ntsim::{Config, Machine, Verifier};
 use ntsim_backend::Ntsim;
@@ -275,4 +277,40 @@ fn raw_misuse_is_caught_by_ntsim() {
         worker_invalid::ACTIVE_ITEM_IN_FREED_POOL,
         "{bc}"
     );
+}
+
+/// Ex-only routine for a slab on the driver object: counts and drops the item.
+struct OnDriver;
+impl Routine<Ntsim, Arc<AtomicU64>, Driver> for OnDriver {
+    fn run(item: WorkItem<'_, Ntsim, Arc<AtomicU64>, Driver>) {
+        item.payload().fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn driver_object_slab_on_ntsim() {
+    let m = machine(0x58);
+    let drv = m.host_driver().expect("host driver").driver_object();
+    // SAFETY: the host driver object lives as long as the machine; the slab is torn down in
+    // the kernel thread below.
+    let drv: &'static Driver = unsafe { Driver::from_raw(drv) };
+    let runs = Arc::new(AtomicU64::new(0));
+    let r = runs.clone();
+    let report = m
+        .run_in_kernel_thread(move || {
+            let slab = Slab::<Ntsim, Arc<AtomicU64>, Driver>::new(drv, 4, TAG).unwrap();
+            for _ in 0..16 {
+                loop {
+                    match slab.acquire(r.clone()) {
+                        Ok(item) => break item.queue_ex::<OnDriver>(QueueType::Delayed),
+                        Err(_) => std::thread::yield_now(),
+                    }
+                }
+            }
+            slab.shutdown()
+        })
+        .expect("no bug check");
+    assert_eq!(report.leaked_items, 0);
+    assert_eq!(runs.load(Ordering::Relaxed), 16);
+    assert_clean(&m);
 }

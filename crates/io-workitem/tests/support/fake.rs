@@ -30,8 +30,8 @@ use std::thread;
 
 use io_workitem::Backend;
 use nt_abi::{
-    DEVICE_OBJECT, IO_TYPE_DEVICE, IO_WORKITEM_ROUTINE, IO_WORKITEM_ROUTINE_EX, PIO_WORKITEM,
-    PVOID, WORK_QUEUE_TYPE, is_valid_work_queue_type,
+    DEVICE_OBJECT, DRIVER_OBJECT, IO_TYPE_DEVICE, IO_TYPE_DRIVER, IO_WORKITEM_ROUTINE,
+    IO_WORKITEM_ROUTINE_EX, PIO_WORKITEM, PVOID, WORK_QUEUE_TYPE, is_valid_work_queue_type,
 };
 
 const UNINIT: u64 = 0;
@@ -186,11 +186,12 @@ unsafe impl<const ID: usize> Backend for Fake<ID> {
             !io_object.is_null(),
             "fake: WORKER_INVALID 3 (null I/O object)"
         );
-        // SAFETY: the tests pass a real (zeroed) DEVICE_OBJECT as the I/O object.
-        let ty = unsafe { (*io_object.cast::<DEVICE_OBJECT>()).Type };
-        assert_eq!(
-            ty, IO_TYPE_DEVICE,
-            "fake: WORKER_INVALID 3 (not a device object)"
+        // SAFETY: the tests pass a real (zeroed) DEVICE_OBJECT or DRIVER_OBJECT, whose first
+        // field is the `Type` (CSHORT) in both.
+        let ty = unsafe { *io_object.cast::<i16>() };
+        assert!(
+            ty == IO_TYPE_DEVICE || ty == IO_TYPE_DRIVER,
+            "fake: WORKER_INVALID 3 (not a device or driver object)"
         );
         assert_eq!(item as usize % 16, 0, "fake: misaligned work item");
         let size = Self::size_of_work_item() as usize;
@@ -253,6 +254,13 @@ unsafe impl<const ID: usize> Backend for Fake<ID> {
         assert!(
             is_valid_work_queue_type(queue_type),
             "fake: WORKER_INVALID 6"
+        );
+        let io_object = io_object_of(item);
+        // SAFETY: the I/O object is one of the tests' live objects; `Type` is its first field.
+        let ty = unsafe { *io_object.cast::<i16>() };
+        assert_eq!(
+            ty, IO_TYPE_DEVICE,
+            "fake: IoQueueWorkItem on an item initialized with a driver object"
         );
         let prev = Self::word(item).swap(QUEUED, Ordering::SeqCst);
         assert_ne!(prev, QUEUED, "fake: WORKER_INVALID 1 (queued twice)");
@@ -384,5 +392,22 @@ impl FakeDevice {
         // SAFETY: the object lives (boxed, never moved) as long as `self`, which the returned
         // borrow is tied to.
         unsafe { io_workitem::Device::from_raw(self.0.get()) }
+    }
+}
+
+/// A zeroed driver object of type `IO_TYPE_DRIVER`.
+pub struct FakeDriver(Box<std::cell::UnsafeCell<DRIVER_OBJECT>>);
+
+impl FakeDriver {
+    pub fn new() -> Self {
+        // SAFETY: DRIVER_OBJECT is plain old data; all-zero bytes are valid.
+        let mut obj: DRIVER_OBJECT = unsafe { std::mem::zeroed() };
+        obj.Type = IO_TYPE_DRIVER;
+        FakeDriver(Box::new(std::cell::UnsafeCell::new(obj)))
+    }
+
+    pub fn driver(&self) -> &io_workitem::Driver {
+        // SAFETY: the object lives (boxed) as long as `self`, which the borrow is tied to.
+        unsafe { io_workitem::Driver::from_raw(self.0.get()) }
     }
 }
