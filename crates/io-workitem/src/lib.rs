@@ -9,7 +9,9 @@
 //!   exhaustion is an error, never a wait; teardown drains queued and running items.
 //! - [`WorkItem`]: initialized and not queued. Drop = uninitialize once + return the slot.
 //!   `queue(self, …)` consumes it; the [`Routine`] receives it back by value and may requeue
-//!   or drop it.
+//!   it, drop it, or [`detach`](WorkItem::detach) it to hand it to another thread.
+//! - [`Device`] / [`Driver`]: the I/O object the slab borrows. Items of a `Driver` slab can
+//!   only be queued with `queue_ex` (`IoQueueWorkItemEx`).
 //!
 //! Misuse does not compile: dropping, queueing or touching an item after it was queued (it
 //! was moved), keeping an item past its slab or a slab past its device (lifetimes), tearing

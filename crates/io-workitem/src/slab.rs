@@ -114,7 +114,8 @@ pub(crate) struct Control<B: Backend> {
     /// Lowest free count seen (high water of "in use" = capacity − this).
     min_free: AtomicU32,
     exhausted: AtomicU64,
-    /// Rundown: 1 (the slab's own reference) + the number of queued or running activations.
+    /// Rundown: 1 (the slab's own reference) + queued or running activations + `Detached`
+    /// items.
     active: AtomicUsize,
     /// Set when teardown starts.
     draining: AtomicBool,
@@ -555,8 +556,9 @@ impl<'dev, B: Backend, P, O: IoObject> Slab<'dev, B, P, O> {
         let control = self.control.as_ptr();
         let ctl = self.control();
         ctl.draining.store(true, Ordering::Relaxed);
-        // Remove the slab's own rundown reference. Callers cannot queue any more (no WorkItem
-        // borrows `self`), so only running routines can still hold or add activations.
+        // Remove the slab's own rundown reference. Callers cannot queue or attach any more (no
+        // `WorkItem` borrows `self`), so only running routines (which may requeue or detach)
+        // and `Detached` items can still hold or add references.
         let waited = ctl.active.fetch_sub(1, Ordering::AcqRel) != 1;
         if waited {
             // SAFETY: initialized event, PASSIVE_LEVEL (documented requirement of dropping a
