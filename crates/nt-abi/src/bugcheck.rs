@@ -82,6 +82,9 @@ pub fn bugcheck_name(code: u32) -> &'static str {
 pub const MULTIPLE_IRP_COMPLETE_REQUESTS: u32 = 0x44;
 /// `IRQL_GT_ZERO_AT_SYSTEM_SERVICE`: a request returned to its caller at raised IRQL.
 pub const IRQL_GT_ZERO_AT_SYSTEM_SERVICE: u32 = 0x4A;
+/// `PAGE_FAULT_IN_NONPAGED_AREA`: invalid memory referenced (p1 = address referenced,
+/// p2 = 0 read / 1 write / 10 execute, p3 = the instruction's address, p4 = reserved).
+pub const PAGE_FAULT_IN_NONPAGED_AREA: u32 = 0x50;
 /// `DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION` (special pool): an access past the end of a
 /// pool block (p1 = address referenced, p2 = 1 for a write, p3 = the code address, p4 = 0).
 pub const DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION: u32 = 0xD6;
@@ -100,6 +103,7 @@ pub fn bugcheck_name_ext(code: u32) -> &'static str {
         MULTIPLE_IRP_COMPLETE_REQUESTS => "MULTIPLE_IRP_COMPLETE_REQUESTS",
         IRQL_GT_ZERO_AT_SYSTEM_SERVICE => "IRQL_GT_ZERO_AT_SYSTEM_SERVICE",
         DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION => "DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION",
+        PAGE_FAULT_IN_NONPAGED_AREA => "PAGE_FAULT_IN_NONPAGED_AREA",
         other => bugcheck_name(other),
     }
 }

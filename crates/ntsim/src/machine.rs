@@ -175,6 +175,14 @@ pub(crate) fn current() -> Arc<Inner> {
     }
 }
 
+/// The machine of this thread, if it is an ntsim thread (no fallback, never parks).
+pub(crate) fn current_no_park() -> Option<Arc<Inner>> {
+    CURRENT
+        .try_with(|c| c.try_borrow().ok().and_then(|b| b.clone()))
+        .ok()
+        .flatten()
+}
+
 /// Raise a bug check from kernel code: record it, then park this thread forever.
 pub(crate) fn raise(m: &Inner, bc: Bc) -> ! {
     m.record_bugcheck(&bc);
@@ -324,6 +332,7 @@ fn kernel_thread(slot: Arc<KSlot>) {
 }
 
 pub(crate) fn new_inner(config: Config) -> Arc<Inner> {
+    crate::ke::fault::install();
     let inner = Arc::new(Inner {
         config,
         bugged: AtomicBool::new(false),

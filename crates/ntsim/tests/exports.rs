@@ -661,15 +661,38 @@ fn event_semantics() {
         assert_eq!(wait(s, None), STATUS_SUCCESS);
         assert_eq!(read_event(s), 0, "synchronization events auto-reset");
         assert_eq!(wait(s, Some(10)), STATUS_TIMEOUT);
-        // Cross-thread wake-up.
-        let s2 = s;
-        let h = std::thread::spawn(move || {
-            std::thread::sleep(std::time::Duration::from_millis(30));
-            s2
-        });
-        let _ = h.join();
     })
     .unwrap();
+}
+
+#[test]
+fn a_wait_is_satisfied_by_another_thread() {
+    let m = machine(Verifier::Standard);
+    let e = m
+        .run_in_kernel_thread(|| new_event(SYNCHRONIZATION_EVENT, false))
+        .unwrap();
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            m.run_in_kernel_thread(move || {
+                let t0 = std::time::Instant::now();
+                (wait(e, Some(10_000)), t0.elapsed())
+            })
+            .unwrap()
+        });
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        m.run_in_kernel_thread(move || set_event(e)).unwrap();
+        let (st, took) = waiter.join().unwrap();
+        assert_eq!(st, STATUS_SUCCESS);
+        assert!(
+            took < std::time::Duration::from_secs(5),
+            "woken, not timed out: {took:?}"
+        );
+    });
+    assert_eq!(
+        m.run_in_kernel_thread(move || read_event(e)).unwrap(),
+        0,
+        "consumed by the waiter"
+    );
 }
 
 #[test]
@@ -703,30 +726,30 @@ fn spin_locks_raise_to_dispatch_and_release_restores() {
 #[test]
 fn spin_locks_exclude_each_other() {
     let m = machine(Verifier::Standard);
-    let total = m
-        .run_in_kernel_thread(|| {
-            let block = alloc_np(16);
-            let hs: Vec<_> = (0..4)
-                .map(|_| {
-                    std::thread::spawn(move || {
-                        for _ in 0..2000 {
-                            let lock = block as *mut KSPIN_LOCK;
-                            // SAFETY: a KSPIN_LOCK in pool shared by the four threads.
-                            let old = unsafe { ntsim::exports::KeAcquireSpinLockRaiseToDpc(lock) };
-                            let v = read_usize(block + 8);
-                            std::hint::spin_loop();
-                            write_usize(block + 8, v + 1);
-                            // SAFETY: held by this thread.
-                            unsafe { ntsim::exports::KeReleaseSpinLock(lock, old) };
-                        }
-                    })
+    let block = m.run_in_kernel_thread(|| alloc_np(16)).unwrap();
+    // Four kernel threads (each host thread drives its own) contend for one lock.
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            let m = &m;
+            s.spawn(move || {
+                m.run_in_kernel_thread(move || {
+                    for _ in 0..2000 {
+                        let lock = block as *mut KSPIN_LOCK;
+                        // SAFETY: a KSPIN_LOCK in pool shared by the four threads.
+                        let old = unsafe { ntsim::exports::KeAcquireSpinLockRaiseToDpc(lock) };
+                        let v = read_usize(block + 8);
+                        std::hint::spin_loop();
+                        write_usize(block + 8, v + 1);
+                        // SAFETY: held by this thread.
+                        unsafe { ntsim::exports::KeReleaseSpinLock(lock, old) };
+                    }
                 })
-                .collect();
-            for h in hs {
-                h.join().unwrap();
-            }
-            read_usize(block + 8)
-        })
+                .unwrap();
+            });
+        }
+    });
+    let total = m
+        .run_in_kernel_thread(move || read_usize(block + 8))
         .unwrap();
     assert_eq!(total, 8000);
 }
@@ -885,4 +908,42 @@ fn public_handles_can_be_shared_across_threads() {
     send_sync::<ntsim::Handle>();
     send_sync::<ntsim::Driver>();
     send_sync::<ntsim::BugCheck>();
+}
+
+#[test]
+fn cpu_exceptions_in_kernel_threads_are_bug_checks() {
+    // Nothing is mapped below mmap_min_addr (64 KiB) on Linux.
+    const BAD: usize = 0x1000;
+    let m = machine(Verifier::Standard);
+    let b = expect_bugcheck(&m, || {
+        // SAFETY: deliberately not sound: a read of an unmapped address, the fault under test.
+        unsafe { core::ptr::read_volatile(BAD as *const usize) }
+    });
+    assert_eq!(b.code, bugcheck::PAGE_FAULT_IN_NONPAGED_AREA);
+    assert_eq!(b.name, "PAGE_FAULT_IN_NONPAGED_AREA");
+    assert_eq!(
+        (b.parameters[0], b.parameters[1]),
+        (BAD as u64, 0),
+        "address, read"
+    );
+    assert_ne!(b.parameters[2], 0, "faulting instruction");
+
+    let m = machine(Verifier::Off);
+    let b = expect_bugcheck(&m, || {
+        // SAFETY: deliberately not sound: a write to an unmapped address.
+        unsafe { core::ptr::write_volatile(BAD as *mut usize, 1) }
+    });
+    assert_eq!(
+        (b.code, b.parameters[0], b.parameters[1]),
+        (0x50, BAD as u64, 1)
+    );
+
+    let m = machine(Verifier::Off);
+    let b = expect_bugcheck(&m, || {
+        // SAFETY: `ud2` raises #UD by design; the handler never returns to this frame.
+        unsafe { core::arch::asm!("ud2") }
+    });
+    assert_eq!(b.code, bugcheck::KMODE_EXCEPTION_NOT_HANDLED);
+    assert_eq!(b.parameters[0], STATUS_ILLEGAL_INSTRUCTION as u32 as u64);
+    assert_eq!(b.context, "host kernel thread");
 }

@@ -1,6 +1,8 @@
 //! Kernel core: per-thread IRQL, events and waits, spin locks, time, KeBugCheckEx.
 #![allow(non_snake_case)]
 
+pub(crate) mod fault;
+
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 

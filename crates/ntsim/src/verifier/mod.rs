@@ -188,6 +188,10 @@ pub fn meaning(code: u32, p1: u64) -> &'static str {
         (DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION, _) => {
             "a write ran past the end of a pool block (work-item storage smaller than IoSizeofWorkItem())"
         }
+        (PAGE_FAULT_IN_NONPAGED_AREA, _) => "driver code referenced invalid memory",
+        (KMODE_EXCEPTION_NOT_HANDLED, _) => {
+            "a CPU exception (illegal instruction, breakpoint, divide error) in kernel code was not handled"
+        }
         (IRQL_GT_ZERO_AT_SYSTEM_SERVICE, _) => {
             "driver code returned to the I/O manager at raised IRQL"
         }
