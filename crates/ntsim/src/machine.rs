@@ -24,6 +24,10 @@ pub struct Config {
     pub verifier: Verifier,
     /// System worker threads per work queue (spawned lazily, on the first queueing).
     pub workers_per_queue: usize,
+    /// Like Windows' dynamic worker threads: when items of a queue have waited behind busy
+    /// workers without progress for about a second, the queue gets another worker, up to this
+    /// many (set it to `workers_per_queue` for a fixed pool).
+    pub max_workers_per_queue: usize,
     /// Echo DbgPrint output to stderr as it happens.
     pub echo_dbgprint: bool,
     /// After DriverUnload returns, how long work-item routines that are already *running* get
@@ -38,6 +42,7 @@ impl Default for Config {
             size_of_work_item: 0x58,
             verifier: Verifier::Standard,
             workers_per_queue: 2,
+            max_workers_per_queue: 64,
             echo_dbgprint: false,
             unload_grace: Duration::from_millis(2000),
         }
@@ -158,12 +163,21 @@ pub(crate) fn park_forever() -> ! {
 /// The machine this thread belongs to (a kernel thread's own, else the newest machine).
 /// After a bug check, every entry from driver code parks here.
 pub(crate) fn current() -> Arc<Inner> {
-    let m = CURRENT
-        .with(|c| c.borrow().clone())
-        .or_else(|| lock(&FALLBACK).upgrade());
+    let own = CURRENT.with(|c| c.borrow().clone());
+    let foreign = own.is_none();
+    let m = own.or_else(|| lock(&FALLBACK).upgrade());
     match m {
         Some(m) => {
             if m.bugged.load(Ordering::Relaxed) {
+                if foreign {
+                    // Parking a host thread would hang its caller forever.
+                    eprintln!(
+                        "ntsim: an export was called on a thread that is not an ntsim kernel thread \
+                         after the machine bug-checked; call exports inside \
+                         Machine::run_in_kernel_thread"
+                    );
+                    std::process::abort();
+                }
                 park_forever();
             }
             m

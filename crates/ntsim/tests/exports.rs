@@ -357,6 +357,7 @@ fn with_a_queued_item(
 ) -> (ntsim::BugCheck, usize) {
     let m = machine_with(|c| {
         c.workers_per_queue = 1;
+        c.max_workers_per_queue = 1;
         c.verifier = verifier;
     });
     let dev = m.host_driver().unwrap().device_object() as usize;
@@ -946,4 +947,39 @@ fn cpu_exceptions_in_kernel_threads_are_bug_checks() {
     assert_eq!(b.code, bugcheck::KMODE_EXCEPTION_NOT_HANDLED);
     assert_eq!(b.parameters[0], STATUS_ILLEGAL_INSTRUCTION as u32 as u64);
     assert_eq!(b.context, "host kernel thread");
+}
+
+/// ctx words: 0 event this routine waits for, 1 event it sets afterwards
+unsafe extern "win64" fn wait_then_set(_dev: *mut DEVICE_OBJECT, ctx: PVOID) {
+    let c = ctx as usize;
+    wait(read_usize(w(c, 0)), None);
+    set_event(read_usize(w(c, 1)));
+}
+
+#[test]
+fn routines_that_wait_for_each_other_get_more_workers() {
+    // Item k waits for item k+1; the last one is released by the test. With a fixed pool of
+    // one worker this would deadlock; the balancer adds a worker each time the queue stalls.
+    let m = machine_with(|c| c.workers_per_queue = 1);
+    let dev = m.host_driver().unwrap().device_object() as usize;
+    let done = m
+        .run_in_kernel_thread(move || {
+            let n = 3;
+            let events: Vec<usize> = (0..=n)
+                .map(|_| new_event(NOTIFICATION_EVENT, false))
+                .collect();
+            let finished = new_event(NOTIFICATION_EVENT, false);
+            for k in 0..n {
+                let item = alloc_np(size_of_work_item());
+                let ctx = alloc_np(16);
+                write_usize(w(ctx, 0), events[k + 1]);
+                write_usize(w(ctx, 1), if k == 0 { finished } else { events[k] });
+                init(dev, item);
+                queue(item, wait_then_set, DELAYED_WORK_QUEUE, ctx);
+            }
+            set_event(events[n]);
+            wait(finished, Some(10_000))
+        })
+        .unwrap();
+    assert_eq!(done, STATUS_SUCCESS);
 }

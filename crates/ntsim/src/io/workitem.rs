@@ -60,6 +60,11 @@ pub struct WorkItems {
     pub items: BTreeMap<usize, Item>,
     pub queues: [VecDeque<QEntry>; NQ],
     pub started: [usize; NQ],
+    /// Workers per queue that are waiting for (or about to take) an item.
+    pub idle: [usize; NQ],
+    /// Since when items of a queue have waited with no idle worker and no progress.
+    pub stalled_since: [Option<std::time::Instant>; NQ],
+    pub balancer_started: bool,
     /// Items queued or running, per owning driver.
     pub outstanding: HashMap<usize, usize>,
     /// Routine currently running per item (routine address), for reports.
@@ -342,15 +347,26 @@ fn queue_common(item: usize, routine: usize, qt: WORK_QUEUE_TYPE, context: usize
         owner: it.owner,
     });
     *g.outstanding.entry(it.owner).or_default() += 1;
+    // Start the configured number of workers; the balancer adds more when a queue stalls.
     let need = m
         .config
         .workers_per_queue
         .max(1)
         .saturating_sub(g.started[q]);
     g.started[q] += need;
+    g.idle[q] += need;
+    if g.queues[q].len() > g.idle[q] && g.stalled_since[q].is_none() {
+        g.stalled_since[q] = Some(std::time::Instant::now());
+    }
+    let start_balancer =
+        !g.balancer_started && m.config.max_workers_per_queue > m.config.workers_per_queue;
+    g.balancer_started |= start_balancer;
     drop(g);
     for _ in 0..need {
         spawn_worker(&m, q);
+    }
+    if start_balancer {
+        spawn_balancer(&m);
     }
     m.wi_cv[q].notify_one();
 }
@@ -452,6 +468,50 @@ fn spawn_worker(m: &Arc<Inner>, q: usize) {
     }
 }
 
+/// How long items of a queue must wait with every worker busy and no progress before the
+/// balancer adds a worker (Windows' balance-set manager adds worker threads about once a second
+/// when a queue is stuck).
+pub const STALL_BEFORE_NEW_WORKER: std::time::Duration = std::time::Duration::from_millis(1000);
+
+fn spawn_balancer(m: &Arc<Inner>) {
+    let m2 = m.clone();
+    let r = std::thread::Builder::new()
+        .name("ntsim-balancer".into())
+        .spawn(move || balancer_loop(m2));
+    if let Err(e) = r {
+        eprintln!("ntsim: cannot spawn the worker balancer: {e}");
+    }
+}
+
+fn balancer_loop(m: Arc<Inner>) {
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if m.shutdown.load(Ordering::SeqCst) || m.bugged.load(Ordering::SeqCst) {
+            return;
+        }
+        let cap = m.config.max_workers_per_queue;
+        let mut spawn = Vec::new();
+        {
+            let mut g = lock(&m.wi);
+            let now = std::time::Instant::now();
+            for q in 0..NQ {
+                let stuck = g.stalled_since[q]
+                    .is_some_and(|t| now.duration_since(t) >= STALL_BEFORE_NEW_WORKER);
+                if stuck && g.queues[q].len() > g.idle[q] && g.started[q] < cap {
+                    g.started[q] += 1;
+                    g.idle[q] += 1;
+                    g.stalled_since[q] = Some(now);
+                    spawn.push(q);
+                }
+            }
+        }
+        for q in spawn {
+            spawn_worker(&m, q);
+            m.wi_cv[q].notify_one();
+        }
+    }
+}
+
 fn worker_loop(m: Arc<Inner>, q: usize) {
     machine::enter_kernel(&m, machine::NO_DRIVER, "work item routine");
     loop {
@@ -463,6 +523,10 @@ fn worker_loop(m: Arc<Inner>, q: usize) {
                     machine::park_forever();
                 }
                 if let Some(e) = g.queues[q].pop_front() {
+                    g.idle[q] = g.idle[q].saturating_sub(1);
+                    // Progress: restart the stall clock (or stop it when nothing waits).
+                    g.stalled_since[q] =
+                        (g.queues[q].len() > g.idle[q]).then(std::time::Instant::now);
                     g.next_run += 1;
                     let run = g.next_run;
                     if let Some(it) = g.items.get_mut(&e.item) {
@@ -473,6 +537,7 @@ fn worker_loop(m: Arc<Inner>, q: usize) {
                 }
                 if m.shutdown.load(Ordering::SeqCst) {
                     g.started[q] = g.started[q].saturating_sub(1);
+                    g.idle[q] = g.idle[q].saturating_sub(1);
                     drop(g);
                     machine::set_current(None);
                     return;
@@ -536,6 +601,7 @@ fn worker_loop(m: Arc<Inner>, q: usize) {
                 *n = n.saturating_sub(1);
             }
             g.routines_run += 1;
+            g.idle[q] += 1;
         }
         m.wi_idle.notify_all();
     }
