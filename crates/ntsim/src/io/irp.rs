@@ -256,6 +256,16 @@ pub unsafe extern "win64" fn IofCompleteRequest(Irp: *mut IRP, _PriorityBoost: C
         }
     }
     let _ = g.method;
+    // As IoCompleteRequest does for the top-level location: propagate IoMarkIrpPending.
+    // SAFETY: the registered IRP is live; its current stack location is ntsim-built.
+    let irp = unsafe { &mut *Irp };
+    // SAFETY: `Overlay` is the active tail member of an IRP the I/O manager built.
+    let cur = unsafe { irp.Tail.Overlay.CurrentStackLocation };
+    if !cur.is_null() {
+        // SAFETY: the current stack location lies inside the same IRP allocation.
+        let control = unsafe { (*cur).Control };
+        irp.PendingReturned = (control & SL_PENDING_RETURNED != 0) as u8;
+    }
     g.completed = Some(Completion {
         status,
         information,
