@@ -983,3 +983,101 @@ fn routines_that_wait_for_each_other_get_more_workers() {
         .unwrap();
     assert_eq!(done, STATUS_SUCCESS);
 }
+
+fn create_device(drv: usize, name: Option<&'static str>) -> usize {
+    let mut dev: *mut DEVICE_OBJECT = core::ptr::null_mut();
+    let mut n = name.map(unicode);
+    let np = match n.as_mut() {
+        Some((_, us)) => us as *mut UNICODE_STRING,
+        None => core::ptr::null_mut(),
+    };
+    // SAFETY: a driver object, a valid or null name, a writable out-pointer.
+    let st = unsafe {
+        ntsim::exports::IoCreateDevice(
+            drv as *mut DRIVER_OBJECT,
+            0,
+            np,
+            FILE_DEVICE_UNKNOWN,
+            0,
+            0,
+            &mut dev,
+        )
+    };
+    assert_eq!(st, STATUS_SUCCESS);
+    dev as usize
+}
+
+fn driver_first_device(drv: usize) -> usize {
+    // SAFETY: a live driver object ntsim created.
+    unsafe { (*(drv as *mut DRIVER_OBJECT)).DeviceObject as usize }
+}
+
+fn delete_device(dev: usize) {
+    // SAFETY: a device object of the caller.
+    unsafe { ntsim::exports::IoDeleteDevice(dev as *mut DEVICE_OBJECT) };
+}
+
+#[test]
+fn devices_and_links_are_audited_and_deleted_devices_cannot_be_referenced() {
+    let m = machine(Verifier::Standard);
+    let drv = m.host_driver().unwrap().driver_object() as usize;
+    let dev = m
+        .run_in_kernel_thread(move || {
+            let dev = create_device(drv, Some("\\Device\\Audited"));
+            // A second device with the same name collides.
+            let mut out: *mut DEVICE_OBJECT = core::ptr::null_mut();
+            let (_w, mut us) = unicode("\\Device\\Audited");
+            // SAFETY: as in `create_device`.
+            let st = unsafe {
+                ntsim::exports::IoCreateDevice(
+                    drv as *mut DRIVER_OBJECT,
+                    0,
+                    &mut us,
+                    0x22,
+                    0,
+                    0,
+                    &mut out,
+                )
+            };
+            assert_eq!(st, STATUS_OBJECT_NAME_COLLISION);
+            let (_l, mut link) = unicode("\\??\\AuditedLink");
+            // SAFETY: valid UNICODE_STRINGs.
+            let st = unsafe { ntsim::exports::IoCreateSymbolicLink(&mut link, &mut us) };
+            assert_eq!(st, STATUS_SUCCESS);
+            // The new device heads the driver's device list.
+            let head = driver_first_device(drv);
+            assert_eq!(head, dev);
+            dev
+        })
+        .unwrap();
+    let a = m.audit();
+    assert_eq!(a.devices, vec!["\\Device\\Audited".to_string()]);
+    assert_eq!(a.links.len(), 1);
+    assert!(a.links[0].starts_with("\\??\\AuditedLink -> \\Device\\Audited"));
+    m.run_in_kernel_thread(move || {
+        let (_l, mut link) = unicode("\\DosDevices\\AuditedLink");
+        // SAFETY: a valid UNICODE_STRING (`\??\` and `\DosDevices\` are the same directory).
+        let st = unsafe { ntsim::exports::IoDeleteSymbolicLink(&mut link) };
+        assert_eq!(st, STATUS_SUCCESS);
+        delete_device(dev);
+        // The deleted device left the driver's list.
+        let head = driver_first_device(drv);
+        assert_ne!(head, dev);
+    })
+    .unwrap();
+    assert!(m.audit().is_clean(), "{:?}", m.audit());
+    // The deleted device is gone: referencing it is 0x18, initializing an item with it 0xE4/3.
+    let b = expect_bugcheck(&m, move || reference(dev));
+    assert_eq!(
+        (b.code, b.parameters[0]),
+        (bugcheck::REFERENCE_BY_POINTER, dev as u64)
+    );
+    let m = machine(Verifier::Off);
+    let drv = m.host_driver().unwrap().driver_object() as usize;
+    let b = expect_bugcheck(&m, move || {
+        let dev = create_device(drv, None);
+        delete_device(dev);
+        init(dev, alloc_np(size_of_work_item()));
+    });
+    assert_eq!((b.code, b.parameters[0]), (0xE4, wi::INVALID_IO_OBJECT));
+}
