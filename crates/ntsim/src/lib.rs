@@ -434,6 +434,14 @@ impl Driver {
         self.object as *mut DRIVER_OBJECT
     }
 
+    /// What the driver owns right now (pool, devices, links, work items), without unloading.
+    pub fn audit(&self) -> UnloadReport {
+        let mut r = collect_audit(&self.inner, self.id);
+        // SAFETY: the live driver object; DriverUnload is plain data.
+        r.unload_routine = unsafe { (*(self.object as *mut DRIVER_OBJECT)).DriverUnload }.is_some();
+        r
+    }
+
     /// Call DriverEntry(DriverObject, RegistryPath) on a kernel thread.
     pub fn start(&self) -> Result<NTSTATUS, BugCheck> {
         let m = self.inner.clone();

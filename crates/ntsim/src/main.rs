@@ -192,6 +192,9 @@ fn cmd_run(args: &[String]) -> ! {
         Ok(st) => {
             report.driver_entry = Some(st);
             if !nt_success(st) {
+                // Windows unloads the image without calling DriverUnload: whatever the failed
+                // DriverEntry left behind is reported.
+                report.leaks = Some(driver.audit());
                 report.verdict = Verdict::StartFailed;
                 done(report);
             }

@@ -108,6 +108,13 @@ fn loads_answers_and_unloads_clean() {
         assert_eq!(resp.stats.cycles_completed, 200, "mode {mode:?}");
     }
     h.close().unwrap();
+    // While loaded, the driver owns its device, its link and its slab.
+    let live = d.audit();
+    assert!(live.unload_routine);
+    assert_eq!(live.devices, vec![r"\Device\WdmWorkItem".to_string()]);
+    assert_eq!(live.links.len(), 1, "{live:?}");
+    assert!(!live.pool.is_empty(), "the slab is in nonpaged pool");
+    assert!(live.work_items.is_empty());
     let audit = d.unload().expect("unload without bug check");
     assert!(audit.unload_routine);
     assert!(audit.is_clean(), "{audit:?}");
