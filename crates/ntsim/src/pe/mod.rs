@@ -296,6 +296,9 @@ pub fn load(
                     missing.push(full.clone());
                 }
                 bound.push(full);
+                if ft + i * 8 + 8 > img.len() {
+                    return bad("import address table is outside the image");
+                }
                 thunks.push(Thunk {
                     iat: ft + i * 8,
                     name,
