@@ -20,6 +20,8 @@
 //!                                      // &self, Send + Sync: call from many host threads at once
 //! handle.close() -> Result<(), BugCheck>
 //! driver.unload() -> Result<UnloadReport, BugCheck>         // DriverUnload + audit
+//! driver.audit() -> UnloadReport                             // what it owns now
+//! machine.last_unload_audit() -> Option<UnloadReport>        // also after 0x62/0xCE
 //! machine.bugcheck() -> Option<BugCheck>
 //! machine.dbgprint_lines() -> Vec<String>
 //! Report { .. }.to_json() / .to_human()                      // what the CLI prints
@@ -34,7 +36,12 @@
 //! machine.wait_work_items_idle(timeout) -> bool
 //! machine.audit() -> UnloadReport                            // what "host" still owns
 //! machine.pool_stats() -> PoolStats
+//! ntsim::exports::{IoInitializeWorkItem, ExAllocatePool2, …}  // every emulated export
+//! ntsim::exports::table() / lookup(name) / names()
 //! ```
+//!
+//! Exit codes and the JSON report of the `ntsim` CLI are documented in `src/main.rs` and the
+//! crate README; verifier rules and their parameters in [`verifier`].
 //!
 //! Exports must be called on ntsim threads (inside `run_in_kernel_thread`, work-item routines,
 //! or driver code): a bug check parks the calling thread forever, which must never be a test's
