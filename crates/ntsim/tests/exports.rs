@@ -1081,3 +1081,20 @@ fn devices_and_links_are_audited_and_deleted_devices_cannot_be_referenced() {
     });
     assert_eq!((b.code, b.parameters[0]), (0xE4, wi::INVALID_IO_OBJECT));
 }
+
+#[test]
+fn dereferencing_below_zero_is_0xc4_3f_with_verifier() {
+    let m = machine(Verifier::Standard);
+    let drv = m.host_driver().unwrap().driver_object() as usize;
+    let b = expect_bugcheck(&m, move || {
+        let dev = create_device(drv, None);
+        assert_eq!(reference(dev), 2);
+        assert_eq!(dereference(dev), 1);
+        assert_eq!(dereference(dev), 0, "the creation reference");
+        dereference(dev);
+    });
+    assert_eq!(
+        (b.code, b.parameters[0]),
+        (0xC4, vf::REFERENCE_COUNT_UNDERFLOW)
+    );
+}
