@@ -97,6 +97,33 @@ fn loads_answers_and_unloads_clean() {
         );
     }
     assert!(img.sections.iter().any(|s| s.name == ".text"));
+    if img.sections.iter().any(|s| s.name == ".reloc") {
+        assert!(img.relocations_applied > 0, "DIR64 fixups applied");
+    }
+    // Per-section protections, as the kernel's mappings: code RX, read-only data R, no W+X.
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let perms = |addr: usize| -> String {
+        maps.lines()
+            .find_map(|l| {
+                let (range, rest) = l.split_once(' ')?;
+                let (a, b) = range.split_once('-')?;
+                let (a, b) = (
+                    usize::from_str_radix(a, 16).ok()?,
+                    usize::from_str_radix(b, 16).ok()?,
+                );
+                (addr >= a && addr < b).then(|| rest[..4].to_string())
+            })
+            .unwrap_or_default()
+    };
+    for sec in &img.sections {
+        let p = perms(sec.start);
+        match sec.name.as_str() {
+            ".text" => assert_eq!(&p[..3], "r-x", ".text"),
+            ".rdata" | ".pdata" | ".reloc" => assert_eq!(&p[..3], "r--", "{}", sec.name),
+            ".data" | ".bss" => assert_eq!(&p[..3], "rw-", "{}", sec.name),
+            _ => assert!(!(p.contains('w') && p.contains('x')), "{} is W+X", sec.name),
+        }
+    }
     let h = m.open(DEVICE, GENERIC_READ | GENERIC_WRITE).expect("open");
     let info = query_info(&h);
     assert_eq!(info.io_sizeof_work_item, 0x58);
