@@ -14,6 +14,7 @@ ntsim — run a Windows WDM driver (.sys) on Linux with ntoskrnl semantics and D
 USAGE:
     ntsim run <driver.sys> [--ioctl \\\\.\\NAME:CODE[:INPUT_HEX[:OUTPUT_LEN]]]...
               [--size-of-work-item N] [--verifier standard|off] [--json] [--echo-dbgprint]
+              [--timeout SECONDS]
     ntsim imports            list the ntoskrnl exports ntsim emulates
     ntsim bench [--iterations N] [--json]
                              work-item cycles/s (init+uninit; queue->routine->uninit),
@@ -23,10 +24,12 @@ USAGE:
 run: load the image, call DriverEntry, send each --ioctl in order (each on its own handle opened
 with read+write access, then closed), call DriverUnload, audit what the driver still owns.
 CODE and N are hex (0x...) or decimal; INPUT_HEX may be empty; OUTPUT_LEN defaults to 0.
+--timeout (default 600, 0 = none): a step that does not finish in time (a driver deadlock)
+ends the run with verdict \"timeout\" and the step named in \"timed_out_in\".
 
 EXIT CODES:
     0  clean
-    1  usage error, DriverEntry failed, or leaks without a bug check (verdict \"leaks\")
+    1  usage error, DriverEntry failed, a timeout, or leaks without a bug check (verdict \"leaks\")
     2  the image was refused (malformed, not x64/NATIVE, missing imports)
     3  bug check
 
@@ -35,7 +38,8 @@ EXIT CODES:
      \"ioctls\": [{\"device\", \"code\", \"status\", \"status_name\", \"open_status\", \"information\", \"output_hex\"}],
      \"dbgprint\": [...], \"bugcheck\": {\"code\", \"parameters\", \"name\", \"meaning\", \"address\",
      \"context\", \"documented_only\", \"verifier_rule\"} | null, \"leaks\": {...} | null,
-     \"verdict\": \"clean\"|\"leaks\"|\"bugcheck\"|\"load_error\"|\"start_failed\"}
+     \"timed_out_in\": null | \"step\",
+     \"verdict\": \"clean\"|\"leaks\"|\"bugcheck\"|\"load_error\"|\"start_failed\"|\"timeout\"}
 ";
 
 fn usage(msg: &str) -> ! {
@@ -105,11 +109,53 @@ fn finish(report: &Report, json: bool) -> ! {
     exit(report.verdict.exit_code())
 }
 
+/// `--timeout` default, seconds (0 = none).
+const DEFAULT_TIMEOUT_SECS: u64 = 600;
+
+/// The report so far and the step in progress, for the watchdog.
+static PROGRESS: std::sync::Mutex<Option<(Report, String)>> = std::sync::Mutex::new(None);
+
+fn checkpoint(r: &Report, step: &str) {
+    *PROGRESS.lock().unwrap_or_else(|e| e.into_inner()) = Some((r.clone(), step.to_string()));
+}
+
+/// Report a step that never finishes (a driver deadlock) instead of hanging the caller.
+fn watchdog(m: std::sync::Arc<Machine>, driver: String, secs: u64, json: bool) {
+    std::thread::sleep(std::time::Duration::from_secs(secs));
+    let snapshot = PROGRESS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let (mut r, step) = snapshot.unwrap_or_else(|| {
+        (
+            Report {
+                driver,
+                load_error: None,
+                driver_entry: None,
+                ioctls: Vec::new(),
+                dbgprint: Vec::new(),
+                bugcheck: None,
+                leaks: None,
+                timed_out_in: None,
+                verdict: Verdict::Timeout,
+            },
+            "loading".to_string(),
+        )
+    });
+    r.dbgprint = m.dbgprint_lines();
+    r.bugcheck = m.bugcheck();
+    r.verdict = if r.bugcheck.is_some() {
+        Verdict::Bugcheck
+    } else {
+        Verdict::Timeout
+    };
+    r.timed_out_in = Some(step);
+    finish(&r, json)
+}
+
 fn cmd_run(args: &[String]) -> ! {
     let mut path: Option<String> = None;
     let mut ioctls = Vec::new();
     let mut cfg = Config::default();
     let mut json = false;
+    let mut timeout = DEFAULT_TIMEOUT_SECS;
     let mut i = 0;
     while i < args.len() {
         let a = args[i].as_str();
@@ -140,6 +186,10 @@ fn cmd_run(args: &[String]) -> ! {
             }
             "--json" => json = true,
             "--echo-dbgprint" => cfg.echo_dbgprint = true,
+            "--timeout" => {
+                let v = value("--timeout");
+                timeout = parse_num(&v).unwrap_or_else(|| usage(&format!("bad --timeout {v:?}")));
+            }
             "-h" | "--help" => {
                 print!("{HELP}");
                 exit(0)
@@ -157,7 +207,11 @@ fn cmd_run(args: &[String]) -> ! {
     let Some(path) = path else {
         usage("run needs a driver path")
     };
-    let machine = Machine::new(cfg);
+    let machine = std::sync::Arc::new(Machine::new(cfg));
+    if timeout > 0 {
+        let (m, base) = (machine.clone(), path.clone());
+        std::thread::spawn(move || watchdog(m, base, timeout, json));
+    }
     let mut report = Report {
         driver: path.clone(),
         load_error: None,
@@ -166,6 +220,7 @@ fn cmd_run(args: &[String]) -> ! {
         dbgprint: Vec::new(),
         bugcheck: None,
         leaks: None,
+        timed_out_in: None,
         verdict: Verdict::Clean,
     };
     let driver = match machine.load_driver(&path) {
@@ -187,6 +242,7 @@ fn cmd_run(args: &[String]) -> ! {
         }
         finish(&report, json)
     };
+    checkpoint(&report, "DriverEntry");
     match driver.start() {
         Err(_) => done(report),
         Ok(st) => {
@@ -200,7 +256,8 @@ fn cmd_run(args: &[String]) -> ! {
             }
         }
     }
-    for spec in &ioctls {
+    for (n, spec) in ioctls.iter().enumerate() {
+        checkpoint(&report, &format!("IOCTL #{n} ({:#x})", spec.code));
         let mut rec = IoctlRecord {
             device: spec.device.clone(),
             code: spec.code,
@@ -235,6 +292,7 @@ fn cmd_run(args: &[String]) -> ! {
         }
         report.ioctls.push(rec);
     }
+    checkpoint(&report, "DriverUnload");
     match driver.unload() {
         Err(_) => {
             report.leaks = machine.last_unload_audit();

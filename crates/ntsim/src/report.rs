@@ -17,6 +17,8 @@ pub enum Verdict {
     LoadError,
     /// DriverEntry failed (the driver is not started; no unload). Exit 1.
     StartFailed,
+    /// A step did not finish within `--timeout` (a driver hang or deadlock). Exit 1.
+    Timeout,
 }
 
 impl Verdict {
@@ -27,12 +29,13 @@ impl Verdict {
             Verdict::Bugcheck => "bugcheck",
             Verdict::LoadError => "load_error",
             Verdict::StartFailed => "start_failed",
+            Verdict::Timeout => "timeout",
         }
     }
     pub fn exit_code(self) -> i32 {
         match self {
             Verdict::Clean => 0,
-            Verdict::Leaks | Verdict::StartFailed => 1,
+            Verdict::Leaks | Verdict::StartFailed | Verdict::Timeout => 1,
             Verdict::LoadError => 2,
             Verdict::Bugcheck => 3,
         }
@@ -60,6 +63,8 @@ pub struct Report {
     pub dbgprint: Vec<String>,
     pub bugcheck: Option<BugCheck>,
     pub leaks: Option<UnloadReport>,
+    /// With verdict `timeout`: the step that did not finish (`DriverEntry`, `IOCTL #n`, …).
+    pub timed_out_in: Option<String>,
     pub verdict: Verdict,
 }
 
@@ -190,6 +195,13 @@ impl Report {
             ),
             ("bugcheck", bc),
             ("leaks", leaks),
+            (
+                "timed_out_in",
+                self.timed_out_in
+                    .as_ref()
+                    .map(Json::str)
+                    .unwrap_or(Json::Null),
+            ),
             ("verdict", Json::str(self.verdict.as_str())),
         ])
     }
@@ -266,6 +278,9 @@ impl Report {
             for w in &l.initialized_work_items {
                 s += &format!("leak: work item {w:#x} initialized, never uninitialized\n");
             }
+        }
+        if let Some(t) = &self.timed_out_in {
+            s += &format!("timeout: {t} did not finish\n");
         }
         s += &format!("verdict: {}\n", self.verdict.as_str());
         s

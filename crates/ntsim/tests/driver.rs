@@ -433,3 +433,39 @@ fn the_loader_survives_corrupted_headers() {
         "nothing ran"
     );
 }
+
+/// File offset of the entry point (DriverEntry) of a PE image.
+fn entry_file_offset(b: &[u8]) -> usize {
+    let nt = pe_offset(b);
+    let fh = nt + 4;
+    let nsec = u16::from_le_bytes(b[fh + 2..fh + 4].try_into().unwrap()) as usize;
+    let opt_size = u16::from_le_bytes(b[fh + 16..fh + 18].try_into().unwrap()) as usize;
+    let oh = fh + 20;
+    let entry = u32::from_le_bytes(b[oh + 16..oh + 20].try_into().unwrap()) as usize;
+    for i in 0..nsec {
+        let s = oh + opt_size + i * 40;
+        let rd = |o: usize| u32::from_le_bytes(b[s + o..s + o + 4].try_into().unwrap()) as usize;
+        let (vsize, rva, raw) = (rd(8), rd(12), rd(20));
+        if entry >= rva && entry < rva + vsize {
+            return raw + (entry - rva);
+        }
+    }
+    panic!("entry point not in a section")
+}
+
+#[test]
+fn cli_timeout_reports_a_hung_driver_entry() {
+    // `jmp $` at DriverEntry: the driver never returns.
+    let hung = patched("hung-entry.sys", |b| {
+        let at = entry_file_offset(b);
+        b[at..at + 2].copy_from_slice(&[0xEB, 0xFE]);
+    });
+    let t0 = std::time::Instant::now();
+    let (code, out, err) = ntsim_cli(&["run", hung.to_str().unwrap(), "--timeout", "1", "--json"]);
+    assert!(t0.elapsed() < std::time::Duration::from_secs(30));
+    assert_eq!(code, Some(1), "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    assert_eq!(v["verdict"], "timeout");
+    assert_eq!(v["timed_out_in"], "DriverEntry");
+    assert!(v["bugcheck"].is_null());
+}
