@@ -30,9 +30,12 @@ pub mod worker_invalid {
 /// `DRIVER_VERIFIER_DETECTED_VIOLATION` (0xC4) parameter 1.
 pub mod verifier {
     pub const ZERO_BYTE_ALLOCATION: u64 = 0x00;
+    pub const PAGED_ALLOC_ABOVE_APC: u64 = 0x01;
     pub const NONPAGED_ALLOC_ABOVE_DISPATCH: u64 = 0x02;
     pub const FREE_BAD_ADDRESS: u64 = 0x10;
-    pub const FREE_BAD_IRQL: u64 = 0x13;
+    pub const PAGED_FREE_ABOVE_APC: u64 = 0x11;
+    pub const NONPAGED_FREE_ABOVE_DISPATCH: u64 = 0x12;
+    /// 0x13 and 0x14 both mean "freed pool that was already freed"; ntsim raises 0x14.
     pub const DOUBLE_FREE: u64 = 0x14;
     pub const RELEASE_SPINLOCK_NOT_AT_DISPATCH: u64 = 0x32;
     pub const REFERENCE_COUNT_UNDERFLOW: u64 = 0x3F;

@@ -621,6 +621,53 @@ fn c4_32_spin_lock_released_at_passive_level() {
 }
 
 #[test]
+fn c4_01_paged_pool_allocated_at_dispatch_level() {
+    let run = run_one(IOCTL_C4_PAGED_ALLOC_AT_DISPATCH);
+    let bc = expect_bugcheck(
+        &run,
+        bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
+        vf::PAGED_ALLOC_ABOVE_APC,
+        Enforced::AtRunTime,
+    );
+    assert_eq!(
+        bc.parameters[1],
+        DISPATCH_LEVEL as u64,
+        "p2 = current IRQL.\n{}",
+        run.describe()
+    );
+    assert_eq!(bc.parameters[3], 0x40, "p4 = size.\n{}", run.describe());
+}
+
+#[test]
+fn c4_11_paged_pool_freed_at_dispatch_level() {
+    let run = run_one(IOCTL_C4_PAGED_FREE_AT_DISPATCH);
+    let bc = expect_bugcheck(
+        &run,
+        bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
+        vf::PAGED_FREE_ABOVE_APC,
+        Enforced::AtRunTime,
+    );
+    assert_eq!(
+        bc.parameters[1],
+        DISPATCH_LEVEL as u64,
+        "p2 = current IRQL.\n{}",
+        run.describe()
+    );
+    assert_eq!(
+        bc.parameters[2],
+        1,
+        "p3 = pool type (paged).\n{}",
+        run.describe()
+    );
+    assert_eq!(
+        bc.parameters[3],
+        run.reported(KEY_BLOCK),
+        "p4 = the block.\n{}",
+        run.describe()
+    );
+}
+
+#[test]
 fn c4_2000_executable_pool() {
     let run = run_one(IOCTL_C4_EXECUTABLE_POOL);
     expect_bugcheck(
@@ -866,6 +913,14 @@ const VERIFIER_ONLY: &[(&str, u32)] = &[
     (
         "0xCE running routine at unload",
         IOCTL_CE_UNLOAD_WITH_RUNNING_ITEM,
+    ),
+    (
+        "0xC4/0x01 paged alloc at DISPATCH",
+        IOCTL_C4_PAGED_ALLOC_AT_DISPATCH,
+    ),
+    (
+        "0xC4/0x11 paged free at DISPATCH",
+        IOCTL_C4_PAGED_FREE_AT_DISPATCH,
     ),
 ];
 

@@ -137,6 +137,20 @@ pub unsafe extern "win64" fn ExAllocatePool2(
                 ),
             );
         }
+        if Flags & POOL_FLAG_PAGED != 0 && lvl > APC_LEVEL {
+            raise(
+                &m,
+                Bc::verifier(
+                    bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
+                    [
+                        vr::PAGED_ALLOC_ABOVE_APC,
+                        lvl as u64,
+                        Flags,
+                        NumberOfBytes as u64,
+                    ],
+                ),
+            );
+        }
         if lvl > DISPATCH_LEVEL {
             raise(
                 &m,
@@ -172,15 +186,6 @@ pub unsafe extern "win64" fn ExAllocatePool2(
 /// Free a driver pool block: the checks of ExFreePoolWithTag (tag = Some) / ExFreePool.
 pub(crate) fn free_block(m: &Inner, p: usize, tag: Option<u32>) {
     let lvl = irql::get();
-    if m.verifier() && lvl > DISPATCH_LEVEL {
-        raise(
-            m,
-            Bc::verifier(
-                bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
-                [vr::FREE_BAD_IRQL, lvl as u64, 0, p as u64],
-            ),
-        );
-    }
     let found = {
         let g = lock(&m.pool);
         match g.blocks.get(&p) {
@@ -219,6 +224,25 @@ pub(crate) fn free_block(m: &Inner, p: usize, tag: Option<u32>) {
             raise(m, bc);
         }
     };
+    // Pool type in p3 as the bug-check reference gives it: 0 nonpaged, 1 paged.
+    if m.verifier() && block.paged && lvl > APC_LEVEL {
+        raise(
+            m,
+            Bc::verifier(
+                bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
+                [vr::PAGED_FREE_ABOVE_APC, lvl as u64, 1, p as u64],
+            ),
+        );
+    }
+    if m.verifier() && lvl > DISPATCH_LEVEL {
+        raise(
+            m,
+            Bc::verifier(
+                bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
+                [vr::NONPAGED_FREE_ABOVE_DISPATCH, lvl as u64, 0, p as u64],
+            ),
+        );
+    }
     if let Some(t) = tag
         && t != block.tag
     {

@@ -13,9 +13,11 @@
 //! | 0xE4 / 7 bad routine (null, or outside the driver's image) | item | queue type | routine | yes |
 //! | 0xE1 returned at bad IRQL | routine (p1) | IRQL (p2) | context (p3) | item (p4) — same order as 0x128/0x15B |
 //! | 0xC4 / 0x00 zero-byte alloc | IRQL | pool flags | 0 | verifier |
+//! | 0xC4 / 0x01 paged alloc above APC | IRQL | pool flags | size | verifier |
 //! | 0xC4 / 0x02 nonpaged alloc above DISPATCH | IRQL | pool flags | size | verifier |
 //! | 0xC4 / 0x10 free of a bad address | address | 0 | 0 | verifier (off: 0xC2/0x99) |
-//! | 0xC4 / 0x13 free above DISPATCH | IRQL | 0 | address | verifier |
+//! | 0xC4 / 0x11 paged pool freed above APC | IRQL | 1 (paged) | address | verifier |
+//! | 0xC4 / 0x12 pool freed above DISPATCH | IRQL | 0 | address | verifier |
 //! | 0xC4 / 0x14 double free | 0 | address | size | verifier (off: 0xC2/0x07) |
 //! | 0xC4 / 0x32 KeReleaseSpinLock not at DISPATCH | IRQL | lock | 0 | verifier |
 //! | 0xC4 / 0x3F ObDereference underflow | object | 0 | 0 | verifier |
@@ -145,10 +147,16 @@ pub fn meaning(code: u32, p1: u64) -> &'static str {
         (DRIVER_VERIFIER_DETECTED_VIOLATION, 0x10) => {
             "the driver freed an address that no allocation returned"
         }
-        (DRIVER_VERIFIER_DETECTED_VIOLATION, 0x13) => {
-            "the driver freed pool at IRQL above DISPATCH_LEVEL"
+        (DRIVER_VERIFIER_DETECTED_VIOLATION, 0x01) => {
+            "the driver allocated paged pool at IRQL above APC_LEVEL"
         }
-        (DRIVER_VERIFIER_DETECTED_VIOLATION, 0x14) => {
+        (DRIVER_VERIFIER_DETECTED_VIOLATION, 0x11) => {
+            "the driver freed paged pool at IRQL above APC_LEVEL"
+        }
+        (DRIVER_VERIFIER_DETECTED_VIOLATION, 0x12) => {
+            "the driver freed nonpaged pool at IRQL above DISPATCH_LEVEL"
+        }
+        (DRIVER_VERIFIER_DETECTED_VIOLATION, 0x13 | 0x14) => {
             "the driver freed pool that was already freed"
         }
         (DRIVER_VERIFIER_DETECTED_VIOLATION, 0x32) => {
