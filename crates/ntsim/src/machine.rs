@@ -122,6 +122,18 @@ impl Inner {
             .cloned()
     }
 
+    /// Whether `addr` lies in an executable section of a loaded image: the only place a
+    /// driver's work routine can be.
+    pub fn is_image_code(&self, addr: usize) -> bool {
+        self.image_of(addr).is_some_and(|img| {
+            img.sections.iter().any(|s| {
+                s.characteristics & nt_abi::pe::IMAGE_SCN_MEM_EXECUTE != 0
+                    && addr >= s.start
+                    && addr < s.start + s.size
+            })
+        })
+    }
+
     pub fn bugcheck(&self) -> Option<BugCheck> {
         if self.bugged.load(Ordering::SeqCst) {
             lock(&self.bug).clone()

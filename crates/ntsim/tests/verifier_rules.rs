@@ -462,6 +462,31 @@ fn e4_7_invalid_worker_routine_address() {
     );
 }
 
+#[test]
+fn e4_7_routine_in_the_images_data_is_not_code() {
+    let input = INVALID_ROUTINE_IN_IMAGE_DATA.to_le_bytes();
+    let run = run_rulebreaker(
+        &[Ioctl {
+            code: IOCTL_E4_INVALID_ROUTINE,
+            input: Some(&input),
+            output_len: Some(8),
+        }],
+        &[],
+    );
+    let bc = expect_bugcheck(
+        &run,
+        bugcheck::WORKER_INVALID,
+        wi::INVALID_ROUTINE,
+        Enforced::AtRunTime,
+    );
+    assert_eq!(
+        bc.parameters[3],
+        run.reported(KEY_ROUTINE),
+        "p4 = the routine address (in rulebreaker.sys's data).\n{}",
+        run.describe()
+    );
+}
+
 // ------------------------------------------------------------------------------------------------
 // DRIVER_VERIFIER_DETECTED_VIOLATION (0xC4)
 // ------------------------------------------------------------------------------------------------

@@ -275,7 +275,7 @@ fn queue_common(item: usize, routine: usize, qt: WORK_QUEUE_TYPE, context: usize
         let g = lock(&m.ob);
         g.drivers.get(it.owner).is_some_and(|d| d.image.is_some())
     };
-    if owner_has_image && m.image_of(routine).is_none() {
+    if owner_has_image && !m.is_image_code(routine) {
         raise(
             &m,
             Bc::new(
