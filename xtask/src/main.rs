@@ -111,9 +111,18 @@ struct Counts {
 }
 
 /// Run `cmd`, echoing its stdout and parsing libtest's `test result:` lines.
-fn run_counting(mut cmd: Command) -> (bool, Counts) {
+fn run_counting(cmd: Command) -> (bool, Counts) {
+    run_counting_with_limit(cmd, step_timeout())
+}
+
+/// [`run_counting`] with an explicit time limit.
+fn run_counting_with_limit(mut cmd: Command, limit: Duration) -> (bool, Counts) {
     eprintln!("    $ {}", describe(&cmd));
     cmd.stdout(Stdio::piped());
+    // Own process group, so a hung step (a deadlocked test binary two levels down) can be
+    // killed as a whole when it overruns its time.
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -121,19 +130,53 @@ fn run_counting(mut cmd: Command) -> (bool, Counts) {
             return (false, Counts::default());
         }
     };
-    let mut counts = Counts::default();
-    if let Some(out) = child.stdout.take() {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            println!("{line}");
-            if let Some(rest) = line.trim_start().strip_prefix("test result: ") {
-                counts.saw_result = true;
-                counts.passed += number_before(rest, " passed");
-                counts.failed += number_before(rest, " failed");
+    let out = child.stdout.take();
+    let reader = std::thread::spawn(move || {
+        let mut counts = Counts::default();
+        if let Some(out) = out {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                println!("{line}");
+                if let Some(rest) = line.trim_start().strip_prefix("test result: ") {
+                    counts.saw_result = true;
+                    counts.passed += number_before(rest, " passed");
+                    counts.failed += number_before(rest, " failed");
+                }
             }
         }
-    }
-    let ok = child.wait().is_ok_and(|s| s.success());
+        counts
+    });
+    let deadline = Instant::now() + limit;
+    let ok = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status.success(),
+            Ok(None) => {}
+            Err(_) => break false,
+        }
+        if Instant::now() >= deadline {
+            eprintln!(
+                "xtask: TIMEOUT: the step ran longer than {limit:?} (WDM_STEP_TIMEOUT_SECS); \
+                 killing it — something in it hangs"
+            );
+            let _ = Command::new("kill")
+                .args(["-s", "KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.wait();
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let counts = reader.join().unwrap_or_default();
     (ok, counts)
+}
+
+/// Longest one step may run: `WDM_STEP_TIMEOUT_SECS`, default 15 minutes (a cold `cargo xtask
+/// test` takes about 10 minutes in total on 2 cores).
+fn step_timeout() -> Duration {
+    let secs = std::env::var("WDM_STEP_TIMEOUT_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(15 * 60);
+    Duration::from_secs(secs)
 }
 
 /// `"ok. 13 passed; 1 failed; ..."` → the number before `label`.
@@ -663,6 +706,20 @@ mod tests {
         assert_eq!(number_before(l, " failed"), 1);
         assert_eq!(number_before("FAILED. 0 passed; 7 failed;", " failed"), 7);
         assert_eq!(number_before("garbage", " passed"), 0);
+    }
+
+    #[test]
+    fn a_hanging_step_is_killed_and_fails() {
+        // A child that leaves a grandchild holding stdout: only killing the group ends it.
+        let mut c = Command::new("sh");
+        c.args(["-c", "sleep 30 & sleep 30; echo never"]);
+        let t = Instant::now();
+        let (ok, _) = run_counting_with_limit(c, Duration::from_secs(1));
+        assert!(!ok);
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the whole group was killed"
+        );
     }
 
     #[test]
