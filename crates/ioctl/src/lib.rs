@@ -44,8 +44,9 @@ pub const DEVICE_NAME: &str = "\\Device\\WdmWorkItem";
 pub const DOS_DEVICE_NAME: &str = "\\DosDevices\\WdmWorkItem";
 /// Win32 path of the device (`CreateFileW`).
 pub const USER_PATH: &str = "\\\\.\\WdmWorkItem";
-/// Service name used by the INF and by `wictl install`.
-pub const SERVICE_NAME: &str = "WdmWorkItem";
+/// Service name: the one `driver.inx` installs (`ServiceName`, checked by
+/// `crates/sys-check/tests/inf.rs`) and the default of `wictl install/start/stop/uninstall`.
+pub const SERVICE_NAME: &str = "wdm_workitem";
 
 /// A NUL-terminated UTF-16 copy of an ASCII string, computed at compile time.
 pub const fn ascii_to_utf16<const N: usize>(s: &str) -> [u16; N] {
