@@ -5,6 +5,9 @@
 //!   on, drive it with wictl's stress run (ARGS go to it), print the report.
 //! - `test [--no-install]`: install what is missing (Debian: apt), cross-build the .sys, run every
 //!   test suite and check, print a summary ending in `N passed, N failed`.
+//! - `bench [--quick]`: the performance targets, side by side in one run (see `bench.rs`).
+mod bench;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -15,7 +18,9 @@ usage: cargo xtask <command>
   build-sys [--release]     cross-build wdm_workitem.sys; prints its path
   run [--debug] [-- ARGS]   build the .sys (release unless --debug), run it under ntsim with the
                             verifier, drive it with `wictl stress` (ARGS are passed to it)
-  test [--no-install]       install missing tools (Debian, as root), build, run all tests and checks";
+  test [--no-install]       install missing tools (Debian, as root), build, run all tests and checks
+  bench [--quick]           safe layer vs raw calls (callgrind), ntsim verifier cost, driver modes
+                            vs the IoAllocateWorkItem baseline; ratios measured in one run";
 
 /// Debian packages the test suites use, with a binary that proves each is installed.
 const TEST_PACKAGES: &[(&str, &str)] = &[
@@ -93,8 +98,6 @@ enum Outcome {
     Passed(usize),
     /// `failed` units failed, `passed` passed.
     Failed { passed: usize, failed: usize },
-    /// The part does not exist yet in the repository.
-    NotYetAvailable(String),
 }
 
 struct Step {
@@ -379,9 +382,6 @@ fn test(allow_install: bool) -> ExitCode {
     );
 
     step("loom models (io-workitem)", &mut || {
-        if !root.join("crates/io-workitem/tests/loom.rs").is_file() {
-            return Outcome::NotYetAvailable("crates/io-workitem/tests/loom.rs".into());
-        }
         let mut c = cargo();
         c.args([
             "test",
@@ -462,7 +462,6 @@ fn test(allow_install: bool) -> ExitCode {
             };
             match main_job(false, sys, &[]) {
                 Ok(c) => check_step(c),
-                Err(e) if e.starts_with("not yet available") => Outcome::NotYetAvailable(e),
                 Err(e) => {
                     eprintln!("xtask: {e}");
                     Outcome::Failed {
@@ -517,7 +516,6 @@ fn test(allow_install: bool) -> ExitCode {
                 passed += p;
                 failed += f;
             }
-            Outcome::NotYetAvailable(_) => {}
         }
     }
     println!("{passed} passed, {failed} failed");
@@ -532,7 +530,6 @@ fn status_word(o: &Outcome) -> &'static str {
     match o {
         Outcome::Passed(_) => "PASS",
         Outcome::Failed { .. } => "FAIL",
-        Outcome::NotYetAvailable(_) => "N/A",
     }
 }
 
@@ -540,7 +537,6 @@ fn describe_outcome(o: &Outcome) -> String {
     match o {
         Outcome::Passed(n) => format!("{n} passed"),
         Outcome::Failed { passed, failed } => format!("{passed} passed, {failed} failed"),
-        Outcome::NotYetAvailable(what) => format!("not yet available: {what}"),
     }
 }
 
@@ -578,57 +574,14 @@ fn host_tools(release: bool, packages: &[&str]) -> Vec<Result<PathBuf, String>> 
         .collect()
 }
 
-fn help_text(bin: &Path) -> String {
-    Command::new(bin)
-        .arg("--help")
-        .output()
-        .map(|o| {
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            )
-        })
-        .unwrap_or_default()
-}
-
-/// The main job's command: `wictl --ntsim <sys> stress ARGS`, or, while wictl cannot do that yet,
-/// `ntsim run <sys> --verifier standard ARGS`.
+/// The main job's command: `wictl --ntsim <sys> stress ARGS`.
 fn main_job(release_tools: bool, sys: &Path, extra: &[String]) -> Result<Command, String> {
-    let mut tools = host_tools(release_tools, &["wictl", "ntsim"]).into_iter();
-    let (wictl, ntsim) = (tools.next().unwrap(), tools.next().unwrap());
-    match (&wictl, &ntsim) {
-        (Ok(w), _) if help_text(w).contains("--ntsim") && help_text(w).contains("stress") => {
-            let mut c = Command::new(w);
-            c.arg("--ntsim").arg(sys).arg("stress").args(extra);
-            Ok(c)
-        }
-        (_, Ok(n)) if help_text(n).contains("run") => {
-            eprintln!(
-                "xtask: wictl's ntsim stress mode is not yet available ({}); \
-                 falling back to `ntsim run` (load, DriverEntry, unload, audit)",
-                match &wictl {
-                    Ok(_) => "wictl --help does not list --ntsim/stress".to_string(),
-                    Err(e) => e.clone(),
-                }
-            );
-            let mut c = Command::new(n);
-            c.arg("run")
-                .arg(sys)
-                .args(["--verifier", "standard"])
-                .args(extra);
-            Ok(c)
-        }
-        (Err(e), _) | (_, Err(e)) if e.ends_with("failed") => {
-            Err(format!("building the host tools failed: {e}"))
-        }
-        _ => Err(format!(
-            "not yet available: neither `wictl --ntsim <sys> stress` nor `ntsim run` can be used \
-             yet ({}; {})",
-            wictl.as_ref().err().map_or("wictl built", String::as_str),
-            ntsim.as_ref().err().map_or("ntsim built", String::as_str)
-        )),
-    }
+    let wictl = host_tools(release_tools, &["wictl"])
+        .pop()
+        .expect("one result per package")?;
+    let mut c = Command::new(wictl);
+    c.arg("--ntsim").arg(sys).arg("stress").args(extra);
+    Ok(c)
 }
 
 fn run(release: bool, extra: &[String]) -> ExitCode {
@@ -642,7 +595,7 @@ fn run(release: bool, extra: &[String]) -> ExitCode {
     };
     eprintln!("xtask: driver image {}", sys.display());
 
-    banner("build the harness (wictl) and ntsim");
+    banner("build the harness (wictl; it links ntsim)");
     let mut cmd = match main_job(true, &sys, extra) {
         Ok(c) => c,
         Err(e) => {
@@ -661,6 +614,56 @@ fn run(release: bool, extra: &[String]) -> ExitCode {
             eprintln!("xtask run: cannot start {}: {e}", describe(&cmd));
             ExitCode::FAILURE
         }
+    }
+}
+
+fn bench_all(quick: bool) -> ExitCode {
+    banner("prerequisites (valgrind for callgrind, the cross toolchain)");
+    if let Outcome::Failed { .. } = install_prerequisites(true) {
+        eprintln!("xtask bench: prerequisites are missing (see above)");
+        return ExitCode::FAILURE;
+    }
+    banner("build the driver (release) and the host tools");
+    let sys = match build_sys(true) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("xtask bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let tools: Result<Vec<PathBuf>, String> =
+        host_tools(true, &["wictl", "ntsim"]).into_iter().collect();
+    let (wictl, ntsim) = match tools.as_deref() {
+        Ok([w, n]) => (w.clone(), n.clone()),
+        Ok(_) => unreachable!("host_tools returns one result per package"),
+        Err(e) => {
+            eprintln!("xtask bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    banner("measure");
+    let sizes = bench::Sizes::new(quick);
+    let results = [
+        bench::workitem_instructions(&mut cargo(), &sizes)
+            .map(|over| over <= bench::SAFE_OVER_RAW_TARGET_PCT),
+        bench::ntsim_verifier_cost(&ntsim, &sizes).map(|()| true),
+        bench::driver_modes(&wictl, &sys, &sizes).map(|()| true),
+    ];
+    let mut ok = true;
+    for r in results {
+        match r {
+            Ok(met) => ok &= met,
+            Err(e) => {
+                eprintln!("xtask bench: {e}");
+                ok = false;
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("\nxtask bench: a measurement failed or a target was missed (see above)");
+        ExitCode::FAILURE
     }
 }
 
@@ -684,6 +687,7 @@ fn main() -> ExitCode {
         },
         Some("run") => run(!flag("--debug"), extra),
         Some("test") => test(!flag("--no-install")),
+        Some("bench") => bench_all(flag("--quick")),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             ExitCode::SUCCESS

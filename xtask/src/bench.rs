@@ -1,0 +1,212 @@
+//! `cargo xtask bench`: the performance targets, measured side by side in one run.
+//!
+//! Ratios, not absolute times, are what the targets are about, so every comparison here runs
+//! its variants back to back on the same machine:
+//! 1. io-workitem's safe layer against a hand-written raw-call loop and against
+//!    IoAllocateWorkItem/IoFreeWorkItem, in driver-side instructions per cycle (callgrind:
+//!    deterministic). Target: safe ≤ 10% over raw.
+//! 2. ntsim's cost of the verifier: init+uninit, queue→routine→uninit and IOCTL round trips per
+//!    second with the verifier on and off.
+//! 3. The real driver in ntsim, driven by wictl: cycles per second of each slab mode against the
+//!    IoAllocateWorkItem/IoFreeWorkItem baseline mode, same iterations and concurrency.
+//!
+//! Nothing here is a pass/fail test of speed except the one stated target (1), which is an
+//! instruction count and so does not depend on machine load.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+/// io-workitem's goal: the safe layer costs at most this much over the raw loop.
+pub const SAFE_OVER_RAW_TARGET_PCT: f64 = 10.0;
+
+pub struct Sizes {
+    pub callgrind_cycles: u64,
+    pub ntsim_iterations: u64,
+    pub driver_cycles: u32,
+}
+
+impl Sizes {
+    pub fn new(quick: bool) -> Self {
+        if quick {
+            Sizes {
+                callgrind_cycles: 2_000,
+                ntsim_iterations: 5_000,
+                driver_cycles: 20_000,
+            }
+        } else {
+            Sizes {
+                callgrind_cycles: 10_000,
+                ntsim_iterations: 20_000,
+                driver_cycles: 200_000,
+            }
+        }
+    }
+}
+
+fn last_json_line(stdout: &[u8]) -> Option<Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l.trim()).ok())
+}
+
+fn run_json(cmd: &mut Command, what: &str) -> Result<Value, String> {
+    eprintln!("xtask bench: {what} ...");
+    let out = cmd
+        .output()
+        .map_err(|e| format!("{what}: cannot start: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{what} failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    last_json_line(&out.stdout).ok_or_else(|| format!("{what}: printed no JSON line"))
+}
+
+fn num(v: &Value, path: &[&str]) -> Result<f64, String> {
+    let mut cur = v;
+    for key in path {
+        cur = cur
+            .get(key)
+            .ok_or_else(|| format!("missing `{}` in {v}", path.join(".")))?;
+    }
+    cur.as_f64()
+        .ok_or_else(|| format!("`{}` is not a number in {v}", path.join(".")))
+}
+
+/// Find the first object member named `key` anywhere in `v`.
+fn find<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    match v {
+        Value::Object(m) => m.get(key).or_else(|| m.values().find_map(|x| find(x, key))),
+        Value::Array(a) => a.iter().find_map(|x| find(x, key)),
+        _ => None,
+    }
+}
+
+/// Section 1: returns the safe-over-raw percentage.
+pub fn workitem_instructions(cargo: &mut Command, sizes: &Sizes) -> Result<f64, String> {
+    let v = run_json(
+        cargo.args([
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            "io-workitem",
+            "--example",
+            "cycle_bench",
+            "--",
+            &sizes.callgrind_cycles.to_string(),
+        ]),
+        "io-workitem cycle_bench under callgrind",
+    )?;
+    let safe = num(&v, &["driver", "safe"])?;
+    let raw = num(&v, &["driver", "raw"])?;
+    let over = (safe / raw - 1.0) * 100.0;
+    println!(
+        "\n1. io-workitem, driver-side instructions per acquire→init→queue→run→uninit→release cycle (callgrind)"
+    );
+    println!(
+        "   ('with kernel' adds the null kernel's exports: IoAllocateWorkItem/IoFreeWorkItem are malloc/free there)"
+    );
+    println!(
+        "   {:<14} {:>12} {:>10} {:>13}",
+        "variant", "driver-side", "vs raw", "with kernel"
+    );
+    let driver = v
+        .get("driver")
+        .and_then(Value::as_object)
+        .ok_or("cycle_bench JSON has no `driver` object")?;
+    for (name, ir) in driver {
+        let ir = ir.as_f64().unwrap_or(f64::NAN);
+        let total = num(&v, &["total", name]).unwrap_or(f64::NAN);
+        println!("   {name:<14} {ir:>12.1} {:>9.2}x {total:>13.1}", ir / raw);
+    }
+    println!(
+        "   safe layer over raw loop: {over:+.1}%  (target ≤ {SAFE_OVER_RAW_TARGET_PCT}%: {})",
+        if over <= SAFE_OVER_RAW_TARGET_PCT {
+            "met"
+        } else {
+            "MISSED"
+        }
+    );
+    Ok(over)
+}
+
+/// Section 2: ntsim with the verifier on against off.
+pub fn ntsim_verifier_cost(ntsim: &Path, sizes: &Sizes) -> Result<(), String> {
+    let v = run_json(
+        Command::new(ntsim).args([
+            "bench",
+            "--json",
+            "--iterations",
+            &sizes.ntsim_iterations.to_string(),
+        ]),
+        "ntsim bench (verifier on and off)",
+    )?;
+    let rows = v.as_array().ok_or("ntsim bench --json is not an array")?;
+    let pick = |mode: &str| {
+        rows.iter()
+            .find(|r| r.get("verifier").and_then(Value::as_str) == Some(mode))
+            .ok_or(format!("ntsim bench has no `{mode}` row"))
+    };
+    let (on, off) = (pick("standard")?, pick("off")?);
+    println!("\n2. ntsim, emulated exports per second, verifier on vs off");
+    println!(
+        "   {:<28} {:>14} {:>14} {:>8}",
+        "operation", "verifier on", "verifier off", "on/off"
+    );
+    for (label, key) in [
+        ("init+uninit", "init_uninit_per_sec"),
+        ("queue→routine→uninit", "queue_routine_uninit_per_sec"),
+        ("IOCTL round trip", "ioctl_per_sec"),
+    ] {
+        let (a, b) = (num(on, &[key])?, num(off, &[key])?);
+        println!("   {label:<28} {a:>14.0} {b:>14.0} {:>7.2}x", a / b);
+    }
+    Ok(())
+}
+
+/// Section 3: the real driver's modes against its IoAllocateWorkItem baseline.
+pub fn driver_modes(wictl: &Path, sys: &Path, sizes: &Sizes) -> Result<(), String> {
+    let mut rows = Vec::new();
+    for mode in ioctl::Mode::ALL.iter().map(|m| m.name()) {
+        let v = run_json(
+            Command::new(wictl).arg("--ntsim").arg(sys).args([
+                "--json",
+                "cycles",
+                "--mode",
+                mode,
+                "-n",
+                &sizes.driver_cycles.to_string(),
+                "-c",
+                "32",
+            ]),
+            &format!("wdm_workitem.sys in ntsim: cycles --mode {mode}"),
+        )?;
+        let ms = find(&v, "elapsed_ms")
+            .and_then(Value::as_f64)
+            .ok_or_else(|| format!("no elapsed_ms in {v}"))?;
+        let done = find(&v, "cycles_completed")
+            .and_then(Value::as_f64)
+            .ok_or_else(|| format!("no cycles_completed in {v}"))?;
+        rows.push((mode, done / (ms / 1000.0)));
+    }
+    let baseline = rows
+        .iter()
+        .find(|(m, _)| *m == ioctl::Mode::BaselineAllocFree.name())
+        .map(|r| r.1)
+        .ok_or("no baseline row")?;
+    println!(
+        "\n3. wdm_workitem.sys in ntsim (verifier on), {} cycles, 32 in flight, cycles/s by mode",
+        sizes.driver_cycles
+    );
+    println!("   {:<20} {:>12} {:>12}", "mode", "cycles/s", "vs baseline");
+    for (mode, rate) in rows {
+        println!("   {mode:<20} {rate:>12.0} {:>11.2}x", rate / baseline);
+    }
+    Ok(())
+}
