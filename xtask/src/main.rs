@@ -68,24 +68,12 @@ fn banner(msg: &str) {
 
 /// Cross-build the driver; returns the .sys path.
 fn build_sys(release: bool) -> Result<PathBuf, xbuild::Error> {
-    let root = workspace_root();
     let tc = xbuild::locate_toolchain(true)?;
     eprintln!(
         "xtask: cross-building wdm_workitem.sys ({}) with {tc}",
         if release { "release" } else { "debug" }
     );
-    xbuild::build_sys(
-        &tc,
-        &xbuild::SysBuild {
-            manifest_path: &root.join("Cargo.toml"),
-            package: "wdm-workitem",
-            release,
-            target_dir: &root.join("target/sys"),
-            features: None,
-            no_default_features: true,
-            verbose: true,
-        },
-    )
+    xbuild::build_driver(&tc, release, true)
 }
 
 // ---------------------------------------------------------------------------------------------

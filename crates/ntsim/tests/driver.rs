@@ -11,29 +11,12 @@ use ioctl::{
 use nt_abi::*;
 use ntsim::{Config, LoadError, Machine, OpenError, Verifier};
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 /// Build (or reuse) the driver through xbuild, as `cargo xtask build-sys --release` does.
 fn wdm_sys() -> &'static Path {
     static SYS: OnceLock<PathBuf> = OnceLock::new();
     SYS.get_or_init(|| {
-        let ws = workspace();
         let tc = xbuild::locate_toolchain(true).expect("cross toolchain");
-        xbuild::build_sys(
-            &tc,
-            &xbuild::SysBuild {
-                manifest_path: &ws.join("Cargo.toml"),
-                package: "wdm-workitem",
-                release: true,
-                target_dir: &ws.join("target/sys"),
-                features: None,
-                no_default_features: true,
-                verbose: false,
-            },
-        )
-        .expect("build wdm_workitem.sys")
+        xbuild::build_driver(&tc, true, false).expect("build wdm_workitem.sys")
     })
 }
 

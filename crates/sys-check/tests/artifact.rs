@@ -18,13 +18,6 @@ fn allow_skip() -> bool {
     std::env::var("WDM_ALLOW_SKIP").as_deref() == Ok("1")
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
 fn build(release: bool) -> Result<PathBuf, String> {
     let var = if release {
         "WDM_WORKITEM_SYS_RELEASE"
@@ -34,21 +27,8 @@ fn build(release: bool) -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os(var) {
         return Ok(PathBuf::from(p));
     }
-    let root = workspace_root();
     let tc = xbuild::locate_toolchain(false).map_err(|e| e.to_string())?;
-    xbuild::build_sys(
-        &tc,
-        &xbuild::SysBuild {
-            manifest_path: &root.join("Cargo.toml"),
-            package: "wdm-workitem",
-            release,
-            target_dir: &root.join("target/sys"),
-            features: None,
-            no_default_features: true,
-            verbose: false,
-        },
-    )
-    .map_err(|e| e.to_string())
+    xbuild::build_driver(&tc, release, false).map_err(|e| e.to_string())
 }
 
 /// The built image, once per profile per test run.

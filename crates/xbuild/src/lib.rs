@@ -480,3 +480,32 @@ fn toolchain_env(tc: &Toolchain, cmd: &mut Command) {
         cmd.env("RUSTC_BOOTSTRAP", "1");
     }
 }
+
+/// Package name of the project's driver.
+pub const DRIVER_PACKAGE: &str = "wdm-workitem";
+
+/// The workspace this crate lives in (`crates/xbuild/../..`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+}
+
+/// Cross-build `wdm_workitem.sys` the one way every caller (xtask, test suites) builds it:
+/// without the WDK feature, into `<workspace>/target/sys`. Returns the `.sys` path.
+pub fn build_driver(tc: &Toolchain, release: bool, verbose: bool) -> Result<PathBuf, Error> {
+    let root = workspace_root();
+    build_sys(
+        tc,
+        &SysBuild {
+            manifest_path: &root.join("Cargo.toml"),
+            package: DRIVER_PACKAGE,
+            release,
+            target_dir: &root.join("target/sys"),
+            features: None,
+            no_default_features: true,
+            verbose,
+        },
+    )
+}

@@ -196,15 +196,19 @@ pub unsafe extern "win64" fn IoInitializeWorkItem(IoObject: PVOID, IoWorkItem: P
 /// # Safety
 /// `IoWorkItem` should be an initialized work item.
 pub unsafe extern "win64" fn IoUninitializeWorkItem(IoWorkItem: PIO_WORKITEM) {
-    let m = current();
-    let item = IoWorkItem as usize;
+    forget_unless_queued(&current(), IoWorkItem as usize);
+}
+
+/// Drop `item`'s state for IoUninitializeWorkItem / IoFreeWorkItem: legal unless it is queued
+/// (0xE4 p1 = 2, p3 = the routine it was queued with).
+fn forget_unless_queued(m: &Arc<Inner>, item: usize) {
     let mut g = lock(&m.wi);
     if let Some(it) = g.items.get(&item) {
         if it.state == ItemState::Queued {
             let routine = it.routine;
             drop(g);
             raise(
-                &m,
+                m,
                 Bc::new(
                     bugcheck::WORKER_INVALID,
                     [wi::QUEUED_ITEM_FREED, item as u64, routine as u64, 0],
@@ -438,23 +442,7 @@ pub unsafe extern "win64" fn IoAllocateWorkItem(DeviceObject: *mut DEVICE_OBJECT
 pub unsafe extern "win64" fn IoFreeWorkItem(IoWorkItem: PIO_WORKITEM) {
     let m = current();
     let item = IoWorkItem as usize;
-    {
-        let mut g = lock(&m.wi);
-        if let Some(it) = g.items.get(&item) {
-            if it.state == ItemState::Queued {
-                let routine = it.routine;
-                drop(g);
-                raise(
-                    &m,
-                    Bc::new(
-                        bugcheck::WORKER_INVALID,
-                        [wi::QUEUED_ITEM_FREED, item as u64, routine as u64, 0],
-                    ),
-                );
-            }
-            g.items.remove(&item);
-        }
-    }
+    forget_unless_queued(&m, item);
     crate::ex::pool::free_block(&m, item, None);
 }
 

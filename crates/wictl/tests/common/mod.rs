@@ -23,22 +23,9 @@ pub fn workspace_root() -> PathBuf {
 pub fn sys() -> &'static Path {
     static SYS: OnceLock<PathBuf> = OnceLock::new();
     SYS.get_or_init(|| {
-        let root = workspace_root();
         let tc =
             xbuild::locate_toolchain(true).expect("a toolchain that can cross-build the driver");
-        xbuild::build_sys(
-            &tc,
-            &xbuild::SysBuild {
-                manifest_path: &root.join("Cargo.toml"),
-                package: "wdm-workitem",
-                release: true,
-                target_dir: &root.join("target/sys"),
-                features: None,
-                no_default_features: true,
-                verbose: false,
-            },
-        )
-        .expect("cross-build of wdm_workitem.sys")
+        xbuild::build_driver(&tc, true, false).expect("cross-build of wdm_workitem.sys")
     })
 }
 
