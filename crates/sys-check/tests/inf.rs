@@ -32,5 +32,8 @@ fn inf_value_reads_only_the_named_key() {
     let text = "; ServiceName = \"commented\"\n[Strings]\nOther = \"x\"\nServiceName = \"svc\" ; trailing\n";
     assert_eq!(inf_value(text, "ServiceName").as_deref(), Some("svc"));
     assert_eq!(inf_value("Other = x\n", "ServiceName"), None);
-    assert_ne!(inf_value(text, "Other").as_deref(), Some(ioctl::SERVICE_NAME));
+    assert_ne!(
+        inf_value(text, "Other").as_deref(),
+        Some(ioctl::SERVICE_NAME)
+    );
 }
