@@ -11,7 +11,7 @@
 //!
 //! ```text
 //! Config { size_of_work_item: u32 /*0x58*/, verifier: Verifier::{Standard, Off},
-//!          workers_per_queue, echo_dbgprint, unload_grace }          + Default
+//!          workers_per_queue, echo_dbgprint, unload_grace, unload_wait } + Default
 //! Machine::new(Config) -> Machine
 //! machine.load_driver(path) -> Result<Driver, LoadError>   // LoadError::MissingImports(all names) …
 //! driver.start() -> Result<NTSTATUS, BugCheck>              // DriverEntry
@@ -19,7 +19,9 @@
 //! handle.device_io_control(code, &input, output_len) -> Result<IoResult, BugCheck>
 //!                                      // &self, Send + Sync: call from many host threads at once
 //! handle.close() -> Result<(), BugCheck>
-//! driver.unload() -> Result<UnloadReport, BugCheck>         // DriverUnload + audit
+//! driver.unload() -> Result<UnloadReport, UnloadError>      // unload-pending, wait for the
+//!                  // last handle to close, DriverUnload, audit; UnloadError::{BugCheck(..),
+//!                  // OpenHandles(Vec<OpenDevice>)} (handles still open after unload_wait)
 //! driver.audit() -> UnloadReport                             // what it owns now
 //! machine.last_unload_audit() -> Option<UnloadReport>        // also after 0x62/0xCE
 //! machine.bugcheck() -> Option<BugCheck>
@@ -39,6 +41,11 @@
 //! ntsim::exports::{IoInitializeWorkItem, ExAllocatePool2, …}  // every emulated export
 //! ntsim::exports::table() / lookup(name) / names()
 //! ```
+//!
+//! `Driver::unload` stops the driver as Windows stops a legacy driver: unload-pending first
+//! (new opens of its devices fail with `STATUS_NO_SUCH_DEVICE`), DriverUnload only once the last
+//! handle to its devices is closed (waiting up to `Config::unload_wait`, else
+//! [`UnloadError::OpenHandles`]); see [`Driver::unload`].
 //!
 //! Exit codes and the JSON report of the `ntsim` CLI are documented in `src/main.rs` and the
 //! crate README; verifier rules and their parameters in [`verifier`].
@@ -66,7 +73,7 @@ pub mod verifier;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use ex::pool::PoolStats;
 pub use io::workitem::PendingItem;
@@ -162,6 +169,62 @@ impl UnloadReport {
             && self.initialized_work_items.is_empty()
     }
 }
+
+/// A device of a driver being unloaded that still has open handles.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenDevice {
+    /// `\Device\Name` (or `<unnamed>@addr`).
+    pub device: String,
+    /// Open handles (file objects) on it: the I/O manager's `ReferenceCount`.
+    pub handles: u32,
+}
+
+/// Why [`Driver::unload`] did not unload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UnloadError {
+    /// The machine bug-checked (before, during or after DriverUnload; see
+    /// [`Machine::last_unload_audit`]).
+    BugCheck(BugCheck),
+    /// Handles to the driver's devices were still open after `Config::unload_wait`:
+    /// DriverUnload was not called and the driver stays unload-pending (new opens fail with
+    /// `STATUS_NO_SUCH_DEVICE`), as a stop request leaves a legacy driver on Windows.
+    OpenHandles(Vec<OpenDevice>),
+}
+
+impl UnloadError {
+    /// The bug check, if that is why.
+    pub fn bugcheck(&self) -> Option<&BugCheck> {
+        match self {
+            UnloadError::BugCheck(b) => Some(b),
+            UnloadError::OpenHandles(_) => None,
+        }
+    }
+}
+
+impl From<BugCheck> for UnloadError {
+    fn from(b: BugCheck) -> Self {
+        UnloadError::BugCheck(b)
+    }
+}
+
+impl std::fmt::Display for UnloadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UnloadError::BugCheck(b) => write!(f, "{b}"),
+            UnloadError::OpenHandles(open) => {
+                write!(f, "unload pending, DriverUnload not called: ")?;
+                for (i, d) in open.iter().enumerate() {
+                    let s = if d.handles == 1 { "" } else { "s" };
+                    let sep = if i == 0 { "" } else { ", " };
+                    write!(f, "{sep}{} open handle{s} on {}", d.handles, d.device)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for UnloadError {}
 
 /// The in-process pseudo-driver "host".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -485,10 +548,63 @@ impl Driver {
         })
     }
 
-    /// Call DriverUnload, then audit what the driver still owns. Raises 0xCE when work items
-    /// are still queued (or still running after `Config::unload_grace`), and 0xC4/0x62 (with
-    /// the verifier) when pool is still allocated.
-    pub fn unload(&self) -> Result<UnloadReport, BugCheck> {
+    /// Stop the driver as the I/O manager stops a legacy driver, call DriverUnload, then audit
+    /// what the driver still owns.
+    ///
+    /// As on Windows, the driver is first marked unload-pending: from then on opens of its
+    /// devices fail with `STATUS_NO_SUCH_DEVICE`, and DriverUnload is called only once no
+    /// handle to any of its devices is open (so no IRP is in flight). Handles already open keep
+    /// working until closed, from any thread; this call waits up to `Config::unload_wait` for
+    /// them, then returns [`UnloadError::OpenHandles`] without calling DriverUnload (the driver
+    /// stays unload-pending; call `unload` again once they are closed). A driver without
+    /// DriverUnload cannot be stopped: it is not marked, and the report has
+    /// `unload_routine: false`.
+    ///
+    /// After DriverUnload: raises 0xCE when work items are still queued (or still running
+    /// after `Config::unload_grace`), and 0xC4/0x62 (with the verifier) when pool is still
+    /// allocated.
+    pub fn unload(&self) -> Result<UnloadReport, UnloadError> {
+        if let Some(b) = self.inner.bugcheck() {
+            return Err(UnloadError::BugCheck(b));
+        }
+        // SAFETY: the live driver object; DriverUnload is plain data set by DriverEntry.
+        let has_unload = unsafe { (*(self.object as *mut DRIVER_OBJECT)).DriverUnload }.is_some();
+        if has_unload {
+            self.wait_unreferenced()?;
+        }
+        Ok(self.call_unload()?)
+    }
+
+    /// Mark the driver unload-pending and wait until no handle to its devices is open.
+    fn wait_unreferenced(&self) -> Result<(), UnloadError> {
+        let m = &self.inner;
+        let deadline = Instant::now() + m.config.unload_wait;
+        let mut g = lock(&m.ob);
+        if let Some(d) = g.drivers.get_mut(self.id) {
+            d.unload_pending = true;
+        }
+        loop {
+            let open = open_devices(&g, self.id);
+            if open.is_empty() {
+                return Ok(());
+            }
+            if let Some(b) = m.bugcheck() {
+                return Err(UnloadError::BugCheck(b));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(UnloadError::OpenHandles(open));
+            }
+            let step = (deadline - now).min(Duration::from_millis(50));
+            g = m
+                .ob_cv
+                .wait_timeout(g, step)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    fn call_unload(&self) -> Result<UnloadReport, BugCheck> {
         let m = self.inner.clone();
         let obj = self.object;
         let id = self.id;
@@ -550,6 +666,29 @@ impl Driver {
             })
         })
     }
+}
+
+/// The driver's device objects (on its device list, i.e. not deleted) with handles open.
+fn open_devices(g: &ob::Objects, owner: usize) -> Vec<OpenDevice> {
+    let mut v: Vec<OpenDevice> = g
+        .objects
+        .iter()
+        .filter(|(_, o)| o.kind == ob::ObjKind::Device && o.owner == owner && !o.deleted)
+        .filter_map(|(&a, o)| {
+            // SAFETY: a live device object (in the object table, not deleted; the caller holds
+            // the object lock); ReferenceCount is the I/O manager's open count.
+            let handles = unsafe { (*(a as *const DEVICE_OBJECT)).ReferenceCount };
+            (handles > 0).then(|| OpenDevice {
+                device: o
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| format!("<unnamed>@{a:#x}")),
+                handles: handles as u32,
+            })
+        })
+        .collect();
+    v.sort_by(|a, b| a.device.cmp(&b.device));
+    v
 }
 
 fn check_irql_after(m: &Inner, routine: usize) {

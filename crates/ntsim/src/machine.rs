@@ -34,6 +34,10 @@ pub struct Config {
     /// to return (Windows keeps the image alive through the IoObject reference while a routine
     /// finishes its epilogue). Items still queued, or still running after this, are 0xCE.
     pub unload_grace: Duration,
+    /// How long `Driver::unload` waits for the last open handle to the driver's devices to be
+    /// closed before it gives up with `UnloadError::OpenHandles` (DriverUnload not called; the
+    /// driver stays unload-pending). Windows waits indefinitely.
+    pub unload_wait: Duration,
 }
 
 impl Default for Config {
@@ -45,6 +49,7 @@ impl Default for Config {
             max_workers_per_queue: 64,
             echo_dbgprint: false,
             unload_grace: Duration::from_millis(2000),
+            unload_wait: Duration::from_secs(30),
         }
     }
 }
@@ -64,6 +69,8 @@ pub(crate) struct Inner {
     pub wi_cv: Vec<Condvar>,
     pub wi_idle: Condvar,
     pub ob: Mutex<crate::ob::Objects>,
+    /// Signalled (with `ob`) when a file object is closed: releases `Driver::unload`.
+    pub ob_cv: Condvar,
     pub ev: Mutex<()>,
     pub ev_cv: Condvar,
     pub dbg: Mutex<crate::dbg::DbgLog>,
@@ -371,6 +378,7 @@ pub(crate) fn new_inner(config: Config) -> Arc<Inner> {
             .collect(),
         wi_idle: Condvar::new(),
         ob: Mutex::new(Default::default()),
+        ob_cv: Condvar::new(),
         ev: Mutex::new(()),
         ev_cv: Condvar::new(),
         dbg: Mutex::new(Default::default()),

@@ -293,8 +293,17 @@ fn cmd_run(args: &[String]) -> ! {
         report.ioctls.push(rec);
     }
     checkpoint(&report, "DriverUnload");
+    // Every handle is closed above, so the unload is not held up by an open handle.
     match driver.unload() {
-        Err(_) => {
+        Err(ntsim::UnloadError::OpenHandles(open)) => {
+            report.verdict = Verdict::Timeout;
+            report.timed_out_in = Some(format!(
+                "DriverUnload ({})",
+                ntsim::UnloadError::OpenHandles(open)
+            ));
+            done(report)
+        }
+        Err(ntsim::UnloadError::BugCheck(_)) => {
             report.leaks = machine.last_unload_audit();
             done(report)
         }

@@ -33,7 +33,7 @@ pub fn bugcheck_info(b: &ntsim::BugCheck) -> BugCheckInfo {
 
 /// A fresh ntsim machine with the driver loaded and started.
 pub struct NtsimBackend {
-    machine: ntsim::Machine,
+    machine: Arc<ntsim::Machine>,
     driver: ntsim::Driver,
     path: PathBuf,
     device: String,
@@ -50,7 +50,7 @@ impl NtsimBackend {
         if let Some(size) = opts.size_of_work_item {
             config.size_of_work_item = size;
         }
-        let machine = ntsim::Machine::new(config);
+        let machine = Arc::new(ntsim::Machine::new(config));
         let driver = machine
             .load_driver(sys)
             .map_err(|e| BackendError::Io(format!("ntsim refused {}: {e}", sys.display())))?;
@@ -78,6 +78,11 @@ impl NtsimBackend {
         &self.machine
     }
 
+    /// The machine, shared: for tests that keep using it while `unload` runs on another thread.
+    pub fn shared_machine(&self) -> Arc<ntsim::Machine> {
+        self.machine.clone()
+    }
+
     /// Open a handle with an explicit access mask (e.g. `FILE_READ_DATA` only).
     pub fn open_mask(&self, access_mask: u32) -> Result<Arc<dyn DeviceHandle>, BackendError> {
         match self.machine.open(&self.device, access_mask) {
@@ -95,7 +100,10 @@ impl NtsimBackend {
     pub fn unload(self) -> Verdict {
         let mut lines = Vec::new();
         let unload = self.driver.unload();
-        let bugcheck = self.machine.bugcheck().or_else(|| unload.clone().err());
+        let bugcheck = self
+            .machine
+            .bugcheck()
+            .or_else(|| unload.as_ref().err().and_then(|e| e.bugcheck().cloned()));
         let mut clean = bugcheck.is_none();
         match &unload {
             Ok(report) if report.is_clean() => {}
@@ -125,7 +133,12 @@ impl NtsimBackend {
                     lines.push("  the driver has no DriverUnload routine".into());
                 }
             }
-            Err(_) => {}
+            Err(e @ ntsim::UnloadError::OpenHandles(_)) => {
+                // Windows would keep the driver loaded, unload-pending, until they close.
+                clean = false;
+                lines.push(format!("  {e}"));
+            }
+            Err(ntsim::UnloadError::BugCheck(_)) => {}
         }
         let name = self
             .path
@@ -136,6 +149,9 @@ impl NtsimBackend {
             (None, true) => format!(
                 "ntsim verifier: clean — {name} unloaded with no bug check and nothing left behind (pool, devices, links, work items)"
             ),
+            (None, false) if unload.is_err() => {
+                format!("ntsim verifier: {name} could not be unloaded:")
+            }
             (None, false) => format!("ntsim verifier: {name} left resources behind at unload:"),
         };
         lines.insert(0, head);

@@ -85,6 +85,7 @@ fn short_input_is_buffer_too_small() {
             );
         }
     }
+    drop(h); // DriverUnload waits for the last handle to close, as on Windows
     assert_clean(b);
 }
 
@@ -108,6 +109,7 @@ fn oversized_input_is_invalid_parameter() {
             );
         }
     }
+    drop(h); // DriverUnload waits for the last handle to close, as on Windows
     assert_clean(b);
 }
 
@@ -131,6 +133,7 @@ fn wrong_version_is_revision_mismatch() {
             );
         }
     }
+    drop(h); // DriverUnload waits for the last handle to close, as on Windows
     assert_clean(b);
 }
 
@@ -161,6 +164,7 @@ fn wrong_size_field_is_invalid_parameter() {
             );
         }
     }
+    drop(h); // DriverUnload waits for the last handle to close, as on Windows
     assert_clean(b);
 }
 
@@ -182,6 +186,7 @@ fn short_output_is_buffer_too_small() {
             );
         }
     }
+    drop(h); // DriverUnload waits for the last handle to close, as on Windows
     assert_clean(b);
 }
 
@@ -226,6 +231,7 @@ fn zero_concurrency_or_above_capacity() {
             STATUS_INVALID_PARAMETER,
         );
     }
+    drop(h); // DriverUnload waits for the last handle to close, as on Windows
     assert_clean(b);
 }
 
@@ -349,6 +355,7 @@ fn unknown_codes_are_invalid_device_request() {
             STATUS_INVALID_DEVICE_REQUEST,
         );
     }
+    drop(h); // DriverUnload waits for the last handle to close, as on Windows
     assert_clean(b);
 }
 
@@ -381,6 +388,7 @@ fn write_ioctls_on_a_read_only_handle_are_access_denied() {
         assert!(c.info().is_ok());
         assert_eq!(c.stats().unwrap(), stats(control.as_ref()));
     }
+    drop(control); // DriverUnload waits for the last handle to close, as on Windows
     assert_clean(b);
 }
 

@@ -68,6 +68,7 @@ pub(crate) fn create_driver_object(
         name: name.to_string(),
         object: d as usize,
         image,
+        unload_pending: false,
         unloaded: false,
     });
     g.objects.insert(
@@ -362,14 +363,29 @@ pub(crate) fn open(m: &Arc<Inner>, path: &str, granted: u32) -> Result<OpenFile,
         return Err(STATUS_OBJECT_NAME_NOT_FOUND);
     };
     let device = dev as *mut DEVICE_OBJECT;
-    // SAFETY: a live device object; Flags/ReferenceCount are plain data the I/O manager owns.
-    let d = unsafe { &*device };
-    let (flags, opens) = (d.Flags, d.ReferenceCount);
-    if flags & DO_DEVICE_INITIALIZING != 0 {
-        return Err(STATUS_DELETE_PENDING);
-    }
-    if flags & DO_EXCLUSIVE != 0 && opens > 0 {
-        return Err(STATUS_ACCESS_DENIED);
+    {
+        // Check and count the open under the object lock, as IopCheckDeviceAndDriver does under
+        // the I/O database lock: `Driver::unload` decides "no opens left" under the same lock.
+        let g = lock(&m.ob);
+        let owner = g.objects.get(&dev).map(|o| o.owner);
+        if owner
+            .and_then(|o| g.drivers.get(o))
+            .is_some_and(|d| d.unload_pending)
+        {
+            // The driver is unload-pending (DOE_UNLOAD_PENDING): no new references.
+            return Err(STATUS_NO_SUCH_DEVICE);
+        }
+        // SAFETY: a live device object (the object lock keeps it from being freed);
+        // Flags/ReferenceCount are plain data the I/O manager owns.
+        let d = unsafe { &mut *device };
+        if d.Flags & DO_DEVICE_INITIALIZING != 0 {
+            return Err(STATUS_DELETE_PENDING);
+        }
+        if d.Flags & DO_EXCLUSIVE != 0 && d.ReferenceCount > 0 {
+            return Err(STATUS_ACCESS_DENIED);
+        }
+        // The I/O manager's open count.
+        d.ReferenceCount += 1;
     }
     let file =
         sys_alloc(m, core::mem::size_of::<FILE_OBJECT>(), "file object").cast::<FILE_OBJECT>();
@@ -395,8 +411,6 @@ pub(crate) fn open(m: &Arc<Inner>, path: &str, granted: u32) -> Result<OpenFile,
     if let Err(bc) = ob::reference(m, dev) {
         raise(m, bc);
     }
-    // SAFETY: the I/O manager's open count on a live device.
-    unsafe { (*device).ReferenceCount += 1 };
     let c = call_driver(
         m,
         &irp::Request {
@@ -432,8 +446,14 @@ pub(crate) fn close_file(m: &Arc<Inner>, f: &OpenFile, send: bool) {
             );
         }
     }
-    // SAFETY: the device is still referenced by this open.
-    unsafe { (*f.device).ReferenceCount -= 1 };
+    {
+        let _g = lock(&m.ob);
+        // SAFETY: the device is still referenced by this open; the open count changes under
+        // the object lock (see `open`).
+        unsafe { (*f.device).ReferenceCount -= 1 };
+    }
+    // Release a `Driver::unload` waiting for the last open to go.
+    m.ob_cv.notify_all();
     if let Err(bc) = ob::deref(m, f.device as usize) {
         raise(m, bc);
     }

@@ -39,6 +39,9 @@ pub struct DriverRec {
     pub name: String,
     pub object: usize,
     pub image: Option<Arc<crate::pe::Image>>,
+    /// `Driver::unload` was asked for (DOE_UNLOAD_PENDING on its devices): opens of its
+    /// devices fail with STATUS_NO_SUCH_DEVICE from then on.
+    pub unload_pending: bool,
     pub unloaded: bool,
 }
 
