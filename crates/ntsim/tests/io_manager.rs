@@ -226,6 +226,52 @@ fn create_cleanup_close_and_method_buffered() {
 }
 
 #[test]
+fn a_device_still_initializing_cannot_be_opened() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let m = setup(Verifier::Standard);
+    let drv = m.host_driver().unwrap().driver_object() as usize;
+    // Created outside DriverEntry, so nobody clears DO_DEVICE_INITIALIZING but the driver.
+    let dev = m
+        .run_in_kernel_thread(move || {
+            let (_n, mut name) = unicode("\\Device\\NtsimInitializing");
+            let mut dev = std::ptr::null_mut();
+            // SAFETY: the host driver object, a valid name and out-pointer.
+            let st = unsafe {
+                ntsim::exports::IoCreateDevice(
+                    drv as *mut DRIVER_OBJECT,
+                    0,
+                    &mut name,
+                    FILE_DEVICE_UNKNOWN,
+                    0,
+                    FALSE,
+                    &mut dev,
+                )
+            };
+            assert_eq!(st, STATUS_SUCCESS);
+            dev as usize
+        })
+        .unwrap();
+    match m.open(r"\Device\NtsimInitializing", GENERIC_READ) {
+        Err(ntsim::OpenError::Status(s)) => assert_eq!(s, STATUS_NO_SUCH_DEVICE),
+        Err(e) => panic!("expected STATUS_NO_SUCH_DEVICE, got {e}"),
+        Ok(_) => panic!("opened a device that is still initializing"),
+    }
+    m.run_in_kernel_thread(move || {
+        // SAFETY: the live device created above; the driver clears the flag when it is ready.
+        unsafe { (*(dev as *mut DEVICE_OBJECT)).Flags &= !DO_DEVICE_INITIALIZING };
+    })
+    .unwrap();
+    let h = m.open(r"\Device\NtsimInitializing", GENERIC_READ);
+    assert!(h.is_ok(), "ready device opens");
+    drop(h);
+    m.run_in_kernel_thread(move || {
+        // SAFETY: our device, no handle open any more.
+        unsafe { ntsim::exports::IoDeleteDevice(dev as *mut DEVICE_OBJECT) };
+    })
+    .unwrap();
+}
+
+#[test]
 fn access_bits_are_checked_before_the_driver_sees_the_request() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let m = setup(Verifier::Standard);

@@ -378,8 +378,10 @@ pub(crate) fn open(m: &Arc<Inner>, path: &str, granted: u32) -> Result<OpenFile,
         // SAFETY: a live device object (the object lock keeps it from being freed);
         // Flags/ReferenceCount are plain data the I/O manager owns.
         let d = unsafe { &mut *device };
+        // A device its driver has not finished initializing cannot be opened yet; the I/O
+        // manager answers exactly as for an unload-pending one.
         if d.Flags & DO_DEVICE_INITIALIZING != 0 {
-            return Err(STATUS_DELETE_PENDING);
+            return Err(STATUS_NO_SUCH_DEVICE);
         }
         if d.Flags & DO_EXCLUSIVE != 0 && d.ReferenceCount > 0 {
             return Err(STATUS_ACCESS_DENIED);
