@@ -15,6 +15,17 @@ pub const DRIVER_IRQL_NOT_LESS_OR_EQUAL: u32 = 0xD1;
 pub const KMODE_EXCEPTION_NOT_HANDLED: u32 = 0x1E;
 /// Raised by wdk-panic (and our panic handler) when Rust code panics.
 pub const MANUALLY_INITIATED_CRASH: u32 = 0xE2;
+/// `UNEXPECTED_KERNEL_MODE_TRAP`: the CPU raised a trap the kernel does not catch (p1 = the trap
+/// number, see [`kernel_mode_trap`]).
+pub const UNEXPECTED_KERNEL_MODE_TRAP: u32 = 0x7F;
+
+/// `UNEXPECTED_KERNEL_MODE_TRAP` (0x7F) parameter 1: the x86 trap (interrupt vector) number.
+pub mod kernel_mode_trap {
+    /// Trap 8, double fault: an exception while delivering an earlier one. The common software
+    /// cause is a kernel stack overflow (the guard page is hit and no stack is left to push the
+    /// trap frame on).
+    pub const DOUBLE_FAULT: u64 = 0x08;
+}
 
 /// `WORKER_INVALID` (0xE4) parameter 1.
 pub mod worker_invalid {
@@ -77,6 +88,7 @@ pub fn bugcheck_name(code: u32) -> &'static str {
         DRIVER_IRQL_NOT_LESS_OR_EQUAL => "DRIVER_IRQL_NOT_LESS_OR_EQUAL",
         KMODE_EXCEPTION_NOT_HANDLED => "KMODE_EXCEPTION_NOT_HANDLED",
         MANUALLY_INITIATED_CRASH => "MANUALLY_INITIATED_CRASH",
+        UNEXPECTED_KERNEL_MODE_TRAP => "UNEXPECTED_KERNEL_MODE_TRAP",
         _ => "UNKNOWN_BUGCHECK",
     }
 }

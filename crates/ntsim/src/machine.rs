@@ -322,9 +322,8 @@ fn dispatch_kernel(job: Job) {
         st: Mutex::new((job, false)),
         cv: Condvar::new(),
     });
-    let spawned = std::thread::Builder::new()
-        .name("ntsim-kernel".into())
-        .spawn(move || kernel_thread(slot));
+    let spawned =
+        crate::ke::fault::spawn_driver_thread("ntsim-kernel", move || kernel_thread(slot));
     if let Err(e) = spawned {
         panic!("ntsim: cannot spawn a kernel thread: {e}");
     }

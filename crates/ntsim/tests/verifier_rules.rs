@@ -1142,3 +1142,32 @@ fn load_error_garbage_and_truncated_files() {
     let run = run_sys(&dir.join("does-not-exist.sys"), &[], &[]);
     assert_load_error(&run);
 }
+
+// ------------------------------------------------------------------------------------------------
+// CPU traps: 0x7F
+// ------------------------------------------------------------------------------------------------
+
+/// A driver that exhausts its kernel stack: Windows raises UNEXPECTED_KERNEL_MODE_TRAP with
+/// p1 = 8 (double fault). The fault handler must run on its alternate stack, report the bug
+/// check with a driver-relative address and exit 3 — not die of SIGSEGV (`ntsim()` fails the
+/// test if the process was killed by a signal).
+#[test]
+fn kernel_stack_overflow_is_a_double_fault() {
+    let run = run_one(IOCTL_7F_STACK_OVERFLOW);
+    let bc = expect_kernel_bugcheck(&run, bugcheck::UNEXPECTED_KERNEL_MODE_TRAP);
+    assert_eq!(
+        bc.parameters[0],
+        bugcheck::kernel_mode_trap::DOUBLE_FAULT,
+        "p1 = 8 (double fault).\n{}",
+        run.describe()
+    );
+    let meaning = run.json()["bugcheck"]["meaning"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        meaning.contains("stack overflow"),
+        "meaning `{meaning}`.\n{}",
+        run.describe()
+    );
+}

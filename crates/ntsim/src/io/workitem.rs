@@ -448,9 +448,9 @@ pub unsafe extern "win64" fn IoFreeWorkItem(IoWorkItem: PIO_WORKITEM) {
 
 fn spawn_worker(m: &Arc<Inner>, q: usize) {
     let m2 = m.clone();
-    let r = std::thread::Builder::new()
-        .name(format!("ntsim-worker-{q}"))
-        .spawn(move || worker_loop(m2, q));
+    let r = crate::ke::fault::spawn_driver_thread(&format!("ntsim-worker-{q}"), move || {
+        worker_loop(m2, q)
+    });
     if let Err(e) = r {
         eprintln!("ntsim: cannot spawn a worker thread: {e}");
     }

@@ -33,6 +33,7 @@
 //! | 0xD6 work-item storage ends before IoSizeofWorkItem() bytes (pool block too small) | block end | 1 (write) | caller | verifier (off: the write is clipped) |
 //! | 0x44 IRP completed twice | IRP | 0 | 0 | yes |
 //! | 0x18 reference to a deleted object | object | 0 | 0 | yes |
+//! | 0x7F / 8 double fault: kernel stack overflow (guard page below the thread's stack hit) | stack address that faulted | low end of the stack | faulting instruction | yes (Windows' p2–p4 are processor state) |
 use std::fmt;
 
 use nt_abi::bugcheck::*;
@@ -199,6 +200,12 @@ pub fn meaning(code: u32, p1: u64) -> &'static str {
         (PAGE_FAULT_IN_NONPAGED_AREA, _) => "driver code referenced invalid memory",
         (KMODE_EXCEPTION_NOT_HANDLED, _) => {
             "a CPU exception (illegal instruction, breakpoint, divide error) in kernel code was not handled"
+        }
+        (UNEXPECTED_KERNEL_MODE_TRAP, 0x08) => {
+            "double fault: kernel stack overflow in driver code (the thread ran into the guard page below its stack)"
+        }
+        (UNEXPECTED_KERNEL_MODE_TRAP, _) => {
+            "the CPU raised a trap in kernel mode that the kernel does not handle"
         }
         (IRQL_GT_ZERO_AT_SYSTEM_SERVICE, _) => {
             "driver code returned to the I/O manager at raised IRQL"
