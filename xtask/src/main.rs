@@ -562,13 +562,22 @@ fn host_tools(release: bool, packages: &[&str]) -> Vec<Result<PathBuf, String>> 
         .collect()
 }
 
-/// The main job's command: `wictl --ntsim <sys> stress ARGS`.
+/// What the main job stresses when given no arguments: every mode and queue type.
+const MAIN_JOB_DEFAULT_ARGS: &[&str] = &["--mix", "--threads", "4", "--count", "200"];
+
+/// The main job's command: `wictl --ntsim <sys> stress ARGS` (default: a mix of every mode and
+/// queue type).
 fn main_job(release_tools: bool, sys: &Path, extra: &[String]) -> Result<Command, String> {
     let wictl = host_tools(release_tools, &["wictl"])
         .pop()
         .expect("one result per package")?;
     let mut c = Command::new(wictl);
-    c.arg("--ntsim").arg(sys).arg("stress").args(extra);
+    c.arg("--ntsim").arg(sys).arg("stress");
+    if extra.is_empty() {
+        c.args(MAIN_JOB_DEFAULT_ARGS);
+    } else {
+        c.args(extra);
+    }
     Ok(c)
 }
 

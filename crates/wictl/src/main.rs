@@ -149,7 +149,7 @@ struct StressArgs {
     /// Stop after this many requests in total (default 100 if no --duration).
     #[arg(long)]
     count: Option<u64>,
-    /// Rotate through every mode (per request, seeded).
+    /// Rotate through every mode and queue type, custom priorities included (per request, seeded).
     #[arg(long)]
     mix: bool,
     #[arg(long, default_value_t = 1)]
@@ -750,16 +750,17 @@ fn cmd_stress(cli: &Cli, backend: &dyn Backend, a: &StressArgs) -> Outcome {
             "{:>6} {:>10} {:>10} {:>12} {:>12}",
             "total", report.requests, report.succeeded, report.cycles, report.routines
         );
-        println!(
-            "{:.2} s, {:.0} cycles/s; modes: {}",
-            report.elapsed_secs,
-            report.cycles_per_sec,
-            report
-                .by_mode
-                .iter()
-                .map(|(k, v)| format!("{k} {v}"))
+        let counts = |m: &mut dyn Iterator<Item = (String, u64)>| {
+            m.map(|(k, v)| format!("{k} {v}"))
                 .collect::<Vec<_>>()
                 .join(", ")
+        };
+        println!(
+            "{:.2} s, {:.0} cycles/s; modes: {}; queue types: {}",
+            report.elapsed_secs,
+            report.cycles_per_sec,
+            counts(&mut report.by_mode.iter().map(|(k, v)| (k.to_string(), *v))),
+            counts(&mut report.by_queue.iter().map(|(k, v)| (k.clone(), *v)))
         );
         if consistency["ok"] == json!(true) {
             println!("cumulative statistics agree with the responses");

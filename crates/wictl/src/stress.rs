@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ioctl::{Mode, RunCyclesRequest};
+use nt_abi::{CUSTOM_PRIORITY_MAX, CUSTOM_PRIORITY_WORK_QUEUE, MAXIMUM_WORK_QUEUE};
 use serde::Serialize;
 
 use crate::backend::{BackendError, DeviceHandle};
@@ -23,7 +24,8 @@ pub enum Limit {
 pub struct StressConfig {
     pub threads: u32,
     pub limit: Limit,
-    /// The request every thread sends; with `mix`, the mode (and depth) rotates per request.
+    /// The request every thread sends; with `mix`, the mode (and depth) and the queue type
+    /// rotate per request.
     pub request: RunCyclesRequest,
     pub mix: bool,
     pub seed: u64,
@@ -51,8 +53,19 @@ pub struct StressReport {
     pub elapsed_secs: f64,
     pub cycles_per_sec: f64,
     pub by_mode: BTreeMap<&'static str, u64>,
+    /// Successful requests by queue type: the fixed types by number, custom priorities together.
+    pub by_queue: BTreeMap<String, u64>,
     /// A backend error or bug check that stopped the run.
     pub fatal: Option<String>,
+}
+
+/// `by_queue` key: the fixed queue types by number, every custom priority as `custom`.
+fn queue_label(queue_type: u32) -> String {
+    if queue_type < MAXIMUM_WORK_QUEUE as u32 {
+        queue_type.to_string()
+    } else {
+        "custom".to_string()
+    }
 }
 
 /// The request a thread sends as its `n`-th.
@@ -63,6 +76,14 @@ fn request_for(cfg: &StressConfig, rng: &mut Rng) -> RunCyclesRequest {
     let mode = *rng.pick(&Mode::ALL);
     let mut r = cfg.request;
     r.mode = mode as u32;
+    // Every fixed queue type (0..=6), or a custom priority (32 + 0..=31), about equally often.
+    let fixed = MAXIMUM_WORK_QUEUE as u32;
+    let pick = rng.range32(0, fixed);
+    r.queue_type = if pick < fixed {
+        pick
+    } else {
+        CUSTOM_PRIORITY_WORK_QUEUE as u32 + rng.range32(0, CUSTOM_PRIORITY_MAX as u32)
+    };
     r.requeue_depth = if mode == Mode::RequeueChain {
         rng.range32(1, 8)
     } else {
@@ -85,13 +106,14 @@ pub fn run_stress(
     let stop = AtomicBool::new(false);
     let fatal = std::sync::Mutex::new(None::<String>);
     let by_mode = std::sync::Mutex::new(BTreeMap::<&'static str, u64>::new());
+    let by_queue = std::sync::Mutex::new(BTreeMap::<String, u64>::new());
     let start = Instant::now();
     let threads: Vec<ThreadResult> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..cfg.threads)
             .map(|t| {
                 let handle = Arc::clone(&handles[t as usize % handles.len()]);
-                let (issued, done, stop, fatal, by_mode) =
-                    (&issued, &done, &stop, &fatal, &by_mode);
+                let (issued, done, stop, fatal, by_mode, by_queue) =
+                    (&issued, &done, &stop, &fatal, &by_mode, &by_queue);
                 s.spawn(move || {
                     let mut rng = Rng::new(cfg.seed ^ (u64::from(t) << 32 | 0x5EED));
                     let mut res = ThreadResult::default();
@@ -117,6 +139,11 @@ pub fn run_stress(
                                 if let Some(m) = Mode::from_u32(req.mode) {
                                     *by_mode.lock().unwrap().entry(m.name()).or_default() += 1;
                                 }
+                                *by_queue
+                                    .lock()
+                                    .unwrap()
+                                    .entry(queue_label(req.queue_type))
+                                    .or_default() += 1;
                             }
                             Err(Failure::Status(st)) => {
                                 let name = nt_abi::status_name(st)
@@ -160,7 +187,64 @@ pub fn run_stress(
             0.0
         },
         by_mode: by_mode.into_inner().unwrap(),
+        by_queue: by_queue.into_inner().unwrap(),
         fatal: fatal.into_inner().unwrap(),
         threads,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use ioctl::{Limits, RunCyclesResponse, Wire};
+
+    use super::*;
+
+    #[test]
+    fn mix_covers_every_mode_and_queue_type_with_valid_requests() {
+        let cfg = StressConfig {
+            threads: 1,
+            limit: Limit::Count(1),
+            request: RunCyclesRequest::new(1000, 8, Mode::UninitInRoutine, 1, 0, 0),
+            mix: true,
+            seed: 7,
+        };
+        let limits = Limits { slab_capacity: 64 };
+        let mut rng = Rng::new(cfg.seed);
+        let (mut modes, mut queues) = (BTreeSet::new(), BTreeSet::new());
+        for _ in 0..2000 {
+            let r = request_for(&cfg, &mut rng);
+            let out = RunCyclesResponse::SIZE as u32;
+            assert!(
+                ioctl::validate_run_cycles(r.as_bytes(), out, &limits).is_ok(),
+                "mixed request rejected by the driver's validation: {r:?}"
+            );
+            modes.insert(r.mode);
+            queues.insert(queue_label(r.queue_type));
+        }
+        assert_eq!(modes.len(), Mode::ALL.len(), "every mode: {modes:?}");
+        let expected: BTreeSet<String> = (0..MAXIMUM_WORK_QUEUE as u32)
+            .map(|q| q.to_string())
+            .chain(Some("custom".to_string()))
+            .collect();
+        assert_eq!(
+            queues, expected,
+            "every fixed queue type and a custom priority"
+        );
+    }
+
+    #[test]
+    fn without_mix_the_request_is_sent_unchanged() {
+        let request = RunCyclesRequest::new(10, 2, Mode::QueueEx, 4, 0, 0);
+        let cfg = StressConfig {
+            threads: 1,
+            limit: Limit::Count(1),
+            request,
+            mix: false,
+            seed: 1,
+        };
+        let r = request_for(&cfg, &mut Rng::new(1));
+        assert_eq!((r.mode, r.queue_type), (request.mode, request.queue_type));
     }
 }
