@@ -269,15 +269,12 @@ pub(crate) fn free_block(m: &Inner, p: usize, tag: Option<u32>) {
             .collect();
         drop(wi);
         for (item, state) in live {
-            let bc = Bc::new(
-                bugcheck::WORKER_INVALID,
-                [
-                    worker_invalid::ACTIVE_ITEM_IN_FREED_POOL,
-                    item as u64,
-                    p as u64,
-                    (p + block.size) as u64,
-                ],
-            );
+            let bc = Bc::worker_invalid([
+                worker_invalid::ACTIVE_ITEM_IN_FREED_POOL,
+                item as u64,
+                p as u64,
+                (p + block.size) as u64,
+            ]);
             match state {
                 ItemState::Queued => raise(m, bc),
                 _ if m.verifier() => {

@@ -98,10 +98,7 @@ fn init_item(m: &Inner, io_object: usize, item: usize, allocated: bool) {
         Some((ObjKind::Device | ObjKind::Driver, false)) => {}
         _ => raise(
             m,
-            Bc::new(
-                bugcheck::WORKER_INVALID,
-                [wi::INVALID_IO_OBJECT, item as u64, io_object as u64, 0],
-            ),
+            Bc::worker_invalid([wi::INVALID_IO_OBJECT, item as u64, io_object as u64, 0]),
         ),
     }
     if m.verifier() {
@@ -130,10 +127,7 @@ fn init_item(m: &Inner, io_object: usize, item: usize, allocated: bool) {
         drop(g);
         raise(
             m,
-            Bc::new(
-                bugcheck::WORKER_INVALID,
-                [wi::QUEUED_ITEM_FREED, item as u64, routine as u64, 0],
-            ),
+            Bc::worker_invalid([wi::QUEUED_ITEM_FREED, item as u64, routine as u64, 0]),
         );
     }
     let mut size = m.config.size_of_work_item as usize;
@@ -209,10 +203,7 @@ fn forget_unless_queued(m: &Arc<Inner>, item: usize) {
             drop(g);
             raise(
                 m,
-                Bc::new(
-                    bugcheck::WORKER_INVALID,
-                    [wi::QUEUED_ITEM_FREED, item as u64, routine as u64, 0],
-                ),
+                Bc::worker_invalid([wi::QUEUED_ITEM_FREED, item as u64, routine as u64, 0]),
             );
         }
         g.items.remove(&item);
@@ -234,44 +225,31 @@ fn queue_common(item: usize, routine: usize, qt: WORK_QUEUE_TYPE, context: usize
     if !is_valid_work_queue_type(qt) {
         raise(
             &m,
-            Bc::new(
-                bugcheck::WORKER_INVALID,
-                [wi::INVALID_QUEUE_TYPE, item as u64, qt as i64 as u64, 0],
-            ),
+            Bc::worker_invalid([wi::INVALID_QUEUE_TYPE, item as u64, qt as i64 as u64, 0]),
         );
     }
     if routine == 0 {
         raise(
             &m,
-            Bc::new(
-                bugcheck::WORKER_INVALID,
-                [wi::INVALID_ROUTINE, item as u64, qt as i64 as u64, 0],
-            ),
+            Bc::worker_invalid([wi::INVALID_ROUTINE, item as u64, qt as i64 as u64, 0]),
         );
     }
     let snapshot = lock(&m.wi).items.get(&item).cloned();
     let Some(it) = snapshot else {
         raise(
             &m,
-            Bc::new(
-                bugcheck::WORKER_INVALID,
-                [wi::INVALID_IO_OBJECT, item as u64, 0, 0],
-            )
-            .documented_only(),
+            Bc::worker_invalid([wi::INVALID_IO_OBJECT, item as u64, 0, 0]).documented_only(),
         );
     };
     if it.state == ItemState::Queued {
         raise(
             &m,
-            Bc::new(
-                bugcheck::WORKER_INVALID,
-                [
-                    wi::QUEUED_ITEM_REQUEUED,
-                    item as u64,
-                    qt as i64 as u64,
-                    routine as u64,
-                ],
-            ),
+            Bc::worker_invalid([
+                wi::QUEUED_ITEM_REQUEUED,
+                item as u64,
+                qt as i64 as u64,
+                routine as u64,
+            ]),
         );
     }
     // A driver-owned (PE) item must have its routine inside a loaded image.
@@ -282,15 +260,12 @@ fn queue_common(item: usize, routine: usize, qt: WORK_QUEUE_TYPE, context: usize
     if owner_has_image && !m.is_image_code(routine) {
         raise(
             &m,
-            Bc::new(
-                bugcheck::WORKER_INVALID,
-                [
-                    wi::INVALID_ROUTINE,
-                    item as u64,
-                    qt as i64 as u64,
-                    routine as u64,
-                ],
-            ),
+            Bc::worker_invalid([
+                wi::INVALID_ROUTINE,
+                item as u64,
+                qt as i64 as u64,
+                routine as u64,
+            ]),
         );
     }
     match object_kind(&m, it.io_object) {
@@ -298,10 +273,7 @@ fn queue_common(item: usize, routine: usize, qt: WORK_QUEUE_TYPE, context: usize
         Some((ObjKind::Driver, _)) if ex => {}
         _ => raise(
             &m,
-            Bc::new(
-                bugcheck::WORKER_INVALID,
-                [wi::INVALID_IO_OBJECT, item as u64, it.io_object as u64, 0],
-            ),
+            Bc::worker_invalid([wi::INVALID_IO_OBJECT, item as u64, it.io_object as u64, 0]),
         ),
     }
     if let Err(bc) = crate::ob::reference(&m, it.io_object) {
@@ -319,15 +291,12 @@ fn queue_common(item: usize, routine: usize, qt: WORK_QUEUE_TYPE, context: usize
             let _ = crate::ob::deref(&m, it.io_object);
             raise(
                 &m,
-                Bc::new(
-                    bugcheck::WORKER_INVALID,
-                    [
-                        wi::QUEUED_ITEM_REQUEUED,
-                        item as u64,
-                        qt as i64 as u64,
-                        routine as u64,
-                    ],
-                ),
+                Bc::worker_invalid([
+                    wi::QUEUED_ITEM_REQUEUED,
+                    item as u64,
+                    qt as i64 as u64,
+                    routine as u64,
+                ]),
             );
         }
         None => {
@@ -335,10 +304,7 @@ fn queue_common(item: usize, routine: usize, qt: WORK_QUEUE_TYPE, context: usize
             let _ = crate::ob::deref(&m, it.io_object);
             raise(
                 &m,
-                Bc::new(
-                    bugcheck::WORKER_INVALID,
-                    [wi::QUEUE_INSERT_FAILED, item as u64, 0, 0],
-                ),
+                Bc::worker_invalid([wi::QUEUE_INSERT_FAILED, item as u64, 0, 0]),
             );
         }
     }

@@ -113,6 +113,10 @@ impl Bc {
             ..Bc::new(code, p)
         }
     }
+    /// `WORKER_INVALID` (0xE4), which ntoskrnl's own work-item paths raise (verifier or not).
+    pub fn worker_invalid(p: [u64; 4]) -> Self {
+        Self::new(WORKER_INVALID, p)
+    }
     pub fn documented_only(mut self) -> Self {
         self.documented_only = true;
         self
