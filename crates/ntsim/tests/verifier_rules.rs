@@ -265,18 +265,8 @@ fn e4_0_initialized_item_in_freed_pool_is_documented_only() {
         Enforced::DocumentedOnly,
     );
     let (item, block) = (run.reported(KEY_ITEM), run.reported(KEY_BLOCK));
-    assert_eq!(
-        bc.parameters[1],
-        item,
-        "p2 = address of the work item.\n{}",
-        run.describe()
-    );
-    assert_eq!(
-        bc.parameters[2],
-        block,
-        "p3 = start of the pool block.\n{}",
-        run.describe()
-    );
+    expect_param(&run, &bc, 1, item, "p2 = address of the work item.");
+    expect_param(&run, &bc, 2, block, "p3 = start of the pool block.");
     assert!(
         bc.parameters[3] > item,
         "p4 = end of the pool block.\n{}",
@@ -294,18 +284,8 @@ fn e4_0_queued_item_in_freed_pool() {
         Enforced::AtRunTime,
     );
     let (item, block) = (run.reported(KEY_ITEM), run.reported(KEY_BLOCK));
-    assert_eq!(
-        bc.parameters[1],
-        item,
-        "p2 = address of the work item.\n{}",
-        run.describe()
-    );
-    assert_eq!(
-        bc.parameters[2],
-        block,
-        "p3 = start of the pool block.\n{}",
-        run.describe()
-    );
+    expect_param(&run, &bc, 1, item, "p2 = address of the work item.");
+    expect_param(&run, &bc, 2, block, "p3 = start of the pool block.");
     assert!(
         bc.parameters[3] > item,
         "p4 = end of the pool block.\n{}",
@@ -322,17 +302,13 @@ fn e4_1_queue_an_already_queued_item() {
         wi::QUEUED_ITEM_REQUEUED,
         Enforced::AtRunTime,
     );
-    assert_eq!(
-        bc.parameters[1],
-        run.reported(KEY_ITEM),
-        "p2 = the work item.\n{}",
-        run.describe()
-    );
-    assert_eq!(
-        bc.parameters[2],
+    expect_param(&run, &bc, 1, run.reported(KEY_ITEM), "p2 = the work item.");
+    expect_param(
+        &run,
+        &bc,
+        2,
         DELAYED_WORK_QUEUE as u64,
-        "p3 = queue number.\n{}",
-        run.describe()
+        "p3 = queue number.",
     );
 }
 
@@ -345,17 +321,13 @@ fn e4_2_uninitialize_a_queued_item() {
         wi::QUEUED_ITEM_FREED,
         Enforced::AtRunTime,
     );
-    assert_eq!(
-        bc.parameters[1],
-        run.reported(KEY_ITEM),
-        "p2 = the work item.\n{}",
-        run.describe()
-    );
-    assert_eq!(
-        bc.parameters[2],
+    expect_param(&run, &bc, 1, run.reported(KEY_ITEM), "p2 = the work item.");
+    expect_param(
+        &run,
+        &bc,
+        2,
         run.reported(KEY_ROUTINE),
-        "p3 = the I/O worker routine.\n{}",
-        run.describe()
+        "p3 = the I/O worker routine.",
     );
 }
 
@@ -368,17 +340,13 @@ fn e4_2_iofreeworkitem_of_a_queued_item() {
         wi::QUEUED_ITEM_FREED,
         Enforced::AtRunTime,
     );
-    assert_eq!(
-        bc.parameters[1],
-        run.reported(KEY_ITEM),
-        "p2 = the work item.\n{}",
-        run.describe()
-    );
-    assert_eq!(
-        bc.parameters[2],
+    expect_param(&run, &bc, 1, run.reported(KEY_ITEM), "p2 = the work item.");
+    expect_param(
+        &run,
+        &bc,
+        2,
         run.reported(KEY_ROUTINE),
-        "p3 = the I/O worker routine.\n{}",
-        run.describe()
+        "p3 = the I/O worker routine.",
     );
 }
 
@@ -391,17 +359,13 @@ fn e4_3_initialize_with_an_object_that_is_not_a_device_or_driver() {
         wi::INVALID_IO_OBJECT,
         Enforced::AtRunTime,
     );
-    assert_eq!(
-        bc.parameters[1],
-        run.reported(KEY_ITEM),
-        "p2 = the work item.\n{}",
-        run.describe()
-    );
-    assert_eq!(
-        bc.parameters[2],
+    expect_param(&run, &bc, 1, run.reported(KEY_ITEM), "p2 = the work item.");
+    expect_param(
+        &run,
+        &bc,
+        2,
         run.reported(KEY_OBJECT),
-        "p3 = the invalid object.\n{}",
-        run.describe()
+        "p3 = the invalid object.",
     );
 }
 
@@ -424,12 +388,7 @@ fn e4_6_invalid_queue_types() {
             wi::INVALID_QUEUE_TYPE,
             Enforced::AtRunTime,
         );
-        assert_eq!(
-            bc.parameters[1],
-            run.reported(KEY_ITEM),
-            "p2 = the work item.\n{}",
-            run.describe()
-        );
+        expect_param(&run, &bc, 1, run.reported(KEY_ITEM), "p2 = the work item.");
         assert_eq!(
             bc.parameters[2] as u32,
             queue_type,
@@ -448,17 +407,13 @@ fn e4_7_invalid_worker_routine_address() {
         wi::INVALID_ROUTINE,
         Enforced::AtRunTime,
     );
-    assert_eq!(
-        bc.parameters[1],
-        run.reported(KEY_ITEM),
-        "p2 = the work item.\n{}",
-        run.describe()
-    );
-    assert_eq!(
-        bc.parameters[2],
+    expect_param(&run, &bc, 1, run.reported(KEY_ITEM), "p2 = the work item.");
+    expect_param(
+        &run,
+        &bc,
+        2,
         DELAYED_WORK_QUEUE as u64,
-        "p3 = queue number.\n{}",
-        run.describe()
+        "p3 = queue number.",
     );
 }
 
@@ -479,11 +434,12 @@ fn e4_7_routine_in_the_images_data_is_not_code() {
         wi::INVALID_ROUTINE,
         Enforced::AtRunTime,
     );
-    assert_eq!(
-        bc.parameters[3],
+    expect_param(
+        &run,
+        &bc,
+        3,
         run.reported(KEY_ROUTINE),
-        "p4 = the routine address (in rulebreaker.sys's data).\n{}",
-        run.describe()
+        "p4 = the routine address (in rulebreaker.sys's data).",
     );
 }
 
@@ -500,12 +456,7 @@ fn c4_131_work_item_on_the_stack_is_documented_only() {
         vf::WORK_ITEM_IN_PAGEABLE_MEMORY,
         Enforced::DocumentedOnly,
     );
-    assert_eq!(
-        bc.parameters[1],
-        run.reported(KEY_ITEM),
-        "p2 = the work item.\n{}",
-        run.describe()
-    );
+    expect_param(&run, &bc, 1, run.reported(KEY_ITEM), "p2 = the work item.");
 }
 
 #[test]
@@ -517,12 +468,7 @@ fn c4_131_work_item_in_paged_pool() {
         vf::WORK_ITEM_IN_PAGEABLE_MEMORY,
         Enforced::AtRunTime,
     );
-    assert_eq!(
-        bc.parameters[1],
-        run.reported(KEY_ITEM),
-        "p2 = the work item.\n{}",
-        run.describe()
-    );
+    expect_param(&run, &bc, 1, run.reported(KEY_ITEM), "p2 = the work item.");
 }
 
 #[test]
@@ -549,12 +495,7 @@ fn c4_62_pool_leaked_at_unload() {
             run.describe()
         );
     }
-    assert_eq!(
-        bc.parameters[3],
-        1,
-        "p4 = number of allocations not freed.\n{}",
-        run.describe()
-    );
+    expect_param(&run, &bc, 3, 1, "p4 = number of allocations not freed.");
     let leaks = run.json().get("leaks").cloned().unwrap_or(Value::Null);
     assert!(
         !leaks_are_empty(&leaks),
@@ -596,13 +537,8 @@ fn c4_00_zero_byte_allocation() {
         vf::ZERO_BYTE_ALLOCATION,
         Enforced::AtRunTime,
     );
-    assert_eq!(
-        bc.parameters[1],
-        PASSIVE_LEVEL as u64,
-        "p2 = current IRQL.\n{}",
-        run.describe()
-    );
-    assert_eq!(bc.parameters[3], 0, "p4 = 0.\n{}", run.describe());
+    expect_param(&run, &bc, 1, PASSIVE_LEVEL as u64, "p2 = current IRQL.");
+    expect_param(&run, &bc, 3, 0, "p4 = 0.");
 }
 
 #[test]
@@ -614,11 +550,12 @@ fn c4_10_free_of_an_address_that_was_not_allocated() {
         vf::FREE_BAD_ADDRESS,
         Enforced::AtRunTime,
     );
-    assert_eq!(
-        bc.parameters[1],
+    expect_param(
+        &run,
+        &bc,
+        1,
         run.reported(KEY_ADDRESS),
-        "p2 = the bad address.\n{}",
-        run.describe()
+        "p2 = the bad address.",
     );
 }
 
@@ -631,18 +568,8 @@ fn c4_32_spin_lock_released_at_passive_level() {
         vf::RELEASE_SPINLOCK_NOT_AT_DISPATCH,
         Enforced::AtRunTime,
     );
-    assert_eq!(
-        bc.parameters[1],
-        PASSIVE_LEVEL as u64,
-        "p2 = current IRQL.\n{}",
-        run.describe()
-    );
-    assert_eq!(
-        bc.parameters[2],
-        run.reported(KEY_LOCK),
-        "p3 = the spin lock.\n{}",
-        run.describe()
-    );
+    expect_param(&run, &bc, 1, PASSIVE_LEVEL as u64, "p2 = current IRQL.");
+    expect_param(&run, &bc, 2, run.reported(KEY_LOCK), "p3 = the spin lock.");
 }
 
 #[test]
@@ -654,13 +581,8 @@ fn c4_01_paged_pool_allocated_at_dispatch_level() {
         vf::PAGED_ALLOC_ABOVE_APC,
         Enforced::AtRunTime,
     );
-    assert_eq!(
-        bc.parameters[1],
-        DISPATCH_LEVEL as u64,
-        "p2 = current IRQL.\n{}",
-        run.describe()
-    );
-    assert_eq!(bc.parameters[3], 0x40, "p4 = size.\n{}", run.describe());
+    expect_param(&run, &bc, 1, DISPATCH_LEVEL as u64, "p2 = current IRQL.");
+    expect_param(&run, &bc, 3, 0x40, "p4 = size.");
 }
 
 #[test]
@@ -672,24 +594,9 @@ fn c4_11_paged_pool_freed_at_dispatch_level() {
         vf::PAGED_FREE_ABOVE_APC,
         Enforced::AtRunTime,
     );
-    assert_eq!(
-        bc.parameters[1],
-        DISPATCH_LEVEL as u64,
-        "p2 = current IRQL.\n{}",
-        run.describe()
-    );
-    assert_eq!(
-        bc.parameters[2],
-        1,
-        "p3 = pool type (paged).\n{}",
-        run.describe()
-    );
-    assert_eq!(
-        bc.parameters[3],
-        run.reported(KEY_BLOCK),
-        "p4 = the block.\n{}",
-        run.describe()
-    );
+    expect_param(&run, &bc, 1, DISPATCH_LEVEL as u64, "p2 = current IRQL.");
+    expect_param(&run, &bc, 2, 1, "p3 = pool type (paged).");
+    expect_param(&run, &bc, 3, run.reported(KEY_BLOCK), "p4 = the block.");
 }
 
 #[test]
@@ -712,11 +619,12 @@ fn c4_3f_dereference_below_zero() {
         vf::REFERENCE_COUNT_UNDERFLOW,
         Enforced::AtRunTime,
     );
-    assert_eq!(
-        bc.parameters[1],
+    expect_param(
+        &run,
+        &bc,
+        1,
         run.reported(KEY_OBJECT),
-        "p2 = the object (the device).\n{}",
-        run.describe()
+        "p2 = the object (the device).",
     );
 }
 
@@ -733,23 +641,20 @@ fn c2_0a_free_with_the_wrong_tag() {
         bpc::FREE_WRONG_TAG,
         Enforced::AtRunTime,
     );
-    assert_eq!(
-        bc.parameters[1],
+    expect_param(
+        &run,
+        &bc,
+        1,
         run.reported(KEY_BLOCK),
-        "p2 = the pool address.\n{}",
-        run.describe()
+        "p2 = the pool address.",
     );
-    assert_eq!(
-        bc.parameters[2],
-        POOL_TAG as u64,
-        "p3 = the allocation's tag.\n{}",
-        run.describe()
-    );
-    assert_eq!(
-        bc.parameters[3],
+    expect_param(&run, &bc, 2, POOL_TAG as u64, "p3 = the allocation's tag.");
+    expect_param(
+        &run,
+        &bc,
+        3,
         WRONG_TAG as u64,
-        "p4 = the tag passed to the free.\n{}",
-        run.describe()
+        "p4 = the tag passed to the free.",
     );
 }
 
@@ -800,18 +705,14 @@ fn e1_work_routine_returns_at_dispatch_level() {
         bugcheck::WORKER_THREAD_RETURNED_AT_BAD_IRQL,
         Some(Enforced::AtRunTime),
     );
-    assert_eq!(
-        bc.parameters[1],
+    expect_param(
+        &run,
+        &bc,
+        1,
         DISPATCH_LEVEL as u64,
-        "p2 = the IRQL the routine returned at.\n{}",
-        run.describe()
+        "p2 = the IRQL the routine returned at.",
     );
-    assert_eq!(
-        bc.parameters[3],
-        run.reported(KEY_ITEM),
-        "p4 = the work item.\n{}",
-        run.describe()
-    );
+    expect_param(&run, &bc, 3, run.reported(KEY_ITEM), "p4 = the work item.");
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -887,12 +788,7 @@ fn irp_completed_twice_with_and_without_verifier() {
     for extra in [&[][..], &["--verifier", "off"][..]] {
         let run = run_rulebreaker(&[Ioctl::new(IOCTL_44_COMPLETE_TWICE)], extra);
         let bc = expect_kernel_bugcheck(&run, bugcheck::MULTIPLE_IRP_COMPLETE_REQUESTS);
-        assert_eq!(
-            bc.parameters[0],
-            run.reported(KEY_OBJECT),
-            "p1 = the IRP.\n{}",
-            run.describe()
-        );
+        expect_param(&run, &bc, 0, run.reported(KEY_OBJECT), "p1 = the IRP.");
     }
 }
 
@@ -901,12 +797,7 @@ fn dispatch_returning_at_dispatch_level_with_and_without_verifier() {
     for extra in [&[][..], &["--verifier", "off"][..]] {
         let run = run_rulebreaker(&[Ioctl::new(IOCTL_4A_DISPATCH_RETURNS_AT_DISPATCH)], extra);
         let bc = expect_kernel_bugcheck(&run, bugcheck::IRQL_GT_ZERO_AT_SYSTEM_SERVICE);
-        assert_eq!(
-            bc.parameters[1],
-            DISPATCH_LEVEL as u64,
-            "p2 = the IRQL.\n{}",
-            run.describe()
-        );
+        expect_param(&run, &bc, 1, DISPATCH_LEVEL as u64, "p2 = the IRQL.");
     }
 }
 
@@ -1019,12 +910,7 @@ fn verifier_off_keeps_ntoskrnl_work_item_checks() {
     for &(code, p1) in cases {
         let run = run_one_without_verifier(code);
         let bc = expect_bugcheck(&run, bugcheck::WORKER_INVALID, p1, Enforced::AtRunTime);
-        assert_eq!(
-            bc.parameters[1],
-            run.reported(KEY_ITEM),
-            "p2 = the work item.\n{}",
-            run.describe()
-        );
+        expect_param(&run, &bc, 1, run.reported(KEY_ITEM), "p2 = the work item.");
     }
 }
 
@@ -1155,11 +1041,12 @@ fn load_error_garbage_and_truncated_files() {
 fn kernel_stack_overflow_is_a_double_fault() {
     let run = run_one(IOCTL_7F_STACK_OVERFLOW);
     let bc = expect_kernel_bugcheck(&run, bugcheck::UNEXPECTED_KERNEL_MODE_TRAP);
-    assert_eq!(
-        bc.parameters[0],
+    expect_param(
+        &run,
+        &bc,
+        0,
         bugcheck::kernel_mode_trap::DOUBLE_FAULT,
-        "p1 = 8 (double fault).\n{}",
-        run.describe()
+        "p1 = 8 (double fault).",
     );
     let meaning = run.json()["bugcheck"]["meaning"]
         .as_str()

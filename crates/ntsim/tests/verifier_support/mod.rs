@@ -331,6 +331,11 @@ pub enum Enforced {
     DocumentedOnly,
 }
 
+/// Assert bug-check parameter `index` (0-based) of `bc` equals `expected`; `msg` says which.
+pub fn expect_param(run: &Run, bc: &BugCheck, index: usize, expected: u64, msg: &str) {
+    assert_eq!(bc.parameters[index], expected, "{msg}\n{}", run.describe());
+}
+
 /// Assert that `run` stopped with bug check `code` / parameter 1 `p1`, that the report names it
 /// as Windows does, flags documented-only rules, and blames a location inside the driver image.
 pub fn expect_bugcheck(run: &Run, code: u32, p1: u64, enforced: Enforced) -> BugCheck {
