@@ -67,127 +67,92 @@ fn run_rejected(
     );
 }
 
-#[test]
-fn short_input_is_buffer_too_small() {
+/// One variant of a well-formed request: (label, input bytes, output length).
+type Variant = (String, Vec<u8>, u32);
+
+/// Boot the driver, send every variant `variants` makes of each well-formed request (input,
+/// output length), expect each rejected with `status` and the statistics unchanged, then
+/// check the unload is clean.
+fn reject_every_request(status: i32, variants: impl Fn(&[u8], u32) -> Vec<Variant>) {
     let b = boot();
     let h = rw(&b);
     seed_stats(h.as_ref());
     for (code, good, out) in all_requests() {
-        for len in 0..good.len() {
+        for (label, input, out_len) in variants(&good, out as u32) {
             expect_rejected(
                 h.as_ref(),
                 h.as_ref(),
-                &format!("{code:#x} input {len}"),
+                &format!("{code:#x} {label}"),
                 code,
-                &good[..len],
-                out as u32,
-                STATUS_BUFFER_TOO_SMALL,
+                &input,
+                out_len,
+                status,
             );
         }
     }
     drop(h); // DriverUnload waits for the last handle to close, as on Windows
     assert_clean(b);
+}
+
+/// `good` with the little-endian u32 at `offset` replaced by `value`.
+fn with_u32(good: &[u8], offset: usize, value: u32) -> Vec<u8> {
+    let mut input = good.to_vec();
+    input[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
+    input
+}
+
+#[test]
+fn short_input_is_buffer_too_small() {
+    reject_every_request(STATUS_BUFFER_TOO_SMALL, |good, out| {
+        (0..good.len())
+            .map(|len| (format!("input {len}"), good[..len].to_vec(), out))
+            .collect()
+    });
 }
 
 #[test]
 fn oversized_input_is_invalid_parameter() {
-    let b = boot();
-    let h = rw(&b);
-    seed_stats(h.as_ref());
-    for (code, good, out) in all_requests() {
-        for extra in [1usize, 8, 4096] {
-            let mut input = good.clone();
-            input.resize(good.len() + extra, 0);
-            expect_rejected(
-                h.as_ref(),
-                h.as_ref(),
-                &format!("{code:#x} +{extra}"),
-                code,
-                &input,
-                out as u32,
-                STATUS_INVALID_PARAMETER,
-            );
-        }
-    }
-    drop(h); // DriverUnload waits for the last handle to close, as on Windows
-    assert_clean(b);
+    reject_every_request(STATUS_INVALID_PARAMETER, |good, out| {
+        [1usize, 8, 4096]
+            .into_iter()
+            .map(|extra| {
+                let mut input = good.to_vec();
+                input.resize(good.len() + extra, 0);
+                (format!("+{extra}"), input, out)
+            })
+            .collect()
+    });
 }
 
 #[test]
 fn wrong_version_is_revision_mismatch() {
-    let b = boot();
-    let h = rw(&b);
-    seed_stats(h.as_ref());
-    for (code, good, out) in all_requests() {
-        for v in [0u32, 2, 0x100, u32::MAX] {
-            let mut input = good.clone();
-            input[0..4].copy_from_slice(&v.to_le_bytes());
-            expect_rejected(
-                h.as_ref(),
-                h.as_ref(),
-                &format!("{code:#x} version {v}"),
-                code,
-                &input,
-                out as u32,
-                STATUS_REVISION_MISMATCH,
-            );
-        }
-    }
-    drop(h); // DriverUnload waits for the last handle to close, as on Windows
-    assert_clean(b);
+    reject_every_request(STATUS_REVISION_MISMATCH, |good, out| {
+        [0u32, 2, 0x100, u32::MAX]
+            .into_iter()
+            .map(|v| (format!("version {v}"), with_u32(good, 0, v), out))
+            .collect()
+    });
 }
 
 #[test]
 fn wrong_size_field_is_invalid_parameter() {
-    let b = boot();
-    let h = rw(&b);
-    seed_stats(h.as_ref());
-    for (code, good, out) in all_requests() {
-        for s in [
-            0u32,
-            7,
-            good.len() as u32 - 1,
-            good.len() as u32 + 1,
-            4096,
-            u32::MAX,
-        ] {
-            let mut input = good.clone();
-            input[4..8].copy_from_slice(&s.to_le_bytes());
-            expect_rejected(
-                h.as_ref(),
-                h.as_ref(),
-                &format!("{code:#x} size {s}"),
-                code,
-                &input,
-                out as u32,
-                STATUS_INVALID_PARAMETER,
-            );
-        }
-    }
-    drop(h); // DriverUnload waits for the last handle to close, as on Windows
-    assert_clean(b);
+    reject_every_request(STATUS_INVALID_PARAMETER, |good, out| {
+        let len = good.len() as u32;
+        [0u32, 7, len - 1, len + 1, 4096, u32::MAX]
+            .into_iter()
+            .map(|size| (format!("size {size}"), with_u32(good, 4, size), out))
+            .collect()
+    });
 }
 
 #[test]
 fn short_output_is_buffer_too_small() {
-    let b = boot();
-    let h = rw(&b);
-    seed_stats(h.as_ref());
-    for (code, good, out) in all_requests() {
-        for out_len in [0, 1, 8, out as u32 - 1] {
-            expect_rejected(
-                h.as_ref(),
-                h.as_ref(),
-                &format!("{code:#x} out {out_len}"),
-                code,
-                &good,
-                out_len,
-                STATUS_BUFFER_TOO_SMALL,
-            );
-        }
-    }
-    drop(h); // DriverUnload waits for the last handle to close, as on Windows
-    assert_clean(b);
+    reject_every_request(STATUS_BUFFER_TOO_SMALL, |good, out| {
+        [0, 1, 8, out - 1]
+            .into_iter()
+            .map(|out_len| (format!("out {out_len}"), good.to_vec(), out_len))
+            .collect()
+    });
 }
 
 #[test]
