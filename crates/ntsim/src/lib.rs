@@ -33,7 +33,7 @@
 //!
 //! ```text
 //! machine.host_driver() -> HostDriver { driver_object(), device_object() }   // pseudo-driver "host"
-//! machine.run_in_kernel_thread(|| { unsafe { ntsim::exports::IoInitializeWorkItem(..) } ... })
+//! machine.run_in_kernel_thread(|| /* calls to ntsim::exports::IoInitializeWorkItem etc. */)
 //!     -> Result<T, BugCheck>      // PASSIVE_LEVEL ntsim kernel thread; Err if a bug check happened
 //! machine.wait_work_items_idle(timeout) -> bool
 //! machine.audit() -> UnloadReport                            // what "host" still owns
