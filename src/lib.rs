@@ -5,6 +5,12 @@
 //! protocol lives in the `ioctl` crate), [`engine`] runs cycles on `io-workitem`'s safe types, and
 //! `driver_unload` drains and frees everything. Every other major function is rejected with
 //! `STATUS_INVALID_DEVICE_REQUEST`.
+//!
+//! The driver exists for Windows targets only (`x86_64-pc-windows-msvc`: `cargo make` with the
+//! WDK, or `cargo xtask build-sys` on Linux). For any other target the crate is empty, so that
+//! `cargo test` on a Linux host builds the package and runs its integration tests in `tests/`,
+//! which load the real cross-built `.sys` in ntsim (see the comment in `Cargo.toml`).
+#![cfg(windows)]
 #![no_std]
 
 #[cfg(feature = "wdk")]
