@@ -13,8 +13,19 @@
 #![cfg(windows)]
 #![no_std]
 
+// WDK builds (`cargo make`): windows-drivers-rs' panic handler and global allocator, wired as its
+// samples do. `WdkAllocator` serves `alloc` from nonpaged pool (`ExAllocatePool2`) and may only
+// be used at IRQL <= DISPATCH_LEVEL. The driver's own code allocates nothing through it (the
+// work-item slab is one tagged pool allocation made by io-workitem); it is there so that `alloc`
+// in this or any dependency crate links to kernel pool rather than to nothing. Without the `wdk`
+// feature (the Linux cross build) neither exists: the panic handler is the one below, and
+// nothing in the driver links `alloc`.
 #[cfg(feature = "wdk")]
 extern crate wdk_panic;
+
+#[cfg(feature = "wdk")]
+#[global_allocator]
+static GLOBAL_ALLOCATOR: wdk_alloc::WdkAllocator = wdk_alloc::WdkAllocator;
 
 #[cfg(feature = "wdk")]
 mod wdk_checks;

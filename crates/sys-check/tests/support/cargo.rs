@@ -88,7 +88,7 @@ pub fn cargo_tree(args: &[&str], cargo_home: Option<&Path>) -> String {
 }
 
 /// The ambient cargo home: `CARGO_HOME`, else `~/.cargo`.
-fn ambient_cargo_home() -> Option<PathBuf> {
+pub fn ambient_cargo_home() -> Option<PathBuf> {
     std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")))
