@@ -377,7 +377,9 @@ pub fn check_class_guid_pairing(inf: &Inf, out: &mut Vec<Finding>) {
 }
 
 /// `[Version]` sets `PnpLockdown = 1`, so that applications cannot modify the installed driver
-/// files (infverif 1324, an error under `/w`; "INF Version section", *PnpLockDown*).
+/// files (infverif 1324, an error under `/w`: "INF validation errors and warnings",
+/// <https://learn.microsoft.com/windows-hardware/drivers/devtest/inf-validation-errors-and-warnings>; "INF Version section", *PnpLockDown*,
+/// <https://learn.microsoft.com/windows-hardware/drivers/install/inf-version-section>).
 pub fn check_pnp_lockdown(inf: &Inf, out: &mut Vec<Finding>) {
     let value = inf.section("Version").and_then(|v| v.value("PnpLockdown"));
     if value != Some("1") {
@@ -390,8 +392,10 @@ pub fn check_pnp_lockdown(inf: &Inf, out: &mut Vec<Finding>) {
 }
 
 /// A primitive driver has no `[Manufacturer]` section ("Creating a primitive driver", *INF
-/// requirements*; an INF with both DefaultInstall and Manufacturer fails Universal INF validation:
-/// "INF DefaultInstall section").
+/// requirements*, <https://learn.microsoft.com/windows-hardware/drivers/develop/creating-a-primitive-driver>;
+/// an INF with both DefaultInstall and Manufacturer fails Universal INF validation: "INF
+/// DefaultInstall section",
+/// <https://learn.microsoft.com/windows-hardware/drivers/install/inf-defaultinstall-section>).
 pub fn check_no_manufacturer(inf: &Inf, out: &mut Vec<Finding>) {
     if let Some(s) = inf.section("Manufacturer") {
         push(
@@ -428,8 +432,9 @@ fn decoration<'a>(name: &'a str, base: &str) -> (Option<&'a str>, Option<&'a str
 }
 
 /// `[DefaultInstall]` sections (and their `.Services`) must be architecture-decorated, with no
-/// undecorated version present, and at least one must exist ("Creating a primitive driver";
-/// infverif 1421 and 1423). The decoration is the driver's architecture (`NTamd64` for x64).
+/// undecorated version present, and at least one must exist ("Creating a primitive driver",
+/// <https://learn.microsoft.com/windows-hardware/drivers/develop/creating-a-primitive-driver>; infverif 1421 and 1423,
+/// <https://learn.microsoft.com/windows-hardware/drivers/devtest/inf-validation-errors-and-warnings>). The decoration is the driver's architecture (`NTamd64` for x64).
 pub fn check_architecture_decoration(inf: &Inf, req: &Requirements, out: &mut Vec<Finding>) {
     let mut any = false;
     for base in ["DefaultInstall", "DefaultUninstall"] {
@@ -509,7 +514,8 @@ pub fn check_minimum_build(inf: &Inf, req: &Requirements, out: &mut Vec<Finding>
 
 /// A `[DefaultUninstall.NT*]` section must set `LegacyUninstall = 1`, so that Windows 10 1903 and
 /// later ignore it and uninstall the primitive driver themselves ("Creating a primitive driver",
-/// *Legacy compatibility*; infverif 1422).
+/// *Legacy compatibility*, <https://learn.microsoft.com/windows-hardware/drivers/develop/creating-a-primitive-driver>; infverif 1422,
+/// <https://learn.microsoft.com/windows-hardware/drivers/devtest/inf-validation-errors-and-warnings>).
 pub fn check_legacy_uninstall(inf: &Inf, out: &mut Vec<Finding>) {
     for s in inf.sections_named("DefaultUninstall") {
         if s.name.to_ascii_lowercase().ends_with(".services") {
@@ -530,7 +536,8 @@ pub fn check_legacy_uninstall(inf: &Inf, out: &mut Vec<Finding>) {
 
 /// "[DefaultUninstall] may not be present in the INF" of a primitive driver; the one exception
 /// (with `LegacyUninstall=1`) exists for down-level Windows versions that predate primitive
-/// drivers ("Creating a primitive driver", *INF requirements* and *Legacy compatibility*). An
+/// drivers ("Creating a primitive driver", *INF requirements* and *Legacy compatibility*,
+/// <https://learn.microsoft.com/windows-hardware/drivers/develop/creating-a-primitive-driver>). An
 /// INF whose install sections all require a build at or above 1903 has no such version to
 /// serve, so it has no `[DefaultUninstall…]` at all.
 pub fn check_no_default_uninstall(inf: &Inf, req: &Requirements, out: &mut Vec<Finding>) {
@@ -603,7 +610,8 @@ pub fn check_copyfiles_to_dirid13(inf: &Inf, out: &mut Vec<Finding>) {
 }
 
 /// No `DelFiles` on a file-list section whose destination is DIRID 13 ("Using DIRIDs", DIRID 13:
-/// "Don't use DelFiles on a file for which DestinationDirs includes dirid 13").
+/// "Don't use DelFiles on a file for which DestinationDirs includes dirid 13",
+/// <https://learn.microsoft.com/windows-hardware/drivers/install/using-dirids>).
 pub fn check_no_delfiles_on_dirid13(inf: &Inf, out: &mut Vec<Finding>) {
     for (from, list) in inf.referenced_by("DelFiles") {
         if dirid_is_13(&inf.destination(&list)) {
@@ -669,7 +677,8 @@ fn copied_files(inf: &Inf) -> Vec<String> {
 }
 
 /// Every file a CopyFiles section names is listed in `[SourceDisksFiles]` (infverif 1230, "Missing
-/// file under [SourceDisksFiles] section"; "INF validation errors and warnings").
+/// file under [SourceDisksFiles] section"; "INF validation errors and warnings",
+/// <https://learn.microsoft.com/windows-hardware/drivers/devtest/inf-validation-errors-and-warnings>).
 pub fn check_source_disks_files_listed(inf: &Inf, out: &mut Vec<Finding>) {
     let listed: Vec<&str> = inf
         .sections_named("SourceDisksFiles")
@@ -692,7 +701,8 @@ pub fn check_source_disks_files_listed(inf: &Inf, out: &mut Vec<Finding>) {
 /// as a path under a DIRID"; "Run from Driver Store",
 /// <https://learn.microsoft.com/windows-hardware/drivers/develop/run-from-driver-store>) and
 /// `<file>` is one the package copies (infverif 2084, "should reference a CopyFiles destination
-/// file", an error under `/w`).
+/// file", an error under `/w`; "INF validation errors and warnings",
+/// <https://learn.microsoft.com/windows-hardware/drivers/devtest/inf-validation-errors-and-warnings>).
 pub fn check_service_binary_under_13(inf: &Inf, out: &mut Vec<Finding>) {
     let copied = copied_files(inf);
     let mut services = 0;
