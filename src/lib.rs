@@ -5,10 +5,27 @@
 //! protocol lives in the `ioctl` crate), [`engine`] runs cycles on `io-workitem`'s safe types, and
 //! `driver_unload` drains and frees everything. Every other major function is rejected with
 //! `STATUS_INVALID_DEVICE_REQUEST`.
+//!
+//! The driver exists for Windows targets only (`x86_64-pc-windows-msvc`: `cargo make` with the
+//! WDK, or `cargo xtask build-sys` on Linux). For any other target the crate is empty, so that
+//! `cargo test` on a Linux host builds the package and runs its integration tests in `tests/`,
+//! which load the real cross-built `.sys` in ntsim (see the comment in `Cargo.toml`).
+#![cfg(windows)]
 #![no_std]
 
+// WDK builds (`cargo make`): windows-drivers-rs' panic handler and global allocator, wired as its
+// samples do. `WdkAllocator` serves `alloc` from nonpaged pool (`ExAllocatePool2`) and may only
+// be used at IRQL <= DISPATCH_LEVEL. The driver's own code allocates nothing through it (the
+// work-item slab is one tagged pool allocation made by io-workitem); it is there so that `alloc`
+// in this or any dependency crate links to kernel pool rather than to nothing. Without the `wdk`
+// feature (the Linux cross build) neither exists: the panic handler is the one below, and
+// nothing in the driver links `alloc`.
 #[cfg(feature = "wdk")]
 extern crate wdk_panic;
+
+#[cfg(feature = "wdk")]
+#[global_allocator]
+static GLOBAL_ALLOCATOR: wdk_alloc::WdkAllocator = wdk_alloc::WdkAllocator;
 
 #[cfg(feature = "wdk")]
 mod wdk_checks;

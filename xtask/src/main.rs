@@ -350,15 +350,13 @@ fn test(allow_install: bool) -> ExitCode {
     }
 
     step(
-        "host tests: cargo test (all host crates, incl. artifact + mingw checks)",
+        "host tests: cargo test (the driver's tests/, all host crates, incl. artifact + INF + mingw checks)",
         &mut || {
             let mut c = cargo();
             c.args([
                 "test",
                 "--no-fail-fast",
                 "--workspace",
-                "--exclude",
-                "wdm-workitem",
                 "--exclude",
                 "rulebreaker",
             ]);
@@ -466,8 +464,6 @@ fn test(allow_install: bool) -> ExitCode {
         c.args([
             "clippy",
             "--workspace",
-            "--exclude",
-            "wdm-workitem",
             "--exclude",
             "rulebreaker",
             "--all-targets",

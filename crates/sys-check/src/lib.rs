@@ -12,8 +12,12 @@
 //! - no privileged instructions and no `gs:`/`fs:` accesses in executable sections ([`disasm`]).
 //!
 //! [`check`] returns every [`Violation`] found; an empty list means the image passed.
+//!
+//! [`inf`] checks `driver.inx` against Microsoft's documented primitive-driver INF rules (our own
+//! checker of the written rules, not a replacement for infverif).
 
 pub mod disasm;
+pub mod inf;
 pub mod pe;
 
 use std::fmt;
