@@ -5,10 +5,12 @@
 //! 1. io-workitem's safe layer against a hand-written raw-call loop and against
 //!    IoAllocateWorkItem/IoFreeWorkItem, in driver-side instructions per cycle (callgrind:
 //!    deterministic). Target: safe ≤ 10% over raw.
-//! 2. ntsim's cost of the verifier: init+uninit, queue→routine→uninit and IOCTL round trips per
-//!    second with the verifier on and off.
+//! 2. ntsim's cost of the verifier: init+uninit, queue→routine→uninit (through IoQueueWorkItem
+//!    and IoQueueWorkItemEx, back to back) and IOCTL round trips per second with the verifier on
+//!    and off (ntsim's `bench_json` example, in-process).
 //! 3. The real driver in ntsim, driven by wictl: cycles per second of each slab mode against the
-//!    IoAllocateWorkItem/IoFreeWorkItem baseline mode, same iterations and concurrency.
+//!    IoAllocateWorkItem/IoFreeWorkItem baseline mode, same iterations and concurrency, and the
+//!    IoQueueWorkItem mode against the same work through IoQueueWorkItemEx.
 //!
 //! Nothing here is a pass/fail test of speed except the one stated target (1), which is an
 //! instruction count and so does not depend on machine load.
@@ -136,18 +138,24 @@ pub fn workitem_instructions(cargo: &mut Command, sizes: &Sizes) -> Result<f64, 
     Ok(over)
 }
 
-/// Section 2: ntsim with the verifier on against off.
-pub fn ntsim_verifier_cost(ntsim: &Path, sizes: &Sizes) -> Result<(), String> {
+/// Section 2: ntsim with the verifier on against off, and IoQueueWorkItem against
+/// IoQueueWorkItemEx.
+pub fn ntsim_verifier_cost(cargo: &mut Command, sizes: &Sizes) -> Result<(), String> {
     let v = run_json(
-        Command::new(ntsim).args([
-            "bench",
-            "--json",
-            "--iterations",
+        cargo.args([
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            "ntsim",
+            "--example",
+            "bench_json",
+            "--",
             &sizes.ntsim_iterations.to_string(),
         ]),
-        "ntsim bench (verifier on and off)",
+        "ntsim bench_json (verifier on and off)",
     )?;
-    let rows = v.as_array().ok_or("ntsim bench --json is not an array")?;
+    let rows = v.as_array().ok_or("ntsim bench_json is not an array")?;
     let pick = |mode: &str| {
         rows.iter()
             .find(|r| r.get("verifier").and_then(Value::as_str) == Some(mode))
@@ -156,17 +164,33 @@ pub fn ntsim_verifier_cost(ntsim: &Path, sizes: &Sizes) -> Result<(), String> {
     let (on, off) = (pick("standard")?, pick("off")?);
     println!("\n2. ntsim, emulated exports per second, verifier on vs off");
     println!(
-        "   {:<28} {:>14} {:>14} {:>8}",
+        "   {:<36} {:>14} {:>14} {:>8}",
         "operation", "verifier on", "verifier off", "on/off"
     );
     for (label, key) in [
         ("init+uninit", "init_uninit_per_sec"),
-        ("queue→routine→uninit", "queue_routine_uninit_per_sec"),
+        (
+            "queue→routine→uninit (IoQueueWorkItem)",
+            "queue_routine_uninit_per_sec",
+        ),
+        (
+            "queue→routine→uninit (…Ex)",
+            "queue_ex_routine_uninit_per_sec",
+        ),
         ("IOCTL round trip", "ioctl_per_sec"),
     ] {
         let (a, b) = (num(on, &[key])?, num(off, &[key])?);
-        println!("   {label:<28} {a:>14.0} {b:>14.0} {:>7.2}x", a / b);
+        println!("   {label:<36} {a:>14.0} {b:>14.0} {:>7.2}x", a / b);
     }
+    let ratio = |r: &Value| -> Result<f64, String> {
+        Ok(num(r, &["queue_routine_uninit_per_sec"])?
+            / num(r, &["queue_ex_routine_uninit_per_sec"])?)
+    };
+    println!(
+        "   IoQueueWorkItem vs IoQueueWorkItemEx: {:.2}x (verifier on), {:.2}x (off)  (target: within 10%)",
+        ratio(on)?,
+        ratio(off)?
+    );
     Ok(())
 }
 
@@ -205,8 +229,19 @@ pub fn driver_modes(wictl: &Path, sys: &Path, sizes: &Sizes) -> Result<(), Strin
         sizes.driver_cycles
     );
     println!("   {:<20} {:>12} {:>12}", "mode", "cycles/s", "vs baseline");
-    for (mode, rate) in rows {
+    let rate = |m: ioctl::Mode| rows.iter().find(|(n, _)| *n == m.name()).map(|r| r.1);
+    let plain_vs_ex = match (
+        rate(ioctl::Mode::UninitInRoutine),
+        rate(ioctl::Mode::QueueEx),
+    ) {
+        (Some(p), Some(e)) => p / e,
+        _ => return Err("no uninit-in-routine or ex row".into()),
+    };
+    for (mode, rate) in &rows {
         println!("   {mode:<20} {rate:>12.0} {:>11.2}x", rate / baseline);
     }
+    println!(
+        "   IoQueueWorkItem vs IoQueueWorkItemEx (uninit-in-routine / ex, same work): {plain_vs_ex:.2}x  (target: within 10%)"
+    );
     Ok(())
 }
