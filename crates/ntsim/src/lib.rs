@@ -80,7 +80,8 @@
 //! 4. `ex` worker queue locks (one per queue; never two at once);
 //! 5. `ex` pool table;
 //! 6. `io.irps` and an IRP's completion state;
-//! 7. `ke` dispatcher lock (event waits), the bug-check record, the DbgPrint log.
+//! 7. leaves: `mm` loaded-module list, `ke` dispatcher lock (event waits), the bug-check
+//!    record, the DbgPrint log; the process-wide kernel-thread pool (list, then a mailbox).
 //!
 //! In practice only 1 → 2 nests (opening a device and the unload wait read the device list
 //! under the database lock); every other lock is taken alone. No lock is held while a driver

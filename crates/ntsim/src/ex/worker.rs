@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use nt_abi::{MAXIMUM_WORK_QUEUE, WORK_QUEUE_TYPE};
 
 use crate::ids::DriverId;
+use crate::ke::spin_until;
 use crate::ke::thread::{self, KernelState, park_forever};
 use crate::machine::{System, lock};
 
@@ -25,8 +26,10 @@ pub const NQ: usize = 8;
 pub const STALL_BEFORE_NEW_WORKER: Duration = Duration::from_millis(1000);
 
 /// How long an idle worker spins for a new entry before it blocks: an entry queued from
-/// another processor within this time is picked up without a sleep and a wake-up.
-const IDLE_SPIN: Duration = Duration::from_micros(50);
+/// another processor within this time is picked up without a sleep and a wake-up. Only one
+/// worker per queue spins at a time (the others block at once), and the spin yields the
+/// processor between short bursts, so an oversubscribed machine loses little to it.
+const IDLE_SPIN: Duration = Duration::from_micros(20);
 
 /// A unit of work on a system worker queue (a WORK_QUEUE_ITEM with its routine).
 pub(crate) trait WorkEntry: Send + 'static {
@@ -51,6 +54,9 @@ struct QueueState<E> {
     idle: usize,
     /// Workers blocked on the condition variable (a queueing wakes one only if there is one).
     sleeping: usize,
+    /// Workers spinning for an entry (at most one): a queueing wakes a sleeper only for entries
+    /// beyond what the spinners will take.
+    spinning: usize,
     /// Since when entries have waited with no idle worker and no progress.
     stalled_since: Option<Instant>,
 }
@@ -78,6 +84,7 @@ impl<E: WorkEntry> Workers<E> {
                     started: 0,
                     idle: 0,
                     sleeping: 0,
+                    spinning: 0,
                     stalled_since: None,
                 }),
                 cv: Condvar::new(),
@@ -106,7 +113,8 @@ impl<E: WorkEntry> Workers<E> {
         if g.entries.len() > g.idle && g.stalled_since.is_none() {
             g.stalled_since = Some(Instant::now());
         }
-        let wake = g.sleeping > 0;
+        // A spinning worker takes one entry without a wake-up; wake a sleeper for the rest.
+        let wake = g.sleeping > 0 && g.entries.len() > g.spinning;
         drop(g);
         if need > 0 {
             let sys = thread::current_arc();
@@ -147,20 +155,17 @@ impl<E: WorkEntry> Workers<E> {
                 g.idle = g.idle.saturating_sub(1);
                 return None;
             }
-            if !spun {
+            if !spun && g.spinning == 0 {
                 spun = true;
+                g.spinning += 1;
                 drop(g);
-                let end = Instant::now() + IDLE_SPIN;
-                while queue.len.load(Ordering::SeqCst) == 0
-                    && !self.shutdown.load(Ordering::Relaxed)
-                    && !sys.ke.is_bugged()
-                    && Instant::now() < end
-                {
-                    for _ in 0..32 {
-                        std::hint::spin_loop();
-                    }
-                }
+                spin_until(IDLE_SPIN, || {
+                    queue.len.load(Ordering::SeqCst) != 0
+                        || self.shutdown.load(Ordering::Relaxed)
+                        || sys.ke.is_bugged()
+                });
                 g = lock(&queue.st);
+                g.spinning -= 1;
                 continue;
             }
             g.sleeping += 1;
@@ -238,7 +243,7 @@ fn balancer_loop(sys: Arc<System>) {
                 g.started += 1;
                 g.idle += 1;
                 g.stalled_since = Some(now);
-                let wake = g.sleeping > 0;
+                let wake = g.sleeping > 0 && g.entries.len() > g.spinning;
                 drop(g);
                 spawn_worker(&sys, q);
                 if wake {

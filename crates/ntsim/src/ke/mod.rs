@@ -72,8 +72,30 @@ pub mod irql {
 }
 
 /// How long a waiter spins on an event before it blocks: a wait satisfied by a thread running
-/// on another processor within this time costs no sleep and wake-up.
-const WAIT_SPIN: Duration = Duration::from_micros(30);
+/// on another processor within this time costs no sleep and wake-up (the spin yields the
+/// processor between short bursts).
+const WAIT_SPIN: Duration = Duration::from_micros(20);
+
+/// Spin until `done()` or `limit` passes: short bursts of `pause`, yielding the processor
+/// between them.
+pub(crate) fn spin_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    loop {
+        for _ in 0..16 {
+            std::hint::spin_loop();
+        }
+        if done() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::yield_now();
+        if done() {
+            return true;
+        }
+    }
+}
 
 fn event_state(ev: *mut KEVENT) -> &'static AtomicI32 {
     // SAFETY: the caller passed a KEVENT it owns; `SignalState` is a naturally aligned LONG
@@ -254,21 +276,16 @@ pub unsafe extern "win64" fn KeWaitForSingleObject(
         return STATUS_SUCCESS;
     }
     // Spin briefly (the setter is often running on another processor right now).
-    let spin_end = Instant::now() + WAIT_SPIN;
-    let spin_end = dl.map_or(spin_end, |d| d.min(spin_end));
-    loop {
-        for _ in 0..64 {
-            std::hint::spin_loop();
-        }
-        if take() {
-            return STATUS_SUCCESS;
-        }
-        if m.ke.is_bugged() {
-            park_forever();
-        }
-        if Instant::now() >= spin_end {
-            break;
-        }
+    let spin = dl.map_or(WAIT_SPIN, |d| {
+        d.saturating_duration_since(Instant::now()).min(WAIT_SPIN)
+    });
+    let mut got = false;
+    spin_until(spin, || {
+        got = take();
+        got || m.ke.is_bugged()
+    });
+    if got {
+        return STATUS_SUCCESS;
     }
     let mut g = lock(&m.ke.dispatcher);
     m.ke.sleepers.fetch_add(1, Ordering::SeqCst);
