@@ -123,6 +123,9 @@ fn uninit(item: usize) {
 /// processors does not decide the comparison).
 const ROUNDS: u64 = 20;
 
+/// Minimum warm-up before the queue rounds.
+const WARM_UP: std::time::Duration = std::time::Duration::from_millis(200);
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -155,15 +158,21 @@ pub fn run(verifier: Verifier, iterations: u64) -> BenchResult {
             let ev = unsafe { &raw mut (*ctx).event };
             // SAFETY: `ev` is writable KEVENT storage.
             unsafe { KeInitializeEvent(ev, SYNCHRONIZATION_EVENT, 0) };
-            // Warm up (worker threads start on first use), then alternate the two exports in
-            // rounds so both see the same machine load.
-            queue_cycles(dev, item, ctx, (iterations / 10).max(1), false);
-            queue_cycles(dev, item, ctx, (iterations / 10).max(1), true);
+            // Warm up for at least WARM_UP (worker threads start on first use, and the
+            // scheduler settles where they run), then alternate the two exports in rounds,
+            // ABBA, so both see the same machine load and neither always goes first.
+            let warm = Instant::now();
+            while warm.elapsed() < WARM_UP {
+                queue_cycles(dev, item, ctx, (iterations / 10).max(1), false);
+                queue_cycles(dev, item, ctx, (iterations / 10).max(1), true);
+            }
             let per = (iterations / ROUNDS).max(1);
             let (mut rb, mut rbx) = (Vec::new(), Vec::new());
-            for _ in 0..ROUNDS {
-                rb.push(queue_cycles(dev, item, ctx, per, false));
-                rbx.push(queue_cycles(dev, item, ctx, per, true));
+            for r in 0..ROUNDS {
+                for ex in [r % 2 == 1, r % 2 == 0] {
+                    let rate = queue_cycles(dev, item, ctx, per, ex);
+                    if ex { rbx.push(rate) } else { rb.push(rate) }
+                }
             }
             let (b, bx) = (median(rb), median(rbx));
             // The routine has signalled but may not have returned to its worker yet.

@@ -76,10 +76,16 @@ pub mod irql {
 /// processor between short bursts).
 const WAIT_SPIN: Duration = Duration::from_micros(20);
 
-/// Spin until `done()` or `limit` passes: short bursts of `pause`, yielding the processor
-/// between them.
+/// How long [`spin_until`] spins on `pause` alone before it starts yielding the processor.
+const PURE_SPIN: Duration = Duration::from_nanos(1000);
+
+/// Spin until `done()` or `limit` passes: first [`PURE_SPIN`] of `pause` (a hand-off from a
+/// thread running on another processor lands within it), then short bursts of `pause` with the
+/// processor yielded between them (so an oversubscribed machine loses little to the spin).
 pub(crate) fn spin_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
+    let start = Instant::now();
+    let end = start + limit;
+    let pure_end = start + PURE_SPIN.min(limit);
     loop {
         for _ in 0..16 {
             std::hint::spin_loop();
@@ -87,12 +93,15 @@ pub(crate) fn spin_until(limit: Duration, mut done: impl FnMut() -> bool) -> boo
         if done() {
             return true;
         }
-        if Instant::now() >= end {
+        let now = Instant::now();
+        if now >= end {
             return false;
         }
-        std::thread::yield_now();
-        if done() {
-            return true;
+        if now >= pure_end {
+            std::thread::yield_now();
+            if done() {
+                return true;
+            }
         }
     }
 }
