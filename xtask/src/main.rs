@@ -624,10 +624,9 @@ fn bench_all(quick: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let tools: Result<Vec<PathBuf>, String> =
-        host_tools(true, &["wictl", "ntsim"]).into_iter().collect();
-    let (wictl, ntsim) = match tools.as_deref() {
-        Ok([w, n]) => (w.clone(), n.clone()),
+    let tools: Result<Vec<PathBuf>, String> = host_tools(true, &["wictl"]).into_iter().collect();
+    let wictl = match tools.as_deref() {
+        Ok([w]) => w.clone(),
         Ok(_) => unreachable!("host_tools returns one result per package"),
         Err(e) => {
             eprintln!("xtask bench: {e}");
@@ -639,7 +638,7 @@ fn bench_all(quick: bool) -> ExitCode {
     let results = [
         bench::workitem_instructions(&mut cargo(), &sizes)
             .map(|over| over <= bench::SAFE_OVER_RAW_TARGET_PCT),
-        bench::ntsim_verifier_cost(&ntsim, &sizes).map(|()| true),
+        bench::ntsim_verifier_cost(&mut cargo(), &sizes).map(|()| true),
         bench::driver_modes(&wictl, &sys, &sizes).map(|()| true),
     ];
     let mut ok = true;
