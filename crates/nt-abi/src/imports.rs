@@ -3,8 +3,9 @@
 //! One list produces three things, so they cannot drift apart:
 //! - on Windows targets, the `extern "system"` import block (linked with `raw-dylib`, so no
 //!   import library is needed and a Linux cross build works);
-//! - [`signatures`]: a `win64` function-pointer type per import, which ntsim's emulated exports
-//!   are checked against at compile time;
+//! - [`signatures`]: a function-pointer type per import with the kernel callback convention
+//!   (`win64` on ntsim's x86_64 host, `system` on Windows targets; see [`crate::kernel_fn!`]),
+//!   which ntsim's emulated exports are checked against at compile time;
 //! - [`FIXED_ARITY_IMPORTS`] / [`ALL_IMPORTS`]: the names, for loaders and artifact checks.
 #![allow(non_snake_case, clippy::missing_safety_doc)]
 
@@ -24,14 +25,17 @@ macro_rules! ntoskrnl_imports {
             $( $(#[doc = $doc])* pub fn $name($($arg: $ty),*) $(-> $ret)?; )*
         }
 
-        /// A `win64` function-pointer type for every fixed-arity import, named after it.
+        /// A function-pointer type for every fixed-arity import, named after it, with the kernel
+        /// callback convention (`win64` on a non-Windows x86_64 host, `system` on Windows).
         #[allow(non_camel_case_types)]
         pub mod signatures {
             #[allow(unused_imports)]
             use super::*;
-            $( pub type $name = unsafe extern "win64" fn($($ty),*) $(-> $ret)?; )*
-            /// `KeBugCheckEx` never returns.
-            pub type KeBugCheckEx = unsafe extern "win64" fn(ULONG, ULONG_PTR, ULONG_PTR, ULONG_PTR, ULONG_PTR) -> !;
+            $( $crate::routine_type!(pub type $name = unsafe fn($($ty),*) $(-> $ret)?); )*
+            $crate::routine_type!(
+                /// `KeBugCheckEx` never returns.
+                pub type KeBugCheckEx = unsafe fn(ULONG, ULONG_PTR, ULONG_PTR, ULONG_PTR, ULONG_PTR) -> !
+            );
         }
 
         /// Names of the fixed-arity imports declared above.
