@@ -480,6 +480,59 @@ fn test(allow_install: bool) -> ExitCode {
         check_step(c)
     });
 
+    step(
+        "ARM64: clippy -D warnings of nt-abi, io-workitem and the driver for aarch64-pc-windows-msvc",
+        &mut || {
+            let cmd = xbuild::locate_toolchain(allow_install)
+                .and_then(|tc| xbuild::windows_kernel_clippy_for(&tc, xbuild::ARM64_TARGET));
+            match cmd {
+                Ok(mut c) => {
+                    c.current_dir(&root)
+                        .args(["-p", "nt-abi", "-p", "io-workitem", "-p", "wdm-workitem"])
+                        .args(["--no-default-features", "--target-dir"])
+                        .arg(root.join("target/winclippy"))
+                        .args(["--", "-D", "warnings"]);
+                    check_step(c)
+                }
+                Err(e) => {
+                    eprintln!("xtask: {e}");
+                    Outcome::Failed {
+                        passed: 0,
+                        failed: 1,
+                    }
+                }
+            }
+        },
+    );
+
+    step(
+        "rustdoc -D warnings: cargo doc -p nt-abi -p io-workitem --no-deps (every backend shown)",
+        &mut || {
+            let mut c = cargo();
+            c.args(["doc", "-p", "nt-abi", "-p", "io-workitem", "--no-deps"])
+                .env("RUSTDOCFLAGS", "-D warnings");
+            check_step(c)
+        },
+    );
+
+    step(
+        "cargo package -p nt-abi -p io-workitem (metadata, licenses, verify build; uses the registry)",
+        &mut || {
+            let mut c = cargo();
+            // --allow-dirty: what is checked is that the crates package and build from their
+            // tarballs, not the state of the git tree the test happens to run in.
+            c.args([
+                "package",
+                "-p",
+                "nt-abi",
+                "-p",
+                "io-workitem",
+                "--allow-dirty",
+            ]);
+            check_step(c)
+        },
+    );
+
     step("cargo fmt --check", &mut || {
         let mut c = cargo();
         c.args(["fmt", "--all", "--check"]);

@@ -132,3 +132,8 @@ pub type WdkWorkItem<'slab, P, O = Device> = WorkItem<'slab, WdkSys, P, O>;
 /// A [`Detached`] item of a [`WdkSlab`].
 #[cfg(any(feature = "wdk-sys", doc))]
 pub type WdkDetached<P, O = Device> = Detached<WdkSys, P, O>;
+
+/// The crate README's example, compiled as a doctest so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

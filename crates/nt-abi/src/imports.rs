@@ -6,7 +6,10 @@
 //! - [`signatures`]: a function-pointer type per import with the kernel callback convention
 //!   (`win64` on ntsim's x86_64 host, `system` on Windows targets; see [`crate::kernel_fn!`]),
 //!   which ntsim's emulated exports are checked against at compile time;
-//! - [`FIXED_ARITY_IMPORTS`] / [`ALL_IMPORTS`]: the names, for loaders and artifact checks.
+//! - [`FIXED_ARITY_IMPORTS`] / [`all_imports`]: the names, for loaders and artifact checks.
+//!
+//! Documentation built on a non-Windows host shows the import declarations too (they are
+//! declared, unlinked, for `cfg(doc)`).
 #![allow(non_snake_case, clippy::missing_safety_doc)]
 
 use core::ffi::c_void;
@@ -19,8 +22,8 @@ use crate::workitem::*;
 
 macro_rules! ntoskrnl_imports {
     ($( $(#[doc = $doc:literal])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?; )*) => {
-        #[cfg(target_os = "windows")]
-        #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+        #[cfg(any(target_os = "windows", doc))]
+        #[cfg_attr(target_os = "windows", link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim"))]
         unsafe extern "system" {
             $( $(#[doc = $doc])* pub fn $name($($arg: $ty),*) $(-> $ret)?; )*
         }
@@ -81,8 +84,11 @@ ntoskrnl_imports! {
     fn KeQueryPerformanceCounter(PerformanceFrequency: *mut LARGE_INTEGER) -> LARGE_INTEGER;
 }
 
-#[cfg(target_os = "windows")]
-#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+#[cfg(any(target_os = "windows", doc))]
+#[cfg_attr(
+    target_os = "windows",
+    link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")
+)]
 unsafe extern "system" {
     /// Stop the system with a bug check; used by the panic handler.
     pub fn KeBugCheckEx(
@@ -94,8 +100,11 @@ unsafe extern "system" {
     ) -> !;
 }
 
-#[cfg(target_os = "windows")]
-#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+#[cfg(any(target_os = "windows", doc))]
+#[cfg_attr(
+    target_os = "windows",
+    link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")
+)]
 unsafe extern "C" {
     /// `printf`-style debug output (variadic; `%wZ` prints a `UNICODE_STRING*`).
     pub fn DbgPrint(Format: *const u8, ...) -> ULONG;

@@ -79,3 +79,8 @@ pub use pool::*;
 pub use status::*;
 pub use types::*;
 pub use workitem::*;
+
+/// The crate README's example, compiled as a doctest so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -483,6 +483,11 @@ pub fn clippy_of(tc: &Toolchain) -> Option<PathBuf> {
 /// would prefer a `cargo-clippy` in `$CARGO_HOME/bin` (rustup's proxy, another toolchain).
 /// The caller adds `-p`, `--target-dir`, `--no-default-features` and `-- -D warnings`.
 pub fn windows_kernel_clippy(tc: &Toolchain) -> Result<Command, Error> {
+    windows_kernel_clippy_for(tc, TARGET)
+}
+
+/// [`windows_kernel_clippy`] for any of [`DRIVER_TARGETS`] (e.g. [`ARM64_TARGET`]).
+pub fn windows_kernel_clippy_for(tc: &Toolchain, target: &str) -> Result<Command, Error> {
     let clippy = clippy_of(tc).ok_or_else(|| {
         Error(format!(
             "{} has no cargo-clippy next to it: install {} (Debian) or `rustup component add \
@@ -495,7 +500,7 @@ pub fn windows_kernel_clippy(tc: &Toolchain) -> Result<Command, Error> {
     cmd.args([
         "clippy",
         "--target",
-        TARGET,
+        target,
         "-Zbuild-std=core,compiler_builtins,alloc",
         "-Zbuild-std-features=compiler-builtins-mem",
     ]);
