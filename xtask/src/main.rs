@@ -506,6 +506,41 @@ fn test(allow_install: bool) -> ExitCode {
     );
 
     step(
+        "examples/thirdparty-driver: clippy -D warnings for x64 and ARM64, rustfmt --check",
+        &mut || {
+            let example = root.join("examples/thirdparty-driver/Cargo.toml");
+            let mut fmt = cargo();
+            fmt.args(["fmt", "--check", "--manifest-path"])
+                .arg(&example);
+            if !matches!(check_step(fmt), Outcome::Passed(_)) {
+                return Outcome::Failed {
+                    passed: 0,
+                    failed: 1,
+                };
+            }
+            let cmd = xbuild::locate_toolchain(allow_install)
+                .and_then(|tc| xbuild::windows_kernel_clippy_for(&tc, xbuild::TARGET));
+            match cmd {
+                Ok(mut c) => {
+                    c.args(["--target", xbuild::ARM64_TARGET, "--manifest-path"])
+                        .arg(&example)
+                        .arg("--target-dir")
+                        .arg(root.join("target/winclippy-example"))
+                        .args(["--", "-D", "warnings"]);
+                    check_step(c)
+                }
+                Err(e) => {
+                    eprintln!("xtask: {e}");
+                    Outcome::Failed {
+                        passed: 0,
+                        failed: 1,
+                    }
+                }
+            }
+        },
+    );
+
+    step(
         "rustdoc -D warnings: cargo doc -p nt-abi -p io-workitem --no-deps (every backend shown)",
         &mut || {
             let mut c = cargo();

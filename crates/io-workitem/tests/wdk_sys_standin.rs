@@ -2,17 +2,20 @@
 //! the real wdk-sys cannot be built (its build script runs bindgen over an installed WDK).
 //!
 //! The test generates a throwaway workspace in which crates.io's `wdk-sys` is patched with a
-//! stand-in of the same name and version that has the *shape* bindgen gives windows-drivers-rs
-//! 0.5 (checked against microsoft/windows-drivers-rs: `wdk_sys::ntddk::*` functions in an
-//! `extern "C"` block, routine types as `Option<unsafe extern "C" fn(..)>`, C enums as
-//! module-constant enums such as `_MODE::KernelMode`, `#[must_use]` on NTSTATUS returns), and
-//! `cargo check`s io-workitem with the feature on, for both `x86_64-pc-windows-msvc` and
-//! `aarch64-pc-windows-msvc` (build-std), plus a small driver-side crate that names the
-//! `WdkSlab`/`WdkWorkItem` aliases. A second stand-in with one wrong routine type proves the
-//! check is real: the one place that converts routine pointers stops compiling.
+//! stand-in of the same name (and a 0.5.x version) that has the *shape* bindgen gives
+//! windows-drivers-rs 0.5 (checked against microsoft/windows-drivers-rs: `wdk_sys::ntddk::*`
+//! functions in an `extern "C"` block, routine types as `Option<unsafe extern "C" fn(..)>`, C
+//! enums as module-constant enums such as `_MODE::KernelMode`, `#[must_use]` on NTSTATUS
+//! returns), and `cargo check`s io-workitem with the feature on, for both
+//! `x86_64-pc-windows-msvc` and `aarch64-pc-windows-msvc` (build-std), plus a small driver-side
+//! crate (`#![deny(unsafe_code)]`) that uses the `WdkSlab`/`WdkWorkItem` aliases. A second
+//! stand-in with one wrong routine type proves the check is real: the one place that converts
+//! routine pointers stops compiling.
 //!
 //! Not covered (needs a WDK on Windows): that the real bindings have exactly these names and
 //! types — a real WDK build of a driver with the feature on checks that.
+
+#![cfg(not(loom))]
 
 use std::path::{Path, PathBuf};
 
@@ -108,7 +111,12 @@ fn write(path: &Path, text: &str) {
 }
 
 /// Generate the workspace and `cargo check` it for both Windows targets; (success, stderr).
-fn check(name: &str, routine_params: &str) -> Option<(bool, String)> {
+///
+/// Each stand-in gets its own `version` (any `0.5.x` satisfies io-workitem's requirement): the
+/// two workspaces share one target directory, and cargo identifies a path package by name,
+/// version and its path *relative to the workspace*, which is the same for both — with equal
+/// versions the second check would reuse the first one's io-workitem.
+fn check(name: &str, version: &str, routine_params: &str) -> Option<(bool, String)> {
     let tc = match xbuild::locate_toolchain(false) {
         Ok(tc) => tc,
         Err(e) if std::env::var("WDM_ALLOW_SKIP").as_deref() == Ok("1") => {
@@ -123,7 +131,7 @@ fn check(name: &str, routine_params: &str) -> Option<(bool, String)> {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("wdk-sys-standin-{name}"));
     write(
         &dir.join("wdk-sys/Cargo.toml"),
-        "[package]\nname = \"wdk-sys\"\nversion = \"0.5.2\"\nedition = \"2024\"\n",
+        &format!("[package]\nname = \"wdk-sys\"\nversion = \"{version}\"\nedition = \"2024\"\n"),
     );
     write(
         &dir.join("wdk-sys/src/lib.rs"),
@@ -157,8 +165,11 @@ fn check(name: &str, routine_params: &str) -> Option<(bool, String)> {
 
 #[test]
 fn wdk_sys_backend_type_checks_for_x64_and_arm64_against_a_bindgen_shaped_standin() {
-    let Some((ok, stderr)) = check("correct", "DeviceObject: PDEVICE_OBJECT, Context: PVOID")
-    else {
+    let Some((ok, stderr)) = check(
+        "correct",
+        "0.5.2",
+        "DeviceObject: PDEVICE_OBJECT, Context: PVOID",
+    ) else {
         return;
     };
     assert!(ok, "the wdk-sys backend does not type-check:\n{stderr}");
@@ -167,7 +178,7 @@ fn wdk_sys_backend_type_checks_for_x64_and_arm64_against_a_bindgen_shaped_standi
 #[test]
 fn a_routine_type_that_differs_from_nt_abi_is_rejected() {
     // One parameter missing: converting nt-abi's IO_WORKITEM_ROUTINE must no longer compile.
-    let Some((ok, stderr)) = check("wrong-routine", "Context: PVOID") else {
+    let Some((ok, stderr)) = check("wrong-routine", "0.5.3", "Context: PVOID") else {
         return;
     };
     assert!(!ok, "a mismatched PIO_WORKITEM_ROUTINE type-checked");

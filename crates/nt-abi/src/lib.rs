@@ -16,6 +16,12 @@
 //! at run time, never hard-coded), the PE machine ([`pe::IMAGE_FILE_MACHINE_ARM64`]) and the
 //! CPU-state structures (`CONTEXT`, `KPCR`, unwind data).
 //!
+//! What checks the ARM64 claim: the assertions compile for `aarch64-pc-windows-msvc` (the ARM64
+//! driver build), and a WDK build can assert them against `wdk-sys`. The independent mingw-w64
+//! header check runs for x64 only: Debian 12's mingw-w64 `ddk/wdm.h` does not support aarch64
+//! (`#error Unknown Architecture`; what clang computes from it for `aarch64-w64-mingw32` then
+//! disagrees with Windows on `IO_STACK_LOCATION`), so it cannot serve as evidence there.
+//!
 //! ## Calling convention of kernel callbacks
 //!
 //! Routine types (work-item routines, dispatch routines, …) are `unsafe extern "system" fn` on
