@@ -69,7 +69,7 @@ use device::{DeviceExtension, unicode};
 /// # Safety
 /// Called once by the I/O manager at PASSIVE_LEVEL with a valid, exclusively owned driver object.
 #[unsafe(no_mangle)]
-pub unsafe extern "win64" fn DriverEntry(
+pub unsafe extern "system" fn DriverEntry(
     driver: *mut DRIVER_OBJECT,
     _registry_path: *mut UNICODE_STRING,
 ) -> NTSTATUS {
@@ -159,7 +159,7 @@ pub unsafe extern "win64" fn DriverEntry(
 ///
 /// # Safety
 /// Called once by the I/O manager at PASSIVE_LEVEL after a successful DriverEntry.
-unsafe extern "win64" fn driver_unload(driver: *mut DRIVER_OBJECT) {
+unsafe extern "system" fn driver_unload(driver: *mut DRIVER_OBJECT) {
     let mut link_name = unicode(&ioctl::DOS_DEVICE_NAME_W);
     // SAFETY: the link was created by DriverEntry; the name is static and only read. A failure
     // (nothing to delete) leaves nothing else to do, so the status is ignored.

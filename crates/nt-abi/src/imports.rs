@@ -3,9 +3,13 @@
 //! One list produces three things, so they cannot drift apart:
 //! - on Windows targets, the `extern "system"` import block (linked with `raw-dylib`, so no
 //!   import library is needed and a Linux cross build works);
-//! - [`signatures`]: a `win64` function-pointer type per import, which ntsim's emulated exports
-//!   are checked against at compile time;
-//! - [`FIXED_ARITY_IMPORTS`] / [`ALL_IMPORTS`]: the names, for loaders and artifact checks.
+//! - [`signatures`]: a function-pointer type per import with the kernel callback convention
+//!   (`win64` on ntsim's x86_64 host, `system` on Windows targets; see [`crate::kernel_fn!`]),
+//!   which ntsim's emulated exports are checked against at compile time;
+//! - [`FIXED_ARITY_IMPORTS`] / [`all_imports`]: the names, for loaders and artifact checks.
+//!
+//! Documentation built on a non-Windows host shows the import declarations too (they are
+//! declared, unlinked, for `cfg(doc)`).
 #![allow(non_snake_case, clippy::missing_safety_doc)]
 
 use core::ffi::c_void;
@@ -18,20 +22,23 @@ use crate::workitem::*;
 
 macro_rules! ntoskrnl_imports {
     ($( $(#[doc = $doc:literal])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?; )*) => {
-        #[cfg(target_os = "windows")]
-        #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+        #[cfg(any(target_os = "windows", doc))]
+        #[cfg_attr(target_os = "windows", link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim"))]
         unsafe extern "system" {
             $( $(#[doc = $doc])* pub fn $name($($arg: $ty),*) $(-> $ret)?; )*
         }
 
-        /// A `win64` function-pointer type for every fixed-arity import, named after it.
+        /// A function-pointer type for every fixed-arity import, named after it, with the kernel
+        /// callback convention (`win64` on a non-Windows x86_64 host, `system` on Windows).
         #[allow(non_camel_case_types)]
         pub mod signatures {
             #[allow(unused_imports)]
             use super::*;
-            $( pub type $name = unsafe extern "win64" fn($($ty),*) $(-> $ret)?; )*
-            /// `KeBugCheckEx` never returns.
-            pub type KeBugCheckEx = unsafe extern "win64" fn(ULONG, ULONG_PTR, ULONG_PTR, ULONG_PTR, ULONG_PTR) -> !;
+            $( $crate::routine_type!(pub type $name = unsafe fn($($ty),*) $(-> $ret)?); )*
+            $crate::routine_type!(
+                /// `KeBugCheckEx` never returns.
+                pub type KeBugCheckEx = unsafe fn(ULONG, ULONG_PTR, ULONG_PTR, ULONG_PTR, ULONG_PTR) -> !
+            );
         }
 
         /// Names of the fixed-arity imports declared above.
@@ -77,8 +84,11 @@ ntoskrnl_imports! {
     fn KeQueryPerformanceCounter(PerformanceFrequency: *mut LARGE_INTEGER) -> LARGE_INTEGER;
 }
 
-#[cfg(target_os = "windows")]
-#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+#[cfg(any(target_os = "windows", doc))]
+#[cfg_attr(
+    target_os = "windows",
+    link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")
+)]
 unsafe extern "system" {
     /// Stop the system with a bug check; used by the panic handler.
     pub fn KeBugCheckEx(
@@ -90,8 +100,11 @@ unsafe extern "system" {
     ) -> !;
 }
 
-#[cfg(target_os = "windows")]
-#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+#[cfg(any(target_os = "windows", doc))]
+#[cfg_attr(
+    target_os = "windows",
+    link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")
+)]
 unsafe extern "C" {
     /// `printf`-style debug output (variadic; `%wZ` prints a `UNICODE_STRING*`).
     pub fn DbgPrint(Format: *const u8, ...) -> ULONG;
