@@ -72,6 +72,69 @@ pub struct Image {
     pub relocations_applied: usize,
 }
 
+/// Largest image file ntsim reads, and largest `SizeOfImage` it maps: 256 MiB. Windows sets no
+/// documented limit below the format's 4 GiB, but real drivers are far smaller (ntoskrnl.exe
+/// itself is about 12 MiB); the bound keeps a wrong path (a disk image, `/dev/zero`) from being
+/// read into memory whole.
+pub const MAX_IMAGE_BYTES: u64 = 256 << 20;
+
+/// Read a driver file: refuse anything that is not a regular file, or is larger than
+/// [`MAX_IMAGE_BYTES`], before reading a byte (a FIFO, a device, `/dev/zero`, a directory).
+pub fn read_image_file(path: &Path) -> Result<Vec<u8>, LoadError> {
+    use std::io::Read;
+    let io = |e: std::io::Error| LoadError::Io(format!("{}: {e}", path.display()));
+    let check = |md: &std::fs::Metadata| -> Result<(), LoadError> {
+        if !md.is_file() {
+            let ft = md.file_type();
+            let kind = if ft.is_dir() {
+                "a directory"
+            } else {
+                use std::os::unix::fs::FileTypeExt;
+                if ft.is_fifo() {
+                    "a FIFO"
+                } else if ft.is_char_device() || ft.is_block_device() {
+                    "a device"
+                } else if ft.is_socket() {
+                    "a socket"
+                } else {
+                    "not a regular file"
+                }
+            };
+            return Err(LoadError::Io(format!(
+                "{}: is {kind}, not a regular file; give the path of a driver .sys file",
+                path.display()
+            )));
+        }
+        if md.len() > MAX_IMAGE_BYTES {
+            return Err(LoadError::Io(format!(
+                "{}: the file is {} bytes, larger than any driver image ntsim loads ({} MiB)",
+                path.display(),
+                md.len(),
+                MAX_IMAGE_BYTES >> 20
+            )));
+        }
+        Ok(())
+    };
+    // Check the path before opening it (opening a FIFO would block), then the opened file
+    // (the path may have been replaced in between), and never read more than the bound.
+    check(&std::fs::metadata(path).map_err(io)?)?;
+    let f = std::fs::File::open(path).map_err(io)?;
+    let md = f.metadata().map_err(io)?;
+    check(&md)?;
+    let mut buf = Vec::with_capacity(md.len() as usize);
+    f.take(MAX_IMAGE_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(io)?;
+    if buf.len() as u64 > MAX_IMAGE_BYTES {
+        return Err(LoadError::Io(format!(
+            "{}: the file grew past {} MiB while it was read",
+            path.display(),
+            MAX_IMAGE_BYTES >> 20
+        )));
+    }
+    Ok(buf)
+}
+
 fn bad<T>(msg: impl Into<String>) -> Result<T, LoadError> {
     Err(LoadError::Malformed(msg.into()))
 }
@@ -158,7 +221,7 @@ pub fn parse_headers(file: &[u8]) -> Result<Headers, LoadError> {
         }
         dirs.push((r.u32(off)?, r.u32(off + 4)?));
     }
-    if size_of_image == 0 || size_of_image > 256 << 20 {
+    if size_of_image == 0 || size_of_image as u64 > MAX_IMAGE_BYTES {
         return bad(format!("SizeOfImage {size_of_image:#x} is out of range"));
     }
     if (size_of_headers as usize) > file.len() || size_of_headers > size_of_image {
@@ -239,8 +302,7 @@ pub fn load(
     resolve: &dyn Fn(&str) -> Option<usize>,
     note: usize,
 ) -> Result<Image, LoadError> {
-    let file =
-        std::fs::read(path).map_err(|e| LoadError::Io(format!("{}: {e}", path.display())))?;
+    let file = read_image_file(path)?;
     let h = parse_headers(&file)?;
     let size = mm::round_up(h.size_of_image as usize, PAGE_SIZE);
 
