@@ -31,7 +31,10 @@ fn assert_usage(args: &[&str], expect: &str) {
         "{args:?}\n{out}\n{err}"
     );
     assert!(!err.contains("panicked"), "{args:?}\n{err}");
-    assert!(err.contains(expect), "{args:?}: expected {expect:?} in\n{err}");
+    assert!(
+        err.contains(expect),
+        "{args:?}: expected {expect:?} in\n{err}"
+    );
 }
 
 #[test]
@@ -42,7 +45,10 @@ fn raw_input_and_codes_are_parsed_strictly() {
     }
     for bad in ["+5", "0x+5", "1_000", "0x100000000", " 5"] {
         assert_usage(&["raw", "--code", bad], "--code");
-        assert_usage(&["raw", "--code", "0x226000", "--out-len", bad], "--out-len");
+        assert_usage(
+            &["raw", "--code", "0x226000", "--out-len", bad],
+            "--out-len",
+        );
     }
     assert_usage(&["cycles", "-n", "+5"], "--iterations");
     // What the grammar documents still works.

@@ -73,16 +73,17 @@ pub unsafe extern "win64" fn KeInitializeEvent(
     };
     // SAFETY: the caller guarantees `Event` is writable KEVENT storage; we write the whole
     // header, and the wait list points at itself as Windows initializes it.
+    // Unaligned: x64 does not fault on a misaligned KEVENT, so neither does ntsim.
     unsafe {
-        Event.write(KEVENT { Header: header });
+        Event.write_unaligned(KEVENT { Header: header });
     }
     let head = crate::ke::list_head(Event);
     // SAFETY: `Event` was just initialized and is writable; the list head is its own member.
     unsafe {
-        (*Event).Header.WaitListHead = LIST_ENTRY {
+        head.write_unaligned(LIST_ENTRY {
             Flink: head,
             Blink: head,
-        };
+        });
     }
 }
 

@@ -296,6 +296,23 @@ struct Thunk {
     target: Option<usize>,
 }
 
+/// Unmaps a half-built image mapping when dropped armed.
+struct Unmap(Option<(usize, usize)>);
+
+impl Drop for Unmap {
+    fn drop(&mut self) {
+        if let Some((base, len)) = self.0 {
+            // SAFETY: `base..base + len` is the mapping `load` created for an image it then
+            // refused: no code in it ran and no pointer to it was handed out.
+            unsafe { libc::munmap(base as *mut libc::c_void, len) };
+        }
+    }
+}
+
+/// Upper bound on the imports of one image (all descriptors together): far above any driver
+/// (ours has 31), low enough that a looping import table costs nothing.
+pub const MAX_IMPORTS: usize = 16384;
+
 /// Load `path` into this process. `resolve` maps an ntoskrnl export name to an address.
 pub fn load(
     path: &Path,
@@ -367,8 +384,10 @@ pub fn load(
                     target,
                 });
                 i += 1;
-                if i > 65536 {
-                    return bad("import table does not terminate");
+                if thunks.len() > MAX_IMPORTS {
+                    return bad(format!(
+                        "more than {MAX_IMPORTS} imports (an import table that does not terminate?)"
+                    ));
                 }
             }
             d += IMAGE_SIZEOF_IMPORT_DESCRIPTOR;
@@ -406,6 +425,9 @@ pub fn load(
     } else {
         mm::map_rw(total, None).ok_or(LoadError::Map("mmap failed".into()))?
     };
+    // Until the image is complete, a refusal unmaps it again (nothing in it has run, nothing
+    // refers to it): a loader fed many bad images must not accumulate mappings.
+    let mut mapping = Unmap(Some((base, total)));
     let delta = (base as u64).wrapping_sub(h.image_base);
     let mut applied = 0;
     if let Some((rrva, rsize)) = reloc {
@@ -479,6 +501,7 @@ pub fn load(
         });
     }
     mm::protect(stubs, stub_bytes_len, Prot::Rx);
+    mapping.0 = None;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
