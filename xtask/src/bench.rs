@@ -210,3 +210,67 @@ pub fn driver_modes(wictl: &Path, sys: &Path, sizes: &Sizes) -> Result<(), Strin
     }
     Ok(())
 }
+
+/// This process's resident set, from `/proc/<pid>/status` (`VmRSS`), in KiB.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Section 4: memory over a soak. `wictl --ntsim <sys> stress --mix` for `secs` seconds, its
+/// RSS sampled as it runs; the growth from the end of warm-up (the first fifth of the run) to
+/// the end, per 10^7 cycles. A leak shows as growth that does not level off.
+pub fn soak_rss(wictl: &Path, sys: &Path, secs: u64) -> Result<(), String> {
+    use std::time::{Duration, Instant};
+    eprintln!(
+        "xtask bench: wdm_workitem.sys in ntsim: stress --mix for {secs} s, sampling RSS ..."
+    );
+    let mut child = Command::new(wictl)
+        .arg("--ntsim")
+        .arg(sys)
+        .args(["--json", "stress", "--mix", "--duration", &secs.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("stress --mix: cannot start: {e}"))?;
+    let pid = child.id();
+    let t0 = Instant::now();
+    let mut samples: Vec<(f64, u64)> = Vec::new();
+    while child.try_wait().map_err(|e| e.to_string())?.is_none() {
+        if let Some(kib) = rss_kib(pid) {
+            samples.push((t0.elapsed().as_secs_f64(), kib));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("stress --mix: {e}"))?;
+    let v = last_json_line(&out.stdout).ok_or("stress --mix printed no JSON")?;
+    let cycles = num(&v, &["result", "report", "cycles"])?;
+    let elapsed = num(&v, &["result", "report", "elapsed_secs"])?;
+    let warm = elapsed / 5.0;
+    let (tw, rw) = *samples
+        .iter()
+        .find(|(t, _)| *t >= warm)
+        .ok_or("no RSS sample after warm-up")?;
+    let (te, re) = *samples
+        .iter()
+        .rev()
+        .find(|(t, _)| *t <= elapsed)
+        .ok_or("no RSS sample")?;
+    let window = (te - tw).max(0.001);
+    let window_cycles = cycles * (window / elapsed.max(0.001));
+    let growth = re as f64 - rw as f64;
+    let per_1e7 = growth / window_cycles.max(1.0) * 1e7;
+    println!(
+        "\n4. memory over a soak: wdm_workitem.sys in ntsim, wictl stress --mix for {secs} s, \
+         {cycles:.0} cycles"
+    );
+    println!(
+        "   RSS {rw} KiB after warm-up ({tw:.1} s) -> {re} KiB at {te:.1} s: {growth:+.0} KiB \
+         over {window_cycles:.0} cycles = {per_1e7:+.1} KiB per 10^7 cycles"
+    );
+    Ok(())
+}

@@ -88,7 +88,7 @@ pub fn parse_hex_bytes(s: &str) -> Result<HexBytes<'_>, TextError> {
     if let Some((at, ch)) = s.char_indices().find(|(_, c)| !c.is_ascii_hexdigit()) {
         return Err(TextError::BadDigit { at, ch, hex: true });
     }
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(TextError::OddLength { digits: s.len() });
     }
     Ok(HexBytes(s.as_bytes()))

@@ -78,7 +78,7 @@ pub const EMULATED_IO_WORKITEM_SIZE_ALIGN: ULONG = 8;
 pub const fn is_emulated_io_workitem_size(size: u64) -> bool {
     size >= EMULATED_IO_WORKITEM_SIZE_MIN as u64
         && size <= EMULATED_IO_WORKITEM_SIZE_MAX as u64
-        && size % EMULATED_IO_WORKITEM_SIZE_ALIGN as u64 == 0
+        && size.is_multiple_of(EMULATED_IO_WORKITEM_SIZE_ALIGN as u64)
 }
 
 const _: () = {

@@ -54,7 +54,11 @@ fn round(round: u64, r: &mut Rng) -> usize {
             let reqs = (0..1 + r.below(4))
                 .map(|_| {
                     let mode = Mode::ALL[r.below(Mode::ALL.len() as u64) as usize];
-                    let depth = if mode == Mode::RequeueChain { 1 + r.below(3) } else { 0 };
+                    let depth = if mode == Mode::RequeueChain {
+                        1 + r.below(3)
+                    } else {
+                        0
+                    };
                     RunCyclesRequest::new(
                         1 + r.below(3000) as u32,
                         1 + r.below(32) as u32,
