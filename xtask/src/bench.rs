@@ -222,16 +222,41 @@ fn rss_kib(pid: u32) -> Option<u64> {
 
 /// Section 4: memory over a soak. `wictl --ntsim <sys> stress --mix` for `secs` seconds, its
 /// RSS sampled as it runs; the growth from the end of warm-up (the first fifth of the run) to
-/// the end, per 10^7 cycles. A leak shows as growth that does not level off.
+/// the end, per 10^7 cycles. Run twice: with glibc's allocator as configured by default, and
+/// with its per-thread caches off (`tcache_count=0`, one arena). The default run grows slowly
+/// while the caches of ntsim's many threads fill (bounded, not a leak); a leak in ntsim or the
+/// driver grows the second run too, which stays flat otherwise.
 pub fn soak_rss(wictl: &Path, sys: &Path, secs: u64) -> Result<(), String> {
+    println!("\n4. memory over a soak: wdm_workitem.sys in ntsim, wictl stress --mix for {secs} s");
+    for (label, env) in [
+        ("glibc defaults", &[][..]),
+        (
+            "allocator caches off",
+            &[
+                ("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0"),
+                ("MALLOC_ARENA_MAX", "1"),
+            ][..],
+        ),
+    ] {
+        soak_once(wictl, sys, secs, label, env)?;
+    }
+    Ok(())
+}
+
+fn soak_once(
+    wictl: &Path,
+    sys: &Path,
+    secs: u64,
+    label: &str,
+    env: &[(&str, &str)],
+) -> Result<(), String> {
     use std::time::{Duration, Instant};
-    eprintln!(
-        "xtask bench: wdm_workitem.sys in ntsim: stress --mix for {secs} s, sampling RSS ..."
-    );
+    eprintln!("xtask bench: stress --mix for {secs} s ({label}), sampling RSS ...");
     let mut child = Command::new(wictl)
         .arg("--ntsim")
         .arg(sys)
         .args(["--json", "stress", "--mix", "--duration", &secs.to_string()])
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| format!("stress --mix: cannot start: {e}"))?;
@@ -265,12 +290,8 @@ pub fn soak_rss(wictl: &Path, sys: &Path, secs: u64) -> Result<(), String> {
     let growth = re as f64 - rw as f64;
     let per_1e7 = growth / window_cycles.max(1.0) * 1e7;
     println!(
-        "\n4. memory over a soak: wdm_workitem.sys in ntsim, wictl stress --mix for {secs} s, \
-         {cycles:.0} cycles"
-    );
-    println!(
-        "   RSS {rw} KiB after warm-up ({tw:.1} s) -> {re} KiB at {te:.1} s: {growth:+.0} KiB \
-         over {window_cycles:.0} cycles = {per_1e7:+.1} KiB per 10^7 cycles"
+        "   {label:<22} {cycles:>11.0} cycles; RSS {rw} KiB at {tw:.1} s -> {re} KiB at {te:.1} s: \
+         {per_1e7:+.1} KiB per 10^7 cycles"
     );
     Ok(())
 }
