@@ -414,7 +414,13 @@ fn wait_until(child: &mut Child, deadline: Option<Instant>) -> Option<ExitStatus
 pub fn supervise(args: &[String], driver: &str, timeout: u64) -> Report {
     let started = Instant::now();
     let deadline = (timeout > 0).then(|| started + Duration::from_secs(timeout));
-    let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
+    // /proc/self/exe names this very binary even if its file was replaced or deleted since.
+    let exe = std::path::PathBuf::from("/proc/self/exe");
+    let exe = if exe.exists() {
+        exe
+    } else {
+        std::env::current_exe().unwrap_or(exe)
+    };
     let spawned = Command::new(&exe)
         .arg(CHILD_COMMAND)
         .args(args)

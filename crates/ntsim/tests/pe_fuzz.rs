@@ -354,11 +354,22 @@ fn every_pe_mutant_ends_with_a_documented_exit_code() {
         "{DEVICE}:{:#x}:0100000008000000:72",
         ioctl::IOCTL_QUERY_INFO
     );
+    // A short run of cycles too, so mutated work-item code runs on worker threads.
+    let cycles = {
+        use ioctl::Wire;
+        let req = ioctl::RunCyclesRequest::new(64, 8, ioctl::Mode::RequeueChain, 1, 0, 2);
+        let hex: String = req.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        format!(
+            "{DEVICE}:{:#x}:{hex}:{}",
+            ioctl::IOCTL_RUN_CYCLES,
+            ioctl::RunCyclesResponse::SIZE
+        )
+    };
     let t0 = Instant::now();
     std::thread::scope(|s| {
         for w in 0..WORKERS {
-            let (next, tally, failures, original, l, query) =
-                (&next, &tally, &failures, &original, &l, &query);
+            let (next, tally, failures, original, l, query, cycles) =
+                (&next, &tally, &failures, &original, &l, &query, &cycles);
             s.spawn(move || {
                 let path = tmp(&format!("pe-fuzz-{w}.sys"));
                 loop {
@@ -374,6 +385,8 @@ fn every_pe_mutant_ends_with_a_documented_exit_code() {
                         p,
                         "--ioctl",
                         query,
+                        "--ioctl",
+                        cycles,
                         "--json",
                         "--timeout",
                         &TIMEOUT.to_string(),
