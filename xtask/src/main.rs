@@ -645,7 +645,7 @@ fn bench_all(quick: bool) -> ExitCode {
             .map(|over| over <= bench::SAFE_OVER_RAW_TARGET_PCT),
         bench::ntsim_verifier_cost(&ntsim, &sizes).map(|()| true),
         bench::driver_modes(&wictl, &sys, &sizes).map(|()| true),
-        bench::soak_rss(&wictl, &sys, if quick { 5 } else { 30 }).map(|()| true),
+        bench::soak_rss(&wictl, &sys, if quick { 12 } else { 30 }).map(|()| true),
     ];
     let mut ok = true;
     for r in results {

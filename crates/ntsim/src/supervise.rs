@@ -38,6 +38,8 @@ pub const CHILD_COMMAND: &str = "__run-supervised";
 const PARENT_PID_ENV: &str = "NTSIM_SUPERVISOR_PID";
 /// How often the child's monitor thread forwards new DbgPrint lines and a new bug check.
 const MONITOR_PERIOD: Duration = Duration::from_millis(2);
+/// Longest event line the supervisor reads (a longer one ends the stream, as a torn line).
+const MAX_EVENT_BYTES: u64 = 1 << 30;
 /// See the module docs.
 const FAULT_ENV: &str = "NTSIM_TEST_HOST_FAULT";
 
@@ -236,8 +238,12 @@ impl ChildStream {
         std::thread::spawn(move || {
             let me = ChildStream;
             let mut n = 0u32;
+            let mut bug_sent = false;
             loop {
-                if m.bugcheck().is_some() || n.is_multiple_of(10) {
+                // The bug check within a period of being raised; DbgPrint lines every 10.
+                let bug_now = !bug_sent && m.bugcheck().is_some();
+                if bug_now || n.is_multiple_of(10) {
+                    bug_sent |= bug_now;
                     me.sync(&m);
                 }
                 n = n.wrapping_add(1);
@@ -413,7 +419,10 @@ fn wait_until(child: &mut Child, deadline: Option<Instant>) -> Option<ExitStatus
 /// `timeout` 0 = none.
 pub fn supervise(args: &[String], driver: &str, timeout: u64) -> Report {
     let started = Instant::now();
-    let deadline = (timeout > 0).then(|| started + Duration::from_secs(timeout));
+    // 0 = none; so is a timeout too far away for `Instant` to hold.
+    let deadline = (timeout > 0)
+        .then(|| started.checked_add(Duration::from_secs(timeout)))
+        .flatten();
     // /proc/self/exe names this very binary even if its file was replaced or deleted since.
     let exe = std::path::PathBuf::from("/proc/self/exe");
     let exe = if exe.exists() {
@@ -453,7 +462,12 @@ pub fn supervise(args: &[String], driver: &str, timeout: u64) -> Report {
             let mut line = Vec::new();
             loop {
                 line.clear();
-                match rd.by_ref().read_until(b'\n', &mut line) {
+                // Bounded: a corrupted child must not make the supervisor read without end.
+                match rd
+                    .by_ref()
+                    .take(MAX_EVENT_BYTES)
+                    .read_until(b'\n', &mut line)
+                {
                     Ok(0) | Err(_) => break,
                     Ok(_) if line.last() == Some(&b'\n') => {
                         let text = String::from_utf8_lossy(&line[..line.len() - 1]);

@@ -64,6 +64,9 @@ fn ioctl_text_is_parsed_strictly_and_never_panics() {
     ]);
     assert_eq!(r.exit, Some(0), "{r:#?}");
     assert_eq!(r.json()["ioctls"][0]["information"], 72);
+    // A timeout too far away for a deadline is no timeout (it used to overflow `Instant`).
+    let r = ntsim(&["run", &s, "--timeout", "18446744073709551615", "--json"]);
+    assert_eq!(r.exit, Some(0), "{r:#?}");
 }
 
 #[test]

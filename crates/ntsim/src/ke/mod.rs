@@ -41,9 +41,11 @@ fn event_state(ev: *mut KEVENT) -> &'static AtomicI32 {
 }
 
 fn event_type(ev: *mut KEVENT) -> u8 {
+    // SAFETY: computing a field address of the driver's KEVENT reads nothing.
+    let ty = unsafe { &raw const (*ev).Header.Type };
     // SAFETY: `ev` is a live KEVENT supplied by the driver; the type byte is plain data, read
     // through a raw place (x64 does not fault on a misaligned KEVENT, so neither does ntsim).
-    unsafe { (&raw const (*ev).Header.Type).read() }
+    unsafe { ty.read() }
 }
 
 /// `KeInitializeEvent`.
