@@ -730,6 +730,7 @@ fn bench_all(quick: bool) -> ExitCode {
             .map(|over| over <= bench::SAFE_OVER_RAW_TARGET_PCT),
         bench::ntsim_verifier_cost(&mut cargo(), &sizes).map(|()| true),
         bench::driver_modes(&wictl, &sys, &sizes).map(|()| true),
+        bench::soak_rss(&wictl, &sys, if quick { 12 } else { 30 }).map(|()| true),
     ];
     let mut ok = true;
     for r in results {

@@ -75,6 +75,7 @@ pub mod layout;
 pub mod pe;
 pub mod pool;
 pub mod status;
+pub mod text;
 pub mod types;
 pub mod workitem;
 

@@ -65,3 +65,36 @@ pub struct WORK_QUEUE_ITEM {
 /// figures: ARM64 builds report their own size at run time, which is why the value is never
 /// hard-coded.)
 pub const KNOWN_IO_WORKITEM_SIZES: [ULONG; 3] = [0x40, 0x58, 0x60];
+
+/// Smallest size an emulated `IoSizeofWorkItem` may be configured to return (ntsim's
+/// `--size-of-work-item` / `Config::size_of_work_item`, wictl's `--item-size`): every
+/// `IO_WORKITEM` begins with the executive `WORK_QUEUE_ITEM` it is queued through (0x20 bytes on
+/// x64; ReactOS `ntoskrnl/include/internal/io.h`), so no real kernel's item is smaller.
+pub const EMULATED_IO_WORKITEM_SIZE_MIN: ULONG = 0x20;
+/// Largest configurable size: one page. Shipped sizes are at most 0x60
+/// ([`KNOWN_IO_WORKITEM_SIZES`]); the bound only keeps a typo from sizing every slab slot in
+/// megabytes.
+pub const EMULATED_IO_WORKITEM_SIZE_MAX: ULONG = 0x1000;
+/// Configured sizes must be a multiple of this: `IO_WORKITEM` holds pointers, so its x64
+/// `sizeof` is a multiple of 8.
+pub const EMULATED_IO_WORKITEM_SIZE_ALIGN: ULONG = 8;
+
+/// Whether `size` is a value an emulated `IoSizeofWorkItem` may return: within
+/// [`EMULATED_IO_WORKITEM_SIZE_MIN`]..=[`EMULATED_IO_WORKITEM_SIZE_MAX`] and a multiple of
+/// [`EMULATED_IO_WORKITEM_SIZE_ALIGN`].
+pub const fn is_emulated_io_workitem_size(size: u64) -> bool {
+    size >= EMULATED_IO_WORKITEM_SIZE_MIN as u64
+        && size <= EMULATED_IO_WORKITEM_SIZE_MAX as u64
+        && size.is_multiple_of(EMULATED_IO_WORKITEM_SIZE_ALIGN as u64)
+}
+
+const _: () = {
+    let mut i = 0;
+    while i < KNOWN_IO_WORKITEM_SIZES.len() {
+        assert!(is_emulated_io_workitem_size(
+            KNOWN_IO_WORKITEM_SIZES[i] as u64
+        ));
+        i += 1;
+    }
+    assert!(core::mem::size_of::<WORK_QUEUE_ITEM>() == EMULATED_IO_WORKITEM_SIZE_MIN as usize);
+};

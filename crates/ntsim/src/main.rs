@@ -1,12 +1,17 @@
 //! `ntsim`: run a WDM driver `.sys` under emulated ntoskrnl with verifier rules.
 //!
-//! Exit codes: 0 clean; 1 usage error, DriverEntry failure, or leaks without a bug check
-//! (verdict `leaks`); 2 the image was refused (verdict `load_error`); 3 bug check.
+//! Exit codes: 0 clean; 1 usage error, DriverEntry failure, timeout, leaks without a bug check
+//! (verdict `leaks`) or an unopenable `--ioctl` device (`open_failed`); 2 the image was refused
+//! (verdict `load_error`); 3 bug check; 4 the machine's process died (`host_corrupted`).
 #![allow(clippy::result_large_err)]
 use std::process::exit;
 
+mod supervise;
+
+use nt_abi::text;
 use nt_abi::*;
 use ntsim::{Config, IoctlRecord, Machine, OpenError, Report, Verdict, Verifier};
+use supervise::ChildStream;
 
 const HELP: &str = "\
 ntsim — run a Windows WDM driver (.sys) on Linux with ntoskrnl semantics and Driver Verifier rules
@@ -23,23 +28,33 @@ USAGE:
 
 run: load the image, call DriverEntry, send each --ioctl in order (each on its own handle opened
 with read+write access, then closed), call DriverUnload, audit what the driver still owns.
-CODE and N are hex (0x...) or decimal; INPUT_HEX may be empty; OUTPUT_LEN defaults to 0.
---timeout (default 600, 0 = none): a step that does not finish in time (a driver deadlock)
-ends the run with verdict \"timeout\" and the step named in \"timed_out_in\".
+CODE, OUTPUT_LEN (ULONGs) and N are decimal digits or 0x and hex digits, nothing else (no sign,
+spaces or separators); INPUT_HEX is two hex digits per byte and may be empty; OUTPUT_LEN
+defaults to 0. The driver file must be a regular file of at most 256 MiB.
+--size-of-work-item: 0x20..=0x1000, a multiple of 8 (default 0x58).
+The machine runs in a child process that streams the report to this one, so a driver that
+corrupts ntsim's memory cannot take the report with it (verdict \"host_corrupted\").
+--timeout (default 600, 0 = none): a run that does not finish in time (a driver deadlock) is
+killed and ends with verdict \"timeout\" and the step in progress in \"timed_out_in\".
 
 EXIT CODES:
     0  clean
-    1  usage error, DriverEntry failed, a timeout, or leaks without a bug check (verdict \"leaks\")
-    2  the image was refused (malformed, not x64/NATIVE, missing imports)
+    1  usage error, DriverEntry failed (\"start_failed\"), a timeout, leaks without a bug check
+       (\"leaks\"), or an --ioctl's device could not be opened (\"open_failed\")
+    2  the image was refused (\"load_error\": not a regular file, malformed, not x64/NATIVE,
+       missing imports)
     3  bug check
+    4  the process running the machine died before the report was complete
+       (\"host_corrupted\"; \"bugcheck\" holds the last bug check raised before, if any)
 
 --json prints one object:
     {\"driver\", \"load_error\", \"driver_entry\": {\"status\", \"status_name\"},
      \"ioctls\": [{\"device\", \"code\", \"status\", \"status_name\", \"open_status\", \"information\", \"output_hex\"}],
      \"dbgprint\": [...], \"bugcheck\": {\"code\", \"parameters\", \"name\", \"meaning\", \"address\",
      \"context\", \"documented_only\", \"verifier_rule\"} | null, \"leaks\": {...} | null,
-     \"timed_out_in\": null | \"step\",
-     \"verdict\": \"clean\"|\"leaks\"|\"bugcheck\"|\"load_error\"|\"start_failed\"|\"timeout\"}
+     \"timed_out_in\": null | \"step\", \"host_error\": null | \"how the machine's process ended\",
+     \"verdict\": \"clean\"|\"leaks\"|\"bugcheck\"|\"load_error\"|\"start_failed\"|\"timeout\"
+                |\"open_failed\"|\"host_corrupted\"}
 ";
 
 fn usage(msg: &str) -> ! {
@@ -47,31 +62,25 @@ fn usage(msg: &str) -> ! {
     exit(1)
 }
 
-fn parse_num(s: &str) -> Option<u64> {
-    let s = s.trim();
-    if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        u64::from_str_radix(h, 16).ok()
-    } else {
-        s.parse().ok()
-    }
+/// Print to stdout without panicking when stdout is closed (`ntsim run … | head -0`).
+fn out(text: &str) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(text.as_bytes());
+    let _ = o.flush();
 }
 
-fn parse_hex(s: &str) -> Option<Vec<u8>> {
-    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
+fn parse_num(what: &str, s: &str) -> Result<u64, String> {
+    text::parse_u64(s).map_err(|e| format!("bad {what} {s:?}: {e}"))
 }
 
+#[derive(Debug)]
 struct IoctlSpec {
     device: String,
     code: u32,
     input: Vec<u8>,
-    out_len: usize,
+    /// A ULONG, as `DeviceIoControl`'s nOutBufferSize.
+    out_len: u32,
 }
 
 fn parse_ioctl(s: &str) -> Result<IoctlSpec, String> {
@@ -81,20 +90,23 @@ fn parse_ioctl(s: &str) -> Result<IoctlSpec, String> {
             "bad --ioctl {s:?}: expected \\\\.\\NAME:CODE[:INPUT_HEX[:OUTPUT_LEN]]"
         ));
     }
-    let code = parse_num(parts[1])
-        .filter(|&c| c <= u32::MAX as u64)
-        .ok_or(format!("bad IOCTL code {:?}", parts[1]))?;
+    let code = text::parse_ulong(parts[1])
+        .map_err(|e| format!("bad IOCTL code {:?} (a ULONG): {e}", parts[1]))?;
     let input = match parts.get(2) {
-        Some(h) => parse_hex(h).ok_or(format!("bad INPUT_HEX {h:?}"))?,
+        Some(h) => text::parse_hex_bytes(h)
+            .map_err(|e| format!("bad INPUT_HEX {h:?}: {e}"))?
+            .collect(),
         None => Vec::new(),
     };
     let out_len = match parts.get(3) {
-        Some(n) if !n.is_empty() => parse_num(n).ok_or(format!("bad OUTPUT_LEN {n:?}"))? as usize,
+        Some(n) if !n.is_empty() => text::parse_ulong(n).map_err(|e| {
+            format!("bad OUTPUT_LEN {n:?} (a ULONG, like DeviceIoControl's nOutBufferSize): {e}")
+        })?,
         _ => 0,
     };
     Ok(IoctlSpec {
         device: parts[0].to_string(),
-        code: code as u32,
+        code,
         input,
         out_len,
     })
@@ -102,9 +114,9 @@ fn parse_ioctl(s: &str) -> Result<IoctlSpec, String> {
 
 fn finish(report: &Report, json: bool) -> ! {
     if json {
-        println!("{}", report.to_json());
+        out(&format!("{}\n", report.to_json()));
     } else {
-        print!("{}", report.to_human());
+        out(&report.to_human());
     }
     exit(report.verdict.exit_code())
 }
@@ -112,45 +124,16 @@ fn finish(report: &Report, json: bool) -> ! {
 /// `--timeout` default, seconds (0 = none).
 const DEFAULT_TIMEOUT_SECS: u64 = 600;
 
-/// The report so far and the step in progress, for the watchdog.
-static PROGRESS: std::sync::Mutex<Option<(Report, String)>> = std::sync::Mutex::new(None);
-
-fn checkpoint(r: &Report, step: &str) {
-    *PROGRESS.lock().unwrap_or_else(|e| e.into_inner()) = Some((r.clone(), step.to_string()));
+/// `ntsim run` arguments.
+struct RunOpts {
+    path: String,
+    ioctls: Vec<IoctlSpec>,
+    cfg: Config,
+    json: bool,
+    timeout: u64,
 }
 
-/// Report a step that never finishes (a driver deadlock) instead of hanging the caller.
-fn watchdog(m: std::sync::Arc<Machine>, driver: String, secs: u64, json: bool) {
-    std::thread::sleep(std::time::Duration::from_secs(secs));
-    let snapshot = PROGRESS.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let (mut r, step) = snapshot.unwrap_or_else(|| {
-        (
-            Report {
-                driver,
-                load_error: None,
-                driver_entry: None,
-                ioctls: Vec::new(),
-                dbgprint: Vec::new(),
-                bugcheck: None,
-                leaks: None,
-                timed_out_in: None,
-                verdict: Verdict::Timeout,
-            },
-            "loading".to_string(),
-        )
-    });
-    r.dbgprint = m.dbgprint_lines();
-    r.bugcheck = m.bugcheck();
-    r.verdict = if r.bugcheck.is_some() {
-        Verdict::Bugcheck
-    } else {
-        Verdict::Timeout
-    };
-    r.timed_out_in = Some(step);
-    finish(&r, json)
-}
-
-fn cmd_run(args: &[String]) -> ! {
+fn parse_run(args: &[String]) -> RunOpts {
     let mut path: Option<String> = None;
     let mut ioctls = Vec::new();
     let mut cfg = Config::default();
@@ -172,10 +155,16 @@ fn cmd_run(args: &[String]) -> ! {
             }
             "--size-of-work-item" => {
                 let v = value("--size-of-work-item");
-                cfg.size_of_work_item = parse_num(&v)
-                    .filter(|&n| (0x20..=0x1000).contains(&n))
-                    .unwrap_or_else(|| usage(&format!("bad --size-of-work-item {v:?}")))
-                    as u32;
+                let n = parse_num("--size-of-work-item", &v).unwrap_or_else(|e| usage(&e));
+                if !is_emulated_io_workitem_size(n) {
+                    usage(&format!(
+                        "bad --size-of-work-item {v:?}: IoSizeofWorkItem must be \
+                         {EMULATED_IO_WORKITEM_SIZE_MIN:#x}..={EMULATED_IO_WORKITEM_SIZE_MAX:#x} \
+                         and a multiple of {EMULATED_IO_WORKITEM_SIZE_ALIGN} (shipped x64 \
+                         Windows: 0x40, 0x58, 0x60)"
+                    ));
+                }
+                cfg.size_of_work_item = n as u32;
             }
             "--verifier" => {
                 cfg.verifier = match value("--verifier").as_str() {
@@ -188,10 +177,10 @@ fn cmd_run(args: &[String]) -> ! {
             "--echo-dbgprint" => cfg.echo_dbgprint = true,
             "--timeout" => {
                 let v = value("--timeout");
-                timeout = parse_num(&v).unwrap_or_else(|| usage(&format!("bad --timeout {v:?}")));
+                timeout = parse_num("--timeout", &v).unwrap_or_else(|e| usage(&e));
             }
             "-h" | "--help" => {
-                print!("{HELP}");
+                out(HELP);
                 exit(0)
             }
             s if s.starts_with("--") => usage(&format!("unknown option {s}")),
@@ -207,57 +196,64 @@ fn cmd_run(args: &[String]) -> ! {
     let Some(path) = path else {
         usage("run needs a driver path")
     };
-    let machine = std::sync::Arc::new(Machine::new(cfg));
-    if timeout > 0 {
-        let (m, base) = (machine.clone(), path.clone());
-        std::thread::spawn(move || watchdog(m, base, timeout, json));
+    RunOpts {
+        path,
+        ioctls,
+        cfg,
+        json,
+        timeout,
     }
-    let mut report = Report {
-        driver: path.clone(),
-        load_error: None,
-        driver_entry: None,
-        ioctls: Vec::new(),
-        dbgprint: Vec::new(),
-        bugcheck: None,
-        leaks: None,
-        timed_out_in: None,
-        verdict: Verdict::Clean,
-    };
-    let driver = match machine.load_driver(&path) {
+}
+
+/// `ntsim run`: supervise a child that runs the machine (see `supervise.rs`).
+fn cmd_run(args: &[String]) -> ! {
+    let o = parse_run(args);
+    let report = supervise::supervise(args, &o.path, o.timeout);
+    if !o.json
+        && let Some(e) = &report.load_error
+    {
+        eprintln!("ntsim: {e}");
+    }
+    finish(&report, o.json)
+}
+
+/// The supervised child: run the machine, streaming the report to the supervisor.
+fn cmd_run_child(args: &[String]) -> ! {
+    let o = parse_run(args);
+    let s = ChildStream::start();
+    let machine = std::sync::Arc::new(Machine::new(o.cfg));
+    s.monitor(machine.clone());
+    let driver = match machine.load_driver(&o.path) {
         Ok(d) => d,
         Err(e) => {
-            report.load_error = Some(e.to_string());
-            report.verdict = Verdict::LoadError;
-            if !json {
-                eprintln!("ntsim: {e}");
-            }
-            finish(&report, json);
+            s.load_error(&e.to_string());
+            s.finish(None, Verdict::LoadError)
         }
     };
-    let done = |mut report: Report| -> ! {
-        report.dbgprint = machine.dbgprint_lines();
-        if let Some(b) = machine.bugcheck() {
-            report.bugcheck = Some(b);
-            report.verdict = Verdict::Bugcheck;
-        }
-        finish(&report, json)
+    let done = |v: Verdict| -> ! {
+        let v = if machine.bugcheck().is_some() {
+            Verdict::Bugcheck
+        } else {
+            v
+        };
+        s.finish(Some(&machine), v)
     };
-    checkpoint(&report, "DriverEntry");
+    s.step("DriverEntry");
     match driver.start() {
-        Err(_) => done(report),
+        Err(_) => done(Verdict::Bugcheck),
         Ok(st) => {
-            report.driver_entry = Some(st);
+            s.driver_entry(st);
             if !nt_success(st) {
                 // Windows unloads the image without calling DriverUnload: whatever the failed
                 // DriverEntry left behind is reported.
-                report.leaks = Some(driver.audit());
-                report.verdict = Verdict::StartFailed;
-                done(report);
+                s.leaks(&driver.audit());
+                done(Verdict::StartFailed);
             }
         }
     }
-    for (n, spec) in ioctls.iter().enumerate() {
-        checkpoint(&report, &format!("IOCTL #{n} ({:#x})", spec.code));
+    let mut open_failed = false;
+    for (n, spec) in o.ioctls.iter().enumerate() {
+        s.step(&format!("IOCTL #{n} ({:#x})", spec.code));
         let mut rec = IoctlRecord {
             device: spec.device.clone(),
             code: spec.code,
@@ -267,54 +263,68 @@ fn cmd_run(args: &[String]) -> ! {
             output: Vec::new(),
         };
         match machine.open(&spec.device, GENERIC_READ | GENERIC_WRITE) {
-            Err(OpenError::Status(s)) => rec.open_status = Some(s),
+            Err(OpenError::Status(st)) => {
+                rec.open_status = Some(st);
+                open_failed = true;
+            }
             Err(OpenError::BugCheck(_)) => {
-                report.ioctls.push(rec);
-                done(report);
+                s.ioctl(&rec);
+                done(Verdict::Bugcheck);
             }
             Ok(h) => {
-                match h.device_io_control(spec.code, &spec.input, spec.out_len) {
-                    Ok(r) => {
-                        rec.status = Some(r.status);
-                        rec.information = r.information;
-                        rec.output = r.output;
-                    }
-                    Err(_) => {
-                        report.ioctls.push(rec);
-                        done(report);
+                // The I/O manager allocates the system buffer (or the output buffer) before
+                // the driver sees the IRP; when that allocation fails, DeviceIoControl fails
+                // with STATUS_INSUFFICIENT_RESOURCES and the driver is never called (ReactOS
+                // ntoskrnl/io/iomgr/iofunc.c, IopDeviceFsIoControl).
+                let buffer = spec.input.len().max(spec.out_len as usize);
+                if Vec::<u8>::new().try_reserve_exact(buffer).is_err() {
+                    rec.status = Some(STATUS_INSUFFICIENT_RESOURCES);
+                } else {
+                    match h.device_io_control(spec.code, &spec.input, spec.out_len as usize) {
+                        Ok(r) => {
+                            rec.status = Some(r.status);
+                            rec.information = r.information;
+                            rec.output = r.output;
+                        }
+                        Err(_) => {
+                            s.ioctl(&rec);
+                            done(Verdict::Bugcheck);
+                        }
                     }
                 }
                 if h.close().is_err() {
-                    report.ioctls.push(rec);
-                    done(report);
+                    s.ioctl(&rec);
+                    done(Verdict::Bugcheck);
                 }
             }
         }
-        report.ioctls.push(rec);
+        s.ioctl(&rec);
     }
-    checkpoint(&report, "DriverUnload");
+    s.step("DriverUnload");
     // Every handle is closed above, so the unload is not held up by an open handle.
     match driver.unload() {
         Err(ntsim::UnloadError::OpenHandles(open)) => {
-            report.verdict = Verdict::Timeout;
-            report.timed_out_in = Some(format!(
+            s.timed_out_in(&format!(
                 "DriverUnload ({})",
                 ntsim::UnloadError::OpenHandles(open)
             ));
-            done(report)
+            done(Verdict::Timeout)
         }
         Err(ntsim::UnloadError::BugCheck(_)) => {
-            report.leaks = machine.last_unload_audit();
-            done(report)
+            if let Some(l) = machine.last_unload_audit() {
+                s.leaks(&l);
+            }
+            done(Verdict::Bugcheck)
         }
         Ok(r) => {
-            report.verdict = if r.is_clean() {
-                Verdict::Clean
-            } else {
+            s.leaks(&r);
+            done(if !r.is_clean() {
                 Verdict::Leaks
-            };
-            report.leaks = Some(r);
-            done(report)
+            } else if open_failed {
+                Verdict::OpenFailed
+            } else {
+                Verdict::Clean
+            })
         }
     }
 }
@@ -329,9 +339,9 @@ fn cmd_bench(args: &[String]) -> ! {
                 i += 1;
                 iterations = args
                     .get(i)
-                    .and_then(|s| parse_num(s))
+                    .and_then(|s| text::parse_u64(s).ok())
                     .filter(|&n| n > 0)
-                    .unwrap_or_else(|| usage("bad --iterations"));
+                    .unwrap_or_else(|| usage("bad --iterations (a number above 0)"));
             }
             "--json" => json = true,
             s => usage(&format!("unknown bench argument {s}")),
@@ -356,11 +366,11 @@ fn cmd_bench(args: &[String]) -> ! {
                 )
             })
             .collect();
-        println!("[{}]", arr.join(","));
+        out(&format!("[{}]\n", arr.join(",")));
     } else {
         for r in &results {
-            println!(
-                "verifier {:<8} init+uninit: {:>12.0} cycles/s   queue->routine->uninit: {:>10.0} cycles/s   ioctl: {:>8.0}/s   ({} iterations)",
+            out(&format!(
+                "verifier {:<8} init+uninit: {:>12.0} cycles/s   queue->routine->uninit: {:>10.0} cycles/s   ioctl: {:>8.0}/s   ({} iterations)\n",
                 if r.verifier == Verifier::Standard {
                     "standard"
                 } else {
@@ -370,7 +380,7 @@ fn cmd_bench(args: &[String]) -> ! {
                 r.queue_cycle_per_sec,
                 r.ioctl_per_sec,
                 r.iterations
-            );
+            ));
         }
     }
     exit(0)
@@ -380,14 +390,15 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         None | Some("-h" | "--help" | "help") => {
-            print!("{HELP}");
+            out(HELP);
             exit(if args.is_empty() { 1 } else { 0 })
         }
         Some("run") => cmd_run(&args[1..]),
+        Some(supervise::CHILD_COMMAND) => cmd_run_child(&args[1..]),
         Some("bench") => cmd_bench(&args[1..]),
         Some("imports") => {
             for n in ntsim::exports::names() {
-                println!("ntoskrnl.exe!{n}");
+                out(&format!("ntoskrnl.exe!{n}\n"));
             }
             exit(0)
         }

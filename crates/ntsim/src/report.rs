@@ -19,6 +19,13 @@ pub enum Verdict {
     StartFailed,
     /// A step did not finish within `--timeout` (a driver hang or deadlock). Exit 1.
     Timeout,
+    /// An `--ioctl`'s device could not be opened (e.g. no such device), so that IOCTL was never
+    /// sent: the run did not do what was asked. Exit 1.
+    OpenFailed,
+    /// The process running the emulated machine died (a signal, an abort, a panic) before the
+    /// report was complete: typically a wild driver corrupted host memory it shares with ntsim.
+    /// `bugcheck` holds the last bug check seen before, `host_error` how it died. Exit 4.
+    HostCorrupted,
 }
 
 impl Verdict {
@@ -30,14 +37,32 @@ impl Verdict {
             Verdict::LoadError => "load_error",
             Verdict::StartFailed => "start_failed",
             Verdict::Timeout => "timeout",
+            Verdict::OpenFailed => "open_failed",
+            Verdict::HostCorrupted => "host_corrupted",
         }
+    }
+    /// Every verdict, in [`Verdict::exit_code`] order of appearance in the docs.
+    pub const ALL: [Verdict; 8] = [
+        Verdict::Clean,
+        Verdict::Leaks,
+        Verdict::Bugcheck,
+        Verdict::LoadError,
+        Verdict::StartFailed,
+        Verdict::Timeout,
+        Verdict::OpenFailed,
+        Verdict::HostCorrupted,
+    ];
+    /// The verdict [`Verdict::as_str`] names.
+    pub fn from_name(s: &str) -> Option<Verdict> {
+        Verdict::ALL.into_iter().find(|v| v.as_str() == s)
     }
     pub fn exit_code(self) -> i32 {
         match self {
             Verdict::Clean => 0,
-            Verdict::Leaks | Verdict::StartFailed | Verdict::Timeout => 1,
+            Verdict::Leaks | Verdict::StartFailed | Verdict::Timeout | Verdict::OpenFailed => 1,
             Verdict::LoadError => 2,
             Verdict::Bugcheck => 3,
+            Verdict::HostCorrupted => 4,
         }
     }
 }
@@ -65,6 +90,8 @@ pub struct Report {
     pub leaks: Option<UnloadReport>,
     /// With verdict `timeout`: the step that did not finish (`DriverEntry`, `IOCTL #n`, …).
     pub timed_out_in: Option<String>,
+    /// With verdict `host_corrupted`: how the process running the machine ended.
+    pub host_error: Option<String>,
     pub verdict: Verdict,
 }
 
@@ -202,6 +229,13 @@ impl Report {
                     .map(Json::str)
                     .unwrap_or(Json::Null),
             ),
+            (
+                "host_error",
+                self.host_error
+                    .as_ref()
+                    .map(Json::str)
+                    .unwrap_or(Json::Null),
+            ),
             ("verdict", Json::str(self.verdict.as_str())),
         ])
     }
@@ -281,6 +315,9 @@ impl Report {
         }
         if let Some(t) = &self.timed_out_in {
             s += &format!("timeout: {t} did not finish\n");
+        }
+        if let Some(h) = &self.host_error {
+            s += &format!("host: {h}\n");
         }
         s += &format!("verdict: {}\n", self.verdict.as_str());
         s

@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 
 use ioctl::{CycleStats, InfoResponse, Mode, RunCyclesRequest, StatsResponse};
+use nt_abi::text;
 use wictl::backend::{Access, Backend, BackendError, DeviceHandle};
 use wictl::client::{Client, Failure};
 use wictl::exit;
@@ -36,8 +37,9 @@ struct Cli {
     /// Load this driver .sys into ntsim (Linux) instead of opening the real device.
     #[arg(long, global = true, value_name = "DRIVER.sys")]
     ntsim: Option<PathBuf>,
-    /// With --ntsim: the value IoSizeofWorkItem returns (0x40 Windows 7, 0x58 Windows 10, 0x60).
-    #[arg(long, global = true, value_name = "BYTES", value_parser = parse_u32)]
+    /// With --ntsim: the value IoSizeofWorkItem returns (0x40 Windows 7, 0x58 Windows 10, 0x60;
+    /// 0x20..=0x1000, a multiple of 8, as ntsim's --size-of-work-item).
+    #[arg(long, global = true, value_name = "BYTES", value_parser = parse_item_size)]
     item_size: Option<u32>,
     /// Device to open instead of \\.\WdmWorkItem (e.g. another driver under --ntsim, with `raw`).
     #[arg(long, global = true, value_name = "PATH")]
@@ -82,17 +84,17 @@ struct CycleArgs {
     #[arg(long, short, default_value = "uninit-in-routine", value_parser = parse_mode)]
     mode: u32,
     /// Cycles to run (1..=1000000).
-    #[arg(long, short = 'n', default_value_t = 1000)]
+    #[arg(long, short = 'n', default_value = "1000", value_parser = parse_u32)]
     iterations: u32,
     /// Work items in flight at once (1..=slab capacity).
-    #[arg(long, short, default_value_t = 8)]
+    #[arg(long, short, default_value = "8", value_parser = parse_u32)]
     concurrency: u32,
     /// critical, delayed, hypercritical, normal, background, realtime, supercritical,
     /// custom:N (N = 0..31), or a raw WORK_QUEUE_TYPE number.
     #[arg(long, short, default_value = "delayed", value_parser = parse_queue)]
     queue: u32,
     /// Requeues per item in requeue mode (default 4 there, 0 elsewhere).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_u32)]
     requeue_depth: Option<u32>,
     /// Do not add this run to the cumulative statistics.
     #[arg(long)]
@@ -141,18 +143,18 @@ impl CycleArgs {
 #[derive(Args, Debug)]
 struct StressArgs {
     /// User threads issuing requests concurrently (each with its own handle).
-    #[arg(long, short, default_value_t = 4)]
+    #[arg(long, short, default_value = "4", value_parser = parse_u32)]
     threads: u32,
-    /// Stop after this many seconds.
-    #[arg(long, short, conflicts_with = "count")]
-    duration: Option<f64>,
+    /// Stop after this many seconds (a finite number above 0, at most 31536000 = a year).
+    #[arg(long, short, conflicts_with = "count", value_parser = parse_duration)]
+    duration: Option<Duration>,
     /// Stop after this many requests in total (default 100 if no --duration).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_u64)]
     count: Option<u64>,
     /// Rotate through every mode and queue type, custom priorities included (per request, seeded).
     #[arg(long)]
     mix: bool,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value = "1", value_parser = parse_u64)]
     seed: u64,
     #[command(flatten)]
     cycle: CycleArgs,
@@ -161,10 +163,10 @@ struct StressArgs {
 #[derive(Args, Debug)]
 struct FuzzArgs {
     /// Seed: the same seed sends the same requests.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value = "1", value_parser = parse_u64)]
     seed: u64,
     /// Number of requests.
-    #[arg(long, short = 'n', default_value_t = 300)]
+    #[arg(long, short = 'n', default_value = "300", value_parser = parse_u64)]
     count: u64,
     /// Only these classes (comma-separated); see --list.
     #[arg(long, value_delimiter = ',')]
@@ -179,9 +181,9 @@ struct RawArgs {
     /// Control code (e.g. 0x22A004).
     #[arg(long, value_parser = parse_u32)]
     code: u32,
-    /// Input bytes as hex.
-    #[arg(long, default_value = "")]
-    input: String,
+    /// Input bytes as hex, two digits per byte (e.g. 0100000008000000).
+    #[arg(long, default_value = "", value_parser = parse_hex_input)]
+    input: HexInput,
     /// Output buffer length.
     #[arg(long, default_value_t = 0, value_parser = parse_u32)]
     out_len: u32,
@@ -209,13 +211,60 @@ struct ServiceArgs {
     name: String,
 }
 
+/// Numbers as ntsim spells them (`nt_abi::text`): decimal, or `0x` and hex digits; no sign,
+/// spaces or separators.
 fn parse_u32(s: &str) -> Result<u32, String> {
-    let t = s.trim();
-    let r = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        Some(h) => u32::from_str_radix(&h.replace('_', ""), 16),
-        None => t.replace('_', "").parse(),
-    };
-    r.map_err(|e| format!("{s}: {e}"))
+    text::parse_ulong(s).map_err(|e| e.to_string())
+}
+
+fn parse_u64(s: &str) -> Result<u64, String> {
+    text::parse_u64(s).map_err(|e| e.to_string())
+}
+
+/// `raw --input` bytes (a newtype: clap would take a bare `Vec<u8>` as repeated values).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct HexInput(Vec<u8>);
+
+fn parse_hex_input(s: &str) -> Result<HexInput, String> {
+    Ok(HexInput(
+        text::parse_hex_bytes(s)
+            .map_err(|e| e.to_string())?
+            .collect(),
+    ))
+}
+
+/// `--item-size`: the range ntsim's `--size-of-work-item` takes (one definition, in nt-abi).
+fn parse_item_size(s: &str) -> Result<u32, String> {
+    let n = parse_u32(s)?;
+    if nt_abi::is_emulated_io_workitem_size(n as u64) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "IoSizeofWorkItem must be {:#x}..={:#x} and a multiple of {} (shipped x64 Windows: \
+             0x40, 0x58, 0x60)",
+            nt_abi::EMULATED_IO_WORKITEM_SIZE_MIN,
+            nt_abi::EMULATED_IO_WORKITEM_SIZE_MAX,
+            nt_abi::EMULATED_IO_WORKITEM_SIZE_ALIGN
+        ))
+    }
+}
+
+/// Longest `--duration`: a year. Longer runs are a typo, and `Duration::from_secs_f64` panics
+/// on values that do not fit.
+const MAX_DURATION_SECS: f64 = 365.0 * 24.0 * 3600.0;
+
+/// `--duration`: seconds, a finite number above 0 (decimals allowed), at most a year.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds (e.g. 2.5)"))?;
+    if !v.is_finite() || v <= 0.0 || v > MAX_DURATION_SECS {
+        return Err(format!(
+            "{s:?}: give a finite number of seconds above 0 and at most {MAX_DURATION_SECS} \
+             (a year)"
+        ));
+    }
+    Ok(Duration::from_secs_f64(v))
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {
@@ -518,20 +567,7 @@ fn cmd_stats(cli: &Cli, h: &dyn DeviceHandle, reset: bool) -> Outcome {
 }
 
 fn cmd_raw(cli: &Cli, h: &dyn DeviceHandle, a: &RawArgs) -> Outcome {
-    let input = match (0..a.input.len() / 2)
-        .map(|i| u8::from_str_radix(&a.input[2 * i..2 * i + 2], 16))
-        .collect::<Result<Vec<_>, _>>()
-    {
-        Ok(v) if a.input.len().is_multiple_of(2) => v,
-        _ => {
-            eprintln!("wictl raw: --input must be an even number of hex digits");
-            return Outcome {
-                code: exit::USAGE,
-                json: json!({"error": "usage"}),
-            };
-        }
-    };
-    match h.ioctl(a.code, &input, a.out_len) {
+    match h.ioctl(a.code, &a.input.0, a.out_len) {
         Ok(r) => {
             let shown = &r.output[..r.information.min(r.output.len())];
             if !cli.json {
@@ -653,7 +689,7 @@ fn cmd_stress(cli: &Cli, backend: &dyn Backend, a: &StressArgs) -> Outcome {
         Err(f) => return failure(cli, "stats", &f),
     };
     let limit = match (a.duration, a.count) {
-        (Some(d), _) => Limit::Duration(Duration::from_secs_f64(d.max(0.0))),
+        (Some(d), _) => Limit::Duration(d),
         (None, Some(n)) => Limit::Count(n),
         (None, None) => Limit::Count(100),
     };
@@ -979,7 +1015,24 @@ mod tests {
             parse_status("0xC0000010"),
             Ok(nt_abi::STATUS_INVALID_DEVICE_REQUEST)
         );
-        assert_eq!(parse_u32("1_000"), Ok(1000));
+        // One strict grammar (nt_abi::text): no separators, no signs.
+        assert!(parse_u32("1_000").is_err());
+        assert!(parse_u32("+5").is_err());
+        assert_eq!(parse_u32("0x1F"), Ok(31));
+        assert!(parse_hex_input("é1").is_err());
+        assert!(parse_hex_input("+1+2").is_err());
+        assert_eq!(parse_hex_input("0aff"), Ok(HexInput(vec![0x0a, 0xff])));
+        for bad in [
+            "inf", "-inf", "NaN", "nan", "1e300", "0", "-1", "31536001", "",
+        ] {
+            assert!(parse_duration(bad).is_err(), "--duration {bad}");
+        }
+        assert_eq!(parse_duration("2.5"), Ok(Duration::from_millis(2500)));
+        for bad in ["1", "0x2F", "0x18", "0x1008", "0"] {
+            assert!(parse_item_size(bad).is_err(), "--item-size {bad}");
+        }
+        assert_eq!(parse_item_size("0x20"), Ok(0x20));
+        assert_eq!(parse_item_size("0x1000"), Ok(0x1000));
     }
 
     #[test]

@@ -116,8 +116,11 @@ fn event_state(ev: *mut KEVENT) -> &'static AtomicI32 {
 }
 
 fn event_type(ev: *mut KEVENT) -> u8 {
-    // SAFETY: `ev` is a live KEVENT supplied by the driver; the type byte is plain data.
-    unsafe { (*ev).Header.Type }
+    // SAFETY: computing a field address of the driver's KEVENT reads nothing.
+    let ty = unsafe { &raw const (*ev).Header.Type };
+    // SAFETY: `ev` is a live KEVENT supplied by the driver; the type byte is plain data, read
+    // through a raw place (x64 does not fault on a misaligned KEVENT, so neither does ntsim).
+    unsafe { ty.read() }
 }
 
 /// `KeInitializeEvent`.
@@ -148,16 +151,17 @@ pub unsafe extern "win64" fn KeInitializeEvent(
     };
     // SAFETY: the caller guarantees `Event` is writable KEVENT storage; we write the whole
     // header, and the wait list points at itself as Windows initializes it.
+    // Unaligned: x64 does not fault on a misaligned KEVENT, so neither does ntsim.
     unsafe {
-        Event.write(KEVENT { Header: header });
+        Event.write_unaligned(KEVENT { Header: header });
     }
     let head = crate::ke::list_head(Event);
     // SAFETY: `Event` was just initialized and is writable; the list head is its own member.
     unsafe {
-        (*Event).Header.WaitListHead = LIST_ENTRY {
+        head.write_unaligned(LIST_ENTRY {
             Flink: head,
             Blink: head,
-        };
+        });
     }
 }
 
@@ -232,8 +236,8 @@ fn deadline(timeout: *mut LARGE_INTEGER) -> Option<Instant> {
         return None;
     }
     // SAFETY: non-null timeout pointers are caller-owned LARGE_INTEGERs; QuadPart covers all 8
-    // bytes so every bit pattern is valid.
-    let li = unsafe { *timeout };
+    // bytes so every bit pattern is valid. Unaligned: x64 reads a misaligned one just as well.
+    let li = unsafe { timeout.read_unaligned() };
     // SAFETY: every member of the LARGE_INTEGER union covers plain integer bits.
     let t = unsafe { li.QuadPart };
     let rel = if t < 0 {
@@ -241,7 +245,8 @@ fn deadline(timeout: *mut LARGE_INTEGER) -> Option<Instant> {
     } else {
         (t - system_time()).max(0) as u64
     };
-    Some(Instant::now() + Duration::from_nanos(rel.saturating_mul(100)))
+    // A deadline `Instant` cannot hold is as good as none (never reached).
+    Instant::now().checked_add(Duration::from_nanos(rel.saturating_mul(100)))
 }
 
 /// `KeWaitForSingleObject` on an event: STATUS_SUCCESS when signaled (auto-reset for
@@ -343,13 +348,20 @@ pub unsafe extern "win64" fn KeDelayExecutionThread(
             Bc::new(codes::IRQL_NOT_LESS_OR_EQUAL, [0, irql::get() as u64, 0, 0]),
         );
     }
-    if let Some(d) = deadline(Interval) {
-        let now = Instant::now();
-        if d > now {
-            std::thread::sleep(d - now);
-        } else {
-            std::thread::yield_now();
+    match deadline(Interval) {
+        Some(d) => {
+            let now = Instant::now();
+            if d > now {
+                std::thread::sleep(d - now);
+            } else {
+                std::thread::yield_now();
+            }
         }
+        // An interval too long for `Instant`: the thread sleeps for good.
+        None if !Interval.is_null() => loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        },
+        None => {}
     }
     STATUS_SUCCESS
 }

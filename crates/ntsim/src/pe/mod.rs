@@ -72,6 +72,69 @@ pub struct Image {
     pub relocations_applied: usize,
 }
 
+/// Largest image file ntsim reads, and largest `SizeOfImage` it maps: 256 MiB. Windows sets no
+/// documented limit below the format's 4 GiB, but real drivers are far smaller (ntoskrnl.exe
+/// itself is about 12 MiB); the bound keeps a wrong path (a disk image, `/dev/zero`) from being
+/// read into memory whole.
+pub const MAX_IMAGE_BYTES: u64 = 256 << 20;
+
+/// Read a driver file: refuse anything that is not a regular file, or is larger than
+/// [`MAX_IMAGE_BYTES`], before reading a byte (a FIFO, a device, `/dev/zero`, a directory).
+pub fn read_image_file(path: &Path) -> Result<Vec<u8>, LoadError> {
+    use std::io::Read;
+    let io = |e: std::io::Error| LoadError::Io(format!("{}: {e}", path.display()));
+    let check = |md: &std::fs::Metadata| -> Result<(), LoadError> {
+        if !md.is_file() {
+            let ft = md.file_type();
+            let kind = if ft.is_dir() {
+                "a directory"
+            } else {
+                use std::os::unix::fs::FileTypeExt;
+                if ft.is_fifo() {
+                    "a FIFO"
+                } else if ft.is_char_device() || ft.is_block_device() {
+                    "a device"
+                } else if ft.is_socket() {
+                    "a socket"
+                } else {
+                    "not a regular file"
+                }
+            };
+            return Err(LoadError::Io(format!(
+                "{}: is {kind}, not a regular file; give the path of a driver .sys file",
+                path.display()
+            )));
+        }
+        if md.len() > MAX_IMAGE_BYTES {
+            return Err(LoadError::Io(format!(
+                "{}: the file is {} bytes, larger than any driver image ntsim loads ({} MiB)",
+                path.display(),
+                md.len(),
+                MAX_IMAGE_BYTES >> 20
+            )));
+        }
+        Ok(())
+    };
+    // Check the path before opening it (opening a FIFO would block), then the opened file
+    // (the path may have been replaced in between), and never read more than the bound.
+    check(&std::fs::metadata(path).map_err(io)?)?;
+    let f = std::fs::File::open(path).map_err(io)?;
+    let md = f.metadata().map_err(io)?;
+    check(&md)?;
+    let mut buf = Vec::with_capacity(md.len() as usize);
+    f.take(MAX_IMAGE_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(io)?;
+    if buf.len() as u64 > MAX_IMAGE_BYTES {
+        return Err(LoadError::Io(format!(
+            "{}: the file grew past {} MiB while it was read",
+            path.display(),
+            MAX_IMAGE_BYTES >> 20
+        )));
+    }
+    Ok(buf)
+}
+
 fn bad<T>(msg: impl Into<String>) -> Result<T, LoadError> {
     Err(LoadError::Malformed(msg.into()))
 }
@@ -158,7 +221,7 @@ pub fn parse_headers(file: &[u8]) -> Result<Headers, LoadError> {
         }
         dirs.push((r.u32(off)?, r.u32(off + 4)?));
     }
-    if size_of_image == 0 || size_of_image > 256 << 20 {
+    if size_of_image == 0 || size_of_image as u64 > MAX_IMAGE_BYTES {
         return bad(format!("SizeOfImage {size_of_image:#x} is out of range"));
     }
     if (size_of_headers as usize) > file.len() || size_of_headers > size_of_image {
@@ -233,14 +296,30 @@ struct Thunk {
     target: Option<usize>,
 }
 
+/// Unmaps a half-built image mapping when dropped armed.
+struct Unmap(Option<(usize, usize)>);
+
+impl Drop for Unmap {
+    fn drop(&mut self) {
+        if let Some((base, len)) = self.0 {
+            // SAFETY: `base..base + len` is the mapping `load` created for an image it then
+            // refused: no code in it ran and no pointer to it was handed out.
+            unsafe { libc::munmap(base as *mut libc::c_void, len) };
+        }
+    }
+}
+
+/// Upper bound on the imports of one image (all descriptors together): far above any driver
+/// (ours has 31), low enough that a looping import table costs nothing.
+pub const MAX_IMPORTS: usize = 16384;
+
 /// Load `path` into this process. `resolve` maps an ntoskrnl export name to an address.
 pub fn load(
     path: &Path,
     resolve: &dyn Fn(&str) -> Option<usize>,
     note: usize,
 ) -> Result<Image, LoadError> {
-    let file =
-        std::fs::read(path).map_err(|e| LoadError::Io(format!("{}: {e}", path.display())))?;
+    let file = read_image_file(path)?;
     let h = parse_headers(&file)?;
     let size = mm::round_up(h.size_of_image as usize, PAGE_SIZE);
 
@@ -305,8 +384,10 @@ pub fn load(
                     target,
                 });
                 i += 1;
-                if i > 65536 {
-                    return bad("import table does not terminate");
+                if thunks.len() > MAX_IMPORTS {
+                    return bad(format!(
+                        "more than {MAX_IMPORTS} imports (an import table that does not terminate?)"
+                    ));
                 }
             }
             d += IMAGE_SIZEOF_IMPORT_DESCRIPTOR;
@@ -344,6 +425,9 @@ pub fn load(
     } else {
         mm::map_rw(total, None).ok_or(LoadError::Map("mmap failed".into()))?
     };
+    // Until the image is complete, a refusal unmaps it again (nothing in it has run, nothing
+    // refers to it): a loader fed many bad images must not accumulate mappings.
+    let mut mapping = Unmap(Some((base, total)));
     let delta = (base as u64).wrapping_sub(h.image_base);
     let mut applied = 0;
     if let Some((rrva, rsize)) = reloc {
@@ -417,6 +501,7 @@ pub fn load(
         });
     }
     mm::protect(stubs, stub_bytes_len, Prot::Rx);
+    mapping.0 = None;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -38,14 +38,19 @@ pub unsafe fn read_unicode(s: *const UNICODE_STRING) -> Option<String> {
     if s.is_null() {
         return None;
     }
+    // x64 Windows does not fault on misaligned data, so a driver's misaligned pointer is read as
+    // the CPU would read it (Rust references and `*p` require alignment; `read_unaligned` does
+    // not). A bad address still faults, and the fault handler makes it a bug check.
     // SAFETY: non-null per the contract; the struct is plain data.
-    let us = unsafe { *s };
+    let us = unsafe { s.read_unaligned() };
     if us.Buffer.is_null() || us.Length == 0 {
         return Some(String::new());
     }
-    // SAFETY: the buffer holds `Length` bytes (= Length/2 WCHARs) per the contract.
-    let w = unsafe { core::slice::from_raw_parts(us.Buffer, us.Length as usize / 2) };
-    Some(String::from_utf16_lossy(w))
+    let w: Vec<u16> = (0..us.Length as usize / 2)
+        // SAFETY: the buffer holds `Length` bytes (= Length/2 WCHARs) per the contract.
+        .map(|i| unsafe { us.Buffer.wrapping_add(i).read_unaligned() })
+        .collect();
+    Some(String::from_utf16_lossy(&w))
 }
 
 /// Read a NUL-terminated wide string.
@@ -60,8 +65,8 @@ pub unsafe fn read_wstr(p: *const u16) -> Option<String> {
     let mut i = 0;
     // NUL-terminated per the contract; bounded to 64 Ki characters.
     loop {
-        // SAFETY: index `i` is at or before the terminator.
-        let c = unsafe { p.wrapping_add(i).read() };
+        // SAFETY: index `i` is at or before the terminator (unaligned: see `read_unicode`).
+        let c = unsafe { p.wrapping_add(i).read_unaligned() };
         if c == 0 || i >= 65536 {
             break;
         }
