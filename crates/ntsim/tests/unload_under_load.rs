@@ -19,7 +19,7 @@ const SEED: u64 = 0x0DD5_EED5_0008_0004;
 fn wdm_sys() -> &'static Path {
     static SYS: OnceLock<PathBuf> = OnceLock::new();
     SYS.get_or_init(|| {
-        let tc = xbuild::locate_toolchain(true).expect("cross toolchain");
+        let tc = xbuild::locate_toolchain(false).unwrap_or_else(|e| panic!("{e}"));
         xbuild::build_driver(&tc, true, false).expect("build wdm_workitem.sys")
     })
 }

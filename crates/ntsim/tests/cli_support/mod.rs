@@ -17,7 +17,7 @@ pub const DEVICE: &str = r"\\.\WdmWorkItem";
 pub fn wdm_sys() -> &'static Path {
     static SYS: OnceLock<PathBuf> = OnceLock::new();
     SYS.get_or_init(|| {
-        let tc = xbuild::locate_toolchain(true).expect("cross toolchain");
+        let tc = xbuild::locate_toolchain(false).unwrap_or_else(|e| panic!("{e}"));
         xbuild::build_driver(&tc, true, false).expect("build wdm_workitem.sys")
     })
 }
