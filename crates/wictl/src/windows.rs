@@ -44,8 +44,8 @@ fn describe_error(what: &str, code: u32) -> String {
         // image or its DriverEntry failed without a more specific status.
         1053 => {
             " (the driver did not load: DriverEntry failed, or the image or one of its imports \
-             could not be loaded; check the System event log, or run it under ntsim with \
-             `wictl --ntsim wdm_workitem.sys info` to see where it stops)"
+             could not be loaded; check the System event log, or load the same .sys in ntsim \
+             on Linux, `wictl --ntsim wdm_workitem.sys info`, to see where it stops)"
         }
         1056 => " (already running)",
         1060 => " (no such service: run `wictl install` first)",
