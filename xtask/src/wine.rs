@@ -1284,4 +1284,85 @@ mod tests {
         assert!(e.contains("not imported from hal.dll"), "{e}");
         assert!(redirect_imports(b"MZ", "ntoskrnl.exe", &[], GAPS_DLL).is_err());
     }
+
+    fn ran(code: Option<i32>, stdout: &str) -> Ran {
+        Ran {
+            code,
+            stdout: stdout.into(),
+            stderr: "diag".into(),
+            timed_out: false,
+        }
+    }
+
+    #[test]
+    fn exit_and_message_checks_fire_on_every_difference() {
+        let ok = r#"{"backend":null,"exit_code":3,"result":{"error":"scm","message":"m"}}"#;
+        let j = expect_exit(&ran(Some(3), ok), 3).unwrap();
+        assert!(expect_message(&j, Some("scm"), "m").is_ok());
+        assert!(expect_message(&j, None, "m").is_ok());
+        // Wrong message, wrong error kind, wrong exit code (process or JSON), no JSON, a timeout.
+        assert!(
+            expect_message(&j, Some("scm"), "other")
+                .unwrap_err()
+                .contains("wanted \"other\"")
+        );
+        assert!(
+            expect_message(&j, Some("backend"), "m")
+                .unwrap_err()
+                .contains("error kind")
+        );
+        assert!(
+            expect_exit(&ran(Some(0), ok), 3)
+                .unwrap_err()
+                .contains("wanted 3")
+        );
+        assert!(
+            expect_exit(&ran(Some(3), ok), 0)
+                .unwrap_err()
+                .contains("wanted 0")
+        );
+        let lying = r#"{"exit_code":0,"result":{}}"#;
+        assert!(expect_exit(&ran(Some(3), lying), 3).is_err());
+        assert!(
+            expect_exit(&ran(Some(3), "no json here"), 3)
+                .unwrap_err()
+                .contains("no JSON")
+        );
+        let mut t = ran(None, "");
+        t.timed_out = true;
+        assert!(expect_exit(&t, 0).unwrap_err().contains("timed out"));
+        assert!(u64_at(&j, &["result", "message"]).is_err());
+    }
+
+    #[test]
+    fn a_hanging_command_is_killed_at_its_limit() {
+        let s = Session {
+            tools: WineTools {
+                wine: PathBuf::from("/nonexistent/wine64"),
+                wineserver: PathBuf::from("/nonexistent/wineserver"),
+                ntoskrnl: PathBuf::new(),
+            },
+            prefix: std::env::temp_dir(),
+            run_dir: std::env::temp_dir(),
+        };
+        let t = Instant::now();
+        // A child that leaves a grandchild holding the pipes, as Wine's services do.
+        let r = s.run(
+            Path::new("sh"),
+            &["-c", "sleep 30 & sleep 30"],
+            Duration::from_secs(1),
+        );
+        assert!(r.timed_out);
+        assert_eq!(r.code, None);
+        assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+        let r = s.run(
+            Path::new("sh"),
+            &["-c", "echo hi; exit 7"],
+            Duration::from_secs(30),
+        );
+        assert_eq!(
+            (r.code, r.stdout.as_str(), r.timed_out),
+            (Some(7), "hi\n", false)
+        );
+    }
 }
