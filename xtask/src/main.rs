@@ -7,7 +7,12 @@
 //! - `test [--no-install]`: install what is missing (Debian: apt), cross-build the .sys, run every
 //!   test suite and check, print a summary ending in `N passed, N failed`.
 //! - `bench [--quick]`: the performance targets, side by side in one run (see `bench.rs`).
+//! - `build-wictl [--release]`: cross-build wictl.exe (last stdout line: its path).
+//! - `wine [--no-install]`: only the Wine stage of `test` (see `wine.rs`).
+//! - `package [--release]`: a test-signed driver folder for a Windows VM (see `package.rs`).
 mod bench;
+mod package;
+mod wine;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -22,12 +27,19 @@ usage: cargo xtask <command>
                             verifier, drive it with `wictl stress` (ARGS are passed to it)
   test [--no-install]       install missing tools (Debian, as root), build, run all tests and checks
   bench [--quick]           safe layer vs raw calls (callgrind), ntsim verifier cost, driver modes
-                            vs the IoAllocateWorkItem baseline; ratios measured in one run";
+                            vs the IoAllocateWorkItem baseline; ratios measured in one run
+  build-wictl [--release]   cross-build wictl.exe (x86_64-pc-windows-gnu); prints its path
+  wine [--no-install]       only the Wine stage of `test`: wictl.exe and the real .sys under Wine
+  package [--release]       target/package/<profile>/: test-signed .sys, .cer, stamped .inf,
+                            wictl.exe, INSTALL.txt, ready to copy to a test VM";
 
 /// Debian packages the test suites use, with a binary that proves each is installed.
 const TEST_PACKAGES: &[(&str, &str)] = &[
     ("mingw-w64", "x86_64-w64-mingw32-gcc"),
     ("valgrind", "valgrind"),
+    // `cargo xtask package` and its signature checks.
+    ("osslsigncode", "osslsigncode"),
+    ("openssl", "openssl"),
 ];
 
 fn workspace_root() -> PathBuf {
@@ -269,6 +281,10 @@ fn install_prerequisites(allow_install: bool) -> Outcome {
         }
         Err(e) => problems.push(e.to_string()),
     }
+    // Wine, for the Wine stage.
+    if let Err(e) = wine::install(allow_install) {
+        problems.push(e);
+    }
     // clippy and rustfmt for the host cargo.
     for (component, sub) in [("clippy", "clippy"), ("rustfmt", "fmt")] {
         let have = cargo()
@@ -322,7 +338,8 @@ fn test(allow_install: bool) -> ExitCode {
     };
 
     step(
-        "prerequisites (apt: mingw-w64 valgrind; cross toolchain; clippy, rustfmt)",
+        "prerequisites (apt: mingw-w64 valgrind osslsigncode openssl wine wine64; cross toolchain; \
+         clippy, rustfmt)",
         &mut || install_prerequisites(allow_install),
     );
 
@@ -458,6 +475,17 @@ fn test(allow_install: bool) -> ExitCode {
                     }
                 }
             }
+        },
+    );
+
+    step(
+        "Wine: wictl.exe and the real .sys (only Wine's missing imports supplied, test-only)",
+        &mut || {
+            let sys = sys_env
+                .iter()
+                .find(|(k, _)| *k == "WDM_WORKITEM_SYS_RELEASE")
+                .map(|(_, p)| p.as_path());
+            wine_outcome(&root, sys)
         },
     );
 
@@ -597,6 +625,56 @@ fn test(allow_install: bool) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// The Wine stage as a step: builds what it needs (wictl.exe, host wictl for the ntsim
+/// comparison), then runs [`wine::stage`]. Missing Wine fails, unless `WDM_ALLOW_SKIP=1`.
+fn wine_outcome(root: &Path, sys: Option<&Path>) -> Outcome {
+    let fail = |e: String| {
+        eprintln!("xtask: {e}");
+        Outcome::Failed {
+            passed: 0,
+            failed: 1,
+        }
+    };
+    if let Err(e) = wine::WineTools::locate() {
+        if std::env::var("WDM_ALLOW_SKIP").as_deref() == Ok("1") {
+            eprintln!("xtask: SKIPPED (WDM_ALLOW_SKIP=1): {e}");
+            return Outcome::Passed(0);
+        }
+        return fail(format!(
+            "{e}; or set WDM_ALLOW_SKIP=1 to skip the Wine stage"
+        ));
+    }
+    let Some(sys) = sys else {
+        return fail("no release image (its build failed above)".into());
+    };
+    let exe = match xbuild::locate_toolchain(false)
+        .and_then(|tc| xbuild::build_wictl(&tc, true, false))
+    {
+        Ok(p) => p,
+        Err(e) => return fail(format!("cannot build wictl.exe: {e}")),
+    };
+    let host = match host_tools(false, &["wictl"])
+        .pop()
+        .expect("one result per package")
+    {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let info = match wine::ntsim_info(&host, sys) {
+        Ok(v) => v,
+        Err(e) => return fail(e),
+    };
+    let t = wine::stage(&root.join("target/wine"), &exe, sys, &info);
+    if t.failed == 0 {
+        Outcome::Passed(t.passed)
+    } else {
+        Outcome::Failed {
+            passed: t.passed,
+            failed: t.failed,
+        }
     }
 }
 
@@ -778,6 +856,38 @@ fn main() -> ExitCode {
         Some("run") => run(!flag("--debug"), extra),
         Some("test") => test(!flag("--no-install")),
         Some("bench") => bench_all(flag("--quick")),
+        Some("build-wictl") => {
+            match xbuild::locate_toolchain(true)
+                .and_then(|tc| xbuild::build_wictl(&tc, flag("--release"), true))
+            {
+                Ok(path) => {
+                    println!("{}", path.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("xtask build-wictl: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Some("wine") => {
+            banner("prerequisites");
+            if let Err(e) = wine::install(!flag("--no-install")) {
+                eprintln!("xtask wine: {e}");
+            }
+            banner("build the driver (release)");
+            let sys = build_sys(true, xbuild::TARGET)
+                .map_err(|e| eprintln!("xtask wine: {e}"))
+                .ok();
+            banner("Wine stage");
+            let o = wine_outcome(&workspace_root(), sys.as_deref());
+            println!("{}", describe_outcome(&o));
+            match o {
+                Outcome::Passed(_) => ExitCode::SUCCESS,
+                Outcome::Failed { .. } => ExitCode::FAILURE,
+            }
+        }
+        Some("package") => package::run(flag("--release")),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             ExitCode::SUCCESS

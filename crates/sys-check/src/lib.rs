@@ -19,6 +19,7 @@
 //! [`inf`] checks `driver.inx` against Microsoft's documented primitive-driver INF rules (our own
 //! checker of the written rules, not a replacement for infverif).
 
+pub mod authenticode;
 pub mod disasm;
 pub mod inf;
 pub mod pe;
@@ -137,6 +138,21 @@ pub enum Violation {
     Instruction(disasm::Finding),
     /// The disassembler could not be run (tool missing or failed): the check did not happen.
     DisassemblyUnavailable(String),
+    /// [`check_link`]: the `CheckSum` field is zero (lld-link writes it only with `/RELEASE`).
+    ChecksumMissing,
+    /// [`check_link`]: the `CheckSum` field does not match the file.
+    ChecksumMismatch {
+        stored: u32,
+        computed: u32,
+    },
+    /// [`check_link`]: `IMAGE_DLLCHARACTERISTICS_FORCE_INTEGRITY` (`/INTEGRITYCHECK`) is clear.
+    ForceIntegrityMissing,
+    /// [`check_signature`]: no Authenticode signature (empty security directory).
+    NotSigned,
+    /// [`check_signature`]: osslsigncode rejected the signature (its report).
+    SignatureRejected(String),
+    /// [`check_signature`]: the signature could not be checked (tool missing or failed to run).
+    SignatureCheckUnavailable(String),
 }
 
 impl fmt::Display for Violation {
@@ -203,6 +219,21 @@ impl fmt::Display for Violation {
             MissingImport { name } => write!(f, "expected import {name} is missing"),
             Instruction(i) => write!(f, "{i}"),
             DisassemblyUnavailable(m) => write!(f, "instruction scan not performed: {m}"),
+            ChecksumMissing => write!(
+                f,
+                "the PE checksum is 0: Windows refuses drivers without a valid checksum (link with /RELEASE)"
+            ),
+            ChecksumMismatch { stored, computed } => write!(
+                f,
+                "the PE checksum is {stored:#010x}, but the file sums to {computed:#010x}"
+            ),
+            ForceIntegrityMissing => write!(
+                f,
+                "IMAGE_DLLCHARACTERISTICS_FORCE_INTEGRITY is not set (wdk-build links with /INTEGRITYCHECK)"
+            ),
+            NotSigned => write!(f, "the image has no Authenticode signature"),
+            SignatureRejected(m) => write!(f, "the Authenticode signature does not verify: {m}"),
+            SignatureCheckUnavailable(m) => write!(f, "signature not checked: {m}"),
         }
     }
 }
@@ -309,6 +340,98 @@ pub fn check_structure(data: &[u8], policy: &Policy) -> Vec<Violation> {
             v.push(Violation::MissingImport { name: r.clone() });
         }
     }
+    v
+}
+
+/// What the link must give a driver the way wdk-build's flow does (`/INTEGRITYCHECK`) and what
+/// Windows requires of a driver image (a correct checksum, which link.exe writes for `/DRIVER`).
+pub fn check_link(data: &[u8]) -> Vec<Violation> {
+    let img = match Image::parse(data) {
+        Ok(img) => img,
+        Err(e) => return vec![Violation::Malformed(e.to_string())],
+    };
+    if img.optional_magic != pe::PE32_PLUS_MAGIC {
+        return vec![Violation::NotPe32Plus {
+            magic: img.optional_magic,
+        }];
+    }
+    let mut v = Vec::new();
+    let computed = pe::checksum(data, img.optional_header_offset + pe::OPT_CHECKSUM);
+    if img.checksum == 0 {
+        v.push(Violation::ChecksumMissing);
+    } else if img.checksum != computed {
+        v.push(Violation::ChecksumMismatch {
+            stored: img.checksum,
+            computed,
+        });
+    }
+    if img.dll_characteristics & pe::IMAGE_DLLCHARACTERISTICS_FORCE_INTEGRITY == 0 {
+        v.push(Violation::ForceIntegrityMissing);
+    }
+    v
+}
+
+/// The Authenticode signature of the image at `path`, verified against `trusted` (a PEM
+/// certificate, the only root accepted).
+pub fn check_signature(
+    path: &Path,
+    trusted: &Path,
+    tools: Option<&authenticode::Tools>,
+) -> Vec<Violation> {
+    let data = match std::fs::read(path) {
+        Ok(d) => d,
+        Err(e) => return vec![Violation::Malformed(format!("{}: {e}", path.display()))],
+    };
+    match Image::parse(&data) {
+        Ok(img) if img.directory(pe::DIR_SECURITY) == (0, 0) => return vec![Violation::NotSigned],
+        Ok(_) => {}
+        Err(e) => return vec![Violation::Malformed(e.to_string())],
+    }
+    let Some(tools) = tools else {
+        return vec![Violation::SignatureCheckUnavailable(format!(
+            "osslsigncode not found; install {}",
+            authenticode::OSSLSIGNCODE_PACKAGE
+        ))];
+    };
+    match authenticode::verify(tools, path, trusted) {
+        Ok(_) => Vec::new(),
+        Err(report) => {
+            // Keep the lines that say why.
+            let why: Vec<&str> = report
+                .lines()
+                .filter(|l| {
+                    let l = l.to_ascii_lowercase();
+                    l.contains("mismatch")
+                        || l.contains("fail")
+                        || l.contains("error")
+                        || l.contains("unable")
+                })
+                .take(6)
+                .collect();
+            vec![Violation::SignatureRejected(if why.is_empty() {
+                report
+            } else {
+                why.join("; ")
+            })]
+        }
+    }
+}
+
+/// Everything `cargo xtask package` promises about the packaged image: the structure checks of
+/// `policy`, [`check_link`], and [`check_signature`] against `trusted`.
+pub fn check_package_image(
+    path: &Path,
+    policy: &Policy,
+    trusted: &Path,
+    tools: Option<&authenticode::Tools>,
+) -> Vec<Violation> {
+    let data = match std::fs::read(path) {
+        Ok(d) => d,
+        Err(e) => return vec![Violation::Malformed(format!("{}: {e}", path.display()))],
+    };
+    let mut v = check_structure(&data, policy);
+    v.extend(check_link(&data));
+    v.extend(check_signature(path, trusted, tools));
     v
 }
 

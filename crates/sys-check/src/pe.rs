@@ -10,6 +10,9 @@ pub const PE32_PLUS_MAGIC: u16 = 0x20B;
 pub const IMAGE_SUBSYSTEM_NATIVE: u16 = 1;
 pub const IMAGE_DLLCHARACTERISTICS_DYNAMIC_BASE: u16 = 0x0040;
 pub const IMAGE_DLLCHARACTERISTICS_NX_COMPAT: u16 = 0x0100;
+/// `/INTEGRITYCHECK`: the loader requires a valid signature.
+pub const IMAGE_DLLCHARACTERISTICS_FORCE_INTEGRITY: u16 = 0x0080;
+pub const DIR_SECURITY: usize = 4;
 pub const IMAGE_SCN_CNT_CODE: u32 = 0x0000_0020;
 pub const IMAGE_SCN_MEM_EXECUTE: u32 = 0x2000_0000;
 pub const IMAGE_SCN_MEM_WRITE: u32 = 0x8000_0000;
@@ -22,6 +25,7 @@ pub const DIR_DELAY_IMPORT: usize = 13;
 pub const OPT_MAGIC: usize = 0;
 pub const OPT_ENTRY: usize = 16;
 pub const OPT_IMAGE_BASE: usize = 24;
+pub const OPT_CHECKSUM: usize = 64;
 pub const OPT_SUBSYSTEM: usize = 68;
 pub const OPT_DLL_CHARACTERISTICS: usize = 70;
 pub const OPT_NUMBER_OF_RVA_AND_SIZES: usize = 108;
@@ -81,6 +85,25 @@ impl Bytes<'_> {
     }
 }
 
+/// The PE image checksum of `data`, whose `CheckSum` field is at `checksum_offset` (ImageHlp's
+/// `CheckSumMappedFile`: the file summed as little-endian 16-bit words with end-around carry,
+/// the field itself counted as zero, folded to 16 bits, plus the file length). Windows checks it
+/// for drivers (and boot-loaded images): see Microsoft's "/RELEASE (Set the Checksum)" page.
+pub fn checksum(data: &[u8], checksum_offset: usize) -> u32 {
+    let mut sum: u64 = 0;
+    for (i, pair) in data.chunks(2).enumerate() {
+        let at = i * 2;
+        if at >= checksum_offset && at < checksum_offset + 4 {
+            continue;
+        }
+        let word = u16::from_le_bytes([pair[0], *pair.get(1).unwrap_or(&0)]);
+        sum += u64::from(word);
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    }
+    sum = (sum & 0xFFFF) + (sum >> 16);
+    (sum as u32).wrapping_add(data.len() as u32)
+}
+
 #[derive(Debug, Clone)]
 pub struct Section {
     pub name: String,
@@ -136,6 +159,8 @@ pub struct Image {
     pub image_base: u64,
     pub subsystem: u16,
     pub dll_characteristics: u16,
+    /// The optional header's `CheckSum` field.
+    pub checksum: u32,
     /// `(rva, size)` per data directory.
     pub directories: Vec<(u32, u32)>,
     pub sections: Vec<Section>,
@@ -169,6 +194,7 @@ impl Image {
             image_base: 0,
             subsystem: 0,
             dll_characteristics: 0,
+            checksum: 0,
             directories: Vec::new(),
             sections: Vec::new(),
             imports: Vec::new(),
@@ -182,6 +208,7 @@ impl Image {
         img.image_base = b.u64(opt + OPT_IMAGE_BASE)?;
         img.subsystem = b.u16(opt + OPT_SUBSYSTEM)?;
         img.dll_characteristics = b.u16(opt + OPT_DLL_CHARACTERISTICS)?;
+        img.checksum = b.u32(opt + OPT_CHECKSUM)?;
         let ndirs = (b.u32(opt + OPT_NUMBER_OF_RVA_AND_SIZES)? as usize).min(16);
         if OPT_DATA_DIRECTORIES + ndirs * 8 > opt_size {
             return bad("data directories overflow the optional header");

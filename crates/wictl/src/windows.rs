@@ -40,6 +40,13 @@ fn describe_error(what: &str, code: u32) -> String {
         2 => " (not found: is the driver installed and started?)",
         5 => " (access denied: run as Administrator)",
         577 => " (the driver's signature was rejected: enable test signing)",
+        // ERROR_SERVICE_REQUEST_TIMEOUT. For a kernel driver, the SCM gives this when loading the
+        // image or its DriverEntry failed without a more specific status.
+        1053 => {
+            " (the driver did not load: DriverEntry failed, or the image or one of its imports \
+             could not be loaded; check the System event log, or load the same .sys in ntsim \
+             on Linux, `wictl --ntsim wdm_workitem.sys info`, to see where it stops)"
+        }
         1056 => " (already running)",
         1060 => " (no such service: run `wictl install` first)",
         1062 => " (the service is not running)",
@@ -208,7 +215,12 @@ pub type ScmResult = Result<String, String>;
 
 /// Create the demand-start kernel-driver service `name` for the driver at `sys`.
 pub fn install(name: &str, sys: &Path) -> ScmResult {
-    let sys = std::fs::canonicalize(sys).map_err(|e| format!("{}: {e}", sys.display()))?;
+    let sys = std::fs::canonicalize(sys).map_err(|e| {
+        format!(
+            "driver file {}: {e} (pass the .sys with --sys PATH)",
+            sys.display()
+        )
+    })?;
     // CreateServiceW wants a plain path, not the `\\?\` form canonicalize returns.
     let path = sys
         .to_string_lossy()

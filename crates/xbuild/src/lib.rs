@@ -29,12 +29,27 @@ pub const DEBIAN_TOOLCHAIN_PACKAGES: &[&str] = &["rustc-web", "cargo-web", "rust
 /// Debian package that provides `lld-link` when no rustup `rust-lld` exists.
 pub const DEBIAN_LINKER_PACKAGE: &str = "lld";
 
-/// Linker arguments every kernel driver image needs.
-const DRIVER_LINK_ARGS: &[&str] = &[
+/// Linker arguments every kernel driver image gets: what wdk-build's `configure_wdk_binary_build`
+/// passes link.exe for a WDM driver (microsoft/windows-drivers-rs, crates/wdk-build/src/lib.rs:
+/// `/DRIVER /NODEFAULTLIB /SUBSYSTEM:NATIVE /KERNEL /ENTRY:DriverEntry`, then for every driver
+/// `/NXCOMPAT /DYNAMICBASE /MAP /MAPINFO:EXPORTS /OPT:REF,ICF /INTEGRITYCHECK /MANIFEST:NO`), as far
+/// as lld-link implements it. Left out: `/KERNEL` (link.exe's check that objects were compiled
+/// for kernel mode; lld-link has no such check, and rustc cannot compile with `/kernel` anyway)
+/// and `/MAP`/`/MAPINFO` (a map file next to the image; nothing reads it). Added: `/RELEASE`,
+/// because link.exe writes the PE checksum for `/DRIVER` images by itself and lld-link writes it
+/// only when asked; Windows refuses to load a driver whose checksum is wrong.
+pub const DRIVER_LINK_ARGS: &[&str] = &[
     "/SUBSYSTEM:NATIVE",
     "/DRIVER",
     "/ENTRY:DriverEntry",
     "/NODEFAULTLIB",
+    "/NXCOMPAT",
+    "/DYNAMICBASE",
+    "/OPT:REF,ICF",
+    // Sets IMAGE_DLLCHARACTERISTICS_FORCE_INTEGRITY: Windows loads the image only if it is signed.
+    "/INTEGRITYCHECK",
+    "/MANIFEST:NO",
+    "/RELEASE",
 ];
 
 #[derive(Debug)]
@@ -305,6 +320,54 @@ pub fn diagnose(log: &str) -> String {
     }
 }
 
+/// Run a cross-build cargo command; on failure, the tail of its output (unless it was streamed)
+/// and [`diagnose`]'s advice.
+fn run_cargo(tc: &Toolchain, mut cmd: Command, verbose: bool, package: &str) -> Result<(), Error> {
+    // stderr is always captured (for the diagnosis below); in verbose mode it is also streamed.
+    cmd.stderr(std::process::Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error(format!("cannot run {}: {e}", tc.cargo.display())))?;
+    let mut log = String::new();
+    if let Some(stderr) = child.stderr.take() {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if verbose {
+                eprintln!("{line}");
+            }
+            log.push_str(&line);
+            log.push('\n');
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| Error(format!("waiting for {}: {e}", tc.cargo.display())))?;
+    if !status.success() {
+        let tail: Vec<&str> = log
+            .lines()
+            .rev()
+            .take(40)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        let shown = if verbose {
+            String::new()
+        } else {
+            format!("{}\n", tail.join("\n"))
+        };
+        return err(format!(
+            "cross-build of `{}` failed ({status}) with {tc}.\n{shown}{}",
+            package,
+            diagnose(&log)
+        ));
+    }
+    Ok(())
+}
+
 /// Build the package for [`TARGET`] and return the absolute path of the `.sys` it produced.
 pub fn build_sys(tc: &Toolchain, req: &SysBuild<'_>) -> Result<PathBuf, Error> {
     build_sys_for(tc, req, TARGET)
@@ -379,48 +442,7 @@ pub fn build_sys_for(tc: &Toolchain, req: &SysBuild<'_>, target: &str) -> Result
     if tc.kind == ToolchainKind::Debian {
         cmd.env("RUSTC_BOOTSTRAP", "1");
     }
-    // stderr is always captured (for the diagnosis below); in verbose mode it is also streamed.
-    cmd.stderr(std::process::Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| Error(format!("cannot run {}: {e}", tc.cargo.display())))?;
-    let mut log = String::new();
-    if let Some(stderr) = child.stderr.take() {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if req.verbose {
-                eprintln!("{line}");
-            }
-            log.push_str(&line);
-            log.push('\n');
-        }
-    }
-    let status = child
-        .wait()
-        .map_err(|e| Error(format!("waiting for {}: {e}", tc.cargo.display())))?;
-    if !status.success() {
-        let tail: Vec<&str> = log
-            .lines()
-            .rev()
-            .take(40)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        let shown = if req.verbose {
-            String::new()
-        } else {
-            format!("{}\n", tail.join("\n"))
-        };
-        return err(format!(
-            "cross-build of `{}` for {target} failed ({status}) with {tc}.\n{shown}{}",
-            req.package,
-            diagnose(&log)
-        ));
-    }
+    run_cargo(tc, cmd, req.verbose, &format!("{} for {target}", req.package))?;
     let profile = if req.release { "release" } else { "debug" };
     let out_dir = req.target_dir.join(target).join(profile);
     let stem = req.package.replace('-', "_");
@@ -565,5 +587,75 @@ pub fn build_driver_for(
             verbose,
         },
         target,
+    )
+}
+
+/// Target for user-mode Windows executables built here: the GNU ABI, because linking an MSVC
+/// executable needs the MSVC CRT and the Windows SDK's import libraries, which a Linux host does
+/// not have, while mingw-w64 ships both halves for the GNU target.
+pub const EXE_TARGET: &str = "x86_64-pc-windows-gnu";
+/// The linker for [`EXE_TARGET`] and the Debian package that provides it.
+pub const MINGW_GCC: &str = "x86_64-w64-mingw32-gcc";
+pub const DEBIAN_MINGW_PACKAGE: &str = "mingw-w64";
+
+/// Cross-build one binary of a user-mode package as a real Windows executable for [`EXE_TARGET`]
+/// (`std` built from source with `-Zbuild-std=std,panic_abort`, linked by mingw-w64's gcc) and
+/// return the `.exe`'s absolute path.
+pub fn build_exe(
+    tc: &Toolchain,
+    manifest_path: &Path,
+    package: &str,
+    bin: &str,
+    release: bool,
+    target_dir: &Path,
+    verbose: bool,
+) -> Result<PathBuf, Error> {
+    let gcc = std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).find_map(|d| existing(d.join(MINGW_GCC))))
+        .ok_or_else(|| {
+            Error(format!(
+                "{MINGW_GCC} is not on PATH: it links Windows executables here.\n\
+                 On Debian 12:   sudo apt-get install {DEBIAN_MINGW_PACKAGE}"
+            ))
+        })?;
+    let mut cmd = Command::new(&tc.cargo);
+    cmd.arg("build")
+        .args(["--package", package, "--bin", bin, "--target", EXE_TARGET])
+        .arg("--manifest-path")
+        .arg(manifest_path)
+        .arg("--target-dir")
+        .arg(target_dir)
+        .arg("-Zbuild-std=std,panic_abort");
+    if release {
+        cmd.arg("--release");
+    }
+    toolchain_env(tc, &mut cmd);
+    cmd.env("CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER", &gcc);
+    run_cargo(tc, cmd, verbose, package)?;
+    let profile = if release { "release" } else { "debug" };
+    let exe = target_dir
+        .join(EXE_TARGET)
+        .join(profile)
+        .join(format!("{bin}.exe"));
+    exe.canonicalize().map_err(|e| {
+        Error(format!(
+            "the build succeeded but {} is missing: {e}",
+            exe.display()
+        ))
+    })
+}
+
+/// Cross-build the harness `wictl.exe` the one way every caller builds it: into
+/// `<workspace>/target/winexe`. Returns the `.exe` path.
+pub fn build_wictl(tc: &Toolchain, release: bool, verbose: bool) -> Result<PathBuf, Error> {
+    let root = workspace_root();
+    build_exe(
+        tc,
+        &root.join("Cargo.toml"),
+        "wictl",
+        "wictl",
+        release,
+        &root.join("target/winexe"),
+        verbose,
     )
 }
