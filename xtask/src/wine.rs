@@ -38,10 +38,12 @@ pub const GAPS_PROVIDED: &[&str] = &[
     "IoQueueWorkItemEx",
     "KeQueryPerformanceCounter",
 ];
-/// What the provider's `IoSizeofWorkItem` returns: exactly Wine's private `IO_WORKITEM` layout
-/// (device, routine, context), which Wine's own `IoQueueWorkItem` fills in. No Windows build
+/// What the provider's `IoSizeofWorkItem` returns: room for Wine's private `IO_WORKITEM`
+/// layout (device, routine, context: 0x18 bytes, which Wine's own `IoQueueWorkItem` fills in),
+/// rounded up to the smallest size ntsim emulates ([`nt_abi::EMULATED_IO_WORKITEM_SIZE_MIN`]),
+/// so that ntsim can reproduce the driver's slab geometry for the comparison. No Windows build
 /// uses this size, so a driver that hard-coded a Windows value would show up here.
-pub const GAPS_ITEM_SIZE: u32 = 0x18;
+pub const GAPS_ITEM_SIZE: u32 = nt_abi::EMULATED_IO_WORKITEM_SIZE_MIN;
 /// Debian 12 packages: `wine` (the loader scripts, wineserver, the Windows-side DLLs) and
 /// `wine64` (the 64-bit loader).
 pub const WINE_PACKAGES: &[&str] = &["wine", "wine64"];

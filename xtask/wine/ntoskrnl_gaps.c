@@ -50,7 +50,7 @@ struct gaps_item {
     IO_WORKITEM_ROUTINE routine;
     void *context;
 };
-_Static_assert(sizeof(struct gaps_item) == GAPS_ITEM_SIZE, "IoSizeofWorkItem must cover the item");
+_Static_assert(sizeof(struct gaps_item) <= GAPS_ITEM_SIZE, "IoSizeofWorkItem must cover the item");
 
 /* One IoQueueWorkItemEx in flight: what the plain routine needs to call the Ex routine. */
 struct ex_call {

@@ -442,7 +442,12 @@ pub fn build_sys_for(tc: &Toolchain, req: &SysBuild<'_>, target: &str) -> Result
     if tc.kind == ToolchainKind::Debian {
         cmd.env("RUSTC_BOOTSTRAP", "1");
     }
-    run_cargo(tc, cmd, req.verbose, &format!("{} for {target}", req.package))?;
+    run_cargo(
+        tc,
+        cmd,
+        req.verbose,
+        &format!("{} for {target}", req.package),
+    )?;
     let profile = if req.release { "release" } else { "debug" };
     let out_dir = req.target_dir.join(target).join(profile);
     let stem = req.package.replace('-', "_");
