@@ -469,13 +469,15 @@ impl WorkEntry for IoWork {
         if let Err(bc) = self.io_object.dereference(&sys.verifier) {
             raise(sys, bc);
         }
+        // Counted before the item stops being outstanding, so a caller that has seen the
+        // queues idle (`wait_idle`) also sees every routine that ran.
+        items.routines_run.fetch_add(1, Ordering::SeqCst);
         {
             let mut g = lock(&items.table);
             if let Some(n) = g.outstanding.get_mut(&self.owner) {
                 *n = n.saturating_sub(1);
             }
         }
-        items.routines_run.fetch_add(1, Ordering::SeqCst);
         if items.idle_waiters.load(Ordering::SeqCst) > 0 {
             drop(lock(&items.table));
             items.idle_cv.notify_all();
