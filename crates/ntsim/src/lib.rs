@@ -123,7 +123,7 @@ use ids::{DeviceId, DriverId, DriverObj, FileId};
 pub use io::driver::{OpenDevice, UnloadError, UnloadReport};
 pub use io::workitem::PendingItem;
 use ke::thread::run_kernel;
-pub use machine::{Config, Verifier};
+pub use machine::{Config, SpecialPoolMode, Verifier, VerifierFlags};
 use machine::{System, lock};
 use nt_abi::*;
 pub use pe::LoadError;

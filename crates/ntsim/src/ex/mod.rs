@@ -12,9 +12,12 @@ pub(crate) struct Ex<E> {
 }
 
 impl<E: worker::WorkEntry> Ex<E> {
-    pub(crate) fn new(on_free: pool::FreeHook) -> Self {
+    pub(crate) fn new(
+        on_free: pool::FreeHook,
+        special: Option<crate::mm::special::SpecialPoolMode>,
+    ) -> Self {
         Ex {
-            pool: pool::Pool::new(on_free),
+            pool: pool::Pool::new(on_free, special),
             workers: worker::Workers::new(),
         }
     }

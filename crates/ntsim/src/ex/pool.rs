@@ -1,5 +1,7 @@
-//! Pool: `ExAllocatePool2` / `ExFreePoolWithTag` / `ExFreePool` over real 16-byte-aligned heap
-//! blocks, tracked by address with tag, flags, size and owning driver.
+//! Pool: `ExAllocatePool2/3`, `ExAllocatePoolWithTag`, `ExAllocatePool`,
+//! `ExAllocatePoolWithQuotaTag`, `ExFreePoolWithTag` / `ExFreePool` over real 16-byte-aligned
+//! heap blocks — or, with the verifier's special pool, over the memory manager's special pool
+//! ([`crate::mm::special`]) — tracked by address with tag, flags, size and owning driver.
 #![allow(non_snake_case)]
 
 use std::alloc::Layout;
@@ -24,6 +26,8 @@ struct Block {
     flags: u64,
     owner: DriverId,
     paged: bool,
+    /// In special pool (freed through the memory manager, pattern checked).
+    special: bool,
 }
 
 /// ntsim-owned nonpaged memory (driver/device objects + extensions, IRPs, system buffers).
@@ -65,6 +69,8 @@ pub(crate) type FreeHook = fn(&System, usize, usize);
 pub(crate) struct Pool {
     table: Mutex<PoolTable>,
     on_free: FreeHook,
+    /// Special pool's mode when the verifier's special-pool option is on.
+    special: Option<crate::mm::special::SpecialPoolMode>,
 }
 
 /// A pool block still allocated.
@@ -88,10 +94,14 @@ impl LeakedBlock {
 }
 
 impl Pool {
-    pub(crate) fn new(on_free: FreeHook) -> Self {
+    pub(crate) fn new(
+        on_free: FreeHook,
+        special: Option<crate::mm::special::SpecialPoolMode>,
+    ) -> Self {
         Pool {
             table: Mutex::new(PoolTable::default()),
             on_free,
+            special,
         }
     }
 
@@ -118,9 +128,11 @@ impl Pool {
         }
     }
 
-    /// Allocate a driver-owned pool block. Returns null on failure.
+    /// Allocate a driver-owned pool block (in special pool when it is on). Returns null on
+    /// failure.
     pub(crate) fn alloc_block(
         &self,
+        mm: &crate::mm::Mm,
         flags: u64,
         size: usize,
         tag: u32,
@@ -130,13 +142,22 @@ impl Pool {
         if kinds.count_ones() != 1 || size > (1usize << 40) {
             return core::ptr::null_mut();
         }
-        let lay = layout(size);
-        let p = if flags & POOL_FLAG_UNINITIALIZED != 0 {
-            // SAFETY: the layout has a non-zero size and a power-of-two alignment.
-            unsafe { std::alloc::alloc(lay) }
+        let special = self.special;
+        let p = if let Some(mode) = special {
+            // Fresh anonymous pages: zeroed whether or not the caller asked for it.
+            match mm.special.alloc(size, mode) {
+                Some(p) => p as *mut u8,
+                None => return core::ptr::null_mut(),
+            }
         } else {
-            // SAFETY: as above.
-            unsafe { std::alloc::alloc_zeroed(lay) }
+            let lay = layout(size);
+            if flags & POOL_FLAG_UNINITIALIZED != 0 {
+                // SAFETY: the layout has a non-zero size and a power-of-two alignment.
+                unsafe { std::alloc::alloc(lay) }
+            } else {
+                // SAFETY: as above.
+                unsafe { std::alloc::alloc_zeroed(lay) }
+            }
         };
         if p.is_null() {
             return p;
@@ -152,6 +173,7 @@ impl Pool {
                 flags,
                 owner,
                 paged: kinds == POOL_FLAG_PAGED,
+                special: special.is_some(),
             },
         );
         p
@@ -243,7 +265,7 @@ pub unsafe extern "win64" fn ExAllocatePool2(
         return core::ptr::null_mut();
     }
     m.ex.pool
-        .alloc_block(Flags, NumberOfBytes, Tag, thread::driver())
+        .alloc_block(&m.mm, Flags, NumberOfBytes, Tag, thread::driver())
         .cast()
 }
 
@@ -280,6 +302,17 @@ pub(crate) fn free_block(sys: &System, p: usize, tag: Option<u32>) {
             ),
         );
     }
+    // Special pool: the pattern around the block must be intact (0xC1).
+    if block.special
+        && let Some(c) = sys.mm.special.check(p)
+    {
+        use crate::mm::special::Corruption;
+        let bc = match c {
+            Corruption::AfterEnd(at) => sys.verifier.on_special_pool_corruption(p, at, true),
+            Corruption::Nearby(at) => sys.verifier.on_special_pool_corruption(p, at, false),
+        };
+        raise(sys, bc);
+    }
     // Work items that live in this block.
     (pool.on_free)(sys, p, block.size);
     let mut g = lock(&pool.table);
@@ -292,9 +325,14 @@ pub(crate) fn free_block(sys: &System, p: usize, tag: Option<u32>) {
         }
         g.freed.insert(p, (block.size, block.tag));
         drop(g);
-        // SAFETY: `p` was allocated by `alloc_block` with this size and has just been removed
-        // from the table, so it is freed exactly once.
-        unsafe { std::alloc::dealloc(p as *mut u8, layout(block.size)) };
+        if block.special {
+            // Its pages become inaccessible (quarantine): a later use is 0xD5.
+            sys.mm.special.free(p);
+        } else {
+            // SAFETY: `p` was allocated by `alloc_block` with this size and has just been
+            // removed from the table, so it is freed exactly once.
+            unsafe { std::alloc::dealloc(p as *mut u8, layout(block.size)) };
+        }
     }
 }
 

@@ -382,6 +382,7 @@ pub unsafe extern "win64" fn IoAllocateWorkItem(DeviceObject: *mut DEVICE_OBJECT
     let m = current();
     let size = m.config.size_of_work_item as usize;
     let p = m.ex.pool.alloc_block(
+        &m.mm,
         POOL_FLAG_NON_PAGED,
         size,
         IO_ALLOCATED_WORK_ITEM_TAG,

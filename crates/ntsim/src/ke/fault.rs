@@ -247,6 +247,31 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut 
         libc::SIGSEGV | libc::SIGBUS => in_stack_guard(addr as usize),
         _ => None,
     };
+    // In the driver's own code: report that instruction; in ntsim code servicing a driver call
+    // (a bad pointer passed to an export): report the driver's call site.
+    let at = if m.mm.image_of(rip).is_some() {
+        rip
+    } else {
+        let c = thread::caller();
+        if c != 0 { c } else { rip }
+    };
+    // Special pool: a guard page or a freed block's quarantined pages (0xD6 / 0xD5).
+    if matches!(sig, libc::SIGSEGV | libc::SIGBUS)
+        && overflow.is_none()
+        && let Some(f) = m.mm.special.fault_at(addr as usize)
+    {
+        use crate::mm::special::SpecialFault;
+        let (freed, stricter) = match f {
+            SpecialFault::BeyondEnd { stricter, .. } => (false, stricter),
+            SpecialFault::Freed { .. } => (true, false),
+        };
+        let write = err & 0x2 != 0;
+        raise(
+            m,
+            m.verifier
+                .on_special_pool_fault(freed, addr as usize, write, at, stricter),
+        );
+    }
     let bc = match sig {
         libc::SIGSEGV | libc::SIGBUS if overflow.is_some() => {
             let low = overflow.unwrap_or(0);
@@ -295,14 +320,6 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut 
                 0,
             ],
         ),
-    };
-    // In the driver's own code: report that instruction; in ntsim code servicing a driver call
-    // (a bad pointer passed to an export): report the driver's call site.
-    let at = if m.mm.image_of(rip).is_some() {
-        rip
-    } else {
-        let c = thread::caller();
-        if c != 0 { c } else { rip }
     };
     raise(m, bc.at(at))
 }
