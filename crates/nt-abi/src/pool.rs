@@ -117,3 +117,21 @@ pub const MEMORY_ALLOCATION_ALIGNMENT: usize = 16;
 pub const fn pool_tag(tag: [u8; 4]) -> u32 {
     u32::from_le_bytes(tag)
 }
+
+// x64 layouts (wdm.h's GENERAL_LOOKASIDE_LAYOUT; LOOKASIDE_ALIGN is DECLSPEC_CACHEALIGN on x64).
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    assert!(size_of::<SLIST_HEADER>() == 16);
+    assert!(size_of::<POOL_EXTENDED_PARAMETER>() == 16);
+    assert!(offset_of!(GENERAL_LOOKASIDE, Depth) == 0x10);
+    assert!(offset_of!(GENERAL_LOOKASIDE, TotalAllocates) == 0x14);
+    assert!(offset_of!(GENERAL_LOOKASIDE, TotalFrees) == 0x1C);
+    assert!(offset_of!(GENERAL_LOOKASIDE, Type) == 0x24);
+    assert!(offset_of!(GENERAL_LOOKASIDE, Tag) == 0x28);
+    assert!(offset_of!(GENERAL_LOOKASIDE, Size) == 0x2C);
+    assert!(offset_of!(GENERAL_LOOKASIDE, Allocate) == 0x30);
+    assert!(offset_of!(GENERAL_LOOKASIDE, Free) == 0x38);
+    assert!(offset_of!(GENERAL_LOOKASIDE, ListEntry) == 0x40);
+    assert!(offset_of!(GENERAL_LOOKASIDE, Future) == 0x58);
+    assert!(size_of::<NPAGED_LOOKASIDE_LIST>() == 0x80);
+};

@@ -6,15 +6,15 @@
 use std::process::exit;
 
 use nt_abi::*;
-use ntsim::{Config, IoctlRecord, Machine, OpenError, Report, Verdict, Verifier};
+use ntsim::{Config, IoctlRecord, Machine, OpenError, Report, SpecialPoolMode, Verdict, Verifier};
 
 const HELP: &str = "\
 ntsim — run a Windows WDM driver (.sys) on Linux with ntoskrnl semantics and Driver Verifier rules
 
 USAGE:
     ntsim run <driver.sys> [--ioctl \\\\.\\NAME:CODE[:INPUT_HEX[:OUTPUT_LEN]]]...
-              [--size-of-work-item N] [--verifier standard|off] [--json] [--echo-dbgprint]
-              [--timeout SECONDS]
+              [--size-of-work-item N] [--verifier standard|off|OPTION,...]
+              [--special-pool overrun|underrun] [--json] [--echo-dbgprint] [--timeout SECONDS]
     ntsim imports            list the ntoskrnl exports ntsim emulates
     ntsim bench [--iterations N] [--json]
                              work-item cycles/s (init+uninit; queue->routine->uninit),
@@ -24,6 +24,9 @@ USAGE:
 run: load the image, call DriverEntry, send each --ioctl in order (each on its own handle opened
 with read+write access, then closed), call DriverUnload, audit what the driver still owns.
 CODE and N are hex (0x...) or decimal; INPUT_HEX may be empty; OUTPUT_LEN defaults to 0.
+--verifier: standard (default, all options), off, or a comma-separated list of special_pool,
+pool_tracking, irql_checking, io_verification, misc_checks. --special-pool: where special pool
+puts the guard page (overrun = after the block, the default; underrun = before it).
 --timeout (default 600, 0 = none): a step that does not finish in time (a driver deadlock)
 ends the run with verdict \"timeout\" and the step named in \"timed_out_in\".
 
@@ -178,11 +181,17 @@ fn cmd_run(args: &[String]) -> ! {
                     as u32;
             }
             "--verifier" => {
-                cfg.verifier = match value("--verifier").as_str() {
-                    "standard" | "on" => Verifier::Standard,
-                    "off" => Verifier::Off,
-                    other => usage(&format!("bad --verifier {other:?} (standard|off)")),
-                }
+                cfg.verifier = Verifier::parse(&value("--verifier")).unwrap_or_else(|e| usage(&e));
+            }
+            "--special-pool" => {
+                let v = value("--special-pool");
+                cfg.special_pool = match v.as_str() {
+                    "overrun" => SpecialPoolMode::Overrun,
+                    "underrun" => SpecialPoolMode::Underrun,
+                    other => usage(&format!(
+                        "bad --special-pool {other:?} (overrun|underrun; special pool itself is the verifier's special_pool option)"
+                    )),
+                };
             }
             "--json" => json = true,
             "--echo-dbgprint" => cfg.echo_dbgprint = true,

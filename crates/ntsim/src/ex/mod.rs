@@ -2,6 +2,7 @@
 //! threads ([`worker`]). It imports no higher layer: the I/O manager's work items reach the
 //! worker queues as [`worker::WorkEntry`] values, and pool frees reach the I/O manager's
 //! work-item table through the hook the composition root registers ([`pool::FreeHook`]).
+pub mod lookaside;
 pub mod pool;
 pub(crate) mod worker;
 

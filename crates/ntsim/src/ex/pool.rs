@@ -269,6 +269,116 @@ pub unsafe extern "win64" fn ExAllocatePool2(
         .cast()
 }
 
+/// A legacy `POOL_TYPE` as `POOL_FLAGS` (wdm.h's values: the low bits choose nonpaged (even) or
+/// paged (odd), `POOL_NX_ALLOCATION` makes nonpaged pool no-execute, 8/16/256 are modifiers).
+/// None for a type ntsim does not model (session pool, `DontUseThisType`, unknown bits).
+fn pool_type_flags(t: POOL_TYPE) -> Option<u64> {
+    let modifiers =
+        POOL_QUOTA_FAIL_INSTEAD_OF_RAISE | POOL_RAISE_IF_ALLOCATION_FAILURE | POOL_COLD_ALLOCATION;
+    let t = t & !modifiers;
+    let nx = t & POOL_NX_ALLOCATION != 0;
+    let base = t & !POOL_NX_ALLOCATION;
+    if !(0..=6).contains(&base) || base == 3 {
+        return None;
+    }
+    Some(
+        match (base % 2 == 1, nx) {
+            (true, false) => POOL_FLAG_PAGED,
+            (true, true) => return None,
+            (false, true) => POOL_FLAG_NON_PAGED,
+            (false, false) => POOL_FLAG_NON_PAGED_EXECUTE,
+        } | POOL_FLAG_UNINITIALIZED,
+    )
+}
+
+/// The legacy allocators' common path: the verifier's allocation checks (parameter 2 of 0xC4 is
+/// the `POOL_TYPE`, as the reference gives it for these routines), then a tracked block (not
+/// zeroed). `extra` flags (quota) are recorded with the block.
+fn alloc_legacy(pool_type: POOL_TYPE, size: usize, tag: u32, extra: u64) -> PVOID {
+    let m = current();
+    let flags = pool_type_flags(pool_type);
+    let checked = flags.unwrap_or(POOL_FLAG_NON_PAGED) & !POOL_FLAG_UNINITIALIZED;
+    if let Some(mut bc) =
+        m.verifier
+            .on_pool_alloc(thread::irql(), checked, size, tag, thread::caller())
+    {
+        bc.p[2] = pool_type as u32 as u64;
+        raise(&m, bc);
+    }
+    let Some(flags) = flags else {
+        return core::ptr::null_mut();
+    };
+    m.ex.pool
+        .alloc_block(&m.mm, flags | extra, size, tag, thread::driver())
+        .cast()
+}
+
+/// `ExAllocatePoolWithTag`: memory of `PoolType` (Microsoft, *ExAllocatePoolWithTag*: not
+/// zeroed; `NonPagedPool` is executable — the verifier's 0xC4/0x2000 —, paged pool only at
+/// IRQL ≤ APC_LEVEL, nonpaged at ≤ DISPATCH_LEVEL). NULL for session pool or an unknown type.
+///
+/// # Safety
+/// Always safe to call from driver code.
+pub unsafe extern "win64" fn ExAllocatePoolWithTag(
+    PoolType: POOL_TYPE,
+    NumberOfBytes: SIZE_T,
+    Tag: ULONG,
+) -> PVOID {
+    alloc_legacy(PoolType, NumberOfBytes, Tag, 0)
+}
+
+/// `ExAllocatePool`: `ExAllocatePoolWithTag` with the tag `'None'` (wdm.h).
+///
+/// # Safety
+/// Always safe to call from driver code.
+pub unsafe extern "win64" fn ExAllocatePool(PoolType: POOL_TYPE, NumberOfBytes: SIZE_T) -> PVOID {
+    alloc_legacy(PoolType, NumberOfBytes, NONE_POOL_TAG, 0)
+}
+
+/// `ExAllocatePoolWithQuotaTag`: charged to the current process's quota (recorded as
+/// `POOL_FLAG_USE_QUOTA`). Windows raises STATUS_INSUFFICIENT_RESOURCES on failure unless
+/// `POOL_QUOTA_FAIL_INSTEAD_OF_RAISE`; ntsim returns NULL either way (it raises no SEH
+/// exceptions).
+///
+/// # Safety
+/// Always safe to call from driver code.
+pub unsafe extern "win64" fn ExAllocatePoolWithQuotaTag(
+    PoolType: POOL_TYPE,
+    NumberOfBytes: SIZE_T,
+    Tag: ULONG,
+) -> PVOID {
+    alloc_legacy(PoolType, NumberOfBytes, Tag, POOL_FLAG_USE_QUOTA)
+}
+
+/// `ExAllocatePool3`: `ExAllocatePool2` plus extended parameters (Microsoft, *ExAllocatePool3*).
+/// Priority and NUMA-node parameters are accepted (ntsim has one node and never runs low);
+/// secure pool, unknown types, or a count without an array are refused with NULL.
+///
+/// # Safety
+/// `ExtendedParameters` must point to `ExtendedParametersCount` readable entries.
+pub unsafe extern "win64" fn ExAllocatePool3(
+    Flags: POOL_FLAGS,
+    NumberOfBytes: SIZE_T,
+    Tag: ULONG,
+    ExtendedParameters: *const POOL_EXTENDED_PARAMETER,
+    ExtendedParametersCount: ULONG,
+) -> PVOID {
+    if ExtendedParametersCount != 0 && ExtendedParameters.is_null() {
+        return core::ptr::null_mut();
+    }
+    for i in 0..ExtendedParametersCount as usize {
+        // SAFETY: the caller passes `ExtendedParametersCount` entries (the documented contract).
+        let p = unsafe { ExtendedParameters.add(i).read_unaligned() };
+        match p.Header & 0xFF {
+            POOL_EXTENDED_PARAMETER_PRIORITY | POOL_EXTENDED_PARAMETER_NUMA_NODE => {}
+            _ => return core::ptr::null_mut(),
+        }
+    }
+    // SAFETY: the same contract as ExAllocatePool2, which has none beyond running on an ntsim
+    // thread.
+    unsafe { ExAllocatePool2(Flags, NumberOfBytes, Tag) }
+}
+
 /// Free a driver pool block: the checks of ExFreePoolWithTag (tag = Some) / ExFreePool.
 pub(crate) fn free_block(sys: &System, p: usize, tag: Option<u32>) {
     let pool = &sys.ex.pool;
