@@ -139,8 +139,10 @@ pub unsafe extern "win64" fn ExInitializeNPagedLookasideList(
         LastAllocateMisses: 0,
         Future: [0; 2],
     };
-    // SAFETY: the caller's writable storage for the list (the documented contract).
-    unsafe { (&raw mut (*Lookaside).L).write(l) };
+    // SAFETY: projecting to the caller's storage for the list (no read, no reference).
+    let dst = unsafe { &raw mut (*Lookaside).L };
+    // SAFETY: the caller's writable, aligned storage for the list (the documented contract).
+    unsafe { dst.write(l) };
 }
 
 /// `ExDeleteNPagedLookasideList`: free every entry still cached on the list through its `Free`

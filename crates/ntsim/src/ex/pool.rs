@@ -367,8 +367,10 @@ pub unsafe extern "win64" fn ExAllocatePool3(
         return core::ptr::null_mut();
     }
     for i in 0..ExtendedParametersCount as usize {
-        // SAFETY: the caller passes `ExtendedParametersCount` entries (the documented contract).
-        let p = unsafe { ExtendedParameters.add(i).read_unaligned() };
+        // SAFETY: entry `i` of the caller's `ExtendedParametersCount` entries (in bounds).
+        let at = unsafe { ExtendedParameters.add(i) };
+        // SAFETY: a readable entry (the documented contract); unaligned-safe read.
+        let p = unsafe { at.read_unaligned() };
         match p.Header & 0xFF {
             POOL_EXTENDED_PARAMETER_PRIORITY | POOL_EXTENDED_PARAMETER_NUMA_NODE => {}
             _ => return core::ptr::null_mut(),
