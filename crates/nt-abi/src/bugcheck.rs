@@ -33,7 +33,8 @@ pub mod worker_invalid {
     pub const QUEUED_ITEM_REQUEUED: u64 = 1;
     pub const QUEUED_ITEM_FREED: u64 = 2;
     pub const INVALID_IO_OBJECT: u64 = 3;
-    pub const QUEUE_INSERT_FAILED: u64 = 5;
+    /// Queued before the worker queues were initialized (p4 = the NUMA node, or -1).
+    pub const QUEUED_BEFORE_WORKER_QUEUES_INITIALIZED: u64 = 5;
     pub const INVALID_QUEUE_TYPE: u64 = 6;
     pub const INVALID_ROUTINE: u64 = 7;
 }
