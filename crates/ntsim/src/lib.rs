@@ -10,7 +10,9 @@
 //! ## Library API
 //!
 //! ```text
-//! Config { size_of_work_item: u32 /*0x58*/, verifier: Verifier::{Standard, Off},
+//! Config { size_of_work_item: u32 /*0x58*/,
+//!          verifier: Verifier::{Standard, Off, Custom(VerifierFlags { special_pool, … })},
+//!          special_pool: SpecialPoolMode::{Overrun, Underrun},
 //!          workers_per_queue, echo_dbgprint, unload_grace, unload_wait } + Default
 //! Machine::new(Config) -> Machine
 //! machine.load_driver(path) -> Result<Driver, LoadError>   // LoadError::MissingImports(all names) …

@@ -308,3 +308,18 @@ fn every_paged_allocation_api_at_dispatch_is_c4_01() {
         assert_clean(&run);
     }
 }
+
+#[test]
+fn a_device_extension_used_after_io_delete_device_faults() {
+    for extra in [&[][..], &["--verifier", "off"]] {
+        let run = run_one(IOCTL_50_USE_DEVICE_EXTENSION_AFTER_DELETE, extra);
+        let bc = expect_bugcheck(
+            &run,
+            bugcheck::PAGE_FAULT_IN_NONPAGED_AREA,
+            run.reported(KEY_ADDRESS),
+            Enforced::DocumentedOnly,
+        );
+        expect_param(&run, &bc, 1, 0, "p2 = 0: a read.");
+        assert_ne!(run.reported(KEY_OBJECT), 0);
+    }
+}

@@ -118,6 +118,35 @@ impl Pool {
         p
     }
 
+    /// Allocate a zeroed ntsim object on pages of its own (device objects and their extensions:
+    /// freed at the last reference after IoDeleteDevice, and inaccessible from then on).
+    pub(crate) fn sys_alloc_object(
+        &self,
+        mm: &crate::mm::Mm,
+        size: usize,
+        what: &'static str,
+    ) -> *mut u8 {
+        let Some(p) = mm.special.alloc_object(size) else {
+            return self.sys_alloc(size, what);
+        };
+        let mut g = lock(&self.table);
+        g.freed.remove(&p);
+        g.system.insert(p, SysRegion { size, what });
+        p as *mut u8
+    }
+
+    /// Free an object from [`Pool::sys_alloc_object`]: its pages become inaccessible.
+    pub(crate) fn sys_free_object(&self, mm: &crate::mm::Mm, p: *mut u8) {
+        let r = lock(&self.table).system.remove(&(p as usize));
+        if let Some(r) = r
+            && !mm.special.free(p as usize)
+        {
+            // SAFETY: not a page-backed object, so `sys_alloc_object` fell back to `sys_alloc`
+            // with this size; it was in the table and is removed from it exactly once.
+            unsafe { std::alloc::dealloc(p, layout(r.size)) };
+        }
+    }
+
     /// Free memory from [`Pool::sys_alloc`].
     pub(crate) fn sys_free(&self, p: *mut u8) {
         let r = lock(&self.table).system.remove(&(p as usize));

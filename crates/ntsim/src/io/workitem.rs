@@ -326,6 +326,7 @@ fn queue_common(item: ItemId, routine: IoRoutine, qt: WORK_QUEUE_TYPE, context: 
             let again = found.is_some();
             drop(g);
             let _ = io_object.dereference(&sys.verifier);
+            crate::ob::release_if_gone(sys, &io_object);
             // Uninitialized by another thread during this call: as for an item that was never
             // initialized (0xE4 p1 = 5 is "queued before the worker queues were initialized",
             // which cannot happen in ntsim: its queues exist from the start).
@@ -488,6 +489,7 @@ impl WorkEntry for IoWork {
         if let Err(bc) = self.io_object.dereference(&sys.verifier) {
             raise(sys, bc);
         }
+        crate::ob::release_if_gone(sys, &self.io_object);
         {
             let mut g = lock(&items.table);
             if let Some(n) = g.outstanding.get_mut(&self.owner) {

@@ -261,16 +261,26 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut 
         && let Some(f) = m.mm.special.fault_at(addr as usize)
     {
         use crate::mm::special::SpecialFault;
-        let (freed, stricter) = match f {
-            SpecialFault::BeyondEnd { stricter, .. } => (false, stricter),
-            SpecialFault::Freed { .. } => (true, false),
-        };
         let write = err & 0x2 != 0;
-        raise(
-            m,
-            m.verifier
-                .on_special_pool_fault(freed, addr as usize, write, at, stricter),
-        );
+        let bc = match f {
+            SpecialFault::BeyondEnd { stricter, .. } => {
+                m.verifier
+                    .on_special_pool_fault(false, addr as usize, write, at, stricter)
+            }
+            SpecialFault::Freed { .. } => {
+                m.verifier
+                    .on_special_pool_fault(true, addr as usize, write, at, false)
+            }
+            // A device object (or extension) overrun, or used after IoDeleteDevice and its last
+            // dereference: 0x50, stricter than Windows (whose freed pool may stay mapped).
+            SpecialFault::SystemObject { .. } => Bc::new(
+                bugcheck::PAGE_FAULT_IN_NONPAGED_AREA,
+                [addr, write as u64, at as u64, 0],
+            )
+            .documented_only()
+            .at(at),
+        };
+        raise(m, bc);
     }
     let bc = match sig {
         libc::SIGSEGV | libc::SIGBUS if overflow.is_some() => {

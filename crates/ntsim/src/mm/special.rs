@@ -53,6 +53,8 @@ struct Region {
     data_len: usize,
     block: usize,
     size: usize,
+    /// An object ntsim allocated for the driver (a device object), not a driver allocation.
+    system: bool,
 }
 
 #[derive(Default)]
@@ -80,6 +82,9 @@ pub enum SpecialFault {
     BeyondEnd { block: usize, stricter: bool },
     /// The pages of a freed block still in quarantine.
     Freed { block: usize },
+    /// Outside an object ntsim allocated on pages of its own (a device object and its
+    /// extension), or inside one after it was freed.
+    SystemObject { object: usize, freed: bool },
 }
 
 /// The pattern bytes around a block were overwritten: found at free.
@@ -111,6 +116,16 @@ impl SpecialPool {
     /// Allocate `size` bytes (zeroed: fresh anonymous pages) in special pool. None when the
     /// mapping fails (address space or the mapping limit exhausted).
     pub(crate) fn alloc(&self, size: usize, mode: SpecialPoolMode) -> Option<usize> {
+        self.alloc_region(size, mode, false)
+    }
+
+    /// Allocate an ntsim object (a device object) on pages of its own, so that it can be made
+    /// inaccessible when it is freed (whatever the verifier options).
+    pub(crate) fn alloc_object(&self, size: usize) -> Option<usize> {
+        self.alloc_region(size, SpecialPoolMode::Overrun, true)
+    }
+
+    fn alloc_region(&self, size: usize, mode: SpecialPoolMode, system: bool) -> Option<usize> {
         let data_len = round_up(size.max(1), PAGE_SIZE);
         let len = data_len + PAGE_SIZE;
         let base = super::map_rw(len, None)?;
@@ -144,6 +159,7 @@ impl SpecialPool {
             data_len,
             block,
             size,
+            system,
         };
         let mut g = lock(&self.inner);
         g.live.insert(base, r);
@@ -204,12 +220,31 @@ impl SpecialPool {
         let g = lock(&self.inner);
         if let Some(r) = containing(&g.live, addr) {
             let in_data = addr >= r.data && addr < r.data + r.data_len;
-            return (!in_data).then_some(SpecialFault::BeyondEnd {
-                block: r.block,
-                stricter: r.size > WINDOWS_SPECIAL_POOL_MAX,
+            if in_data {
+                return None;
+            }
+            return Some(if r.system {
+                SpecialFault::SystemObject {
+                    object: r.block,
+                    freed: false,
+                }
+            } else {
+                SpecialFault::BeyondEnd {
+                    block: r.block,
+                    stricter: r.size > WINDOWS_SPECIAL_POOL_MAX,
+                }
             });
         }
-        containing(&g.freed, addr).map(|r| SpecialFault::Freed { block: r.block })
+        containing(&g.freed, addr).map(|r| {
+            if r.system {
+                SpecialFault::SystemObject {
+                    object: r.block,
+                    freed: true,
+                }
+            } else {
+                SpecialFault::Freed { block: r.block }
+            }
+        })
     }
 }
 
