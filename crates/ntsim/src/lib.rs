@@ -176,16 +176,16 @@ pub struct IoResult {
 /// The in-process pseudo-driver "host".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HostDriver {
-    driver_object: usize,
-    device_object: usize,
+    driver_object: DriverObj,
+    device_object: DeviceId,
 }
 
 impl HostDriver {
     pub fn driver_object(&self) -> *mut DRIVER_OBJECT {
-        self.driver_object as *mut DRIVER_OBJECT
+        self.driver_object.ptr()
     }
     pub fn device_object(&self) -> *mut DEVICE_OBJECT {
-        self.device_object as *mut DEVICE_OBJECT
+        self.device_object.ptr()
     }
 }
 
@@ -280,8 +280,7 @@ impl Machine {
             return Ok(h);
         }
         let drv = io::driver::driver_object(&self.sys, DriverId::HOST)
-            .expect("the host driver is created with the machine")
-            .0;
+            .expect("the host driver is created with the machine");
         let dev = run_kernel(&self.sys, DriverId::HOST, "host kernel thread", move || {
             let mut name = rtl::wide("\\Device\\NtsimHost");
             let mut us = UNICODE_STRING {
@@ -294,21 +293,13 @@ impl Machine {
             unsafe { exports::RtlInitUnicodeString(&mut us, name.as_mut_ptr()) };
             // SAFETY: the host driver's live object, a valid name, a writable out-pointer.
             let st = unsafe {
-                exports::IoCreateDevice(
-                    drv as *mut DRIVER_OBJECT,
-                    0,
-                    &mut us,
-                    FILE_DEVICE_UNKNOWN,
-                    0,
-                    0,
-                    &mut dev,
-                )
+                exports::IoCreateDevice(drv.ptr(), 0, &mut us, FILE_DEVICE_UNKNOWN, 0, 0, &mut dev)
             };
             assert_eq!(st, STATUS_SUCCESS, "IoCreateDevice for the host device");
             // SAFETY: `dev` was just created; clearing DO_DEVICE_INITIALIZING as DriverEntry's
             // caller does.
             unsafe { (*dev).Flags &= !DO_DEVICE_INITIALIZING };
-            dev as usize
+            DeviceId::from_ptr(dev)
         })?;
         let h = HostDriver {
             driver_object: drv,
@@ -338,7 +329,7 @@ impl Machine {
     /// What the pseudo-driver "host" still owns (pool, devices other than NtsimHost, links,
     /// queued/running and initialized work items).
     pub fn audit(&self) -> UnloadReport {
-        let host_dev = lock(&self.host).map(|h| h.device_object);
+        let host_dev = lock(&self.host).map(|h| h.device_object.0);
         let mut r = io::driver::collect_audit(&self.sys, DriverId::HOST);
         if let Some(d) = host_dev {
             let name = "\\Device\\NtsimHost".to_string();
