@@ -219,3 +219,33 @@ pub(crate) fn new_system(config: Config) -> Arc<System> {
         config,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verifier_settings_parse_and_round_trip() {
+        assert_eq!(Verifier::parse("standard"), Ok(Verifier::Standard));
+        assert_eq!(Verifier::parse("off"), Ok(Verifier::Off));
+        let all = VerifierFlags::NAMES.join(",");
+        assert_eq!(Verifier::parse(&all), Ok(Verifier::Standard));
+        let v = Verifier::parse("special_pool, irql_checking").unwrap();
+        assert_eq!(
+            v.flags(),
+            VerifierFlags {
+                special_pool: true,
+                irql_checking: true,
+                ..VerifierFlags::default()
+            }
+        );
+        assert_eq!(v.name(), "special_pool,irql_checking");
+        assert_eq!(Verifier::parse(&v.name()), Ok(v));
+        for bad in ["", "special_pool,", "Special_Pool", "all"] {
+            let e = Verifier::parse(bad).unwrap_err();
+            assert!(e.contains("special_pool, pool_tracking"), "{bad:?}: {e}");
+        }
+        assert_eq!(Config::default().verifier, Verifier::Standard);
+        assert_eq!(Config::default().special_pool, SpecialPoolMode::Overrun);
+    }
+}

@@ -324,3 +324,100 @@ impl Hooks {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machine::VerifierFlags;
+
+    fn on() -> Hooks {
+        Hooks::new(VerifierFlags::ALL)
+    }
+
+    #[test]
+    fn nonpaged_pool_above_dispatch_level_is_0xc4_02_and_0x12() {
+        let h = on();
+        let bc = h
+            .on_pool_alloc(HIGH_LEVEL, POOL_FLAG_NON_PAGED, 0x40, 1, 0)
+            .expect("0xC4/0x02");
+        assert_eq!(
+            (bc.code, bc.p),
+            (
+                bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
+                [
+                    vr::NONPAGED_ALLOC_ABOVE_DISPATCH,
+                    HIGH_LEVEL as u64,
+                    POOL_FLAG_NON_PAGED,
+                    0x40
+                ]
+            )
+        );
+        let bc = h
+            .on_pool_free(HIGH_LEVEL, false, 0x1000)
+            .expect("0xC4/0x12");
+        assert_eq!(
+            bc.p,
+            [
+                vr::NONPAGED_FREE_ABOVE_DISPATCH,
+                HIGH_LEVEL as u64,
+                0,
+                0x1000
+            ]
+        );
+        // At DISPATCH_LEVEL nonpaged pool is legal.
+        assert!(
+            h.on_pool_alloc(DISPATCH_LEVEL, POOL_FLAG_NON_PAGED, 0x40, 1, 0)
+                .is_none()
+        );
+        assert!(h.on_pool_free(DISPATCH_LEVEL, false, 0x1000).is_none());
+    }
+
+    #[test]
+    fn each_option_switches_only_its_rules() {
+        let irql_off = Hooks::new(VerifierFlags {
+            irql_checking: false,
+            ..VerifierFlags::ALL
+        });
+        assert!(
+            irql_off
+                .on_pool_alloc(HIGH_LEVEL, POOL_FLAG_NON_PAGED, 0x40, 1, 0)
+                .is_none()
+        );
+        assert!(irql_off.on_release_spinlock(PASSIVE_LEVEL, 8).is_none());
+        // ...but pool tracking still sees a zero-byte allocation.
+        assert!(
+            irql_off
+                .on_pool_alloc(PASSIVE_LEVEL, POOL_FLAG_NON_PAGED, 0, 1, 0)
+                .is_some()
+        );
+        let tracking_off = Hooks::new(VerifierFlags {
+            pool_tracking: false,
+            ..VerifierFlags::ALL
+        });
+        assert_eq!(
+            tracking_off.on_bad_free(0x10, Some(8)).code,
+            bugcheck::BAD_POOL_CALLER,
+            "without pool tracking a double free is ntoskrnl's own 0xC2/0x07"
+        );
+        assert!(tracking_off.on_unload_pool_leak(1, 2, 3, 4).is_none());
+        let io_off = Hooks::new(VerifierFlags {
+            io_verification: false,
+            ..VerifierFlags::ALL
+        });
+        assert!(
+            io_off
+                .on_irp_complete(1, STATUS_PENDING, PASSIVE_LEVEL)
+                .is_none()
+        );
+        assert!(
+            on().on_irp_complete(1, STATUS_PENDING, PASSIVE_LEVEL)
+                .is_some()
+        );
+        let sp_off = Hooks::new(VerifierFlags {
+            special_pool: false,
+            ..VerifierFlags::ALL
+        });
+        assert!(sp_off.on_work_item_overflow(0x1000, 0).is_none());
+        assert!(on().on_work_item_overflow(0x1000, 0).is_some());
+    }
+}
