@@ -164,10 +164,14 @@ pub fn ntsim_verifier_cost(cargo: &mut Command, sizes: &Sizes) -> Result<(), Str
             .ok_or(format!("ntsim bench has no `{mode}` row"))
     };
     let (on, off) = (pick("standard")?, pick("off")?);
-    println!("\n2. ntsim, emulated exports per second, verifier on vs off");
+    let no_sp = pick("pool_tracking,irql_checking,io_verification,misc_checks")?;
     println!(
-        "   {:<36} {:>14} {:>14} {:>8}",
-        "operation", "verifier on", "verifier off", "on/off"
+        "\n2. ntsim, emulated exports per second: verifier /standard (with special pool), \
+         /standard without special pool, off"
+    );
+    println!(
+        "   {:<36} {:>14} {:>14} {:>14} {:>8}",
+        "operation", "standard", "no spec. pool", "verifier off", "slowdown"
     );
     for (label, key) in [
         ("init+uninit", "init_uninit_per_sec"),
@@ -180,10 +184,19 @@ pub fn ntsim_verifier_cost(cargo: &mut Command, sizes: &Sizes) -> Result<(), Str
             "queue_ex_routine_uninit_per_sec",
         ),
         ("IOCTL round trip", "ioctl_per_sec"),
+        ("pool alloc+free (0x40 bytes)", "pool_alloc_free_per_sec"),
     ] {
-        let (a, b) = (num(on, &[key])?, num(off, &[key])?);
-        println!("   {label:<36} {a:>14.0} {b:>14.0} {:>7.2}x", a / b);
+        let (a, n, b) = (num(on, &[key])?, num(no_sp, &[key])?, num(off, &[key])?);
+        println!(
+            "   {label:<36} {a:>14.0} {n:>14.0} {b:>14.0} {:>7.2}x",
+            b / a
+        );
     }
+    let q = |r: &Value| num(r, &["queue_routine_uninit_per_sec"]);
+    println!(
+        "   special pool on queue→routine→uninit: {:.2}x the time of verifier off (target: <= 3x)",
+        q(off)? / q(on)?
+    );
     let ratio = |r: &Value| -> Result<f64, String> {
         Ok(num(r, &["queue_routine_uninit_per_sec"])?
             / num(r, &["queue_ex_routine_uninit_per_sec"])?)

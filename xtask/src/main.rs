@@ -453,7 +453,8 @@ fn test(allow_install: bool) -> ExitCode {
     );
 
     step(
-        "end to end: the release .sys in ntsim (verifier on), driven by wictl stress",
+        "end to end: the release .sys in ntsim (verifier /standard incl. special pool), wictl \
+         stress, IoSizeofWorkItem 0x40, 0x58, 0x60",
         &mut || {
             let Some((_, sys)) = sys_env
                 .iter()
@@ -465,15 +466,28 @@ fn test(allow_install: bool) -> ExitCode {
                     failed: 1,
                 };
             };
-            match main_job(false, sys, &[]) {
-                Ok(c) => check_step(c),
-                Err(e) => {
-                    eprintln!("xtask: {e}");
-                    Outcome::Failed {
-                        passed: 0,
-                        failed: 1,
+            // Each allocation on its own page with a guard page after it: the slab's stride
+            // arithmetic must never overrun a slot for any item size Windows has used.
+            let (mut passed, mut failed) = (0, 0);
+            for size in ["0x40", "0x58", "0x60"] {
+                match main_job(false, sys, &[]) {
+                    Ok(mut c) => {
+                        c.args(["--item-size", size]);
+                        match check_step(c) {
+                            Outcome::Passed(n) => passed += n,
+                            _ => failed += 1,
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("xtask: {e}");
+                        failed += 1;
                     }
                 }
+            }
+            if failed == 0 {
+                Outcome::Passed(passed)
+            } else {
+                Outcome::Failed { passed, failed }
             }
         },
     );

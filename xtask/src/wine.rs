@@ -426,10 +426,6 @@ fn provider_defines() -> Vec<String> {
             "WORKER_INVALID_INVALID_ROUTINE",
             wi::INVALID_ROUTINE.to_string(),
         ),
-        d(
-            "WORKER_INVALID_QUEUE_INSERT_FAILED",
-            wi::QUEUE_INSERT_FAILED.to_string(),
-        ),
         d("CRITICAL_WORK_QUEUE", CRITICAL_WORK_QUEUE.to_string()),
         d("MAXIMUM_WORK_QUEUE", MAXIMUM_WORK_QUEUE.to_string()),
         d(

@@ -136,7 +136,9 @@ void NTAPI IoQueueWorkItemEx(void *item, IO_WORKITEM_ROUTINE_EX routine, int32_t
         KeBugCheckEx(WORKER_INVALID, WORKER_INVALID_INVALID_QUEUE_TYPE, (uintptr_t)item, (uintptr_t)queue_type, 0);
     if (!routine) KeBugCheckEx(WORKER_INVALID, WORKER_INVALID_INVALID_ROUTINE, (uintptr_t)item, 0, 0);
     call = ExAllocatePoolWithTag(NON_PAGED_POOL_NX, sizeof(*call), GAPS_TAG);
-    if (!call) KeBugCheckEx(WORKER_INVALID, WORKER_INVALID_QUEUE_INSERT_FAILED, (uintptr_t)item, 0, 0);
+    /* IoQueueWorkItemEx cannot fail on Windows; this test-only shim can, when Wine's heap is
+     * exhausted, and then raises rather than reuse a WORKER_INVALID code that means something else. */
+    if (!call) ExRaiseStatus((NTSTATUS)STATUS_INSUFFICIENT_RESOURCES);
     call->routine = routine;
     call->context = context;
     call->item = item;

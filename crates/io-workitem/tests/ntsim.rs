@@ -140,7 +140,10 @@ fn every_mode_on_ntsim_with_verifier() {
     assert_eq!(stats.requeues.load(Ordering::Relaxed), 5);
     assert_eq!(stats.uninit_in_routine.load(Ordering::Relaxed), 3);
     // The slab's drain ends inside the last routine; ntsim counts a routine once it returns.
-    assert!(m.wait_work_items_idle(Duration::from_secs(10)), "work items still outstanding");
+    assert!(
+        m.wait_work_items_idle(Duration::from_secs(10)),
+        "work items still outstanding"
+    );
     assert_eq!(m.work_item_routines_run(), 9);
     assert_clean(&m);
 }

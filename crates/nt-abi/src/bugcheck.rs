@@ -33,7 +33,8 @@ pub mod worker_invalid {
     pub const QUEUED_ITEM_REQUEUED: u64 = 1;
     pub const QUEUED_ITEM_FREED: u64 = 2;
     pub const INVALID_IO_OBJECT: u64 = 3;
-    pub const QUEUE_INSERT_FAILED: u64 = 5;
+    /// Queued before the worker queues were initialized (p4 = the NUMA node, or -1).
+    pub const QUEUED_BEFORE_WORKER_QUEUES_INITIALIZED: u64 = 5;
     pub const INVALID_QUEUE_TYPE: u64 = 6;
     pub const INVALID_ROUTINE: u64 = 7;
 }
@@ -89,6 +90,10 @@ pub fn bugcheck_name(code: u32) -> &'static str {
         KMODE_EXCEPTION_NOT_HANDLED => "KMODE_EXCEPTION_NOT_HANDLED",
         MANUALLY_INITIATED_CRASH => "MANUALLY_INITIATED_CRASH",
         UNEXPECTED_KERNEL_MODE_TRAP => "UNEXPECTED_KERNEL_MODE_TRAP",
+        DRIVER_PAGE_FAULT_IN_FREED_SPECIAL_POOL => "DRIVER_PAGE_FAULT_IN_FREED_SPECIAL_POOL",
+        PAGE_FAULT_IN_NONPAGED_AREA => "PAGE_FAULT_IN_NONPAGED_AREA",
+        SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION => "SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION",
+        DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION => "DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION",
         _ => "UNKNOWN_BUGCHECK",
     }
 }
@@ -103,6 +108,26 @@ pub const PAGE_FAULT_IN_NONPAGED_AREA: u32 = 0x50;
 /// `DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION` (special pool): an access past the end of a
 /// pool block (p1 = address referenced, p2 = 1 for a write, p3 = the code address, p4 = 0).
 pub const DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION: u32 = 0xD6;
+/// `DRIVER_PAGE_FAULT_IN_FREED_SPECIAL_POOL` (special pool): a driver referenced memory it
+/// freed (p1 = address referenced, p2 = 0 read / 1 write, p3 = the code address, p4 = 0).
+pub const DRIVER_PAGE_FAULT_IN_FREED_SPECIAL_POOL: u32 = 0xD5;
+/// `SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION` (special pool): parameter **4** says what
+/// ([`special_pool`]).
+pub const SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION: u32 = 0xC1;
+
+/// `SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION` (0xC1) parameter-4 values (Microsoft, *Bug Check
+/// 0xC1*).
+pub mod special_pool {
+    /// Free of pool that was not allocated (p1 = address, p3 = 0).
+    pub const FREE_NOT_ALLOCATED: u64 = 0x20;
+    /// Free of a bad address (p1 = address, p2 = bytes requested, p3 = bytes given).
+    pub const FREE_BAD_ADDRESS: u64 = 0x21;
+    /// Freed, but nearby bytes on the same page were corrupted (p1 = address, p2 = where).
+    pub const NEARBY_BYTES_CORRUPTED: u64 = 0x23;
+    /// Freed, but bytes after the end of the allocation were overwritten (p1 = address,
+    /// p2 = where).
+    pub const BYTES_AFTER_END_OVERWRITTEN: u64 = 0x24;
+}
 
 /// More `BAD_POOL_CALLER` (0xC2) parameter-1 values.
 pub mod bad_pool_caller_ext {

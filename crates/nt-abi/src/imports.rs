@@ -16,7 +16,10 @@ use core::ffi::c_void;
 
 use crate::io::*;
 use crate::ke::*;
-use crate::pool::POOL_FLAGS;
+use crate::pool::{
+    NPAGED_LOOKASIDE_LIST, PALLOCATE_FUNCTION, PFREE_FUNCTION, POOL_EXTENDED_PARAMETER, POOL_FLAGS,
+    POOL_TYPE, SLIST_ENTRY, SLIST_HEADER,
+};
 use crate::types::*;
 use crate::workitem::*;
 
@@ -61,6 +64,24 @@ ntoskrnl_imports! {
     fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID;
     fn ExFreePoolWithTag(P: PVOID, Tag: ULONG);
     fn ExFreePool(P: PVOID);
+    /// Legacy allocation by `POOL_TYPE` (not zeroed; `NonPagedPool` is executable).
+    fn ExAllocatePoolWithTag(PoolType: POOL_TYPE, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID;
+    /// `ExAllocatePoolWithTag` with the tag `'None'`.
+    fn ExAllocatePool(PoolType: POOL_TYPE, NumberOfBytes: SIZE_T) -> PVOID;
+    /// `ExAllocatePoolWithTag` charged to the current process's quota.
+    fn ExAllocatePoolWithQuotaTag(PoolType: POOL_TYPE, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID;
+    /// `ExAllocatePool2` with extended parameters (priority, NUMA node, secure pool).
+    fn ExAllocatePool3(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULONG, ExtendedParameters: *const POOL_EXTENDED_PARAMETER, ExtendedParametersCount: ULONG) -> PVOID;
+    /// Initialize a nonpaged lookaside list (NULL `Allocate`/`Free` = the pool's defaults).
+    fn ExInitializeNPagedLookasideList(Lookaside: *mut NPAGED_LOOKASIDE_LIST, Allocate: PALLOCATE_FUNCTION, Free: PFREE_FUNCTION, Flags: ULONG, Size: SIZE_T, Tag: ULONG, Depth: USHORT);
+    /// Free every cached entry and unregister the list.
+    fn ExDeleteNPagedLookasideList(Lookaside: *mut NPAGED_LOOKASIDE_LIST);
+    /// What the WDK's inline `InterlockedPopEntrySList` calls on x64 (used by the inline
+    /// `ExAllocateFromNPagedLookasideList`).
+    fn ExpInterlockedPopEntrySList(ListHead: *mut SLIST_HEADER) -> *mut SLIST_ENTRY;
+    /// What the inline `InterlockedPushEntrySList` calls on x64 (used by the inline
+    /// `ExFreeToNPagedLookasideList`).
+    fn ExpInterlockedPushEntrySList(ListHead: *mut SLIST_HEADER, ListEntry: *mut SLIST_ENTRY) -> *mut SLIST_ENTRY;
 
     fn IoCreateDevice(DriverObject: *mut DRIVER_OBJECT, DeviceExtensionSize: ULONG, DeviceName: *mut UNICODE_STRING, DeviceType: ULONG, DeviceCharacteristics: ULONG, Exclusive: BOOLEAN, DeviceObject: *mut *mut DEVICE_OBJECT) -> NTSTATUS;
     fn IoDeleteDevice(DeviceObject: *mut DEVICE_OBJECT);

@@ -1,6 +1,7 @@
 //! `cargo run --release -p ntsim --example bench_json -- [ITERATIONS]`: ntsim's in-process
 //! benchmark (init+uninit, queue→routine→uninit through IoQueueWorkItem and IoQueueWorkItemEx
-//! side by side, IOCTL round trips), verifier on and off, as one JSON array on stdout. This is
+//! side by side, IOCTL round trips, pool alloc+free), verifier standard (with special pool),
+//! standard without special pool, and off, as one JSON array on stdout. This is
 //! what `cargo xtask bench` reads.
 fn main() {
     let iterations = match std::env::args().nth(1) {
@@ -13,9 +14,13 @@ fn main() {
             }
         },
     };
-    let rows: Vec<String> = [ntsim::Verifier::Standard, ntsim::Verifier::Off]
-        .into_iter()
-        .map(|v| ntsim::bench::run(v, iterations).to_json())
-        .collect();
+    let rows: Vec<String> = [
+        ntsim::Verifier::Standard,
+        ntsim::bench::BenchResult::standard_without_special_pool(),
+        ntsim::Verifier::Off,
+    ]
+    .into_iter()
+    .map(|v| ntsim::bench::run(v, iterations).to_json())
+    .collect();
     println!("[{}]", rows.join(","));
 }

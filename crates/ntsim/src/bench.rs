@@ -20,6 +20,9 @@ pub struct BenchResult {
     pub queue_ex_cycle_per_sec: f64,
     /// METHOD_BUFFERED DeviceIoControl round trips (host thread → IRP → dispatch → completion).
     pub ioctl_per_sec: f64,
+    /// ExAllocatePool2 + ExFreePoolWithTag of a 0x40-byte nonpaged block, per second (with
+    /// special pool: a page mapping, its guard page and the quarantine per block).
+    pub pool_alloc_free_per_sec: f64,
     pub iterations: u64,
 }
 
@@ -139,7 +142,7 @@ pub fn run(verifier: Verifier, iterations: u64) -> BenchResult {
     });
     let host = m.host_driver().expect("host driver");
     let dev = host.device_object() as usize;
-    let (a, b, bx) = m
+    let (a, b, bx, pa) = m
         .run_in_kernel_thread(move || {
             // SAFETY: trivially safe export.
             let size = unsafe { IoSizeofWorkItem() } as usize;
@@ -151,6 +154,13 @@ pub fn run(verifier: Verifier, iterations: u64) -> BenchResult {
                 uninit(item);
             }
             let a = iterations as f64 / t0.elapsed().as_secs_f64();
+            let t1 = Instant::now();
+            let pool_n = (iterations / 4).max(100);
+            for _ in 0..pool_n {
+                let p = alloc(0x40, tag);
+                free(p, tag);
+            }
+            let pa = pool_n as f64 / t1.elapsed().as_secs_f64();
             let ctx = alloc(core::mem::size_of::<Ctx>(), tag) as *mut Ctx;
             // SAFETY: `ctx` is a fresh, zeroed, nonpaged Ctx-sized block.
             unsafe { (*ctx).item = item };
@@ -176,16 +186,16 @@ pub fn run(verifier: Verifier, iterations: u64) -> BenchResult {
             }
             let (b, bx) = (median(rb), median(rbx));
             // The routine has signalled but may not have returned to its worker yet.
-            (a, b, bx, item, ctx as usize, tag)
+            (a, b, bx, pa, item, ctx as usize, tag)
         })
-        .map(|(a, b, bx, item, ctx, tag)| {
+        .map(|(a, b, bx, pa, item, ctx, tag)| {
             m.wait_work_items_idle(std::time::Duration::from_secs(5));
             m.run_in_kernel_thread(move || {
                 free(ctx, tag);
                 free(item, tag);
             })
             .expect("free bench blocks");
-            (a, b, bx)
+            (a, b, bx, pa)
         })
         .expect("bench bug-checked");
     let drv = host.driver_object() as usize;
@@ -219,6 +229,7 @@ pub fn run(verifier: Verifier, iterations: u64) -> BenchResult {
         init_uninit_per_sec: a,
         queue_cycle_per_sec: b,
         queue_ex_cycle_per_sec: bx,
+        pool_alloc_free_per_sec: pa,
         iterations,
     }
 }
@@ -227,18 +238,24 @@ impl BenchResult {
     /// One JSON object with every figure (what `examples/bench_json.rs` prints).
     pub fn to_json(&self) -> String {
         format!(
-            "{{\"verifier\":\"{}\",\"iterations\":{},\"init_uninit_per_sec\":{:.0},\"queue_routine_uninit_per_sec\":{:.0},\"queue_ex_routine_uninit_per_sec\":{:.0},\"queue_vs_queue_ex\":{:.3},\"ioctl_per_sec\":{:.0}}}",
-            if self.verifier == Verifier::Standard {
-                "standard"
-            } else {
-                "off"
-            },
+            "{{\"verifier\":\"{}\",\"iterations\":{},\"init_uninit_per_sec\":{:.0},\"queue_routine_uninit_per_sec\":{:.0},\"queue_ex_routine_uninit_per_sec\":{:.0},\"queue_vs_queue_ex\":{:.3},\"ioctl_per_sec\":{:.0},\"pool_alloc_free_per_sec\":{:.0}}}",
+            self.verifier.name(),
             self.iterations,
             self.init_uninit_per_sec,
             self.queue_cycle_per_sec,
             self.queue_ex_cycle_per_sec,
             self.queue_cycle_per_sec / self.queue_ex_cycle_per_sec,
-            self.ioctl_per_sec
+            self.ioctl_per_sec,
+            self.pool_alloc_free_per_sec
         )
+    }
+
+    /// The `/standard` options without special pool: the row that isolates special pool's
+    /// cost (`cargo xtask bench`).
+    pub fn standard_without_special_pool() -> Verifier {
+        Verifier::Custom(crate::VerifierFlags {
+            special_pool: false,
+            ..crate::VerifierFlags::ALL
+        })
     }
 }

@@ -4,7 +4,14 @@
 #![allow(non_snake_case)]
 
 pub use crate::dbg::{DbgPrint, DbgPrintEx, dbgprint_fn, dbgprintex_fn};
-pub use crate::ex::pool::{ExAllocatePool2, ExFreePool, ExFreePoolWithTag};
+pub use crate::ex::lookaside::{
+    ExDeleteNPagedLookasideList, ExInitializeNPagedLookasideList, ExpInterlockedPopEntrySList,
+    ExpInterlockedPushEntrySList,
+};
+pub use crate::ex::pool::{
+    ExAllocatePool, ExAllocatePool2, ExAllocatePool3, ExAllocatePoolWithQuotaTag,
+    ExAllocatePoolWithTag, ExFreePool, ExFreePoolWithTag,
+};
 pub use crate::io::irp::IofCompleteRequest;
 pub use crate::io::workitem::{
     IoAllocateWorkItem, IoFreeWorkItem, IoInitializeWorkItem, IoQueueWorkItem, IoQueueWorkItemEx,
@@ -40,7 +47,9 @@ macro_rules! table {
 table! {
     IoSizeofWorkItem, IoInitializeWorkItem, IoUninitializeWorkItem, IoQueueWorkItem,
     IoQueueWorkItemEx, IoAllocateWorkItem, IoFreeWorkItem,
-    ExAllocatePool2, ExFreePoolWithTag, ExFreePool,
+    ExAllocatePool2, ExFreePoolWithTag, ExFreePool, ExAllocatePoolWithTag, ExAllocatePool,
+    ExAllocatePoolWithQuotaTag, ExAllocatePool3, ExInitializeNPagedLookasideList,
+    ExDeleteNPagedLookasideList, ExpInterlockedPopEntrySList, ExpInterlockedPushEntrySList,
     IoCreateDevice, IoDeleteDevice, IoCreateSymbolicLink, IoDeleteSymbolicLink,
     IofCompleteRequest, ObfReferenceObject, ObfDereferenceObject, RtlInitUnicodeString,
     KeInitializeEvent, KeSetEvent, KeClearEvent, KeResetEvent, KeReadStateEvent,

@@ -10,7 +10,9 @@
 //! ## Library API
 //!
 //! ```text
-//! Config { size_of_work_item: u32 /*0x58*/, verifier: Verifier::{Standard, Off},
+//! Config { size_of_work_item: u32 /*0x58*/,
+//!          verifier: Verifier::{Standard, Off, Custom(VerifierFlags { special_pool, … })},
+//!          special_pool: SpecialPoolMode::{Overrun, Underrun},
 //!          workers_per_queue, echo_dbgprint, unload_grace, unload_wait } + Default
 //! Machine::new(Config) -> Machine
 //! machine.load_driver(path) -> Result<Driver, LoadError>   // LoadError::MissingImports(all names) …
@@ -123,7 +125,7 @@ use ids::{DeviceId, DriverId, DriverObj, FileId};
 pub use io::driver::{OpenDevice, UnloadError, UnloadReport};
 pub use io::workitem::PendingItem;
 use ke::thread::run_kernel;
-pub use machine::{Config, Verifier};
+pub use machine::{Config, SpecialPoolMode, Verifier, VerifierFlags};
 use machine::{System, lock};
 use nt_abi::*;
 pub use pe::LoadError;

@@ -6,13 +6,132 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+pub use crate::mm::special::SpecialPoolMode;
+
 /// Which Driver Verifier rules are on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verifier {
-    /// Like `verifier /standard`: every rule ntsim knows.
+    /// Like `verifier /standard`: every rule ntsim knows (all [`VerifierFlags`]).
     Standard,
-    /// Only the checks ntoskrnl makes by itself (0xE4, 0xE1, 0xC2, 0x44, 0x18, 0xCE).
+    /// Only the checks ntoskrnl makes by itself (0xE4, 0xE1, 0xC2, 0x44, 0x18).
     Off,
+    /// The options chosen one by one, as `verifier /flags` (or the Driver Verifier Manager's
+    /// custom settings) does.
+    Custom(VerifierFlags),
+}
+
+/// Driver Verifier options ntsim models (Microsoft, *Driver Verifier options and rule
+/// classes*: Special Pool, Pool Tracking, Force IRQL Checking, I/O Verification, and the
+/// miscellaneous checks `/standard` also turns on).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VerifierFlags {
+    /// Special pool: 0xD6, 0xD5, 0xC1 (and 0xD6 for work-item storage smaller than
+    /// IoSizeofWorkItem()).
+    pub special_pool: bool,
+    /// Pool tracking: 0xC4 p1 = 0x00, 0x10, 0x14, 0x62 (off: ntoskrnl's 0xC2 for bad frees).
+    pub pool_tracking: bool,
+    /// IRQL checking: 0xC4 p1 = 0x01, 0x02, 0x11, 0x12, 0x32.
+    pub irql_checking: bool,
+    /// I/O verification: 0xC9.
+    pub io_verification: bool,
+    /// Miscellaneous checks: 0xC4 p1 = 0x131, 0x2000, 0x3F; 0xCE; 0xE4/0 for an initialized
+    /// item in freed pool.
+    pub misc_checks: bool,
+}
+
+impl VerifierFlags {
+    /// Every option (`/standard`).
+    pub const ALL: VerifierFlags = VerifierFlags {
+        special_pool: true,
+        pool_tracking: true,
+        irql_checking: true,
+        io_verification: true,
+        misc_checks: true,
+    };
+    /// The option names accepted by [`Verifier::parse`], in order.
+    pub const NAMES: [&'static str; 5] = [
+        "special_pool",
+        "pool_tracking",
+        "irql_checking",
+        "io_verification",
+        "misc_checks",
+    ];
+
+    fn slot(&mut self, name: &str) -> Option<&mut bool> {
+        Some(match name {
+            "special_pool" => &mut self.special_pool,
+            "pool_tracking" => &mut self.pool_tracking,
+            "irql_checking" => &mut self.irql_checking,
+            "io_verification" => &mut self.io_verification,
+            "misc_checks" => &mut self.misc_checks,
+            _ => return None,
+        })
+    }
+
+    /// Whether any option is on.
+    pub fn any(self) -> bool {
+        self != VerifierFlags::default()
+    }
+}
+
+impl Verifier {
+    /// The options this setting turns on.
+    pub fn flags(self) -> VerifierFlags {
+        match self {
+            Verifier::Standard => VerifierFlags::ALL,
+            Verifier::Off => VerifierFlags::default(),
+            Verifier::Custom(f) => f,
+        }
+    }
+
+    /// Parse `standard`, `off`, or a comma-separated list of [`VerifierFlags::NAMES`]
+    /// (e.g. `special_pool,pool_tracking`). The error says what is accepted.
+    pub fn parse(s: &str) -> Result<Verifier, String> {
+        match s {
+            "standard" | "on" => return Ok(Verifier::Standard),
+            "off" => return Ok(Verifier::Off),
+            _ => {}
+        }
+        let mut f = VerifierFlags::default();
+        for name in s.split(',') {
+            let name = name.trim();
+            match f.slot(name) {
+                Some(b) => *b = true,
+                None => {
+                    return Err(format!(
+                        "bad --verifier option {name:?}: use standard, off, or a comma-separated list of {}",
+                        VerifierFlags::NAMES.join(", ")
+                    ));
+                }
+            }
+        }
+        Ok(if f == VerifierFlags::ALL {
+            Verifier::Standard
+        } else {
+            Verifier::Custom(f)
+        })
+    }
+
+    /// The setting as `parse` accepts it.
+    pub fn name(self) -> String {
+        match self {
+            Verifier::Standard => "standard".into(),
+            Verifier::Off => "off".into(),
+            Verifier::Custom(mut f) => {
+                let mut v = Vec::new();
+                for n in VerifierFlags::NAMES {
+                    if f.slot(n).is_some_and(|b| *b) {
+                        v.push(n);
+                    }
+                }
+                if v.is_empty() {
+                    "off".into()
+                } else {
+                    v.join(",")
+                }
+            }
+        }
+    }
 }
 
 /// Machine configuration.
@@ -21,6 +140,8 @@ pub struct Config {
     /// What `IoSizeofWorkItem` returns (0x58 = Windows 10 x64; 0x40 Windows 7; 0x60 recent).
     pub size_of_work_item: u32,
     pub verifier: Verifier,
+    /// Where special pool puts the guard page (with the verifier's `special_pool` option).
+    pub special_pool: SpecialPoolMode,
     /// System worker threads per work queue (spawned lazily, on the first queueing).
     pub workers_per_queue: usize,
     /// Like Windows' dynamic worker threads: when items of a queue have waited behind busy
@@ -44,6 +165,7 @@ impl Default for Config {
         Config {
             size_of_work_item: 0x58,
             verifier: Verifier::Standard,
+            special_pool: SpecialPoolMode::Overrun,
             workers_per_queue: 2,
             max_workers_per_queue: 64,
             echo_dbgprint: false,
@@ -80,13 +202,50 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) fn new_system(config: Config) -> Arc<System> {
     crate::ke::fault::install();
     Arc::new(System {
-        verifier: crate::verifier::Hooks::new(config.verifier == Verifier::Standard),
+        verifier: crate::verifier::Hooks::new(config.verifier.flags()),
         ke: crate::ke::Ke::new(wake_after_bugcheck),
         mm: crate::mm::Mm::default(),
-        ex: crate::ex::Ex::new(crate::io::workitem::on_pool_free),
+        ex: crate::ex::Ex::new(
+            crate::io::workitem::on_pool_free,
+            config
+                .verifier
+                .flags()
+                .special_pool
+                .then_some(config.special_pool),
+        ),
         ob: crate::ob::Ob::default(),
         io: crate::io::Io::default(),
         dbg: crate::dbg::Dbg::new(config.echo_dbgprint),
         config,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verifier_settings_parse_and_round_trip() {
+        assert_eq!(Verifier::parse("standard"), Ok(Verifier::Standard));
+        assert_eq!(Verifier::parse("off"), Ok(Verifier::Off));
+        let all = VerifierFlags::NAMES.join(",");
+        assert_eq!(Verifier::parse(&all), Ok(Verifier::Standard));
+        let v = Verifier::parse("special_pool, irql_checking").unwrap();
+        assert_eq!(
+            v.flags(),
+            VerifierFlags {
+                special_pool: true,
+                irql_checking: true,
+                ..VerifierFlags::default()
+            }
+        );
+        assert_eq!(v.name(), "special_pool,irql_checking");
+        assert_eq!(Verifier::parse(&v.name()), Ok(v));
+        for bad in ["", "special_pool,", "Special_Pool", "all"] {
+            let e = Verifier::parse(bad).unwrap_err();
+            assert!(e.contains("special_pool, pool_tracking"), "{bad:?}: {e}");
+        }
+        assert_eq!(Config::default().verifier, Verifier::Standard);
+        assert_eq!(Config::default().special_pool, SpecialPoolMode::Overrun);
+    }
 }

@@ -10,7 +10,7 @@ mod supervise;
 
 use nt_abi::text;
 use nt_abi::*;
-use ntsim::{Config, IoctlRecord, Machine, OpenError, Report, Verdict, Verifier};
+use ntsim::{Config, IoctlRecord, Machine, OpenError, Report, SpecialPoolMode, Verdict, Verifier};
 use supervise::ChildStream;
 
 const HELP: &str = "\
@@ -18,8 +18,8 @@ ntsim — run a Windows WDM driver (.sys) on Linux with ntoskrnl semantics and D
 
 USAGE:
     ntsim run <driver.sys> [--ioctl \\\\.\\NAME:CODE[:INPUT_HEX[:OUTPUT_LEN]]]...
-              [--size-of-work-item N] [--verifier standard|off] [--json] [--echo-dbgprint]
-              [--timeout SECONDS]
+              [--size-of-work-item N] [--verifier standard|off|OPTION,...]
+              [--special-pool overrun|underrun] [--json] [--echo-dbgprint] [--timeout SECONDS]
     ntsim imports            list the ntoskrnl exports ntsim emulates
     ntsim bench [--iterations N] [--json]
                              work-item cycles/s (init+uninit; queue->routine->uninit),
@@ -34,6 +34,9 @@ defaults to 0. The driver file must be a regular file of at most 256 MiB.
 --size-of-work-item: 0x20..=0x1000, a multiple of 8 (default 0x58).
 The machine runs in a child process that streams the report to this one, so a driver that
 corrupts ntsim's memory cannot take the report with it (verdict \"host_corrupted\").
+--verifier: standard (default, all options), off, or a comma-separated list of special_pool,
+pool_tracking, irql_checking, io_verification, misc_checks. --special-pool: where special pool
+puts the guard page (overrun = after the block, the default; underrun = before it).
 --timeout (default 600, 0 = none): a run that does not finish in time (a driver deadlock) is
 killed and ends with verdict \"timeout\" and the step in progress in \"timed_out_in\".
 
@@ -167,11 +170,17 @@ fn parse_run(args: &[String]) -> RunOpts {
                 cfg.size_of_work_item = n as u32;
             }
             "--verifier" => {
-                cfg.verifier = match value("--verifier").as_str() {
-                    "standard" | "on" => Verifier::Standard,
-                    "off" => Verifier::Off,
-                    other => usage(&format!("bad --verifier {other:?} (standard|off)")),
-                }
+                cfg.verifier = Verifier::parse(&value("--verifier")).unwrap_or_else(|e| usage(&e));
+            }
+            "--special-pool" => {
+                let v = value("--special-pool");
+                cfg.special_pool = match v.as_str() {
+                    "overrun" => SpecialPoolMode::Overrun,
+                    "underrun" => SpecialPoolMode::Underrun,
+                    other => usage(&format!(
+                        "bad --special-pool {other:?} (overrun|underrun; special pool itself is the verifier's special_pool option)"
+                    )),
+                };
             }
             "--json" => json = true,
             "--echo-dbgprint" => cfg.echo_dbgprint = true,

@@ -260,6 +260,8 @@ fn io_queue_work_item_ex_passes_the_io_object_and_item_and_allows_a_driver_objec
         (b.code, b.parameters[0], b.parameters[1]),
         (0xE4, wi::INVALID_IO_OBJECT, item as u64)
     );
+    // Documented (IoInitializeWorkItem / IoQueueWorkItem), not shown to be checked by Windows.
+    assert!(b.documented_only, "stricter than Windows: {b}");
 }
 
 /// ctx words: 0 event, 1 remaining requeues, 2 runs, 3 item
@@ -393,6 +395,34 @@ fn queueing_a_queued_item_is_0xe4_1() {
         ]
     );
     assert!(!b.verifier_rule && !b.documented_only);
+}
+
+#[test]
+fn queueing_a_queued_item_puts_0_in_parameter_4() {
+    let (b, _) = with_a_queued_item(Verifier::Off, |item| {
+        queue(item, nop_routine, DELAYED_WORK_QUEUE, 0)
+    });
+    assert_eq!(b.parameters[3], 0, "Bug Check 0xE4 p1=1: p4 = 0");
+}
+
+#[test]
+fn reinitializing_a_queued_item_is_documented_only_0xe4_2() {
+    let (b, item) = with_a_queued_item(Verifier::Off, |item| {
+        // The item's own first pointer-sized word is not the device; use the IoObject marker
+        // ntsim wrote at 0x28 (any live device object will do).
+        let dev = read_usize(item + 0x28);
+        init(dev, item)
+    });
+    assert_eq!(
+        b.parameters,
+        [
+            wi::QUEUED_ITEM_FREED,
+            item as u64,
+            nop_routine as *const () as u64,
+            0
+        ]
+    );
+    assert!(b.documented_only, "stricter than Windows: {b}");
 }
 
 #[test]
@@ -594,12 +624,15 @@ fn a_routine_returning_at_dispatch_level_is_0xe1() {
         });
         let (item, lock) = *ids.lock().unwrap();
         assert_eq!(b.code, bugcheck::WORKER_THREAD_RETURNED_AT_BAD_IRQL);
+        // p3 = the executive work item's parameter: for an IO_WORKITEM, the item itself (the
+        // driver's context, `lock`, is not a parameter on Windows).
+        assert_ne!(lock, item);
         assert_eq!(
             b.parameters,
             [
                 raise_irql_routine as *const () as u64,
                 DISPATCH_LEVEL as u64,
-                lock as u64,
+                item as u64,
                 item as u64
             ]
         );

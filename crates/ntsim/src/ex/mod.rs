@@ -2,6 +2,7 @@
 //! threads ([`worker`]). It imports no higher layer: the I/O manager's work items reach the
 //! worker queues as [`worker::WorkEntry`] values, and pool frees reach the I/O manager's
 //! work-item table through the hook the composition root registers ([`pool::FreeHook`]).
+pub mod lookaside;
 pub mod pool;
 pub(crate) mod worker;
 
@@ -12,9 +13,12 @@ pub(crate) struct Ex<E> {
 }
 
 impl<E: worker::WorkEntry> Ex<E> {
-    pub(crate) fn new(on_free: pool::FreeHook) -> Self {
+    pub(crate) fn new(
+        on_free: pool::FreeHook,
+        special: Option<crate::mm::special::SpecialPoolMode>,
+    ) -> Self {
         Ex {
-            pool: pool::Pool::new(on_free),
+            pool: pool::Pool::new(on_free, special),
             workers: worker::Workers::new(),
         }
     }

@@ -1,5 +1,7 @@
-//! Pool: `ExAllocatePool2` / `ExFreePoolWithTag` / `ExFreePool` over real 16-byte-aligned heap
-//! blocks, tracked by address with tag, flags, size and owning driver.
+//! Pool: `ExAllocatePool2/3`, `ExAllocatePoolWithTag`, `ExAllocatePool`,
+//! `ExAllocatePoolWithQuotaTag`, `ExFreePoolWithTag` / `ExFreePool` over real 16-byte-aligned
+//! heap blocks — or, with the verifier's special pool, over the memory manager's special pool
+//! ([`crate::mm::special`]) — tracked by address with tag, flags, size and owning driver.
 #![allow(non_snake_case)]
 
 use std::alloc::Layout;
@@ -24,6 +26,8 @@ struct Block {
     flags: u64,
     owner: DriverId,
     paged: bool,
+    /// In special pool (freed through the memory manager, pattern checked).
+    special: bool,
 }
 
 /// ntsim-owned nonpaged memory (driver/device objects + extensions, IRPs, system buffers).
@@ -65,6 +69,8 @@ pub(crate) type FreeHook = fn(&System, usize, usize);
 pub(crate) struct Pool {
     table: Mutex<PoolTable>,
     on_free: FreeHook,
+    /// Special pool's mode when the verifier's special-pool option is on.
+    special: Option<crate::mm::special::SpecialPoolMode>,
 }
 
 /// A pool block still allocated.
@@ -88,10 +94,14 @@ impl LeakedBlock {
 }
 
 impl Pool {
-    pub(crate) fn new(on_free: FreeHook) -> Self {
+    pub(crate) fn new(
+        on_free: FreeHook,
+        special: Option<crate::mm::special::SpecialPoolMode>,
+    ) -> Self {
         Pool {
             table: Mutex::new(PoolTable::default()),
             on_free,
+            special,
         }
     }
 
@@ -108,6 +118,35 @@ impl Pool {
         p
     }
 
+    /// Allocate a zeroed ntsim object on pages of its own (device objects and their extensions:
+    /// freed at the last reference after IoDeleteDevice, and inaccessible from then on).
+    pub(crate) fn sys_alloc_object(
+        &self,
+        mm: &crate::mm::Mm,
+        size: usize,
+        what: &'static str,
+    ) -> *mut u8 {
+        let Some(p) = mm.special.alloc_object(size) else {
+            return self.sys_alloc(size, what);
+        };
+        let mut g = lock(&self.table);
+        g.freed.remove(&p);
+        g.system.insert(p, SysRegion { size, what });
+        p as *mut u8
+    }
+
+    /// Free an object from [`Pool::sys_alloc_object`]: its pages become inaccessible.
+    pub(crate) fn sys_free_object(&self, mm: &crate::mm::Mm, p: *mut u8) {
+        let r = lock(&self.table).system.remove(&(p as usize));
+        if let Some(r) = r
+            && !mm.special.free(p as usize)
+        {
+            // SAFETY: not a page-backed object, so `sys_alloc_object` fell back to `sys_alloc`
+            // with this size; it was in the table and is removed from it exactly once.
+            unsafe { std::alloc::dealloc(p, layout(r.size)) };
+        }
+    }
+
     /// Free memory from [`Pool::sys_alloc`].
     pub(crate) fn sys_free(&self, p: *mut u8) {
         let r = lock(&self.table).system.remove(&(p as usize));
@@ -118,9 +157,11 @@ impl Pool {
         }
     }
 
-    /// Allocate a driver-owned pool block. Returns null on failure.
+    /// Allocate a driver-owned pool block (in special pool when it is on). Returns null on
+    /// failure.
     pub(crate) fn alloc_block(
         &self,
+        mm: &crate::mm::Mm,
         flags: u64,
         size: usize,
         tag: u32,
@@ -130,13 +171,22 @@ impl Pool {
         if kinds.count_ones() != 1 || size > (1usize << 40) {
             return core::ptr::null_mut();
         }
-        let lay = layout(size);
-        let p = if flags & POOL_FLAG_UNINITIALIZED != 0 {
-            // SAFETY: the layout has a non-zero size and a power-of-two alignment.
-            unsafe { std::alloc::alloc(lay) }
+        let special = self.special;
+        let p = if let Some(mode) = special {
+            // Fresh anonymous pages: zeroed whether or not the caller asked for it.
+            match mm.special.alloc(size, mode) {
+                Some(p) => p as *mut u8,
+                None => return core::ptr::null_mut(),
+            }
         } else {
-            // SAFETY: as above.
-            unsafe { std::alloc::alloc_zeroed(lay) }
+            let lay = layout(size);
+            if flags & POOL_FLAG_UNINITIALIZED != 0 {
+                // SAFETY: the layout has a non-zero size and a power-of-two alignment.
+                unsafe { std::alloc::alloc(lay) }
+            } else {
+                // SAFETY: as above.
+                unsafe { std::alloc::alloc_zeroed(lay) }
+            }
         };
         if p.is_null() {
             return p;
@@ -152,6 +202,7 @@ impl Pool {
                 flags,
                 owner,
                 paged: kinds == POOL_FLAG_PAGED,
+                special: special.is_some(),
             },
         );
         p
@@ -243,8 +294,120 @@ pub unsafe extern "win64" fn ExAllocatePool2(
         return core::ptr::null_mut();
     }
     m.ex.pool
-        .alloc_block(Flags, NumberOfBytes, Tag, thread::driver())
+        .alloc_block(&m.mm, Flags, NumberOfBytes, Tag, thread::driver())
         .cast()
+}
+
+/// A legacy `POOL_TYPE` as `POOL_FLAGS` (wdm.h's values: the low bits choose nonpaged (even) or
+/// paged (odd), `POOL_NX_ALLOCATION` makes nonpaged pool no-execute, 8/16/256 are modifiers).
+/// None for a type ntsim does not model (session pool, `DontUseThisType`, unknown bits).
+fn pool_type_flags(t: POOL_TYPE) -> Option<u64> {
+    let modifiers =
+        POOL_QUOTA_FAIL_INSTEAD_OF_RAISE | POOL_RAISE_IF_ALLOCATION_FAILURE | POOL_COLD_ALLOCATION;
+    let t = t & !modifiers;
+    let nx = t & POOL_NX_ALLOCATION != 0;
+    let base = t & !POOL_NX_ALLOCATION;
+    if !(0..=6).contains(&base) || base == 3 {
+        return None;
+    }
+    Some(
+        match (base % 2 == 1, nx) {
+            (true, false) => POOL_FLAG_PAGED,
+            (true, true) => return None,
+            (false, true) => POOL_FLAG_NON_PAGED,
+            (false, false) => POOL_FLAG_NON_PAGED_EXECUTE,
+        } | POOL_FLAG_UNINITIALIZED,
+    )
+}
+
+/// The legacy allocators' common path: the verifier's allocation checks (parameter 2 of 0xC4 is
+/// the `POOL_TYPE`, as the reference gives it for these routines), then a tracked block (not
+/// zeroed). `extra` flags (quota) are recorded with the block.
+fn alloc_legacy(pool_type: POOL_TYPE, size: usize, tag: u32, extra: u64) -> PVOID {
+    let m = current();
+    let flags = pool_type_flags(pool_type);
+    let checked = flags.unwrap_or(POOL_FLAG_NON_PAGED) & !POOL_FLAG_UNINITIALIZED;
+    if let Some(mut bc) =
+        m.verifier
+            .on_pool_alloc(thread::irql(), checked, size, tag, thread::caller())
+    {
+        bc.p[2] = pool_type as u32 as u64;
+        raise(&m, bc);
+    }
+    let Some(flags) = flags else {
+        return core::ptr::null_mut();
+    };
+    m.ex.pool
+        .alloc_block(&m.mm, flags | extra, size, tag, thread::driver())
+        .cast()
+}
+
+/// `ExAllocatePoolWithTag`: memory of `PoolType` (Microsoft, *ExAllocatePoolWithTag*: not
+/// zeroed; `NonPagedPool` is executable — the verifier's 0xC4/0x2000 —, paged pool only at
+/// IRQL ≤ APC_LEVEL, nonpaged at ≤ DISPATCH_LEVEL). NULL for session pool or an unknown type.
+///
+/// # Safety
+/// Always safe to call from driver code.
+pub unsafe extern "win64" fn ExAllocatePoolWithTag(
+    PoolType: POOL_TYPE,
+    NumberOfBytes: SIZE_T,
+    Tag: ULONG,
+) -> PVOID {
+    alloc_legacy(PoolType, NumberOfBytes, Tag, 0)
+}
+
+/// `ExAllocatePool`: `ExAllocatePoolWithTag` with the tag `'None'` (wdm.h).
+///
+/// # Safety
+/// Always safe to call from driver code.
+pub unsafe extern "win64" fn ExAllocatePool(PoolType: POOL_TYPE, NumberOfBytes: SIZE_T) -> PVOID {
+    alloc_legacy(PoolType, NumberOfBytes, NONE_POOL_TAG, 0)
+}
+
+/// `ExAllocatePoolWithQuotaTag`: charged to the current process's quota (recorded as
+/// `POOL_FLAG_USE_QUOTA`). Windows raises STATUS_INSUFFICIENT_RESOURCES on failure unless
+/// `POOL_QUOTA_FAIL_INSTEAD_OF_RAISE`; ntsim returns NULL either way (it raises no SEH
+/// exceptions).
+///
+/// # Safety
+/// Always safe to call from driver code.
+pub unsafe extern "win64" fn ExAllocatePoolWithQuotaTag(
+    PoolType: POOL_TYPE,
+    NumberOfBytes: SIZE_T,
+    Tag: ULONG,
+) -> PVOID {
+    alloc_legacy(PoolType, NumberOfBytes, Tag, POOL_FLAG_USE_QUOTA)
+}
+
+/// `ExAllocatePool3`: `ExAllocatePool2` plus extended parameters (Microsoft, *ExAllocatePool3*).
+/// Priority and NUMA-node parameters are accepted (ntsim has one node and never runs low);
+/// secure pool, unknown types, or a count without an array are refused with NULL.
+///
+/// # Safety
+/// `ExtendedParameters` must point to `ExtendedParametersCount` readable entries.
+pub unsafe extern "win64" fn ExAllocatePool3(
+    Flags: POOL_FLAGS,
+    NumberOfBytes: SIZE_T,
+    Tag: ULONG,
+    ExtendedParameters: *const POOL_EXTENDED_PARAMETER,
+    ExtendedParametersCount: ULONG,
+) -> PVOID {
+    if ExtendedParametersCount != 0 && ExtendedParameters.is_null() {
+        return core::ptr::null_mut();
+    }
+    for i in 0..ExtendedParametersCount as usize {
+        // SAFETY: entry `i` of the caller's `ExtendedParametersCount` entries (in bounds).
+        let at = unsafe { ExtendedParameters.add(i) };
+        // SAFETY: a readable entry (the documented contract); unaligned-safe read.
+        let p = unsafe { at.read_unaligned() };
+        match p.Header & 0xFF {
+            POOL_EXTENDED_PARAMETER_PRIORITY | POOL_EXTENDED_PARAMETER_NUMA_NODE => {}
+            _ => return core::ptr::null_mut(),
+        }
+    }
+    // SAFETY: the same contract as ExAllocatePool2, which has none beyond running on an ntsim
+    // thread.
+    unsafe { ExAllocatePool2(Flags, NumberOfBytes, Tag) }
 }
 
 /// Free a driver pool block: the checks of ExFreePoolWithTag (tag = Some) / ExFreePool.
@@ -280,6 +443,17 @@ pub(crate) fn free_block(sys: &System, p: usize, tag: Option<u32>) {
             ),
         );
     }
+    // Special pool: the pattern around the block must be intact (0xC1).
+    if block.special
+        && let Some(c) = sys.mm.special.check(p)
+    {
+        use crate::mm::special::Corruption;
+        let bc = match c {
+            Corruption::AfterEnd(at) => sys.verifier.on_special_pool_corruption(p, at, true),
+            Corruption::Nearby(at) => sys.verifier.on_special_pool_corruption(p, at, false),
+        };
+        raise(sys, bc);
+    }
     // Work items that live in this block.
     (pool.on_free)(sys, p, block.size);
     let mut g = lock(&pool.table);
@@ -292,9 +466,14 @@ pub(crate) fn free_block(sys: &System, p: usize, tag: Option<u32>) {
         }
         g.freed.insert(p, (block.size, block.tag));
         drop(g);
-        // SAFETY: `p` was allocated by `alloc_block` with this size and has just been removed
-        // from the table, so it is freed exactly once.
-        unsafe { std::alloc::dealloc(p as *mut u8, layout(block.size)) };
+        if block.special {
+            // Its pages become inaccessible (quarantine): a later use is 0xD5.
+            sys.mm.special.free(p);
+        } else {
+            // SAFETY: `p` was allocated by `alloc_block` with this size and has just been
+            // removed from the table, so it is freed exactly once.
+            unsafe { std::alloc::dealloc(p as *mut u8, layout(block.size)) };
+        }
     }
 }
 

@@ -68,7 +68,7 @@ pub unsafe extern "win64" fn IoCreateDevice(
     let size = core::mem::size_of::<DEVICE_OBJECT>() + ext_size;
     let dev =
         m.ex.pool
-            .sys_alloc(size, "device object + extension")
+            .sys_alloc_object(&m.mm, size, "device object + extension")
             .cast::<DEVICE_OBJECT>();
     let owner = driver_id_of(&m, DriverObject as usize);
     // SAFETY: `DriverObject` is the caller's live driver object (its device list is updated as
@@ -132,7 +132,7 @@ pub unsafe extern "win64" fn IoDeleteDevice(DeviceObject: *mut DEVICE_OBJECT) {
             }
         }
     }
-    if let Err(bc) = m.ob.dereference(&m.verifier, dev) {
+    if let Err(bc) = m.ob.dereference_and_release(&m, dev) {
         raise(&m, bc);
     }
 }
@@ -340,7 +340,7 @@ pub(crate) fn close_file(m: &System, f: OpenFile, send: bool) {
     }
     // Release a `Driver::unload` waiting for the last open to go.
     m.io.db_cv.notify_all();
-    if let Err(bc) = m.ob.dereference(&m.verifier, f.device.object()) {
+    if let Err(bc) = m.ob.dereference_and_release(m, f.device.object()) {
         raise(m, bc);
     }
     m.ob.remove(f.file.object());

@@ -150,7 +150,10 @@ fn init_item(sys: &System, io_object: usize, item: ItemId, allocated: bool) {
         raise(sys, bc);
     }
     let owner = thread::driver();
-    check_not_queued(sys, item);
+    // IoInitializeWorkItem on a queued item: the documentation's "must not be queued" rule,
+    // which nothing shows Windows checks at run time (ReactOS's IoInitializeWorkItem just
+    // rewrites the item): ntsim is stricter (documented-only 0xE4/2).
+    check_not_queued(sys, item, true);
     let mut size = sys.config.size_of_work_item as usize;
     // Storage smaller than IoSizeofWorkItem(): the kernel's write would run past the pool block.
     if let Some(end) = sys.ex.pool.block_end(item.0)
@@ -179,7 +182,7 @@ fn init_item(sys: &System, io_object: usize, item: ItemId, allocated: bool) {
     {
         let routine = old.routine;
         drop(g);
-        raise(sys, queued_item_freed(item, routine));
+        raise(sys, queued_item_freed(item, routine).documented_only());
     }
     g.items.insert(
         item,
@@ -199,15 +202,17 @@ fn queued_item_freed(item: ItemId, routine: usize) -> Bc {
     Bc::worker_invalid([wi::QUEUED_ITEM_FREED, item.0 as u64, routine as u64, 0])
 }
 
-/// 0xE4/2 if `item` is queued (re-initializing, uninitializing or freeing it is illegal then).
-fn check_not_queued(sys: &System, item: ItemId) {
+/// 0xE4/2 if `item` is queued (re-initializing it is illegal then); `stricter`: Windows does
+/// not check this at run time (documented-only).
+fn check_not_queued(sys: &System, item: ItemId, stricter: bool) {
     let g = lock(&sys.io.items.table);
     if let Some(old) = g.items.get(&item)
         && old.state == ItemState::Queued
     {
         let routine = old.routine;
         drop(g);
-        raise(sys, queued_item_freed(item, routine));
+        let bc = queued_item_freed(item, routine);
+        raise(sys, if stricter { bc.documented_only() } else { bc });
     }
 }
 
@@ -276,23 +281,31 @@ fn queue_common(item: ItemId, routine: IoRoutine, qt: WORK_QUEUE_TYPE, context: 
             Bc::worker_invalid([wi::INVALID_IO_OBJECT, i, 0, 0]).documented_only(),
         );
     };
-    let requeued =
-        || Bc::worker_invalid([wi::QUEUED_ITEM_REQUEUED, i, qt as i64 as u64, raddr as u64]);
+    // Microsoft, *Bug Check 0xE4*: p1 = 1, p2 = the item, p3 = the queue number, p4 = 0.
+    let requeued = || Bc::worker_invalid([wi::QUEUED_ITEM_REQUEUED, i, qt as i64 as u64, 0]);
     if state == ItemState::Queued {
         raise(sys, requeued());
     }
     // A driver-owned (PE) item must have its routine inside a loaded image.
     if crate::io::driver::has_image(sys, owner) && !sys.mm.is_image_code(raddr) {
+        // Microsoft, *Bug Check 0xE4*: p1 = 7, p2 = the item, p3 = the queue number, p4 = 0.
         raise(
             sys,
-            Bc::worker_invalid([wi::INVALID_ROUTINE, i, qt as i64 as u64, raddr as u64]),
+            Bc::worker_invalid([wi::INVALID_ROUTINE, i, qt as i64 as u64, 0]),
         );
     }
+    // IoQueueWorkItem's routine takes a DEVICE_OBJECT, so its item must be initialized with
+    // one (Microsoft, *IoInitializeWorkItem*: "IoObject: pointer to the caller's driver object
+    // or to one of the caller's device objects" — the driver object only for
+    // IoQueueWorkItemEx, *IoQueueWorkItem*: the routine gets "a pointer to the caller's device
+    // object"). Nothing shows Windows checks it at run time (ReactOS passes whatever object
+    // the item holds): ntsim is stricter (documented-only 0xE4/3).
     match (io_object.kind(), routine) {
         (ObjKind::Device, _) | (ObjKind::Driver, IoRoutine::Ex(_)) => {}
         _ => raise(
             sys,
-            Bc::worker_invalid([wi::INVALID_IO_OBJECT, i, io_object.object().0 as u64, 0]),
+            Bc::worker_invalid([wi::INVALID_IO_OBJECT, i, io_object.object().0 as u64, 0])
+                .documented_only(),
         ),
     }
     if let Err(bc) = io_object.reference() {
@@ -313,12 +326,16 @@ fn queue_common(item: ItemId, routine: IoRoutine, qt: WORK_QUEUE_TYPE, context: 
             let again = found.is_some();
             drop(g);
             let _ = io_object.dereference(&sys.verifier);
+            crate::ob::release_if_gone(sys, &io_object);
+            // Uninitialized by another thread during this call: as for an item that was never
+            // initialized (0xE4 p1 = 5 is "queued before the worker queues were initialized",
+            // which cannot happen in ntsim: its queues exist from the start).
             raise(
                 sys,
                 if again {
                     requeued()
                 } else {
-                    Bc::worker_invalid([wi::QUEUE_INSERT_FAILED, i, 0, 0])
+                    Bc::worker_invalid([wi::INVALID_IO_OBJECT, i, 0, 0]).documented_only()
                 },
             );
         }
@@ -382,6 +399,7 @@ pub unsafe extern "win64" fn IoAllocateWorkItem(DeviceObject: *mut DEVICE_OBJECT
     let m = current();
     let size = m.config.size_of_work_item as usize;
     let p = m.ex.pool.alloc_block(
+        &m.mm,
         POOL_FLAG_NON_PAGED,
         size,
         IO_ALLOCATED_WORK_ITEM_TAG,
@@ -439,6 +457,13 @@ impl WorkEntry for IoWork {
                 // SAFETY: as above, for IoQueueWorkItem's routine (IoObject is a device).
                 IoRoutine::Plain(f) => unsafe { f(obj.cast(), self.context as PVOID) },
             }
+            // 0xE1 (Microsoft, *Bug Check 0xE1*: p1 = the worker routine, p2 = the IRQL, p3 =
+            // the work item's parameter, p4 = the work item). For an IO_WORKITEM Windows'
+            // executive work item is the I/O manager's wrapper (ReactOS iowork.c:
+            // IopWorkItemCallback, with the IO_WORKITEM as its parameter), so Windows shows
+            // p1 = nt!IopProcessWorkItem, p3 = p4 = the IO_WORKITEM. ntsim gives p3 and p4 as
+            // Windows does, but p1 = the driver's routine: ntsim has no ntoskrnl image to name,
+            // and the driver's routine is the address a debugger would reach from the wrapper.
             let lvl = thread::irql();
             if lvl != PASSIVE_LEVEL {
                 let r = self.routine.addr();
@@ -446,12 +471,7 @@ impl WorkEntry for IoWork {
                     sys,
                     Bc::new(
                         bugcheck::WORKER_THREAD_RETURNED_AT_BAD_IRQL,
-                        [
-                            r as u64,
-                            lvl as u64,
-                            self.context as u64,
-                            self.item.0 as u64,
-                        ],
+                        [r as u64, lvl as u64, self.item.0 as u64, self.item.0 as u64],
                     )
                     .at(r),
                 );
@@ -469,6 +489,7 @@ impl WorkEntry for IoWork {
         if let Err(bc) = self.io_object.dereference(&sys.verifier) {
             raise(sys, bc);
         }
+        crate::ob::release_if_gone(sys, &self.io_object);
         // Counted before the item stops being outstanding, so a caller that has seen the
         // queues idle (`wait_idle`) also sees every routine that ran.
         items.routines_run.fetch_add(1, Ordering::SeqCst);

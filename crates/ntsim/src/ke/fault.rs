@@ -247,6 +247,41 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut 
         libc::SIGSEGV | libc::SIGBUS => in_stack_guard(addr as usize),
         _ => None,
     };
+    // In the driver's own code: report that instruction; in ntsim code servicing a driver call
+    // (a bad pointer passed to an export): report the driver's call site.
+    let at = if m.mm.image_of(rip).is_some() {
+        rip
+    } else {
+        let c = thread::caller();
+        if c != 0 { c } else { rip }
+    };
+    // Special pool: a guard page or a freed block's quarantined pages (0xD6 / 0xD5).
+    if matches!(sig, libc::SIGSEGV | libc::SIGBUS)
+        && overflow.is_none()
+        && let Some(f) = m.mm.special.fault_at(addr as usize)
+    {
+        use crate::mm::special::SpecialFault;
+        let write = err & 0x2 != 0;
+        let bc = match f {
+            SpecialFault::BeyondEnd { stricter, .. } => {
+                m.verifier
+                    .on_special_pool_fault(false, addr as usize, write, at, stricter)
+            }
+            SpecialFault::Freed { .. } => {
+                m.verifier
+                    .on_special_pool_fault(true, addr as usize, write, at, false)
+            }
+            // A device object (or extension) overrun, or used after IoDeleteDevice and its last
+            // dereference: 0x50, stricter than Windows (whose freed pool may stay mapped).
+            SpecialFault::SystemObject { .. } => Bc::new(
+                bugcheck::PAGE_FAULT_IN_NONPAGED_AREA,
+                [addr, write as u64, at as u64, 0],
+            )
+            .documented_only()
+            .at(at),
+        };
+        raise(m, bc);
+    }
     let bc = match sig {
         libc::SIGSEGV | libc::SIGBUS if overflow.is_some() => {
             let low = overflow.unwrap_or(0);
@@ -295,14 +330,6 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut 
                 0,
             ],
         ),
-    };
-    // In the driver's own code: report that instruction; in ntsim code servicing a driver call
-    // (a bad pointer passed to an export): report the driver's call site.
-    let at = if m.mm.image_of(rip).is_some() {
-        rip
-    } else {
-        let c = thread::caller();
-        if c != 0 { c } else { rip }
     };
     raise(m, bc.at(at))
 }

@@ -7,10 +7,13 @@ use std::sync::{Arc, RwLock};
 
 use crate::pe::Image;
 
-/// The memory manager's state: the loaded-module list (PsLoadedModuleList).
+pub mod special;
+
+/// The memory manager's state: the loaded-module list (PsLoadedModuleList) and special pool.
 #[derive(Default)]
 pub(crate) struct Mm {
     images: RwLock<Vec<Arc<Image>>>,
+    pub(crate) special: special::SpecialPool,
 }
 
 impl Mm {

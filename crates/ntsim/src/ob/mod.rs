@@ -35,6 +35,8 @@ pub(crate) struct ObjHeader {
     refs: AtomicI64,
     /// IoDeleteDevice was called (the object stays until its last reference goes).
     deleted: AtomicBool,
+    /// The object's memory was freed (deleted, and its last reference gone).
+    freed: AtomicBool,
     owner: DriverId,
     name: Option<String>,
 }
@@ -132,6 +134,7 @@ impl Ob {
             kind,
             refs: AtomicI64::new(1),
             deleted: AtomicBool::new(false),
+            freed: AtomicBool::new(false),
             owner,
             name,
         });
@@ -157,10 +160,19 @@ impl Ob {
         }
     }
 
-    /// Dereference `object`; the new count (0 for objects ntsim did not create).
-    pub(crate) fn dereference(&self, verifier: &Hooks, object: ObjectId) -> Result<i64, Bc> {
+    /// Dereference `object` and, if it is a device object that IoDeleteDevice deleted and this
+    /// was its last reference, free it ([`release_if_gone`]).
+    pub(crate) fn dereference_and_release(
+        &self,
+        sys: &crate::machine::System,
+        object: ObjectId,
+    ) -> Result<i64, Bc> {
         match self.header(object) {
-            Some(h) => h.dereference(verifier),
+            Some(h) => {
+                let n = h.dereference(&sys.verifier)?;
+                release_if_gone(sys, &h);
+                Ok(n)
+            }
             None => Ok(0),
         }
     }
@@ -254,6 +266,22 @@ impl Ob {
     }
 }
 
+/// Free a device object (with its extension) once IoDeleteDevice has deleted it and its last
+/// reference is gone, as the object manager does on Windows (Microsoft, *IoDeleteDevice*: the
+/// device object is freed when its reference count reaches zero; ReactOS
+/// `IopDereferenceDeviceObject` / `IopDeleteDevice`). Its pages become inaccessible, so a later
+/// use by the driver faults (0x50, reported as stricter than Windows, whose freed pool may stay
+/// mapped) instead of going unnoticed.
+pub(crate) fn release_if_gone(sys: &crate::machine::System, h: &ObjHeader) {
+    if h.kind == ObjKind::Device
+        && h.is_deleted()
+        && h.refs.load(Ordering::SeqCst) <= 0
+        && !h.freed.swap(true, Ordering::SeqCst)
+    {
+        sys.ex.pool.sys_free_object(&sys.mm, h.object.0 as *mut u8);
+    }
+}
+
 /// `ObfReferenceObject`: returns the new count.
 ///
 /// # Safety
@@ -275,7 +303,7 @@ pub unsafe extern "win64" fn ObfReferenceObject(Object: PVOID) -> isize {
 /// `Object` should be an object ntsim created and referenced by the caller.
 pub unsafe extern "win64" fn ObfDereferenceObject(Object: PVOID) -> isize {
     let m = current();
-    match m.ob.dereference(&m.verifier, ObjectId(Object as usize)) {
+    match m.ob.dereference_and_release(&m, ObjectId(Object as usize)) {
         Ok(n) => n as isize,
         Err(bc) => raise(&m, bc),
     }

@@ -7,21 +7,21 @@ use nt_abi::bugcheck::{
 use nt_abi::*;
 
 use super::Bc;
+use crate::machine::VerifierFlags;
 
-/// Driver Verifier, `/standard` when on.
+/// Driver Verifier with the options of [`VerifierFlags`].
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Hooks {
-    on: bool,
+    f: VerifierFlags,
 }
 
 impl Hooks {
-    pub(crate) fn new(on: bool) -> Self {
-        Hooks { on }
+    pub(crate) fn new(f: VerifierFlags) -> Self {
+        Hooks { f }
     }
 
-    fn dv(&self, p: [u64; 4]) -> Option<Bc> {
-        self.on
-            .then(|| Bc::verifier(bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION, p))
+    fn dv_if(&self, on: bool, p: [u64; 4]) -> Option<Bc> {
+        on.then(|| Bc::verifier(bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION, p))
     }
 
     /// `ExAllocatePool2` (0xC4 p1 = 0x00, 0x01, 0x02, 0x2000 — Microsoft, *Bug Check 0xC4*).
@@ -33,21 +33,25 @@ impl Hooks {
         tag: u32,
         caller: usize,
     ) -> Option<Bc> {
-        if !self.on {
-            return None;
-        }
         let lvl = irql as u64;
-        if size == 0 {
-            return self.dv([vr::ZERO_BYTE_ALLOCATION, lvl, flags, 0]);
+        let f = self.f;
+        if size == 0 && f.pool_tracking {
+            return self.dv_if(true, [vr::ZERO_BYTE_ALLOCATION, lvl, flags, 0]);
         }
-        if flags & POOL_FLAG_PAGED != 0 && irql > APC_LEVEL {
-            return self.dv([vr::PAGED_ALLOC_ABOVE_APC, lvl, flags, size as u64]);
+        if flags & POOL_FLAG_PAGED != 0 && irql > APC_LEVEL && f.irql_checking {
+            return self.dv_if(true, [vr::PAGED_ALLOC_ABOVE_APC, lvl, flags, size as u64]);
         }
-        if irql > DISPATCH_LEVEL {
-            return self.dv([vr::NONPAGED_ALLOC_ABOVE_DISPATCH, lvl, flags, size as u64]);
+        if irql > DISPATCH_LEVEL && f.irql_checking {
+            return self.dv_if(
+                true,
+                [vr::NONPAGED_ALLOC_ABOVE_DISPATCH, lvl, flags, size as u64],
+            );
         }
         if flags & POOL_FLAG_NON_PAGED_EXECUTE != 0 {
-            return self.dv([vr::EXECUTABLE_POOL, caller as u64, flags, tag as u64]);
+            return self.dv_if(
+                f.misc_checks,
+                [vr::EXECUTABLE_POOL, caller as u64, flags, tag as u64],
+            );
         }
         None
     }
@@ -55,16 +59,20 @@ impl Hooks {
     /// A free of a pool block at the wrong IRQL (0xC4 p1 = 0x11 paged above APC_LEVEL, 0x12 any
     /// above DISPATCH_LEVEL; p3 is the pool type as the reference gives it: 0 nonpaged, 1 paged).
     pub(crate) fn on_pool_free(&self, irql: KIRQL, paged: bool, addr: usize) -> Option<Bc> {
+        let on = self.f.irql_checking;
         if paged && irql > APC_LEVEL {
-            return self.dv([vr::PAGED_FREE_ABOVE_APC, irql as u64, 1, addr as u64]);
+            return self.dv_if(on, [vr::PAGED_FREE_ABOVE_APC, irql as u64, 1, addr as u64]);
         }
         if irql > DISPATCH_LEVEL {
-            return self.dv([
-                vr::NONPAGED_FREE_ABOVE_DISPATCH,
-                irql as u64,
-                0,
-                addr as u64,
-            ]);
+            return self.dv_if(
+                on,
+                [
+                    vr::NONPAGED_FREE_ABOVE_DISPATCH,
+                    irql as u64,
+                    0,
+                    addr as u64,
+                ],
+            );
         }
         None
     }
@@ -74,7 +82,7 @@ impl Hooks {
     /// 0xC2/0x07 or 0x99.
     pub(crate) fn on_bad_free(&self, addr: usize, freed: Option<usize>) -> Bc {
         let a = addr as u64;
-        match (self.on, freed) {
+        match (self.f.pool_tracking, freed) {
             (true, Some(size)) => Bc::verifier(
                 bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
                 [vr::DOUBLE_FREE, 0, a, size as u64],
@@ -103,7 +111,7 @@ impl Hooks {
         start: usize,
         end: usize,
     ) -> Option<Bc> {
-        self.on.then(|| {
+        self.f.misc_checks.then(|| {
             let mut bc = Bc::worker_invalid([
                 worker_invalid::ACTIVE_ITEM_IN_FREED_POOL,
                 item as u64,
@@ -121,17 +129,23 @@ impl Hooks {
         if irql == DISPATCH_LEVEL {
             return None;
         }
-        self.dv([
-            vr::RELEASE_SPINLOCK_NOT_AT_DISPATCH,
-            irql as u64,
-            lock as u64,
-            0,
-        ])
+        self.dv_if(
+            self.f.irql_checking,
+            [
+                vr::RELEASE_SPINLOCK_NOT_AT_DISPATCH,
+                irql as u64,
+                lock as u64,
+                0,
+            ],
+        )
     }
 
     /// An object dereference below zero (0xC4/0x3F); without the verifier it goes unnoticed.
     pub(crate) fn on_deref_underflow(&self, object: usize) -> Option<Bc> {
-        self.dv([vr::REFERENCE_COUNT_UNDERFLOW, object as u64, 0, 0])
+        self.dv_if(
+            self.f.misc_checks,
+            [vr::REFERENCE_COUNT_UNDERFLOW, object as u64, 0, 0],
+        )
     }
 
     /// `IoInitializeWorkItem` / `IoAllocateWorkItem`: the item must be in nonpaged system
@@ -142,7 +156,7 @@ impl Hooks {
         item: usize,
         class: impl FnOnce() -> (bool, bool),
     ) -> Option<Bc> {
-        if !self.on {
+        if !self.f.misc_checks {
             return None;
         }
         let (nonpaged, stack) = class();
@@ -159,7 +173,7 @@ impl Hooks {
     /// Work-item storage ends before `IoSizeofWorkItem()` bytes: special pool catches the write
     /// past the block (0xD6). Without it the caller clips the write.
     pub(crate) fn on_work_item_overflow(&self, block_end: usize, caller: usize) -> Option<Bc> {
-        self.on.then(|| {
+        self.f.special_pool.then(|| {
             Bc::verifier(
                 bugcheck::DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION,
                 [block_end as u64, 1, caller as u64, 0],
@@ -168,7 +182,8 @@ impl Hooks {
     }
 
     fn io(&self, p: [u64; 4]) -> Option<Bc> {
-        self.on
+        self.f
+            .io_verification
             .then(|| Bc::verifier(bugcheck::DRIVER_VERIFIER_IOMANAGER_VIOLATION, p))
     }
 
@@ -224,12 +239,19 @@ impl Hooks {
         item: usize,
         unload: usize,
     ) -> Option<Bc> {
-        self.on.then(|| {
+        // Stricter than Windows (documented-only): on Windows the IoObject reference an
+        // IO_WORKITEM holds keeps the driver image loaded until the routine returns (Microsoft,
+        // *IoQueueWorkItem*: the I/O manager references the object so the driver cannot unload
+        // while the item is queued; ReactOS iowork.c dereferences it after the routine), so an
+        // unload with an item still queued or running is not a bug check there. ntsim raises
+        // it so the driver's missing drain is visible.
+        self.f.misc_checks.then(|| {
             Bc::verifier(
                 bugcheck::DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS,
                 [routine as u64, 0, item as u64, unload as u64],
             )
             .at(routine)
+            .documented_only()
         })
     }
 
@@ -244,12 +266,158 @@ impl Hooks {
         if blocks == 0 {
             return None;
         }
-        self.dv([
-            vr::POOL_LEAKED_AT_UNLOAD,
-            driver_name as u64,
-            driver_object as u64,
-            blocks as u64,
-        ])
+        self.dv_if(
+            self.f.pool_tracking,
+            [
+                vr::POOL_LEAKED_AT_UNLOAD,
+                driver_name as u64,
+                driver_object as u64,
+                blocks as u64,
+            ],
+        )
         .map(|bc| bc.at(unload))
+    }
+
+    /// A page fault in special pool: the guard page of a live block (0xD6
+    /// DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION) or the quarantined pages of a freed one (0xD5
+    /// DRIVER_PAGE_FAULT_IN_FREED_SPECIAL_POOL); both p1 = address referenced, p2 = 0 read /
+    /// 1 write, p3 = the address that referenced memory, p4 = 0 (Microsoft, *Bug Check 0xD6* and
+    /// *Bug Check 0xD5*). `stricter`: the block is larger than Windows puts in special pool.
+    /// Special-pool regions exist only with the option on, so this always answers.
+    pub(crate) fn on_special_pool_fault(
+        &self,
+        freed: bool,
+        addr: usize,
+        write: bool,
+        code_address: usize,
+        stricter: bool,
+    ) -> Bc {
+        let code = if freed {
+            bugcheck::DRIVER_PAGE_FAULT_IN_FREED_SPECIAL_POOL
+        } else {
+            bugcheck::DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION
+        };
+        let bc = Bc::verifier(code, [addr as u64, write as u64, code_address as u64, 0])
+            .at(code_address);
+        if stricter { bc.documented_only() } else { bc }
+    }
+
+    /// The pattern around a special-pool block was overwritten, found when it is freed (0xC1
+    /// SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION, p1 = the address freed, p2 = the first corrupted
+    /// byte, p3 = 0, p4 = 0x24 after the end / 0x23 nearby on the same page — Microsoft, *Bug
+    /// Check 0xC1*).
+    pub(crate) fn on_special_pool_corruption(
+        &self,
+        block: usize,
+        at: usize,
+        after_end: bool,
+    ) -> Bc {
+        use nt_abi::bugcheck::special_pool as sp;
+        let sub = if after_end {
+            sp::BYTES_AFTER_END_OVERWRITTEN
+        } else {
+            sp::NEARBY_BYTES_CORRUPTED
+        };
+        Bc::verifier(
+            bugcheck::SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION,
+            [block as u64, at as u64, 0, sub],
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machine::VerifierFlags;
+
+    fn on() -> Hooks {
+        Hooks::new(VerifierFlags::ALL)
+    }
+
+    #[test]
+    fn nonpaged_pool_above_dispatch_level_is_0xc4_02_and_0x12() {
+        let h = on();
+        let bc = h
+            .on_pool_alloc(HIGH_LEVEL, POOL_FLAG_NON_PAGED, 0x40, 1, 0)
+            .expect("0xC4/0x02");
+        assert_eq!(
+            (bc.code, bc.p),
+            (
+                bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
+                [
+                    vr::NONPAGED_ALLOC_ABOVE_DISPATCH,
+                    HIGH_LEVEL as u64,
+                    POOL_FLAG_NON_PAGED,
+                    0x40
+                ]
+            )
+        );
+        let bc = h
+            .on_pool_free(HIGH_LEVEL, false, 0x1000)
+            .expect("0xC4/0x12");
+        assert_eq!(
+            bc.p,
+            [
+                vr::NONPAGED_FREE_ABOVE_DISPATCH,
+                HIGH_LEVEL as u64,
+                0,
+                0x1000
+            ]
+        );
+        // At DISPATCH_LEVEL nonpaged pool is legal.
+        assert!(
+            h.on_pool_alloc(DISPATCH_LEVEL, POOL_FLAG_NON_PAGED, 0x40, 1, 0)
+                .is_none()
+        );
+        assert!(h.on_pool_free(DISPATCH_LEVEL, false, 0x1000).is_none());
+    }
+
+    #[test]
+    fn each_option_switches_only_its_rules() {
+        let irql_off = Hooks::new(VerifierFlags {
+            irql_checking: false,
+            ..VerifierFlags::ALL
+        });
+        assert!(
+            irql_off
+                .on_pool_alloc(HIGH_LEVEL, POOL_FLAG_NON_PAGED, 0x40, 1, 0)
+                .is_none()
+        );
+        assert!(irql_off.on_release_spinlock(PASSIVE_LEVEL, 8).is_none());
+        // ...but pool tracking still sees a zero-byte allocation.
+        assert!(
+            irql_off
+                .on_pool_alloc(PASSIVE_LEVEL, POOL_FLAG_NON_PAGED, 0, 1, 0)
+                .is_some()
+        );
+        let tracking_off = Hooks::new(VerifierFlags {
+            pool_tracking: false,
+            ..VerifierFlags::ALL
+        });
+        assert_eq!(
+            tracking_off.on_bad_free(0x10, Some(8)).code,
+            bugcheck::BAD_POOL_CALLER,
+            "without pool tracking a double free is ntoskrnl's own 0xC2/0x07"
+        );
+        assert!(tracking_off.on_unload_pool_leak(1, 2, 3, 4).is_none());
+        let io_off = Hooks::new(VerifierFlags {
+            io_verification: false,
+            ..VerifierFlags::ALL
+        });
+        assert!(
+            io_off
+                .on_irp_complete(1, STATUS_PENDING, PASSIVE_LEVEL)
+                .is_none()
+        );
+        assert!(
+            on().on_irp_complete(1, STATUS_PENDING, PASSIVE_LEVEL)
+                .is_some()
+        );
+        let sp_off = Hooks::new(VerifierFlags {
+            special_pool: false,
+            ..VerifierFlags::ALL
+        });
+        assert!(sp_off.on_work_item_overflow(0x1000, 0).is_none());
+        assert!(on().on_work_item_overflow(0x1000, 0).is_some());
     }
 }

@@ -10,12 +10,12 @@
 //! | code / p1 | p2 | p3 | p4 | on by default without verifier |
 //! |---|---|---|---|---|
 //! | 0xE4 / 0 active item in freed pool | item | pool block start | pool block end | queued item: yes; initialized-only item: verifier, documented-only |
-//! | 0xE4 / 1 queued twice | item | queue type | routine | yes |
-//! | 0xE4 / 2 queued item freed/uninitialized/re-initialized | item | routine it was queued with | 0 | yes |
-//! | 0xE4 / 3 bad IoObject | item | IoObject | 0 | yes |
+//! | 0xE4 / 1 queued twice | item | queue type | 0 | yes |
+//! | 0xE4 / 2 queued item freed/uninitialized (re-initialized: documented-only) | item | routine it was queued with | 0 | yes |
+//! | 0xE4 / 3 bad IoObject (IoQueueWorkItem with a driver object: documented-only) | item | IoObject | 0 | yes |
 //! | 0xE4 / 6 bad queue type | item | queue type | 0 | yes |
-//! | 0xE4 / 7 bad routine (null, or outside the driver's image) | item | queue type | routine | yes |
-//! | 0xE1 returned at bad IRQL | routine (p1) | IRQL (p2) | context (p3) | item (p4) — same order as 0x128/0x15B |
+//! | 0xE4 / 7 bad routine (null, or outside the driver's image) | item | queue type | 0 | yes |
+//! | 0xE1 returned at bad IRQL | routine (p1; Windows: nt!IopProcessWorkItem) | IRQL (p2) | item (p3, the work item's parameter) | item (p4) — same order as 0x128/0x15B |
 //! | 0xC4 / 0x00 zero-byte alloc | IRQL | pool flags | 0 | verifier |
 //! | 0xC4 / 0x01 paged alloc above APC | IRQL | pool flags | size | verifier |
 //! | 0xC4 / 0x02 nonpaged alloc above DISPATCH | IRQL | pool flags | size | verifier |
@@ -29,12 +29,15 @@
 //! | 0xC4 / 0x131 work item not in nonpaged memory | item | 0 | 0 | verifier (stack: documented-only) |
 //! | 0xC4 / 0x2000 executable pool (POOL_FLAG_NON_PAGED_EXECUTE) | caller address | pool flags | tag | verifier |
 //! | 0xC2 / 0x0A free with wrong tag | address | allocation tag | tag passed | yes |
-//! | 0xCE unload with work items queued, or running past the grace period | routine | 0 | item (p4 = DriverUnload) | verifier (off: reported as a leak) |
+//! | 0xCE unload with work items queued, or running past the grace period (documented-only) | routine | 0 | item (p4 = DriverUnload) | misc_checks (off: reported as a leak) |
 //! | 0xC9 / 0x06 complete with STATUS_PENDING | IRP | 0 | 0 | verifier |
 //! | 0xC9 / 0x0E complete above DISPATCH | IRQL | IRP | 0 | verifier |
 //! | 0xC9 / 0x226 dispatch returned neither completing nor pending | dispatch routine | IRP | returned status | verifier |
 //! | 0xC9 / 0x312 Information > OutputBufferLength | IRP | Information | OutputBufferLength | verifier |
-//! | 0xD6 work-item storage ends before IoSizeofWorkItem() bytes (pool block too small) | block end | 1 (write) | caller | verifier (off: the write is clipped) |
+//! | 0xD6 work-item storage ends before IoSizeofWorkItem() bytes (pool block too small) | block end | 1 (write) | caller | special_pool (off: the write is clipped) |
+//! | 0xD6 access to a special-pool guard page | address | 0 read / 1 write | code address | special_pool (block > 4080 bytes: documented-only) |
+//! | 0xD5 access to a freed special-pool block (quarantine) | address | 0 read / 1 write | code address | special_pool |
+//! | 0xC1 pattern around a special-pool block overwritten, at free | block | corrupted byte | 0 | special_pool; p4 = 0x24 after the end, 0x23 before it |
 //! | 0x44 IRP completed twice | IRP | 0 | 0 | yes |
 //! | 0x18 reference to a deleted object | object | 0 | 0 | yes |
 //! | 0x7F / 8 double fault: kernel stack overflow (guard page below the thread's stack hit) | stack address that faulted | low end of the stack | faulting instruction | yes (Windows' p2–p4 are processor state) |
@@ -143,7 +146,7 @@ pub fn meaning(code: u32, p1: u64) -> &'static str {
         (WORKER_INVALID, 3) => {
             "a work item was initialized or queued with an IoObject that is not a device object (or a driver object with the Ex variant)"
         }
-        (WORKER_INVALID, 5) => "a work item could not be inserted in its queue",
+        (WORKER_INVALID, 5) => "a work item was queued before the worker queues were initialized",
         (WORKER_INVALID, 6) => "a work item was queued with an invalid WORK_QUEUE_TYPE",
         (WORKER_INVALID, 7) => "a work item was queued with an invalid routine address",
         (WORKER_INVALID, _) => "invalid use of a work item",
@@ -206,7 +209,13 @@ pub fn meaning(code: u32, p1: u64) -> &'static str {
         (REFERENCE_BY_POINTER, _) => "a reference was taken on an object that has been deleted",
         (IRQL_NOT_LESS_OR_EQUAL, _) => "a routine was called at too high an IRQL",
         (DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION, _) => {
-            "a write ran past the end of a pool block (work-item storage smaller than IoSizeofWorkItem())"
+            "the driver accessed memory beyond its pool allocation (special pool's guard page, or work-item storage smaller than IoSizeofWorkItem())"
+        }
+        (DRIVER_PAGE_FAULT_IN_FREED_SPECIAL_POOL, _) => {
+            "the driver referenced pool it had freed (special pool keeps freed pages inaccessible)"
+        }
+        (SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION, _) => {
+            "the driver wrote outside its allocation on the block's own page (special pool's pattern was overwritten; found at free)"
         }
         (PAGE_FAULT_IN_NONPAGED_AREA, _) => "driver code referenced invalid memory",
         (KMODE_EXCEPTION_NOT_HANDLED, _) => {
