@@ -66,16 +66,22 @@ pub struct SLIST_ENTRY {
     pub Next: *mut SLIST_ENTRY,
 }
 
-/// `PALLOCATE_FUNCTION` of a lookaside list.
-pub type PALLOCATE_FUNCTION = Option<
-    unsafe extern "win64" fn(
+crate::routine_type! {
+    /// The allocate routine of a lookaside list (`PALLOCATE_FUNCTION` is `Option` of it).
+    pub type ALLOCATE_FUNCTION = unsafe fn(
         PoolType: POOL_TYPE,
         NumberOfBytes: usize,
         Tag: u32,
-    ) -> *mut core::ffi::c_void,
->;
+    ) -> *mut core::ffi::c_void
+}
+/// `PALLOCATE_FUNCTION` of a lookaside list.
+pub type PALLOCATE_FUNCTION = Option<ALLOCATE_FUNCTION>;
+crate::routine_type! {
+    /// The free routine of a lookaside list (`PFREE_FUNCTION` is `Option` of it).
+    pub type FREE_FUNCTION = unsafe fn(Buffer: *mut core::ffi::c_void)
+}
 /// `PFREE_FUNCTION` of a lookaside list.
-pub type PFREE_FUNCTION = Option<unsafe extern "win64" fn(Buffer: *mut core::ffi::c_void)>;
+pub type PFREE_FUNCTION = Option<FREE_FUNCTION>;
 
 /// `GENERAL_LOOKASIDE` (x64): the part of `NPAGED_LOOKASIDE_LIST` the WDK's inline
 /// `ExAllocateFromNPagedLookasideList` / `ExFreeToNPagedLookasideList` read and write.
