@@ -13,6 +13,7 @@
 #![cfg(target_arch = "x86_64")]
 
 pub mod bugcheck;
+pub mod cpu;
 pub mod ctl;
 pub mod imports;
 pub mod io;
@@ -20,14 +21,17 @@ pub mod ke;
 pub mod layout;
 pub mod pe;
 pub mod pool;
+pub mod seh;
 pub mod status;
 pub mod types;
 pub mod workitem;
 
+pub use cpu::*;
 pub use ctl::*;
 pub use io::*;
 pub use ke::*;
 pub use pool::*;
+pub use seh::*;
 pub use status::*;
 pub use types::*;
 pub use workitem::*;

@@ -5,12 +5,20 @@
 
 pub use crate::dbg::{DbgPrint, DbgPrintEx, dbgprint_fn, dbgprintex_fn};
 pub use crate::ex::pool::{ExAllocatePool2, ExFreePool, ExFreePoolWithTag};
+pub use crate::ex::raise::{
+    DbgBreakPoint, ExRaiseAccessViolation, ExRaiseDatatypeMisalignment, ExRaiseStatus,
+    ProbeForRead, ProbeForWrite, RtlRaiseException, RtlUnwind, RtlUnwindEx,
+};
 pub use crate::io::irp::IofCompleteRequest;
 pub use crate::io::workitem::{
     IoAllocateWorkItem, IoFreeWorkItem, IoInitializeWorkItem, IoQueueWorkItem, IoQueueWorkItemEx,
     IoSizeofWorkItem, IoUninitializeWorkItem,
 };
 pub use crate::io::{IoCreateDevice, IoCreateSymbolicLink, IoDeleteDevice, IoDeleteSymbolicLink};
+pub use crate::ke::cpu::{
+    KeAreInterruptsEnabled, KeGetCurrentProcessorNumberEx, KeGetCurrentThread,
+    KeQueryTimeIncrement, PsGetCurrentThread,
+};
 pub use crate::ke::{
     KeAcquireSpinLockRaiseToDpc, KeBugCheckEx, KeClearEvent, KeDelayExecutionThread,
     KeInitializeEvent, KeQueryPerformanceCounter, KeReadStateEvent, KeReleaseSpinLock,
@@ -18,6 +26,7 @@ pub use crate::ke::{
 };
 pub use crate::ob::{ObfDereferenceObject, ObfReferenceObject};
 pub use crate::rtl::RtlInitUnicodeString;
+pub use crate::rtl::seh::__C_specific_handler;
 
 use nt_abi::imports::signatures;
 
@@ -32,6 +41,15 @@ macro_rules! table {
                 }),)*
                 ("DbgPrint", DbgPrint as *const () as usize),
                 ("DbgPrintEx", DbgPrintEx as *const () as usize),
+                ("ExRaiseStatus", { let f: signatures::ExRaiseStatus = ExRaiseStatus; f as usize }),
+                ("ExRaiseAccessViolation", {
+                    let f: signatures::ExRaiseAccessViolation = ExRaiseAccessViolation;
+                    f as usize
+                }),
+                ("ExRaiseDatatypeMisalignment", {
+                    let f: signatures::ExRaiseDatatypeMisalignment = ExRaiseDatatypeMisalignment;
+                    f as usize
+                }),
             ]
         }
     };
@@ -46,6 +64,10 @@ table! {
     KeInitializeEvent, KeSetEvent, KeClearEvent, KeResetEvent, KeReadStateEvent,
     KeWaitForSingleObject, KeDelayExecutionThread, KeAcquireSpinLockRaiseToDpc,
     KeReleaseSpinLock, KeQueryPerformanceCounter, KeBugCheckEx,
+    KeGetCurrentThread, PsGetCurrentThread, KeGetCurrentProcessorNumberEx, KeQueryTimeIncrement,
+    KeAreInterruptsEnabled,
+    ProbeForRead, ProbeForWrite, DbgBreakPoint, RtlRaiseException, RtlUnwind, RtlUnwindEx,
+    __C_specific_handler,
 }
 
 /// Address of the export `name`, if ntsim emulates it.

@@ -1,2 +1,3 @@
 //! Executive: pool and system worker queues.
 pub mod pool;
+pub mod raise;

@@ -73,7 +73,10 @@ where
         .spawn(move || {
             record_stack_bounds();
             let alt = AltStack::install();
+            // The thread's KPCR/KPRCB/KTHREAD behind GS (ke::cpu).
+            crate::ke::cpu::enter_thread();
             f();
+            crate::ke::cpu::leave_thread();
             drop(alt);
             STACK.with(|s| s.set((0, 0, 0)));
         })
@@ -225,6 +228,20 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut 
     };
     if m.bugged.load(core::sync::atomic::Ordering::SeqCst) {
         machine::park_forever();
+    }
+    // A trap in driver code: emulated instruction, or an exception for the driver's handlers
+    // (ke::trap). Stack overflows keep the double-fault report below.
+    // SAFETY: `info` is valid for the handler's duration (the kernel's siginfo).
+    let info_ref = unsafe { &*info };
+    // SAFETY: si_addr is the valid union member for these signals.
+    let fault_addr = unsafe { info_ref.si_addr() } as usize;
+    let overflow_fault =
+        matches!(sig, libc::SIGSEGV | libc::SIGBUS) && in_stack_guard(fault_addr).is_some();
+    if !overflow_fault
+        && let crate::ke::trap::Trap::Resume =
+            crate::ke::trap::on_driver_trap(&m, sig, info_ref, uctx.cast())
+    {
+        return;
     }
     // SAFETY: the kernel passes a valid ucontext_t to SA_SIGINFO handlers.
     let uc = unsafe { &*(uctx as *const libc::ucontext_t) };

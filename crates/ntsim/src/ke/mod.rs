@@ -1,7 +1,10 @@
 //! Kernel core: per-thread IRQL, events and waits, spin locks, time, KeBugCheckEx.
 #![allow(non_snake_case)]
 
+pub mod cpu;
+pub mod decode;
 pub(crate) mod fault;
+pub(crate) mod trap;
 
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -3,6 +3,9 @@
 
 use nt_abi::*;
 
+pub mod seh;
+pub mod unwind;
+
 /// `RtlInitUnicodeString`: point `DestinationString` at the NUL-terminated `SourceString`.
 ///
 /// # Safety
