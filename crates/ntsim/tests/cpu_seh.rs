@@ -452,6 +452,26 @@ fn unhandled_in_driver_entry_is_system_thread_exception_not_handled() {
 }
 
 #[test]
+fn unhandled_in_driver_unload_is_system_thread_exception_not_handled() {
+    let Some(d) = seh() else { return };
+    assert_eq!(d.call(11), Vec::<u64>::new());
+    let Loaded {
+        machine,
+        _driver: driver,
+        handle,
+    } = d;
+    handle.close().expect("close");
+    let b = match driver.unload() {
+        Err(ntsim::UnloadError::BugCheck(b)) => b,
+        other => panic!("expected a bug check, got {other:?}"),
+    };
+    assert_eq!(b.code, bugcheck::SYSTEM_THREAD_EXCEPTION_NOT_HANDLED, "{b}");
+    assert_eq!(b.parameters[0], STATUS_DEVICE_BUSY as u32 as u64);
+    assert_eq!(b.context, "DriverUnload");
+    drop(machine);
+}
+
+#[test]
 fn unhandled_on_another_kernel_thread_is_kmode_exception_not_handled() {
     let Some(d) = seh() else { return };
     let f = d.call(8)[0] as usize;

@@ -46,20 +46,24 @@ pub struct CDriver<'a> {
     pub opt_level: u8,
 }
 
-fn on_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    })
+fn on_path(search: &std::ffi::OsStr, name: &str) -> Option<PathBuf> {
+    std::env::split_paths(search)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
-/// The tools the C build needs, or an error naming every missing package.
+/// The tools the C build needs (clang, lld-link, llvm-dlltool, found on `PATH`), or an error
+/// naming every missing Debian package.
 pub fn locate_c_tools() -> Result<[PathBuf; 3], Error> {
+    locate_c_tools_in(&std::env::var_os("PATH").unwrap_or_default())
+}
+
+/// [`locate_c_tools`] with an explicit search path.
+pub fn locate_c_tools_in(search: &std::ffi::OsStr) -> Result<[PathBuf; 3], Error> {
     let mut missing = Vec::new();
     let mut found = Vec::new();
     for (pkg, bin) in C_DRIVER_PACKAGES {
-        match on_path(bin) {
+        match on_path(search, bin) {
             Some(p) => found.push(p),
             None => missing.push(*pkg),
         }
@@ -168,4 +172,32 @@ pub fn build_c_driver(req: &CDriver<'_>) -> Result<PathBuf, Error> {
     .arg(format!("/OUT:{}", sys.display()));
     run(&mut link, "lld-link")?;
     Ok(sys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_tools_name_their_packages() {
+        let e = locate_c_tools_in(std::ffi::OsStr::new("/nonexistent-dir")).unwrap_err();
+        let msg = e.to_string();
+        for pkg in ["clang", "lld", "llvm", "mingw-w64"] {
+            assert!(msg.contains(pkg), "{msg}");
+        }
+        assert!(
+            msg.contains("apt-get install clang lld llvm mingw-w64"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn the_import_library_lists_every_nt_abi_import() {
+        let def = ntoskrnl_def();
+        assert!(def.starts_with("LIBRARY ntoskrnl.exe\nEXPORTS\n"));
+        for name in nt_abi::imports::all_imports() {
+            assert!(def.lines().any(|l| l == name), "{name}");
+        }
+        assert!(def.lines().any(|l| l == "__C_specific_handler"));
+    }
 }

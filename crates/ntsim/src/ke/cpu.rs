@@ -63,6 +63,9 @@ fn set_gs(base: usize) -> bool {
 
 /// Give the calling thread its KPCR/KPRCB/KTHREAD and point GS at it.
 pub(crate) fn enter_thread() {
+    // Cache the stack bounds now: the fault handler needs them and must not be the first caller
+    // of pthread_getattr_np (which allocates).
+    let _ = crate::mm::stack_bounds();
     let n = THREADS.fetch_add(1, Ordering::Relaxed) % processor_count();
     // SAFETY: KPCR_BLOCK is plain data (integers and raw pointers); all-zero is valid.
     let mut pcr: Box<KPCR_BLOCK> = Box::new(unsafe { core::mem::zeroed() });

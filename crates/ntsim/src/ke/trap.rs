@@ -161,8 +161,18 @@ pub(crate) type CaptureImpl = extern "win64" fn(u64, u64, u64, u64, *mut CONTEXT
 /// are abandoned.
 pub(crate) fn resume(ctx: &CONTEXT) -> ! {
     let rsp = ctx.Rsp as usize;
+    let (lo, hi) = crate::mm::stack_bounds();
+    if rsp < lo + 64 || rsp > hi || !rsp.is_multiple_of(8) {
+        // A filter edited the context to a stack pointer outside this thread's stack: Windows
+        // would raise STATUS_BAD_STACK when continuing there.
+        let m = machine::current();
+        let r = record(STATUS_BAD_STACK, EXCEPTION_NONCONTINUABLE, ctx.Rip, &[]);
+        unhandled(&m, &r, ctx)
+    }
     ACTIVE.with(|a| a.borrow_mut().retain(|e| e.ctx > rsp));
-    let c = *ctx;
+    let mut c = *ctx;
+    // MXCSR bits 16–31 are reserved (fxrstor would fault on them).
+    c.FltSave.MxCsr &= 0xFFFF;
     // SAFETY: `c` is a complete register state of a driver frame on this thread's stack, above
     // every ntsim frame (which are abandoned here, holding no locks: the dispatcher calls this
     // only after dropping everything it owns).

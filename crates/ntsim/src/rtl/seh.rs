@@ -188,6 +188,11 @@ pub(crate) fn rtl_dispatch_exception(
                     return Dispatch::Unhandled;
                 }
                 if let Some(h) = u.handler {
+                    if !m.is_image_code(h.routine as usize) {
+                        // Unwind info naming a handler outside the image's code.
+                        rec.ExceptionFlags |= EXCEPTION_STACK_INVALID;
+                        return Dispatch::Unhandled;
+                    }
                     if nested {
                         rec.ExceptionFlags |= EXCEPTION_NESTED_CALL;
                     }
@@ -277,6 +282,9 @@ pub(crate) fn unwind_to(
                     rec.ExceptionFlags |= EXCEPTION_TARGET_UNWIND;
                 }
                 if let Some(h) = u.handler {
+                    if !m.is_image_code(h.routine as usize) {
+                        return Err(BadUnwind);
+                    }
                     let mut here = walk;
                     let mut dc = DISPATCHER_CONTEXT {
                         ControlPc: pc,
