@@ -385,6 +385,19 @@ fn nested_handlers_decline_and_rethrow() {
 }
 
 #[test]
+fn an_exception_handled_inside_a_filter_leaves_the_outer_dispatch_intact() {
+    let Some(d) = seh() else { return };
+    assert_eq!(
+        d.call(12),
+        vec![
+            STATUS_DELETE_PENDING as u32 as u64,
+            STATUS_OBJECT_NAME_COLLISION as u32 as u64
+        ],
+        "the outer exception reached its __except; the filter's own one was handled inside it"
+    );
+}
+
+#[test]
 fn a_fault_on_a_bad_user_address_is_an_access_violation_the_driver_catches() {
     let Some(d) = seh() else { return };
     let av = STATUS_ACCESS_VIOLATION as u32 as u64;

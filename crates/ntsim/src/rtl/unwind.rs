@@ -500,6 +500,98 @@ mod tests {
         assert_eq!((c.Rip, c.Rsi, c.Rbp), (0xCA11E4, 0x5151, 0xB0B0));
     }
 
+    /// A function split in two: the second part (RVA 0x400..0x440) has chained unwind info
+    /// (UNW_FLAG_CHAININFO) pointing at the primary's, plus its own `ALLOC_LARGE 0x1008` (the
+    /// chained part's codes are undone first, then all of the primary's).
+    #[test]
+    fn chained_unwind_info_applies_both_parts() {
+        let mut img = image();
+        // Chained UNWIND_INFO at 0x500: version 1, CHAININFO, no prolog, 2 code slots:
+        // ALLOC_LARGE info 0, size/8 in the next slot (0x1008 / 8 = 0x201).
+        let ui = [0x01u8 | (UNW_FLAG_CHAININFO << 3), 0, 2, 0];
+        img.bytes[0x500..0x504].copy_from_slice(&ui);
+        let codes: [u16; 2] = [1 << 8, 0x201];
+        for (i, c) in codes.iter().enumerate() {
+            img.bytes[0x504 + i * 2..0x506 + i * 2].copy_from_slice(&c.to_le_bytes());
+        }
+        // The chained RUNTIME_FUNCTION follows the (even) code slots.
+        for (i, v) in [0x100u32, 0x180, 0x200].iter().enumerate() {
+            img.bytes[0x508 + i * 4..0x50C + i * 4].copy_from_slice(&v.to_le_bytes());
+        }
+        // pdata: the primary, then the chained part.
+        for (i, v) in [0x400u32, 0x440, 0x500].iter().enumerate() {
+            img.bytes[0x30C + i * 4..0x310 + i * 4].copy_from_slice(&v.to_le_bytes());
+        }
+        // Stack: the body of the second part runs 0x1008 below the primary's frame.
+        let primary_rsp = BASE + 0x7000;
+        let rsp = primary_rsp - 0x1008;
+        let put = |img: &mut Flat, a: u64, v: u64| {
+            let o = (a - BASE) as usize;
+            img.bytes[o..o + 8].copy_from_slice(&v.to_le_bytes());
+        };
+        put(&mut img, primary_rsp + 0x28, 0x5151);
+        put(&mut img, primary_rsp + 0x30, 0xB0B0);
+        put(&mut img, primary_rsp + 0x38, 0xCA11E4);
+        let mut c = CONTEXT::zeroed();
+        c.Rsp = rsp;
+        // The primary's frame register (RBP = its RSP + 0x20) is still set in the second part.
+        c.Rbp = primary_rsp + 0x20;
+        let rf = lookup_function_entry(&img, BASE, 0x300, 24, BASE + 0x410).expect("second entry");
+        assert_eq!(rf.BeginAddress, 0x400);
+        let u = virtual_unwind(&img, UNW_FLAG_EHANDLER, BASE, BASE + 0x410, &rf, &mut c).unwrap();
+        assert_eq!(
+            u.handler, None,
+            "handlers come from the primary only when not chained"
+        );
+        assert_eq!((c.Rip, c.Rsi, c.Rbp), (0xCA11E4, 0x5151, 0xB0B0));
+        assert_eq!(c.Rsp, primary_rsp + 0x40);
+    }
+
+    #[test]
+    fn save_nonvol_and_machine_frames() {
+        // UNWIND_INFO at 0x600: SAVE_NONVOL rbx at [rsp+0x10] (offset slot 2 -> 2*8), after an
+        // ALLOC_SMALL 0x20; prolog 8 bytes; function 0x700..0x740.
+        let mut img = image();
+        let ui = [0x01u8, 8, 3, 0];
+        img.bytes[0x600..0x604].copy_from_slice(&ui);
+        let codes: [u16; 3] = [0x08 | (4 << 8) | (3 << 12), 2, 0x04 | (2 << 8) | (3 << 12)];
+        for (i, c) in codes.iter().enumerate() {
+            img.bytes[0x604 + i * 2..0x606 + i * 2].copy_from_slice(&c.to_le_bytes());
+        }
+        let rf = RUNTIME_FUNCTION {
+            BeginAddress: 0x700,
+            EndAddress: 0x740,
+            UnwindData: 0x600,
+        };
+        let rsp = BASE + 0x6000;
+        let put = |img: &mut Flat, a: u64, v: u64| {
+            let o = (a - BASE) as usize;
+            img.bytes[o..o + 8].copy_from_slice(&v.to_le_bytes());
+        };
+        put(&mut img, rsp + 0x10, 0xB8B8);
+        put(&mut img, rsp + 0x20, 0xCA11E4);
+        let mut c = CONTEXT::zeroed();
+        c.Rsp = rsp;
+        virtual_unwind(&img, UNW_FLAG_EHANDLER, BASE, BASE + 0x720, &rf, &mut c).unwrap();
+        assert_eq!((c.Rbx, c.Rip, c.Rsp), (0xB8B8, 0xCA11E4, rsp + 0x28));
+        // PUSH_MACHFRAME (a trap frame: RIP at [rsp], RSP at [rsp+24]).
+        let ui = [0x01u8, 1, 1, 0];
+        img.bytes[0x680..0x684].copy_from_slice(&ui);
+        let code: u16 = 0x01 | (10 << 8);
+        img.bytes[0x684..0x686].copy_from_slice(&code.to_le_bytes());
+        let rf = RUNTIME_FUNCTION {
+            BeginAddress: 0x700,
+            EndAddress: 0x740,
+            UnwindData: 0x680,
+        };
+        put(&mut img, rsp, 0x7777);
+        put(&mut img, rsp + 24, BASE + 0x5F00);
+        let mut c = CONTEXT::zeroed();
+        c.Rsp = rsp;
+        virtual_unwind(&img, UNW_FLAG_EHANDLER, BASE, BASE + 0x720, &rf, &mut c).unwrap();
+        assert_eq!((c.Rip, c.Rsp), (0x7777, BASE + 0x5F00));
+    }
+
     #[test]
     fn bad_data_and_bad_stacks_are_errors_not_crashes() {
         let mut img = image();
