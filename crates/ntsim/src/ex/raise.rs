@@ -7,15 +7,18 @@
 //! driver's frame (Windows' `RtlRaiseException` likewise reports its caller's context).
 //!
 //! - `ExRaiseStatus(Status)`: a non-continuable exception with that code (Microsoft:
-//!   "ExRaiseStatus"); `ExRaiseAccessViolation` / `ExRaiseDatatypeMisalignment` raise
-//!   STATUS_ACCESS_VIOLATION / STATUS_DATATYPE_MISALIGNMENT the same way.
+//!   <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-exraisestatus>);
+//!   `ExRaiseAccessViolation` / `ExRaiseDatatypeMisalignment` raise STATUS_ACCESS_VIOLATION /
+//!   STATUS_DATATYPE_MISALIGNMENT the same way.
 //! - `ProbeForRead(Address, Length, Alignment)` / `ProbeForWrite`: nothing when `Length` is 0;
 //!   STATUS_DATATYPE_MISALIGNMENT when `Address` is not a multiple of `Alignment`;
 //!   STATUS_ACCESS_VIOLATION when the range wraps or is not a user-mode range — it reaches
 //!   `MmUserProbeAddress` or lies in memory ntsim knows as kernel memory (pool, system buffers,
-//!   images, stacks) (Microsoft: "ProbeForRead", "ProbeForWrite"). ntsim does not touch the
-//!   pages (Windows' ProbeForWrite writes each one); a bad page faults on the driver's own access,
-//!   which is the same exception.
+//!   images, stacks) (Microsoft:
+//!   <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-probeforread>,
+//!   <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-probeforwrite>).
+//!   ntsim does not touch the pages (Windows' ProbeForWrite writes each one); a bad page faults
+//!   on the driver's own access, which is the same exception.
 //! - `DbgBreakPoint`: STATUS_BREAKPOINT (continuable) at the caller's return address; with no
 //!   debugger it is a bug check unless the driver handles it.
 #![allow(non_snake_case)]

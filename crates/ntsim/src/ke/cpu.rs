@@ -3,7 +3,7 @@
 //! KUSER_SHARED_DATA. Layouts and constants come from `nt_abi::cpu`.
 //!
 //! - **GS.** Every ntsim thread that runs driver code gets its own [`KPCR_BLOCK`] and KTHREAD
-//!   when it starts ([`enter_thread`], called by `ke::fault::spawn_driver_thread`), installed
+//!   when it starts (`enter_thread`, called by `ke::fault::spawn_driver_thread`), installed
 //!   with `arch_prctl(ARCH_SET_GS)`. On Linux x86_64 user space leaves GS alone (glibc and Rust
 //!   keep thread-local storage behind FS), so drivers' inline `gs:[0x188]`
 //!   (`KeGetCurrentThread`), `gs:[0x184]`/`gs:[0x1A4]` (processor number) and `gs:[0x18]`

@@ -8,7 +8,9 @@
 //!   KUSER_SHARED_DATA served from a live copy;
 //! - **bug-checks** with Windows' code: `int 29h` (`__fastfail`) → 0x139
 //!   KERNEL_SECURITY_CHECK_FAILURE with the fast-fail code (RCX) as p1, as
-//!   `KiRaiseSecurityCheckFailure` does (Microsoft: "Bug Check 0x139"); privileged instructions
+//!   `KiRaiseSecurityCheckFailure` does (Microsoft: "Bug Check 0x139",
+//!   <https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0x139--kernel-security-check-failure>);
+//!   privileged instructions
 //!   ntsim does not model (port I/O, other control registers, `wrmsr`, `hlt`, `lgdt`…) →
 //!   0x1E with STATUS_PRIVILEGED_INSTRUCTION, marked as a limit of ntsim (Windows would run them);
 //! - or **raises an exception**: the thread is redirected (its `ucontext` edited) to
@@ -27,7 +29,9 @@
 //! — pool, ntsim's system buffers, images, the thread's stack — and addresses in the kernel
 //! half are kernel; any other address below `MM_USER_PROBE_ADDRESS` is user (on Windows, an
 //! invalid kernel-mode reference bug-checks while an invalid user-mode one raises an exception
-//! the driver can handle — Microsoft: "Handling Exceptions", "Bug Check 0x50").
+//! the driver can handle — Microsoft: "Handling Exceptions",
+//! <https://learn.microsoft.com/windows-hardware/drivers/kernel/handling-exceptions>, and
+//! "Bug Check 0x50").
 //!
 //! An exception nobody handles is the bug check Windows raises for the thread it happened on
 //! ([`unhandled`]).
@@ -230,7 +234,11 @@ extern "C" fn ki_trap_dispatch(frame: *mut TrapFrame) -> ! {
     dispatch_exception(&mut f.rec, &mut f.ctx)
 }
 
-/// The bug check for an exception nobody handled, by the kind of thread it happened on:
+/// The bug check for an exception nobody handled, by the kind of thread it happened on
+/// (Microsoft's bug-check reference:
+/// <https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0x7e--system-thread-exception-not-handled>,
+/// <https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0x3b--system-service-exception>,
+/// <https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0x1e--kmode-exception-not-handled>):
 /// - a system thread — DriverEntry and DriverUnload (a demand-start driver is loaded and
 ///   unloaded by a system worker thread) and work-item routines (system worker threads) →
 ///   0x7E SYSTEM_THREAD_EXCEPTION_NOT_HANDLED (p1 code, p2 address, p3 exception record,
@@ -397,8 +405,8 @@ pub(crate) fn is_user_address(m: &Inner, addr: u64, len: u64) -> bool {
     ) && m.image_of(addr as usize).is_none()
 }
 
-fn not_modelled(m: &Inner, what: &str, rip: u64) -> ! {
-    let _ = what;
+/// A privileged instruction (`_what`, for the reader of the call site) ntsim does not model.
+fn not_modelled(m: &Inner, _what: &str, rip: u64) -> ! {
     machine::raise(
         m,
         Bc::new(

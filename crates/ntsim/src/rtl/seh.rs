@@ -3,7 +3,8 @@
 //! to a target frame, calling termination handlers, and resume there) and the C language handler
 //! `__C_specific_handler` (the scope table clang and MSVC emit for `__try/__except/__finally`).
 //!
-//! Semantics follow Microsoft's "x64 exception handling" reference (language-specific handler,
+//! Semantics follow Microsoft's "x64 exception handling" reference
+//! (<https://learn.microsoft.com/cpp/build/exception-handling-x64>: language-specific handler,
 //! `DISPATCHER_CONTEXT`, `EXCEPTION_UNWINDING` / `EXCEPTION_TARGET_UNWIND`) and the documented
 //! `__try/__except` filter values (`EXCEPTION_EXECUTE_HANDLER` 1 → unwind to the `__except`
 //! block with the exception code in EAX; `EXCEPTION_CONTINUE_SEARCH` 0; `EXCEPTION_CONTINUE_EXECUTION`

@@ -2,7 +2,8 @@
 //! function's `.pdata` entry and its `.xdata` unwind codes, compute the caller's context from a
 //! context inside the function.
 //!
-//! Follows Microsoft's "x64 exception handling" reference (UNWIND_INFO, UNWIND_CODE operations,
+//! Follows Microsoft's "x64 exception handling" reference
+//! (<https://learn.microsoft.com/cpp/build/exception-handling-x64>: UNWIND_INFO, UNWIND_CODE operations,
 //! chained unwind info, "unwinding in epilogs"): codes whose prolog offset has not been reached
 //! yet are skipped; `UWOP_SET_FPREG` makes the frame register the establisher frame; a
 //! `ControlPc` inside an epilog is unwound by emulating the rest of the epilog (`add rsp`/
