@@ -359,6 +359,22 @@ fn ex_raise_status_is_caught_by_except() {
 }
 
 #[test]
+fn the_other_raise_exports_raise_their_codes() {
+    let Some(d) = seh() else { return };
+    assert_eq!(
+        d.call(13),
+        vec![
+            STATUS_ACCESS_VIOLATION as u32 as u64,
+            STATUS_DATATYPE_MISALIGNMENT as u32 as u64,
+            1,
+            0x1234,
+            0x5678
+        ],
+        "ExRaiseAccessViolation, ExRaiseDatatypeMisalignment, RtlRaiseException continued with its parameters"
+    );
+}
+
+#[test]
 fn finally_runs_during_the_unwind_to_the_callers_except() {
     let Some(d) = seh() else { return };
     assert_eq!(
