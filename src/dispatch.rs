@@ -27,7 +27,7 @@ unsafe fn complete(irp: *mut IRP, status: NTSTATUS, information: usize) -> NTSTA
 ///
 /// # Safety
 /// Called by the I/O manager with our device and a live IRP.
-pub unsafe extern "win64" fn dispatch_invalid(
+pub unsafe extern "system" fn dispatch_invalid(
     _device: *mut DEVICE_OBJECT,
     irp: *mut IRP,
 ) -> NTSTATUS {
@@ -40,7 +40,7 @@ pub unsafe extern "win64" fn dispatch_invalid(
 ///
 /// # Safety
 /// As [`dispatch_invalid`].
-pub unsafe extern "win64" fn dispatch_create(
+pub unsafe extern "system" fn dispatch_create(
     _device: *mut DEVICE_OBJECT,
     irp: *mut IRP,
 ) -> NTSTATUS {
@@ -52,7 +52,7 @@ pub unsafe extern "win64" fn dispatch_create(
 ///
 /// # Safety
 /// As [`dispatch_invalid`].
-pub unsafe extern "win64" fn dispatch_close(
+pub unsafe extern "system" fn dispatch_close(
     _device: *mut DEVICE_OBJECT,
     irp: *mut IRP,
 ) -> NTSTATUS {
@@ -64,7 +64,7 @@ pub unsafe extern "win64" fn dispatch_close(
 ///
 /// # Safety
 /// As [`dispatch_invalid`].
-pub unsafe extern "win64" fn dispatch_cleanup(
+pub unsafe extern "system" fn dispatch_cleanup(
     _device: *mut DEVICE_OBJECT,
     irp: *mut IRP,
 ) -> NTSTATUS {
@@ -76,7 +76,7 @@ pub unsafe extern "win64" fn dispatch_cleanup(
 ///
 /// # Safety
 /// As [`dispatch_invalid`]; `device` is our initialized device.
-pub unsafe extern "win64" fn dispatch_device_control(
+pub unsafe extern "system" fn dispatch_device_control(
     device: *mut DEVICE_OBJECT,
     irp: *mut IRP,
 ) -> NTSTATUS {

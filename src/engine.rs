@@ -10,7 +10,9 @@ use core::mem::offset_of;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use io_workitem::{Detached, Device, NtKernel, QueueType, Routine, Slab, SlabError, WorkItem};
+use io_workitem::{
+    Device, NtDetached, NtKernel, NtSlab, NtWorkItem, QueueType, Routine, SlabError,
+};
 use nt_abi::imports::{IoAllocateWorkItem, IoFreeWorkItem, IoQueueWorkItemEx};
 use nt_abi::status::*;
 use nt_abi::*;
@@ -28,7 +30,7 @@ const SLAB_TAG: u32 = pool_tag(*b"WiwS");
 const EXHAUSTION_RETRIES: u32 = 2_000;
 
 /// An item of the driver's slab, as held by a routine or handed back to the caller.
-type Item<'s> = WorkItem<'s, NtKernel, Job>;
+type Item<'s> = NtWorkItem<'s, Job>;
 
 /// Payload of every slab item: the run it belongs to and its remaining requeues.
 pub struct Job {
@@ -44,7 +46,7 @@ unsafe impl Send for Job {}
 
 pub struct Engine {
     device: *mut DEVICE_OBJECT,
-    slab: Slab<'static, NtKernel, Job>,
+    slab: NtSlab<Job>,
 }
 
 // SAFETY: the device pointer is only handed to kernel routines, which synchronize internally;
@@ -56,11 +58,10 @@ unsafe impl Send for Engine {}
 
 impl Engine {
     pub fn new(device: *mut DEVICE_OBJECT, _driver: *mut DRIVER_OBJECT) -> Result<Self, NTSTATUS> {
-        // SAFETY: `device` is our live device object; the engine (and with it the slab) is
-        // dropped by `DeviceExtension::teardown` before unload (or DriverEntry's failure path)
-        // calls IoDeleteDevice, so `'static` never outlasts the object in practice.
-        let dev: &'static Device = unsafe { Device::from_raw(device) };
-        let slab = Slab::new(dev, SLAB_CAPACITY, SLAB_TAG).map_err(|e| match e {
+        // SAFETY: `device` is our live device object for the duration of this call; the slab
+        // takes its own reference on it, released by its teardown.
+        let dev: &Device = unsafe { Device::from_raw(device) };
+        let slab = NtSlab::new(dev, SLAB_CAPACITY, SLAB_TAG).map_err(|e| match e {
             SlabError::OutOfMemory => STATUS_INSUFFICIENT_RESOURCES,
             _ => STATUS_UNSUCCESSFUL,
         })?;
@@ -228,7 +229,7 @@ impl Engine {
 ///
 /// # Safety
 /// Called once by the system worker for an item queued by `run_baseline`, with its context.
-unsafe extern "win64" fn baseline_routine(_io_object: PVOID, context: PVOID, item: PIO_WORKITEM) {
+unsafe extern "system" fn baseline_routine(_io_object: PVOID, context: PVOID, item: PIO_WORKITEM) {
     let ctx = context as *const RunContext;
     // SAFETY: the context is the run's `RunContext`, alive until this routine releases its
     // reference below (the run waits for that).
@@ -305,12 +306,12 @@ impl Routine<NtKernel, Job> for ReturnToCaller {
 
 /// Items routines handed back, waiting for the caller to uninitialize them.
 struct Returned {
-    items: [Option<Detached<NtKernel, Job>>; CAPACITY],
+    items: [Option<NtDetached<Job>>; CAPACITY],
     len: usize,
 }
 
 impl Returned {
-    fn push(&mut self, item: Detached<NtKernel, Job>) {
+    fn push(&mut self, item: NtDetached<Job>) {
         // At most `concurrency ≤ CAPACITY` items are in flight per run, so there is room.
         self.items[self.len] = Some(item);
         self.len += 1;

@@ -5,10 +5,27 @@
 //! protocol lives in the `ioctl` crate), [`engine`] runs cycles on `io-workitem`'s safe types, and
 //! `driver_unload` drains and frees everything. Every other major function is rejected with
 //! `STATUS_INVALID_DEVICE_REQUEST`.
+//!
+//! The driver exists for Windows targets only (`x86_64-pc-windows-msvc`: `cargo make` with the
+//! WDK, or `cargo xtask build-sys` on Linux). For any other target the crate is empty, so that
+//! `cargo test` on a Linux host builds the package and runs its integration tests in `tests/`,
+//! which load the real cross-built `.sys` in ntsim (see the comment in `Cargo.toml`).
+#![cfg(windows)]
 #![no_std]
 
+// WDK builds (`cargo make`): windows-drivers-rs' panic handler and global allocator, wired as its
+// samples do. `WdkAllocator` serves `alloc` from nonpaged pool (`ExAllocatePool2`) and may only
+// be used at IRQL <= DISPATCH_LEVEL. The driver's own code allocates nothing through it (the
+// work-item slab is one tagged pool allocation made by io-workitem); it is there so that `alloc`
+// in this or any dependency crate links to kernel pool rather than to nothing. Without the `wdk`
+// feature (the Linux cross build) neither exists: the panic handler is the one below, and
+// nothing in the driver links `alloc`.
 #[cfg(feature = "wdk")]
 extern crate wdk_panic;
+
+#[cfg(feature = "wdk")]
+#[global_allocator]
+static GLOBAL_ALLOCATOR: wdk_alloc::WdkAllocator = wdk_alloc::WdkAllocator;
 
 #[cfg(feature = "wdk")]
 mod wdk_checks;
@@ -52,7 +69,7 @@ use device::{DeviceExtension, unicode};
 /// # Safety
 /// Called once by the I/O manager at PASSIVE_LEVEL with a valid, exclusively owned driver object.
 #[unsafe(no_mangle)]
-pub unsafe extern "win64" fn DriverEntry(
+pub unsafe extern "system" fn DriverEntry(
     driver: *mut DRIVER_OBJECT,
     _registry_path: *mut UNICODE_STRING,
 ) -> NTSTATUS {
@@ -142,7 +159,7 @@ pub unsafe extern "win64" fn DriverEntry(
 ///
 /// # Safety
 /// Called once by the I/O manager at PASSIVE_LEVEL after a successful DriverEntry.
-unsafe extern "win64" fn driver_unload(driver: *mut DRIVER_OBJECT) {
+unsafe extern "system" fn driver_unload(driver: *mut DRIVER_OBJECT) {
     let mut link_name = unicode(&ioctl::DOS_DEVICE_NAME_W);
     // SAFETY: the link was created by DriverEntry; the name is static and only read. A failure
     // (nothing to delete) leaves nothing else to do, so the status is ignored.

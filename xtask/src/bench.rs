@@ -5,10 +5,12 @@
 //! 1. io-workitem's safe layer against a hand-written raw-call loop and against
 //!    IoAllocateWorkItem/IoFreeWorkItem, in driver-side instructions per cycle (callgrind:
 //!    deterministic). Target: safe ≤ 10% over raw.
-//! 2. ntsim's cost of the verifier: init+uninit, queue→routine→uninit and IOCTL round trips per
-//!    second with the verifier on and off.
+//! 2. ntsim's cost of the verifier: init+uninit, queue→routine→uninit (through IoQueueWorkItem
+//!    and IoQueueWorkItemEx, back to back) and IOCTL round trips per second with the verifier on
+//!    and off (ntsim's `bench_json` example, in-process).
 //! 3. The real driver in ntsim, driven by wictl: cycles per second of each slab mode against the
-//!    IoAllocateWorkItem/IoFreeWorkItem baseline mode, same iterations and concurrency.
+//!    IoAllocateWorkItem/IoFreeWorkItem baseline mode, same iterations and concurrency, and the
+//!    IoQueueWorkItem mode against the same work through IoQueueWorkItemEx.
 //!
 //! Nothing here is a pass/fail test of speed except the one stated target (1), which is an
 //! instruction count and so does not depend on machine load.
@@ -136,18 +138,24 @@ pub fn workitem_instructions(cargo: &mut Command, sizes: &Sizes) -> Result<f64, 
     Ok(over)
 }
 
-/// Section 2: ntsim with the verifier on against off.
-pub fn ntsim_verifier_cost(ntsim: &Path, sizes: &Sizes) -> Result<(), String> {
+/// Section 2: ntsim with the verifier on against off, and IoQueueWorkItem against
+/// IoQueueWorkItemEx.
+pub fn ntsim_verifier_cost(cargo: &mut Command, sizes: &Sizes) -> Result<(), String> {
     let v = run_json(
-        Command::new(ntsim).args([
-            "bench",
-            "--json",
-            "--iterations",
+        cargo.args([
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            "ntsim",
+            "--example",
+            "bench_json",
+            "--",
             &sizes.ntsim_iterations.to_string(),
         ]),
-        "ntsim bench (verifier on and off)",
+        "ntsim bench_json (verifier on and off)",
     )?;
-    let rows = v.as_array().ok_or("ntsim bench --json is not an array")?;
+    let rows = v.as_array().ok_or("ntsim bench_json is not an array")?;
     let pick = |mode: &str| {
         rows.iter()
             .find(|r| r.get("verifier").and_then(Value::as_str) == Some(mode))
@@ -156,45 +164,117 @@ pub fn ntsim_verifier_cost(ntsim: &Path, sizes: &Sizes) -> Result<(), String> {
     let (on, off) = (pick("standard")?, pick("off")?);
     println!("\n2. ntsim, emulated exports per second, verifier on vs off");
     println!(
-        "   {:<28} {:>14} {:>14} {:>8}",
+        "   {:<36} {:>14} {:>14} {:>8}",
         "operation", "verifier on", "verifier off", "on/off"
     );
     for (label, key) in [
         ("init+uninit", "init_uninit_per_sec"),
-        ("queue→routine→uninit", "queue_routine_uninit_per_sec"),
+        (
+            "queue→routine→uninit (IoQueueWorkItem)",
+            "queue_routine_uninit_per_sec",
+        ),
+        (
+            "queue→routine→uninit (…Ex)",
+            "queue_ex_routine_uninit_per_sec",
+        ),
         ("IOCTL round trip", "ioctl_per_sec"),
     ] {
         let (a, b) = (num(on, &[key])?, num(off, &[key])?);
-        println!("   {label:<28} {a:>14.0} {b:>14.0} {:>7.2}x", a / b);
+        println!("   {label:<36} {a:>14.0} {b:>14.0} {:>7.2}x", a / b);
     }
+    let ratio = |r: &Value| -> Result<f64, String> {
+        Ok(num(r, &["queue_routine_uninit_per_sec"])?
+            / num(r, &["queue_ex_routine_uninit_per_sec"])?)
+    };
+    println!(
+        "   IoQueueWorkItem vs IoQueueWorkItemEx: {:.2}x (verifier on), {:.2}x (off)  (target: within 10%)",
+        ratio(on)?,
+        ratio(off)?
+    );
     Ok(())
 }
 
-/// Section 3: the real driver's modes against its IoAllocateWorkItem baseline.
+/// How many times section 3 measures the IoQueueWorkItem and IoQueueWorkItemEx modes, in
+/// alternation; their ratio is taken between the medians, so one run disturbed by other load on
+/// the machine does not decide it.
+const PLAIN_VS_EX_RUNS: usize = 5;
+
+/// CPU time (user + system) used so far by this process's waited-for children.
+fn children_cpu() -> std::time::Duration {
+    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `ru` is writable storage for one rusage; RUSAGE_CHILDREN is a valid selector.
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, ru.as_mut_ptr()) } != 0 {
+        return std::time::Duration::ZERO;
+    }
+    // SAFETY: getrusage succeeded, so it initialized `ru`.
+    let ru = unsafe { ru.assume_init() };
+    let tv = |t: libc::timeval| {
+        std::time::Duration::from_secs(t.tv_sec as u64)
+            + std::time::Duration::from_micros(t.tv_usec as u64)
+    };
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// One wictl run of `mode`: (cycles per second, CPU microseconds per cycle of the whole
+/// process). CPU time per cycle hardly depends on other load on the machine; wall-clock
+/// throughput does.
+fn driver_cycles_per_sec(
+    wictl: &Path,
+    sys: &Path,
+    sizes: &Sizes,
+    mode: &str,
+) -> Result<(f64, f64), String> {
+    let cpu0 = children_cpu();
+    let v = run_json(
+        Command::new(wictl).arg("--ntsim").arg(sys).args([
+            "--json",
+            "cycles",
+            "--mode",
+            mode,
+            "-n",
+            &sizes.driver_cycles.to_string(),
+            "-c",
+            "32",
+        ]),
+        &format!("wdm_workitem.sys in ntsim: cycles --mode {mode}"),
+    )?;
+    let ms = find(&v, "elapsed_ms")
+        .and_then(Value::as_f64)
+        .ok_or_else(|| format!("no elapsed_ms in {v}"))?;
+    let done = find(&v, "cycles_completed")
+        .and_then(Value::as_f64)
+        .ok_or_else(|| format!("no cycles_completed in {v}"))?;
+    let cpu = (children_cpu() - cpu0).as_secs_f64() * 1e6;
+    Ok((done / (ms / 1000.0), cpu / done.max(1.0)))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Section 3: the real driver's modes against its IoAllocateWorkItem baseline, and its
+/// IoQueueWorkItem mode against the same work through IoQueueWorkItemEx.
 pub fn driver_modes(wictl: &Path, sys: &Path, sizes: &Sizes) -> Result<(), String> {
     let mut rows = Vec::new();
     for mode in ioctl::Mode::ALL.iter().map(|m| m.name()) {
-        let v = run_json(
-            Command::new(wictl).arg("--ntsim").arg(sys).args([
-                "--json",
-                "cycles",
-                "--mode",
-                mode,
-                "-n",
-                &sizes.driver_cycles.to_string(),
-                "-c",
-                "32",
-            ]),
-            &format!("wdm_workitem.sys in ntsim: cycles --mode {mode}"),
-        )?;
-        let ms = find(&v, "elapsed_ms")
-            .and_then(Value::as_f64)
-            .ok_or_else(|| format!("no elapsed_ms in {v}"))?;
-        let done = find(&v, "cycles_completed")
-            .and_then(Value::as_f64)
-            .ok_or_else(|| format!("no cycles_completed in {v}"))?;
-        rows.push((mode, done / (ms / 1000.0)));
+        rows.push((mode, driver_cycles_per_sec(wictl, sys, sizes, mode)?.0));
     }
+    let (plain, ex) = (
+        ioctl::Mode::UninitInRoutine.name(),
+        ioctl::Mode::QueueEx.name(),
+    );
+    let (mut p, mut e, mut pc, mut ec) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..PLAIN_VS_EX_RUNS {
+        let (rate, cpu) = driver_cycles_per_sec(wictl, sys, sizes, plain)?;
+        p.push(rate);
+        pc.push(cpu);
+        let (rate, cpu) = driver_cycles_per_sec(wictl, sys, sizes, ex)?;
+        e.push(rate);
+        ec.push(cpu);
+    }
+    let plain_vs_ex = median(p.clone()) / median(e.clone());
+    let (cpu_plain, cpu_ex) = (median(pc), median(ec));
     let baseline = rows
         .iter()
         .find(|(m, _)| *m == ioctl::Mode::BaselineAllocFree.name())
@@ -205,8 +285,20 @@ pub fn driver_modes(wictl: &Path, sys: &Path, sizes: &Sizes) -> Result<(), Strin
         sizes.driver_cycles
     );
     println!("   {:<20} {:>12} {:>12}", "mode", "cycles/s", "vs baseline");
-    for (mode, rate) in rows {
+    for (mode, rate) in &rows {
         println!("   {mode:<20} {rate:>12.0} {:>11.2}x", rate / baseline);
     }
+    println!(
+        "   IoQueueWorkItem vs IoQueueWorkItemEx (uninit-in-routine vs ex, same work; medians of {PLAIN_VS_EX_RUNS} alternating runs; target: within 10%):"
+    );
+    println!(
+        "     throughput {:.0} vs {:.0} cycles/s: {plain_vs_ex:.2}x   (wall clock: follows the machine's load)",
+        median(p),
+        median(e)
+    );
+    println!(
+        "     CPU per cycle {cpu_plain:.2} vs {cpu_ex:.2} µs: IoQueueWorkItem costs {:.2}x   (CPU time: robust under load)",
+        cpu_plain / cpu_ex
+    );
     Ok(())
 }

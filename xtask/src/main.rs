@@ -1,6 +1,7 @@
 //! Build orchestration: `cargo xtask <command>`.
 //!
-//! - `build-sys [--release]`: cross-build wdm_workitem.sys (last stdout line: its path).
+//! - `build-sys [--release] [--arm64]`: cross-build wdm_workitem.sys (last stdout line: its
+//!   path); `--arm64` builds it for aarch64-pc-windows-msvc instead of x64.
 //! - `run [--debug] [-- ARGS]`: the main job — build the .sys, load it in ntsim with the verifier
 //!   on, drive it with wictl's stress run (ARGS go to it), print the report.
 //! - `test [--no-install]`: install what is missing (Debian: apt), cross-build the .sys, run every
@@ -15,7 +16,8 @@ use std::time::{Duration, Instant};
 
 const USAGE: &str = "\
 usage: cargo xtask <command>
-  build-sys [--release]     cross-build wdm_workitem.sys; prints its path
+  build-sys [--release] [--arm64]
+                            cross-build wdm_workitem.sys (x64, or ARM64); prints its path
   run [--debug] [-- ARGS]   build the .sys (release unless --debug), run it under ntsim with the
                             verifier, drive it with `wictl stress` (ARGS are passed to it)
   test [--no-install]       install missing tools (Debian, as root), build, run all tests and checks
@@ -66,14 +68,14 @@ fn banner(msg: &str) {
     eprintln!("\n==> {msg}");
 }
 
-/// Cross-build the driver; returns the .sys path.
-fn build_sys(release: bool) -> Result<PathBuf, xbuild::Error> {
+/// Cross-build the driver for `target`; returns the .sys path.
+fn build_sys(release: bool, target: &str) -> Result<PathBuf, xbuild::Error> {
     let tc = xbuild::locate_toolchain(true)?;
     eprintln!(
-        "xtask: cross-building wdm_workitem.sys ({}) with {tc}",
+        "xtask: cross-building wdm_workitem.sys for {target} ({}) with {tc}",
         if release { "release" } else { "debug" }
     );
-    xbuild::build_driver(&tc, release, true)
+    xbuild::build_driver_for(&tc, target, release, true)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -337,7 +339,7 @@ fn test(allow_install: bool) -> ExitCode {
             "cross-build wdm_workitem.sys ({})",
             if release { "release" } else { "debug" }
         );
-        step(&name, &mut || match build_sys(release) {
+        step(&name, &mut || match build_sys(release, xbuild::TARGET) {
             Ok(p) => {
                 eprintln!("xtask: built {}", p.display());
                 sys_env.push((var, p));
@@ -354,15 +356,13 @@ fn test(allow_install: bool) -> ExitCode {
     }
 
     step(
-        "host tests: cargo test (all host crates, incl. artifact + mingw checks)",
+        "host tests: cargo test (the driver's tests/, all host crates, incl. artifact + INF + mingw checks)",
         &mut || {
             let mut c = cargo();
             c.args([
                 "test",
                 "--no-fail-fast",
                 "--workspace",
-                "--exclude",
-                "wdm-workitem",
                 "--exclude",
                 "rulebreaker",
             ]);
@@ -471,8 +471,6 @@ fn test(allow_install: bool) -> ExitCode {
             "clippy",
             "--workspace",
             "--exclude",
-            "wdm-workitem",
-            "--exclude",
             "rulebreaker",
             "--all-targets",
             "--",
@@ -481,6 +479,94 @@ fn test(allow_install: bool) -> ExitCode {
         ]);
         check_step(c)
     });
+
+    step(
+        "ARM64: clippy -D warnings of nt-abi, io-workitem and the driver for aarch64-pc-windows-msvc",
+        &mut || {
+            let cmd = xbuild::locate_toolchain(allow_install)
+                .and_then(|tc| xbuild::windows_kernel_clippy_for(&tc, xbuild::ARM64_TARGET));
+            match cmd {
+                Ok(mut c) => {
+                    c.current_dir(&root)
+                        .args(["-p", "nt-abi", "-p", "io-workitem", "-p", "wdm-workitem"])
+                        .args(["--no-default-features", "--target-dir"])
+                        .arg(root.join("target/winclippy"))
+                        .args(["--", "-D", "warnings"]);
+                    check_step(c)
+                }
+                Err(e) => {
+                    eprintln!("xtask: {e}");
+                    Outcome::Failed {
+                        passed: 0,
+                        failed: 1,
+                    }
+                }
+            }
+        },
+    );
+
+    step(
+        "examples/thirdparty-driver: clippy -D warnings for x64 and ARM64, rustfmt --check",
+        &mut || {
+            let example = root.join("examples/thirdparty-driver/Cargo.toml");
+            let mut fmt = cargo();
+            fmt.args(["fmt", "--check", "--manifest-path"])
+                .arg(&example);
+            if !matches!(check_step(fmt), Outcome::Passed(_)) {
+                return Outcome::Failed {
+                    passed: 0,
+                    failed: 1,
+                };
+            }
+            let cmd = xbuild::locate_toolchain(allow_install)
+                .and_then(|tc| xbuild::windows_kernel_clippy_for(&tc, xbuild::TARGET));
+            match cmd {
+                Ok(mut c) => {
+                    c.args(["--target", xbuild::ARM64_TARGET, "--manifest-path"])
+                        .arg(&example)
+                        .arg("--target-dir")
+                        .arg(root.join("target/winclippy-example"))
+                        .args(["--", "-D", "warnings"]);
+                    check_step(c)
+                }
+                Err(e) => {
+                    eprintln!("xtask: {e}");
+                    Outcome::Failed {
+                        passed: 0,
+                        failed: 1,
+                    }
+                }
+            }
+        },
+    );
+
+    step(
+        "rustdoc -D warnings: cargo doc -p nt-abi -p io-workitem --no-deps (every backend shown)",
+        &mut || {
+            let mut c = cargo();
+            c.args(["doc", "-p", "nt-abi", "-p", "io-workitem", "--no-deps"])
+                .env("RUSTDOCFLAGS", "-D warnings");
+            check_step(c)
+        },
+    );
+
+    step(
+        "cargo package -p nt-abi -p io-workitem (metadata, licenses, verify build; uses the registry)",
+        &mut || {
+            let mut c = cargo();
+            // --allow-dirty: what is checked is that the crates package and build from their
+            // tarballs, not the state of the git tree the test happens to run in.
+            c.args([
+                "package",
+                "-p",
+                "nt-abi",
+                "-p",
+                "io-workitem",
+                "--allow-dirty",
+            ]);
+            check_step(c)
+        },
+    );
 
     step("cargo fmt --check", &mut || {
         let mut c = cargo();
@@ -587,7 +673,7 @@ fn main_job(release_tools: bool, sys: &Path, extra: &[String]) -> Result<Command
 
 fn run(release: bool, extra: &[String]) -> ExitCode {
     banner("build the driver");
-    let sys = match build_sys(release) {
+    let sys = match build_sys(release, xbuild::TARGET) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("xtask run: {e}");
@@ -625,17 +711,16 @@ fn bench_all(quick: bool) -> ExitCode {
         return ExitCode::FAILURE;
     }
     banner("build the driver (release) and the host tools");
-    let sys = match build_sys(true) {
+    let sys = match build_sys(true, xbuild::TARGET) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("xtask bench: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let tools: Result<Vec<PathBuf>, String> =
-        host_tools(true, &["wictl", "ntsim"]).into_iter().collect();
-    let (wictl, ntsim) = match tools.as_deref() {
-        Ok([w, n]) => (w.clone(), n.clone()),
+    let tools: Result<Vec<PathBuf>, String> = host_tools(true, &["wictl"]).into_iter().collect();
+    let wictl = match tools.as_deref() {
+        Ok([w]) => w.clone(),
         Ok(_) => unreachable!("host_tools returns one result per package"),
         Err(e) => {
             eprintln!("xtask bench: {e}");
@@ -647,7 +732,7 @@ fn bench_all(quick: bool) -> ExitCode {
     let results = [
         bench::workitem_instructions(&mut cargo(), &sizes)
             .map(|over| over <= bench::SAFE_OVER_RAW_TARGET_PCT),
-        bench::ntsim_verifier_cost(&ntsim, &sizes).map(|()| true),
+        bench::ntsim_verifier_cost(&mut cargo(), &sizes).map(|()| true),
         bench::driver_modes(&wictl, &sys, &sizes).map(|()| true),
     ];
     let mut ok = true;
@@ -676,7 +761,14 @@ fn main() -> ExitCode {
     };
     let flag = |f: &str| ours.iter().any(|a| a == f);
     match ours.first().map(String::as_str) {
-        Some("build-sys") => match build_sys(flag("--release")) {
+        Some("build-sys") => match build_sys(
+            flag("--release"),
+            if flag("--arm64") {
+                xbuild::ARM64_TARGET
+            } else {
+                xbuild::TARGET
+            },
+        ) {
             Ok(path) => {
                 println!("{}", path.display());
                 ExitCode::SUCCESS

@@ -189,6 +189,8 @@ unsafe impl Backend for NullKernel {
     unsafe fn event_init(_: *mut ()) {}
     unsafe fn event_signal(_: *mut ()) {}
     unsafe fn event_wait(_: *mut ()) {}
+    unsafe fn reference_object(_: *mut c_void) {}
+    unsafe fn dereference_object(_: *mut c_void) {}
     unsafe fn event_destroy(_: *mut ()) {}
 }
 
@@ -213,7 +215,7 @@ impl<B: Backend> Routine<B, u64> for Sink {
 
 #[unsafe(no_mangle)]
 #[inline(never)]
-fn bench_safe_loop(slab: &Slab<'_, NullKernel, u64>, n: u64) {
+fn bench_safe_loop(slab: &Slab<NullKernel, u64>, n: u64) {
     for i in 0..n {
         let Ok(item) = slab.acquire(i) else {
             panic!("exhausted")

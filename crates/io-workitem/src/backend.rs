@@ -19,7 +19,13 @@ use nt_abi::{IO_WORKITEM_ROUTINE, IO_WORKITEM_ROUTINE_EX, PIO_WORKITEM, PVOID, W
 /// `free_pool`; `queue`/`queue_ex` run `routine(…, context)` exactly once, later, on another
 /// thread, after the item has been dequeued; `event_wait` returns only after `event_signal`
 /// has been called on the same event, with everything written before the signal visible after
-/// the wait. The safe types rely on these for memory safety.
+/// the wait; `reference_object` keeps the object's memory valid until the matching
+/// `dereference_object`, whatever else happens to the object meanwhile (`IoDeleteDevice`
+/// included). The safe types rely on these for memory safety.
+///
+/// Implementations in this crate: `NtKernel` (the raw `ntoskrnl.exe` imports, Windows targets)
+/// and `WdkSys` (the same exports through windows-drivers-rs' `wdk-sys` bindings, feature
+/// `wdk-sys`). The tests add an ntsim backend and a pure-Rust fake.
 pub unsafe trait Backend: 'static {
     /// Storage for one event object (a `KEVENT` on ntoskrnl). It is initialized in place by
     /// [`Backend::event_init`] and never moved afterwards.
@@ -112,6 +118,22 @@ pub unsafe trait Backend: 'static {
     /// PASSIVE_LEVEL.
     unsafe fn event_wait(event: *mut Self::Event);
 
+    /// `ObfReferenceObject(object)` (what the `ObReferenceObject` macro calls): one more
+    /// reference on a kernel object. IRQL ≤ DISPATCH_LEVEL.
+    ///
+    /// # Safety
+    ///
+    /// `object` is a live object (device or driver object) with a reference count above zero.
+    unsafe fn reference_object(object: *mut c_void);
+
+    /// `ObfDereferenceObject(object)`: release a reference taken by
+    /// [`Backend::reference_object`]. IRQL ≤ DISPATCH_LEVEL.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns a reference on `object` and does not use the object afterwards.
+    unsafe fn dereference_object(object: *mut c_void);
+
     /// Release whatever [`Backend::event_init`] set up (nothing, for a `KEVENT`).
     ///
     /// # Safety
@@ -121,12 +143,19 @@ pub unsafe trait Backend: 'static {
     unsafe fn event_destroy(event: *mut Self::Event);
 }
 
-/// The real ntoskrnl imports: the backend the driver uses. Windows targets only.
-#[cfg(target_os = "windows")]
+/// The real `ntoskrnl.exe` imports as nt-abi declares them (linked with `raw-dylib`, so no WDK
+/// or import library is needed): the backend the wdm-workitem driver uses, and the one to use
+/// for a driver cross-built without the WDK. Windows targets (x64 and ARM64) only.
+#[cfg(any(windows, doc))]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NtKernel;
 
-#[cfg(target_os = "windows")]
+// Documentation built on a non-Windows host has no ntoskrnl imports to call; the impl is shown
+// (so the docs list every backend) with bodies that are never compiled into anything that runs.
+#[cfg(all(doc, not(windows)))]
+crate::backend::doc_stub_backend!(NtKernel, nt_abi::KEVENT);
+
+#[cfg(windows)]
 mod nt_kernel {
     use core::ffi::c_void;
     use core::ptr;
@@ -136,6 +165,7 @@ mod nt_kernel {
         IoQueueWorkItemEx, IoSizeofWorkItem, IoUninitializeWorkItem, KeInitializeEvent, KeSetEvent,
         KeWaitForSingleObject,
     };
+    use nt_abi::imports::{ObfDereferenceObject, ObfReferenceObject};
     use nt_abi::{
         EXECUTIVE, FALSE, IO_WORKITEM_ROUTINE, IO_WORKITEM_ROUTINE_EX, KERNEL_MODE, KEVENT,
         NOTIFICATION_EVENT, PIO_WORKITEM, POOL_FLAG_NON_PAGED, PVOID, WORK_QUEUE_TYPE,
@@ -226,6 +256,64 @@ mod nt_kernel {
         }
 
         #[inline]
+        unsafe fn reference_object(object: *mut c_void) {
+            // SAFETY: the caller guarantees a live object with a non-zero count; the returned
+            // new count is not needed.
+            unsafe { ObfReferenceObject(object) };
+        }
+
+        #[inline]
+        unsafe fn dereference_object(object: *mut c_void) {
+            // SAFETY: the caller owns the reference released here and stops using the object.
+            unsafe { ObfDereferenceObject(object) };
+        }
+
+        #[inline]
         unsafe fn event_destroy(_event: *mut KEVENT) {}
     }
 }
+
+/// A `Backend` impl for documentation builds on hosts where the backend's imports do not exist
+/// (rustdoc lists it as an implementor; no code built from it ever runs).
+#[cfg(doc)]
+macro_rules! doc_stub_backend {
+    ($backend:ty, $event:ty) => {
+        // SAFETY: documentation only: this impl exists when rustdoc documents the crate on a host
+        // without the backend's kernel imports, and is never part of a build that runs. The real
+        // impl (forwarding to the kernel) is compiled for the backend's targets.
+        unsafe impl $crate::Backend for $backend {
+            type Event = $event;
+            fn size_of_work_item() -> u32 {
+                unreachable!()
+            }
+            unsafe fn initialize(_: *mut core::ffi::c_void, _: nt_abi::PIO_WORKITEM) {}
+            unsafe fn uninitialize(_: nt_abi::PIO_WORKITEM) {}
+            unsafe fn queue(
+                _: nt_abi::PIO_WORKITEM,
+                _: nt_abi::IO_WORKITEM_ROUTINE,
+                _: nt_abi::WORK_QUEUE_TYPE,
+                _: nt_abi::PVOID,
+            ) {
+            }
+            unsafe fn queue_ex(
+                _: nt_abi::PIO_WORKITEM,
+                _: nt_abi::IO_WORKITEM_ROUTINE_EX,
+                _: nt_abi::WORK_QUEUE_TYPE,
+                _: nt_abi::PVOID,
+            ) {
+            }
+            unsafe fn alloc_nonpaged(_: usize, _: u32) -> *mut u8 {
+                core::ptr::null_mut()
+            }
+            unsafe fn free_pool(_: *mut u8, _: u32) {}
+            unsafe fn event_init(_: *mut Self::Event) {}
+            unsafe fn event_signal(_: *mut Self::Event) {}
+            unsafe fn event_wait(_: *mut Self::Event) {}
+            unsafe fn reference_object(_: *mut core::ffi::c_void) {}
+            unsafe fn dereference_object(_: *mut core::ffi::c_void) {}
+            unsafe fn event_destroy(_: *mut Self::Event) {}
+        }
+    };
+}
+#[cfg(doc)]
+pub(crate) use doc_stub_backend;

@@ -28,8 +28,13 @@ use crate::slab::{Control, Geometry, Slab, SlotHeader};
 /// (bug checks 0xE1, 0x39 and 0x1 otherwise). A panic in a `no_std` driver is a bug check.
 ///
 /// ```
-/// use io_workitem::{Backend, QueueType, Routine, WorkItem};
+/// # #[path = "../tests/support/fake.rs"] mod fake;
+/// # fn main() {
+/// use io_workitem::{Backend, QueueType, Routine, Slab, WorkItem};
 /// use core::sync::atomic::{AtomicU32, Ordering};
+/// # type Kernel = fake::Fake<4>;
+/// # let dev = fake::FakeDevice::new();
+/// # let device = dev.device();
 ///
 /// static RUNS: AtomicU32 = AtomicU32::new(0);
 ///
@@ -37,13 +42,27 @@ use crate::slab::{Control, Geometry, Slab, SlotHeader};
 /// struct CountAndDrop;
 /// impl<B: Backend> Routine<B, u32> for CountAndDrop {
 ///     fn run(item: WorkItem<'_, B, u32>) {
+///         // The device the item was initialized against, e.g. to reach its extension.
+///         assert!(!item.io_object().as_raw().is_null());
 ///         RUNS.fetch_add(*item.payload(), Ordering::Relaxed);
 ///     }
 /// }
+///
+/// let slab = Slab::<Kernel, u32>::new(device, 4, u32::from_le_bytes(*b"WiRt")).unwrap();
+/// slab.acquire(3).unwrap().queue::<CountAndDrop>(QueueType::Delayed);
+/// slab.acquire(4).unwrap().queue::<CountAndDrop>(QueueType::Delayed);
+/// drop(slab); // waits for both routines
+/// assert_eq!(RUNS.load(Ordering::Relaxed), 7);
+/// # fake::Fake::<4>::state().assert_no_leaks();
+/// # }
 /// ```
 ///
 /// `O` is the slab's I/O object kind ([`Device`] unless the slab was built on a
 /// [`Driver`](crate::Driver)).
+///
+/// The routine reaches the I/O object the item was initialized against (the device whose
+/// extension holds the driver's state, typically) through [`WorkItem::io_object`]: no raw
+/// pointer needs to travel in the payload.
 pub trait Routine<B: Backend, P, O: IoObject = Device>: 'static {
     /// Run the work. `item` is owned again: requeue it or drop it.
     fn run(item: WorkItem<'_, B, P, O>);
@@ -56,29 +75,49 @@ pub trait Routine<B: Backend, P, O: IoObject = Device>: 'static {
 /// - [`queue`](WorkItem::queue) / [`queue_ex`](WorkItem::queue_ex) consume it: a queued item
 ///   has no owner on the caller's side, so it cannot be queued twice, used or uninitialized
 ///   while queued. The routine gets it back by value.
-/// - `'slab` borrows the slab, so the slab (and the device it borrows) cannot be torn down
-///   while an item is held.
+/// - `'slab` borrows the slab, so the slab cannot be torn down while an item is held, and the
+///   I/O object an item hands out ([`io_object`](WorkItem::io_object)) cannot outlive it.
 ///
 /// ```
+/// # #[path = "../tests/support/fake.rs"] mod fake;
+/// # fn main() {
+/// use std::sync::Mutex;
 /// use io_workitem::{Backend, QueueType, Routine, Slab, WorkItem};
+/// # type Kernel = fake::Fake<5>;
+/// # let dev = fake::FakeDevice::new();
+/// # let device = dev.device();
+///
+/// static SEEN: Mutex<Vec<[u64; 2]>> = Mutex::new(Vec::new());
 ///
 /// struct Bump;
 /// impl<B: Backend> Routine<B, [u64; 2]> for Bump {
 ///     fn run(mut item: WorkItem<'_, B, [u64; 2]>) {
 ///         item.payload_mut()[1] += 1; // the routine owns the item (and its payload) again
+///         SEEN.lock().unwrap().push(*item.payload());
 ///     }
 /// }
 ///
-/// fn cycle<B: Backend>(slab: &Slab<'_, B, [u64; 2]>) {
-///     let Ok(mut item) = slab.acquire([7, 0]) else { return }; // initialized, not queued
-///     item.payload_mut()[0] += 1;
-///     let first = item.into_payload(); // uninitialized, slot returned, payload handed back
-///     assert_eq!(first, [8, 0]);
-///     if let Ok(item) = slab.acquire(first) {
-///         item.queue::<Bump>(QueueType::Delayed); // `item` is gone: the queue owns it
-///     }
-/// }
+/// let slab = Slab::<Kernel, [u64; 2]>::new(device, 1, u32::from_le_bytes(*b"WiCy")).unwrap();
+/// let mut item = slab.acquire([7, 0]).unwrap(); // initialized, not queued
+/// item.payload_mut()[0] += 1;
+/// let first = item.into_payload(); // uninitialized, slot returned, payload handed back
+/// assert_eq!(first, [8, 0]);
+/// let item = slab.acquire(first).unwrap(); // the one slot is free again
+/// item.queue::<Bump>(QueueType::Delayed); // `item` is gone: the queue owns it
+/// drop(slab);
+/// assert_eq!(*SEEN.lock().unwrap(), [[8, 1]]);
+/// # fake::Fake::<5>::state().assert_no_leaks();
+/// # }
 /// ```
+///
+/// # Invariants
+///
+/// `slot` is a slot of a live slab whose control block is `control`, in state `IN_USE`, holding
+/// an initialized, not-queued work item and a live, aligned payload `P`; this `WorkItem` is its
+/// only owner. The slab (and so its pool block and its reference on the I/O object) stays alive
+/// for `'slab`: a borrow of the `Slab` outside a routine, the routine's rundown activation
+/// inside one.
+#[must_use = "dropping a WorkItem uninitializes it at once: queue it, keep it, or drop it knowingly"]
 pub struct WorkItem<'slab, B: Backend, P, O: IoObject = Device> {
     slot: NonNull<SlotHeader<B>>,
     /// The slab's control block (also in the slot header; cached to keep the hot path short).
@@ -118,14 +157,26 @@ impl<'slab, B: Backend, P, O: IoObject> WorkItem<'slab, B, P, O> {
 
     #[inline]
     fn header(&self) -> &SlotHeader<B> {
-        // SAFETY: the slot is owned by `self` and the slab is alive (type invariant).
+        // SAFETY: the slot is owned by `self` and the slab is alive (`WorkItem` invariant).
         unsafe { self.slot.as_ref() }
     }
 
     #[inline]
-    fn control(&self) -> &Control<B> {
-        // SAFETY: the slab (and so its control block) outlives every item (type invariant).
+    fn control(&self) -> &'slab Control<B> {
+        // SAFETY: the slab, and so its control block, is alive for `'slab` (`WorkItem`
+        // invariant).
         unsafe { self.control.as_ref() }
+    }
+
+    /// The I/O object (device or driver object) the item was initialized against — in a
+    /// routine, the object the kernel passes to it. Valid for as long as the slab borrow is:
+    /// the slab holds a reference on the object.
+    #[inline]
+    pub fn io_object(&self) -> &'slab O {
+        // SAFETY: `io_object` came from `O::io_object_ptr` in `Slab::new` (a `Slab<B, P, O>`
+        // built it), and the slab's reference keeps the object live while the slab is, i.e. for
+        // `'slab` (`WorkItem` and `Slab` invariants).
+        unsafe { O::from_io_object_ptr(self.control().io_object) }
     }
 
     #[inline]
@@ -150,8 +201,8 @@ impl<'slab, B: Backend, P, O: IoObject> WorkItem<'slab, B, P, O> {
     /// The payload.
     #[inline]
     pub fn payload(&self) -> &P {
-        // SAFETY: an owned slot holds a live `P`, aligned (type invariant); `&self` excludes
-        // mutation.
+        // SAFETY: an owned slot holds a live `P`, aligned (`WorkItem` invariant); `&self`
+        // excludes mutation.
         unsafe { &*self.payload_ptr() }
     }
 
@@ -176,6 +227,7 @@ impl<'slab, B: Backend, P, O: IoObject> WorkItem<'slab, B, P, O> {
 
     /// Uninitialize the work item, return the slot, and hand the payload back.
     #[inline]
+    #[must_use = "the payload is handed back; dropping it here is the same as dropping the item"]
     pub fn into_payload(self) -> P {
         // `self` is never dropped from here on, so the payload is neither dropped in place nor
         // retired twice, even if `retire` unwinds (host tests).
@@ -275,25 +327,50 @@ impl<B: Backend, P> WorkItem<'_, B, P, Device> {
 /// (to queue it again).
 ///
 /// ```
+/// # #[path = "../tests/support/fake.rs"] mod fake;
+/// # fn main() {
+/// use std::sync::mpsc;
+/// use std::sync::Mutex;
 /// use io_workitem::{Backend, Detached, QueueType, Routine, Slab, WorkItem};
+/// # type Kernel = fake::Fake<6>;
+/// # let dev = fake::FakeDevice::new();
+/// # let device = dev.device();
+///
+/// static RETURNED: Mutex<Option<mpsc::Sender<Detached<Kernel, u32>>>> = Mutex::new(None);
 ///
 /// /// Hands the item back instead of dropping it; the caller uninitializes it.
 /// struct GiveBack;
-/// impl<B: Backend> Routine<B, u32> for GiveBack {
-///     fn run(item: WorkItem<'_, B, u32>) {
-///         let detached: Detached<B, u32> = item.detach();
-///         // … push `detached` to the requesting thread's list (it is 'static and Send) …
-///         drop(detached); // here: the work item is uninitialized by whoever drops it
+/// impl Routine<Kernel, u32> for GiveBack {
+///     fn run(item: WorkItem<'_, Kernel, u32>) {
+///         let detached: Detached<Kernel, u32> = item.detach(); // 'static and Send
+///         RETURNED.lock().unwrap().as_ref().unwrap().send(detached).unwrap();
 ///     }
 /// }
 ///
-/// fn requeue<B: Backend>(slab: &Slab<'_, B, u32>, item: Detached<B, u32>) {
-///     match item.attach(slab) {
-///         Ok(item) => item.queue::<GiveBack>(QueueType::Delayed),
-///         Err(other_slabs_item) => drop(other_slabs_item),
-///     }
+/// let (tx, rx) = mpsc::channel();
+/// *RETURNED.lock().unwrap() = Some(tx);
+/// let slab = Slab::<Kernel, u32>::new(device, 2, u32::from_le_bytes(*b"WiDt")).unwrap();
+/// slab.acquire(1).unwrap().queue::<GiveBack>(QueueType::Delayed);
+/// let mut back = rx.recv().unwrap(); // the requesting thread owns the item again
+/// *back.payload_mut() += 1;
+/// match back.attach(&slab) {
+///     Ok(item) => item.queue::<GiveBack>(QueueType::Delayed), // once more
+///     Err(other_slabs_item) => drop(other_slabs_item),
 /// }
+/// let back = rx.recv().unwrap();
+/// assert_eq!(*back.payload(), 2);
+/// drop(back); // uninitialized in the caller
+/// drop(slab);
+/// # fake::Fake::<6>::state().assert_no_leaks();
+/// # }
 /// ```
+///
+/// # Invariants
+///
+/// As for [`WorkItem`], except that what keeps the slab alive is one rundown reference counted in
+/// its control block's `active` (taken by `detach`, released by `attach` or `drop`): teardown
+/// waits for it, so the slot, the control block and the I/O object stay live while `self` is.
+#[must_use = "dropping a Detached uninitializes the item at once"]
 pub struct Detached<B: Backend, P, O: IoObject = Device> {
     slot: NonNull<SlotHeader<B>>,
     _marker: PhantomData<(P, fn() -> O)>,
@@ -308,8 +385,20 @@ unsafe impl<B: Backend, P: Sync, O: IoObject> Sync for Detached<B, P, O> {}
 impl<B: Backend, P, O: IoObject> Detached<B, P, O> {
     #[inline]
     fn header(&self) -> &SlotHeader<B> {
-        // SAFETY: the slot is owned by `self`; the rundown reference keeps the block alive.
+        // SAFETY: the slot is owned by `self`; the rundown reference keeps the block alive
+        // (`Detached` invariant).
         unsafe { self.slot.as_ref() }
+    }
+
+    /// The I/O object the item was initialized against (see [`WorkItem::io_object`]).
+    #[inline]
+    pub fn io_object(&self) -> &O {
+        // SAFETY: the rundown reference keeps the control block alive while `self` is
+        // (`Detached` invariant).
+        let control = unsafe { &*self.header().control };
+        // SAFETY: the same rundown reference keeps the slab's reference on the object alive;
+        // the pointer came from `O::io_object_ptr` in `Slab::<B, P, O>::new`.
+        unsafe { O::from_io_object_ptr(control.io_object) }
     }
 
     #[inline]
@@ -344,7 +433,7 @@ impl<B: Backend, P, O: IoObject> Detached<B, P, O> {
     /// Re-attach to `slab` (the slab the item came from), giving back a borrowed [`WorkItem`]
     /// and releasing the rundown reference. `Err(self)` if the item belongs to another slab.
     #[inline]
-    pub fn attach<'s>(self, slab: &'s Slab<'_, B, P, O>) -> Result<WorkItem<'s, B, P, O>, Self> {
+    pub fn attach<'s>(self, slab: &'s Slab<B, P, O>) -> Result<WorkItem<'s, B, P, O>, Self> {
         let control = self.header().control;
         if !ptr::eq(control, slab.control_ptr()) {
             return Err(self);
@@ -437,37 +526,42 @@ unsafe fn run_slot<B: Backend, P, O: IoObject, R: Routine<B, P, O>>(context: PVO
     unsafe { Control::<B>::activation_end(control) };
 }
 
-/// `IO_WORKITEM_ROUTINE` for [`WorkItem::queue`].
-///
-/// # Safety
-///
-/// Called by the kernel (or a backend) with the context `WorkItem::queue` passed.
-unsafe extern "win64" fn trampoline<B: Backend, P, R: Routine<B, P>>(
-    _device: *mut DEVICE_OBJECT,
-    context: PVOID,
-) {
-    // SAFETY: `context` comes from `WorkItem::<B, P>::queue` with an activation (caller).
-    unsafe { run_slot::<B, P, Device, R>(context) }
+nt_abi::kernel_fn! {
+    /// `IO_WORKITEM_ROUTINE` for [`WorkItem::queue`].
+    ///
+    /// # Safety
+    ///
+    /// Called by the kernel (or a backend) with the context `WorkItem::queue` passed.
+    unsafe fn trampoline<B: Backend, P, R: Routine<B, P>>(
+        _device: *mut DEVICE_OBJECT,
+        context: PVOID,
+    ) {
+        // SAFETY: `context` comes from `WorkItem::<B, P>::queue` with an activation (caller).
+        unsafe { run_slot::<B, P, Device, R>(context) }
+    }
 }
 
-/// `IO_WORKITEM_ROUTINE_EX` for [`WorkItem::queue_ex`].
-///
-/// # Safety
-///
-/// Called by the kernel (or a backend) with the context `WorkItem::queue_ex` passed.
-unsafe extern "win64" fn trampoline_ex<B: Backend, P, O: IoObject, R: Routine<B, P, O>>(
-    _io_object: *mut c_void,
-    context: PVOID,
-    io_work_item: PIO_WORKITEM,
-) {
-    debug_assert_eq!(
-        io_work_item.cast::<u8>(),
-        context
-            .cast::<u8>()
-            .wrapping_add(Geometry::<B, P>::ITEM_OFFSET),
-        "IoQueueWorkItemEx passed a different work item than the context's"
-    );
-    let _ = io_work_item;
-    // SAFETY: `context` comes from `WorkItem::<B, P, O>::queue_ex` with an activation (caller).
-    unsafe { run_slot::<B, P, O, R>(context) }
+nt_abi::kernel_fn! {
+    /// `IO_WORKITEM_ROUTINE_EX` for [`WorkItem::queue_ex`].
+    ///
+    /// # Safety
+    ///
+    /// Called by the kernel (or a backend) with the context `WorkItem::queue_ex` passed.
+    unsafe fn trampoline_ex<B: Backend, P, O: IoObject, R: Routine<B, P, O>>(
+        _io_object: *mut c_void,
+        context: PVOID,
+        io_work_item: PIO_WORKITEM,
+    ) {
+        debug_assert_eq!(
+            io_work_item.cast::<u8>(),
+            context
+                .cast::<u8>()
+                .wrapping_add(Geometry::<B, P>::ITEM_OFFSET),
+            "IoQueueWorkItemEx passed a different work item than the context's"
+        );
+        let _ = io_work_item;
+        // SAFETY: `context` comes from `WorkItem::<B, P, O>::queue_ex` with an activation
+        // (caller).
+        unsafe { run_slot::<B, P, O, R>(context) }
+    }
 }

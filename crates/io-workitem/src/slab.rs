@@ -105,7 +105,13 @@ impl<B: Backend, P> Geometry<B, P> {
 }
 
 /// The control block at the start of the slab's pool block.
-#[repr(C)]
+///
+/// # Invariants
+///
+/// Written once by `Slab::new`, before the slab is shared; afterwards only its atomics change.
+/// `slots` points to `capacity` slots of `stride` bytes inside the same block, each starting
+/// with a `SlotHeader` whose `control` points back here. `io_object` is live for as long as the
+/// block is (the slab's reference).
 pub(crate) struct Control<B: Backend> {
     /// Free-list head: `[tag:32][free count:16][index:16]`. The tag changes on every successful
     /// update, so a compare-exchange that read a stale `(index, next)` pair (ABA) fails. The
@@ -257,6 +263,7 @@ impl core::fmt::Display for SlabError {
 
 /// Every slot is taken: [`Slab::acquire`] never waits. The rejected payload is handed back.
 #[derive(PartialEq, Eq)]
+#[must_use = "the rejected payload is inside: use it or drop it knowingly"]
 pub struct Exhausted<P>(pub P);
 
 impl<P> core::fmt::Debug for Exhausted<P> {
@@ -292,6 +299,7 @@ pub struct SlabStats {
 
 /// What [`Slab::shutdown`] found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[must_use = "a non-zero `leaked_items` means some owner was forgotten; check it"]
 pub struct ShutdownReport {
     /// Items whose owner was leaked (`mem::forget`): teardown uninitialized them (their payloads
     /// are leaked, never dropped) before freeing the block.
@@ -302,22 +310,37 @@ pub struct ShutdownReport {
 
 /// A fixed-capacity slab of caller-allocated work items in one nonpaged pool block.
 ///
-/// - `B`: the kernel [`Backend`] (`NtKernel` in the driver).
+/// - `B`: the kernel [`Backend`] (`NtKernel` or `WdkSys` in a driver; see the aliases
+///   [`NtSlab`](crate::NtSlab) and [`WdkSlab`](crate::WdkSlab)).
 /// - `P`: the payload stored inline in each slot (no allocation per item).
-/// - `'dev`: the borrowed [`Device`] every item is initialized against; the slab cannot outlive it.
 /// - `O`: the kind of I/O object, [`Device`] by default; a [`Driver`](crate::Driver) slab's
 ///   items can only be queued with [`WorkItem::queue_ex`].
+///
+/// [`new`](Slab::new) takes a reference on the I/O object (`ObReferenceObject`) that the slab
+/// holds until its teardown has drained and freed everything, so a slab has no lifetime tied to
+/// the device: keep it in the device extension, drop it in `DriverUnload` before
+/// `IoDeleteDevice`. (Dropping it later is not unsound: the reference keeps the object's memory
+/// alive, and `IoDeleteDevice` only frees it at the last dereference.)
 ///
 /// [`acquire`](Slab::acquire) takes a slot and initializes its work item; dropping the returned
 /// [`WorkItem`] uninitializes it and gives the slot back. Both are lock-free and usable at
 /// IRQL ≤ DISPATCH_LEVEL. Dropping the slab (or [`shutdown`](Slab::shutdown)) must happen at
-/// PASSIVE_LEVEL: it waits for every queued or running item first, then frees the block. It
-/// cannot happen while any `WorkItem` borrowed from the slab is alive.
+/// PASSIVE_LEVEL: it waits for every queued or running item first, then frees the block and
+/// releases the object reference. It cannot happen while any `WorkItem` borrowed from the slab
+/// is alive.
 ///
 /// # Example
 ///
 /// ```
-/// use io_workitem::{Backend, Device, QueueType, Routine, Slab, WorkItem};
+/// # #[path = "../tests/support/fake.rs"] mod fake;
+/// # fn main() {
+/// use core::sync::atomic::{AtomicU32, Ordering};
+/// use io_workitem::{Backend, QueueType, Routine, Slab, WorkItem};
+/// # type Kernel = fake::Fake<2>;
+/// # let dev = fake::FakeDevice::new();
+/// # let device = dev.device();
+///
+/// static FINISHED: AtomicU32 = AtomicU32::new(0);
 ///
 /// struct Hops(u32);
 /// struct Chain;
@@ -326,41 +349,56 @@ pub struct ShutdownReport {
 ///         item.payload_mut().0 -= 1;
 ///         if item.payload().0 > 0 {
 ///             item.queue::<Chain>(QueueType::Delayed); // requeue: ownership goes back to the queue
-///         } // else: dropped here, i.e. uninitialized inside its own routine
+///         } else {
+///             FINISHED.fetch_add(1, Ordering::Relaxed); // dropped below: uninitialized in its routine
+///         }
 ///     }
 /// }
 ///
-/// fn start<B: Backend>(device: &Device) -> Result<(), io_workitem::SlabError> {
-///     let slab = Slab::<B, Hops>::new(device, 256, u32::from_le_bytes(*b"WiSl"))?;
-///     match slab.acquire(Hops(3)) {
-///         Ok(item) => item.queue::<Chain>(QueueType::Delayed),
-///         Err(_exhausted) => {}
-///     }
-///     drop(slab); // waits for the chain to finish, then frees the pool block
-///     Ok(())
+/// let slab = Slab::<Kernel, Hops>::new(device, 256, u32::from_le_bytes(*b"WiSl")).unwrap();
+/// match slab.acquire(Hops(3)) {
+///     Ok(item) => item.queue::<Chain>(QueueType::Delayed),
+///     Err(_exhausted) => unreachable!("256 free slots"),
 /// }
+/// drop(slab); // waits for the chain to finish, then frees the pool block
+/// assert_eq!(FINISHED.load(Ordering::Relaxed), 1);
+/// # fake::Fake::<2>::state().assert_no_leaks();
+/// # }
 /// ```
-pub struct Slab<'dev, B: Backend, P, O: IoObject = Device> {
+///
+/// # Invariants
+///
+/// `control` points to the `Control<B>` at the start of a live pool block from
+/// `B::alloc_nonpaged`, written by [`Slab::new`], which stays allocated until this `Slab`'s
+/// teardown. The control block's `io_object` is a live `O` on which the slab owns one reference
+/// (released by teardown, after the block is freed). The rundown count `active` includes one
+/// reference for the slab itself until teardown starts.
+#[must_use = "dropping a slab drains it and frees its pool block at once"]
+pub struct Slab<B: Backend, P, O: IoObject = Device> {
     control: NonNull<Control<B>>,
-    _marker: PhantomData<SlabMarker<'dev, P, O>>,
+    _marker: PhantomData<SlabMarker<P, O>>,
 }
 
-/// Borrows the I/O object for `'dev`; invariant in `P` without owning one.
-type SlabMarker<'dev, P, O> = (&'dev O, fn(P) -> P);
+/// Bound to an `O` and invariant in `P` without owning one.
+type SlabMarker<P, O> = (fn() -> O, fn(P) -> P);
 
 // SAFETY: the slab is a handle to a control block whose shared state is all atomics. Payloads
 // only move into slots (acquire) and out again through an owned `WorkItem`, which is Send only
-// if `P: Send`; the slab itself never drops or reads a payload, so no `P` bound is needed.
-unsafe impl<B: Backend, P, O: IoObject> Send for Slab<'_, B, P, O> {}
+// if `P: Send`; the slab itself never drops or reads a payload, so no `P` bound is needed. The
+// I/O object is only handed to the kernel, which synchronizes internally (`O: Send + Sync`).
+unsafe impl<B: Backend, P, O: IoObject> Send for Slab<B, P, O> {}
 // SAFETY: as above: `&Slab` only allows atomic free-list/counter operations.
-unsafe impl<B: Backend, P, O: IoObject> Sync for Slab<'_, B, P, O> {}
+unsafe impl<B: Backend, P, O: IoObject> Sync for Slab<B, P, O> {}
 
-impl<'dev, B: Backend, P, O: IoObject> Slab<'dev, B, P, O> {
-    /// Allocate and set up a slab of `capacity` work items bound to `device` (the I/O object:
-    /// a [`Device`], or a [`Driver`](crate::Driver) for Ex-only slabs), in one nonpaged block
-    /// tagged `tag`. The slot stride comes from `B::size_of_work_item()` at run time.
+impl<B: Backend, P, O: IoObject> Slab<B, P, O> {
+    /// Allocate and set up a slab of `capacity` work items bound to `io_object` (a [`Device`],
+    /// or a [`Driver`](crate::Driver) for Ex-only slabs), in one nonpaged block tagged `tag`,
+    /// and take a reference on the object (`ObReferenceObject`) that the slab keeps until its
+    /// teardown is complete. The slot stride comes from `B::size_of_work_item()` at run time.
     /// IRQL ≤ DISPATCH_LEVEL (PASSIVE_LEVEL in practice: the slab must be dropped there).
-    pub fn new(device: &'dev O, capacity: u32, tag: u32) -> Result<Self, SlabError> {
+    ///
+    /// On error nothing was allocated or referenced.
+    pub fn new(io_object: &O, capacity: u32, tag: u32) -> Result<Self, SlabError> {
         if capacity == 0 || capacity > MAX_CAPACITY {
             return Err(SlabError::InvalidCapacity);
         }
@@ -400,7 +438,7 @@ impl<'dev, B: Backend, P, O: IoObject> Slab<'dev, B, P, O> {
                     active: AtomicUsize::new(1),
                     draining: AtomicBool::new(false),
                     event: UnsafeCell::new(MaybeUninit::uninit()),
-                    io_object: device.io_object_ptr(),
+                    io_object: io_object.io_object_ptr(),
                     slots,
                     stride,
                     capacity,
@@ -411,6 +449,10 @@ impl<'dev, B: Backend, P, O: IoObject> Slab<'dev, B, P, O> {
         };
         // SAFETY: `control` was just written and is only shared after `new` returns.
         let ctl = unsafe { &*control };
+        // SAFETY: `io_object` is a live device or driver object for the duration of this borrow
+        // (invariant of `Device` / `Driver`), so its count is above zero; the reference taken
+        // here is the slab's, released by `teardown` (the `Slab` invariant).
+        unsafe { B::reference_object(ctl.io_object) };
         // SAFETY: the event storage is inside the nonpaged block, which does not move.
         unsafe { B::event_init(ctl.event.get().cast()) };
         for index in 0..capacity {
@@ -448,7 +490,7 @@ impl<'dev, B: Backend, P, O: IoObject> Slab<'dev, B, P, O> {
     }
 
     fn control(&self) -> &Control<B> {
-        // SAFETY: the control block lives until `self` is dropped.
+        // SAFETY: the control block lives until `self` is dropped (`Slab` invariant).
         unsafe { self.control.as_ref() }
     }
 
@@ -492,15 +534,16 @@ impl<'dev, B: Backend, P, O: IoObject> Slab<'dev, B, P, O> {
         };
         let item: PIO_WORKITEM = base.wrapping_add(Geometry::<B, P>::ITEM_OFFSET).cast();
         // SAFETY: `item` is 16-aligned nonpaged storage of `item_size` bytes inside an owned
-        // slot, not initialized (free slots are always uninitialized); the device outlives the
-        // slab (`'dev`).
+        // slot, not initialized (free slots are always uninitialized); the I/O object is live:
+        // the slab holds a reference on it (`Slab` invariant).
         unsafe { B::initialize(ctl.io_object, item) };
-        // SAFETY: the slot is owned, initialized and holds a payload: exactly a WorkItem's
+        // SAFETY: the slot is owned, initialized and holds a payload: exactly `WorkItem`'s
         // invariant; the `'_` borrow of `self` keeps the slab alive.
         Ok(unsafe { WorkItem::from_raw(slot, ctl) })
     }
 
     /// A snapshot of the counters. Any IRQL.
+    #[must_use]
     pub fn stats(&self) -> SlabStats {
         let ctl = self.control();
         SlabStats {
@@ -591,6 +634,7 @@ impl<'dev, B: Backend, P, O: IoObject> Slab<'dev, B, P, O> {
             unsafe { ptr::drop_in_place(ctl.slot(index)) };
         }
         let tag = ctl.tag;
+        let io_object = ctl.io_object;
         // SAFETY: nobody waits on or signals the event any more (rundown is complete).
         unsafe { B::event_destroy(ctl.event.get().cast()) };
         // SAFETY: the control block is dropped exactly once, here; `ctl` is not used after.
@@ -598,6 +642,9 @@ impl<'dev, B: Backend, P, O: IoObject> Slab<'dev, B, P, O> {
         // SAFETY: the block came from `alloc_nonpaged(_, tag)` in `new`; every work item in it
         // is uninitialized and nothing references it any more.
         unsafe { B::free_pool(control.cast(), tag) };
+        // SAFETY: the reference `new` took is the slab's own (`Slab` invariant); every item is
+        // uninitialized and the block is gone, so nothing of the slab uses the object any more.
+        unsafe { B::dereference_object(io_object) };
         ShutdownReport {
             leaked_items,
             waited,
@@ -605,14 +652,15 @@ impl<'dev, B: Backend, P, O: IoObject> Slab<'dev, B, P, O> {
     }
 }
 
-impl<B: Backend, P, O: IoObject> Drop for Slab<'_, B, P, O> {
+impl<B: Backend, P, O: IoObject> Drop for Slab<B, P, O> {
     /// Drains and frees the slab: see [`Slab::shutdown`]. PASSIVE_LEVEL.
     fn drop(&mut self) {
-        self.teardown();
+        // Dropping instead of calling `shutdown` is the caller's choice not to look.
+        let _ = self.teardown();
     }
 }
 
-impl<B: Backend, P, O: IoObject> core::fmt::Debug for Slab<'_, B, P, O> {
+impl<B: Backend, P, O: IoObject> core::fmt::Debug for Slab<B, P, O> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Slab")
             .field("stats", &self.stats())

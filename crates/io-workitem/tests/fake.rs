@@ -474,3 +474,52 @@ fn driver_object_slab_queues_with_ex() {
     assert_eq!(K::state().queues.load(Ordering::SeqCst), 0);
     K::state().assert_no_leaks();
 }
+
+/// The slab holds its own reference on the I/O object: it is taken by `new` (and not by a failed
+/// `new`), released by teardown after the block is freed, and the slab may outlive the
+/// `&Device` borrow it was built from (what used to need a `'static` promise).
+#[test]
+fn slab_references_its_io_object_and_outlives_the_borrow() {
+    type K = Fake<14>;
+    K::reset();
+    let dev = FakeDevice::new();
+    let object = dev.as_ptr().cast();
+    assert!(Slab::<K, u32>::new(dev.device(), 0, TAG).is_err());
+    assert_eq!(
+        K::state().refs_on(object),
+        0,
+        "a failed new took a reference"
+    );
+    let slab = {
+        // The borrow ends with this block; the slab does not.
+        let device: &io_workitem::Device = dev.device();
+        Slab::<K, u32>::new(device, 2, TAG).unwrap()
+    };
+    assert_eq!(K::state().refs_on(object), 1);
+    let item = slab.acquire(7).unwrap();
+    assert_eq!(item.io_object().as_raw(), dev.as_ptr());
+    drop(item);
+    let second = Slab::<K, u32>::new(dev.device(), 2, TAG).unwrap();
+    assert_eq!(K::state().refs_on(object), 2);
+    drop(second);
+    assert_eq!(slab.shutdown().leaked_items, 0);
+    assert_eq!(
+        K::state().refs_on(object),
+        0,
+        "teardown did not dereference"
+    );
+    K::state().assert_no_leaks();
+}
+
+/// The fake catches the failure the reference exists to prevent: an object freed while a slab
+/// still references it.
+#[test]
+#[should_panic(expected = "object freed while 1 reference(s) are held on it")]
+fn freeing_a_referenced_object_is_caught() {
+    type K = Fake<15>;
+    K::reset();
+    let dev = FakeDevice::new();
+    let slab = Slab::<K, u32>::new(dev.device(), 1, TAG).unwrap();
+    std::mem::forget(slab); // leaks the reference (and the block)
+    drop(dev);
+}

@@ -56,7 +56,7 @@ fn free_list_acquire_release_aba() {
         let dev = FakeDevice::new();
         // The device must outlive the slab; leak the fake device's box for the 'static thread.
         let dev: &'static FakeDevice = Box::leak(Box::new(dev));
-        let slab: &'static Slab<'static, K, u32> =
+        let slab: &'static Slab<K, u32> =
             Box::leak(Box::new(Slab::<K, u32>::new(dev.device(), 4, TAG).unwrap()));
         let t = loom::thread::spawn(move || {
             let d = slab.acquire(1).unwrap();
@@ -217,7 +217,7 @@ fn free_list_three_threads() {
     model("free_list_three_threads", 2, || {
         K::reset();
         let dev: &'static FakeDevice = Box::leak(Box::new(FakeDevice::new()));
-        let slab: &'static Slab<'static, K, u32> =
+        let slab: &'static Slab<K, u32> =
             Box::leak(Box::new(Slab::<K, u32>::new(dev.device(), 3, TAG).unwrap()));
         let workers: Vec<_> = (0..2)
             .map(|t| {

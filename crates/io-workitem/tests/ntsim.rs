@@ -160,7 +160,7 @@ fn stride_follows_ntsim_item_size() {
                         .queue::<Step>(QueueType::Delayed);
                 }
                 let stride = slab.stride();
-                slab.shutdown();
+                assert_eq!(slab.shutdown().leaked_items, 0);
                 stride
             })
             .expect("no bug check");
@@ -312,5 +312,37 @@ fn driver_object_slab_on_ntsim() {
         .expect("no bug check");
     assert_eq!(report.leaked_items, 0);
     assert_eq!(runs.load(Ordering::Relaxed), 16);
+    assert_clean(&m);
+}
+
+/// ntsim's object manager sees the slab's reference on its device: one more while the slab
+/// lives, back to the original count after teardown (an unbalanced dereference would be
+/// Driver Verifier's 0xC4/0x3F, a missing one a reference leak).
+#[test]
+fn slab_holds_a_reference_on_its_device_on_ntsim() {
+    let m = machine(0x58);
+    let device = host_device(&m);
+    let (before, during, after) = m
+        .run_in_kernel_thread(move || {
+            let object = device.as_io_object();
+            let count = || {
+                // SAFETY: the host device is live; this reference is released right away.
+                let n = unsafe { ntsim::exports::ObfReferenceObject(object) };
+                // SAFETY: releases the reference just taken.
+                unsafe { ntsim::exports::ObfDereferenceObject(object) };
+                n - 1
+            };
+            let before = count();
+            let slab = Slab::<Ntsim, u32>::new(device, 4, TAG).unwrap();
+            let item = slab.acquire(1).unwrap();
+            assert_eq!(item.io_object().as_raw(), device.as_raw());
+            drop(item);
+            let during = count();
+            assert_eq!(slab.shutdown().leaked_items, 0);
+            (before, during, count())
+        })
+        .expect("no bug check");
+    assert_eq!(during, before + 1);
+    assert_eq!(after, before);
     assert_clean(&m);
 }

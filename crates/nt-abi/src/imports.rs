@@ -3,9 +3,13 @@
 //! One list produces three things, so they cannot drift apart:
 //! - on Windows targets, the `extern "system"` import block (linked with `raw-dylib`, so no
 //!   import library is needed and a Linux cross build works);
-//! - [`signatures`]: a `win64` function-pointer type per import, which ntsim's emulated exports
-//!   are checked against at compile time;
-//! - [`FIXED_ARITY_IMPORTS`] / [`ALL_IMPORTS`]: the names, for loaders and artifact checks.
+//! - [`signatures`]: a function-pointer type per import with the kernel callback convention
+//!   (`win64` on ntsim's x86_64 host, `system` on Windows targets; see [`crate::kernel_fn!`]),
+//!   which ntsim's emulated exports are checked against at compile time;
+//! - [`FIXED_ARITY_IMPORTS`] / [`all_imports`]: the names, for loaders and artifact checks.
+//!
+//! Documentation built on a non-Windows host shows the import declarations too (they are
+//! declared, unlinked, for `cfg(doc)`).
 #![allow(non_snake_case, clippy::missing_safety_doc)]
 
 use core::ffi::c_void;
@@ -20,26 +24,35 @@ use crate::workitem::*;
 
 macro_rules! ntoskrnl_imports {
     ($( $(#[doc = $doc:literal])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?; )*) => {
-        #[cfg(target_os = "windows")]
-        #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+        #[cfg(any(target_os = "windows", doc))]
+        #[cfg_attr(target_os = "windows", link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim"))]
         unsafe extern "system" {
             $( $(#[doc = $doc])* pub fn $name($($arg: $ty),*) $(-> $ret)?; )*
         }
 
-        /// A `win64` function-pointer type for every fixed-arity import, named after it.
+        /// A function-pointer type for every fixed-arity import, named after it, with the kernel
+        /// callback convention (`win64` on a non-Windows x86_64 host, `system` on Windows).
         #[allow(non_camel_case_types)]
         pub mod signatures {
             #[allow(unused_imports)]
             use super::*;
-            $( pub type $name = unsafe extern "win64" fn($($ty),*) $(-> $ret)?; )*
-            /// `KeBugCheckEx` never returns.
-            pub type KeBugCheckEx = unsafe extern "win64" fn(ULONG, ULONG_PTR, ULONG_PTR, ULONG_PTR, ULONG_PTR) -> !;
-            /// `ExRaiseStatus` never returns (the exception is handled elsewhere or bug-checks).
-            pub type ExRaiseStatus = unsafe extern "win64" fn(NTSTATUS) -> !;
-            /// `ExRaiseAccessViolation` never returns.
-            pub type ExRaiseAccessViolation = unsafe extern "win64" fn() -> !;
-            /// `ExRaiseDatatypeMisalignment` never returns.
-            pub type ExRaiseDatatypeMisalignment = unsafe extern "win64" fn() -> !;
+            $( $crate::routine_type!(pub type $name = unsafe fn($($ty),*) $(-> $ret)?); )*
+            $crate::routine_type!(
+                /// `KeBugCheckEx` never returns.
+                pub type KeBugCheckEx = unsafe fn(ULONG, ULONG_PTR, ULONG_PTR, ULONG_PTR, ULONG_PTR) -> !
+            );
+            $crate::routine_type!(
+                /// `ExRaiseStatus` never returns (the exception is handled elsewhere or bug-checks).
+                pub type ExRaiseStatus = unsafe fn(NTSTATUS) -> !
+            );
+            $crate::routine_type!(
+                /// `ExRaiseAccessViolation` never returns.
+                pub type ExRaiseAccessViolation = unsafe fn() -> !
+            );
+            $crate::routine_type!(
+                /// `ExRaiseDatatypeMisalignment` never returns.
+                pub type ExRaiseDatatypeMisalignment = unsafe fn() -> !
+            );
         }
 
         /// Names of the fixed-arity imports declared above.
@@ -111,8 +124,11 @@ ntoskrnl_imports! {
     fn __C_specific_handler(ExceptionRecord: *mut EXCEPTION_RECORD, EstablisherFrame: PVOID, ContextRecord: *mut CONTEXT, DispatcherContext: *mut DISPATCHER_CONTEXT) -> EXCEPTION_DISPOSITION;
 }
 
-#[cfg(target_os = "windows")]
-#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+#[cfg(any(target_os = "windows", doc))]
+#[cfg_attr(
+    target_os = "windows",
+    link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")
+)]
 unsafe extern "system" {
     /// Stop the system with a bug check; used by the panic handler.
     pub fn KeBugCheckEx(
@@ -124,8 +140,11 @@ unsafe extern "system" {
     ) -> !;
 }
 
-#[cfg(target_os = "windows")]
-#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+#[cfg(any(target_os = "windows", doc))]
+#[cfg_attr(
+    target_os = "windows",
+    link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")
+)]
 unsafe extern "C" {
     /// `printf`-style debug output (variadic; `%wZ` prints a `UNICODE_STRING*`).
     pub fn DbgPrint(Format: *const u8, ...) -> ULONG;
@@ -133,8 +152,11 @@ unsafe extern "C" {
     pub fn DbgPrintEx(ComponentId: ULONG, Level: ULONG, Format: *const u8, ...) -> ULONG;
 }
 
-#[cfg(target_os = "windows")]
-#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+#[cfg(any(target_os = "windows", doc))]
+#[cfg_attr(
+    target_os = "windows",
+    link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")
+)]
 unsafe extern "system" {
     /// Raise `Status` as an exception (never returns).
     pub fn ExRaiseStatus(Status: NTSTATUS) -> !;

@@ -46,23 +46,22 @@ pub const IRP_INPUT_OPERATION: ULONG = 0x0000_0040;
 // IO_STACK_LOCATION.Control
 pub const SL_PENDING_RETURNED: u8 = 0x01;
 
-pub type DRIVER_DISPATCH =
-    unsafe extern "win64" fn(DeviceObject: *mut DEVICE_OBJECT, Irp: *mut IRP) -> NTSTATUS;
-pub type DRIVER_UNLOAD = unsafe extern "win64" fn(DriverObject: *mut DRIVER_OBJECT);
-pub type DRIVER_INITIALIZE = unsafe extern "win64" fn(
+crate::routine_type!(pub type DRIVER_DISPATCH = unsafe fn(DeviceObject: *mut DEVICE_OBJECT, Irp: *mut IRP) -> NTSTATUS);
+crate::routine_type!(pub type DRIVER_UNLOAD = unsafe fn(DriverObject: *mut DRIVER_OBJECT));
+crate::routine_type!(pub type DRIVER_INITIALIZE = unsafe fn(
     DriverObject: *mut DRIVER_OBJECT,
     RegistryPath: *mut UNICODE_STRING,
-) -> NTSTATUS;
-pub type DRIVER_ADD_DEVICE = unsafe extern "win64" fn(
+) -> NTSTATUS);
+crate::routine_type!(pub type DRIVER_ADD_DEVICE = unsafe fn(
     DriverObject: *mut DRIVER_OBJECT,
     PhysicalDeviceObject: *mut DEVICE_OBJECT,
-) -> NTSTATUS;
-pub type DRIVER_CANCEL = unsafe extern "win64" fn(DeviceObject: *mut DEVICE_OBJECT, Irp: *mut IRP);
-pub type IO_COMPLETION_ROUTINE = unsafe extern "win64" fn(
+) -> NTSTATUS);
+crate::routine_type!(pub type DRIVER_CANCEL = unsafe fn(DeviceObject: *mut DEVICE_OBJECT, Irp: *mut IRP));
+crate::routine_type!(pub type IO_COMPLETION_ROUTINE = unsafe fn(
     DeviceObject: *mut DEVICE_OBJECT,
     Irp: *mut IRP,
     Context: PVOID,
-) -> NTSTATUS;
+) -> NTSTATUS);
 
 #[repr(C)]
 pub struct DRIVER_EXTENSION {

@@ -1,5 +1,6 @@
-//! Compile-time layout assertions (x64). A wrong offset fails the build of every crate that
-//! depends on nt-abi. `tests/mingw_layouts.rs` re-checks the same numbers against mingw-w64's
+//! Compile-time layout assertions, for x64 and ARM64 alike (the layouts are the same on both; see
+//! the crate docs). A wrong offset fails the build of every crate that depends on nt-abi, for
+//! whichever of the two targets it is built. `tests/mingw_layouts.rs` re-checks the same numbers against mingw-w64's
 //! headers with a C compiler, so the two sources of truth must agree.
 use core::mem::{offset_of, size_of};
 

@@ -1,8 +1,11 @@
-//! PE/COFF constants a loader of x64 driver images needs (winnt.h names).
+//! PE/COFF constants a loader or checker of 64-bit (x64, ARM64) driver images needs (winnt.h
+//! names).
 
 pub const IMAGE_DOS_SIGNATURE: u16 = 0x5A4D;
 pub const IMAGE_NT_SIGNATURE: u32 = 0x0000_4550;
 pub const IMAGE_FILE_MACHINE_AMD64: u16 = 0x8664;
+/// `IMAGE_FILE_MACHINE_ARM64`: an `aarch64-pc-windows-msvc` image.
+pub const IMAGE_FILE_MACHINE_ARM64: u16 = 0xAA64;
 pub const IMAGE_NT_OPTIONAL_HDR64_MAGIC: u16 = 0x20B;
 pub const IMAGE_SUBSYSTEM_NATIVE: u16 = 1;
 

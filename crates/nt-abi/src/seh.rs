@@ -1,4 +1,5 @@
-//! x64 structured exception handling: `.pdata`/`.xdata` unwind data, the C language handler's
+//! x64 structured exception handling (these are the x64 records; ARM64's CONTEXT and unwind
+//! data differ and are not modelled): `.pdata`/`.xdata` unwind data, the C language handler's
 //! scope table, and the records the exception dispatcher passes around (winnt.h / ntddk.h,
 //! "x64 exception handling" in Microsoft's C++ ABI documentation). Layouts are pinned in
 //! [`crate::layout`] and re-checked against mingw-w64's `winnt.h` by `tests/mingw_layouts.rs`.
@@ -286,18 +287,23 @@ pub struct DISPATCHER_CONTEXT {
     pub Fill0: ULONG,
 }
 
-/// `PEXCEPTION_ROUTINE`: a language-specific handler (`__C_specific_handler`).
-pub type EXCEPTION_ROUTINE = unsafe extern "win64" fn(
-    *mut EXCEPTION_RECORD,
-    u64,
-    *mut CONTEXT,
-    *mut DISPATCHER_CONTEXT,
-) -> EXCEPTION_DISPOSITION;
-
-/// An `__except` filter function: `(EXCEPTION_POINTERS*, EstablisherFrame) -> LONG`.
-pub type EXCEPTION_FILTER = unsafe extern "win64" fn(*mut EXCEPTION_POINTERS, u64) -> LONG;
-/// A `__finally` block: `(AbnormalTermination, EstablisherFrame)`.
-pub type TERMINATION_HANDLER = unsafe extern "win64" fn(BOOLEAN, u64);
+crate::routine_type!(
+    /// `PEXCEPTION_ROUTINE`: a language-specific handler (`__C_specific_handler`).
+    pub type EXCEPTION_ROUTINE = unsafe fn(
+        *mut EXCEPTION_RECORD,
+        u64,
+        *mut CONTEXT,
+        *mut DISPATCHER_CONTEXT,
+    ) -> EXCEPTION_DISPOSITION
+);
+crate::routine_type!(
+    /// An `__except` filter function: `(EXCEPTION_POINTERS*, EstablisherFrame) -> LONG`.
+    pub type EXCEPTION_FILTER = unsafe fn(*mut EXCEPTION_POINTERS, u64) -> LONG
+);
+crate::routine_type!(
+    /// A `__finally` block: `(AbnormalTermination, EstablisherFrame)`.
+    pub type TERMINATION_HANDLER = unsafe fn(BOOLEAN, u64)
+);
 
 /// `IMAGE_DIRECTORY_ENTRY_EXCEPTION`: index of `.pdata` in the optional header's data directory.
 pub const IMAGE_DIRECTORY_ENTRY_EXCEPTION: usize = 3;

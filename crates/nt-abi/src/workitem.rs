@@ -16,14 +16,19 @@ pub struct IO_WORKITEM {
 
 pub type PIO_WORKITEM = *mut IO_WORKITEM;
 
-/// `IO_WORKITEM_ROUTINE`, for `IoQueueWorkItem`.
-pub type IO_WORKITEM_ROUTINE =
-    unsafe extern "win64" fn(DeviceObject: *mut DEVICE_OBJECT, Context: PVOID);
-/// `IO_WORKITEM_ROUTINE_EX`, for `IoQueueWorkItemEx`.
-pub type IO_WORKITEM_ROUTINE_EX =
-    unsafe extern "win64" fn(IoObject: *mut c_void, Context: PVOID, IoWorkItem: PIO_WORKITEM);
-/// `WORKER_THREAD_ROUTINE`, for `ExQueueWorkItem`.
-pub type WORKER_THREAD_ROUTINE = unsafe extern "win64" fn(Parameter: PVOID);
+crate::routine_type!(
+    /// `IO_WORKITEM_ROUTINE`, for `IoQueueWorkItem`.
+    pub type IO_WORKITEM_ROUTINE = unsafe fn(DeviceObject: *mut DEVICE_OBJECT, Context: PVOID)
+);
+crate::routine_type!(
+    /// `IO_WORKITEM_ROUTINE_EX`, for `IoQueueWorkItemEx`.
+    pub type IO_WORKITEM_ROUTINE_EX =
+        unsafe fn(IoObject: *mut c_void, Context: PVOID, IoWorkItem: PIO_WORKITEM)
+);
+crate::routine_type!(
+    /// `WORKER_THREAD_ROUTINE`, for `ExQueueWorkItem`.
+    pub type WORKER_THREAD_ROUTINE = unsafe fn(Parameter: PVOID)
+);
 
 /// `WORK_QUEUE_TYPE`.
 pub type WORK_QUEUE_TYPE = i32;
@@ -56,5 +61,7 @@ pub struct WORK_QUEUE_ITEM {
     pub Parameter: PVOID,
 }
 
-/// Sizes `IoSizeofWorkItem` returns on shipped x64 Windows versions, smallest first.
+/// Sizes `IoSizeofWorkItem` returns on shipped x64 Windows versions, smallest first. (x64
+/// figures: ARM64 builds report their own size at run time, which is why the value is never
+/// hard-coded.)
 pub const KNOWN_IO_WORKITEM_SIZES: [ULONG; 3] = [0x40, 0x58, 0x60];

@@ -19,6 +19,7 @@ pub use crate::ke::cpu::{
     KeAreInterruptsEnabled, KeGetCurrentProcessorNumberEx, KeGetCurrentThread,
     KeQueryTimeIncrement, PsGetCurrentThread,
 };
+pub use crate::ke::except::__C_specific_handler;
 pub use crate::ke::{
     KeAcquireSpinLockRaiseToDpc, KeBugCheckEx, KeClearEvent, KeDelayExecutionThread,
     KeInitializeEvent, KeQueryPerformanceCounter, KeReadStateEvent, KeReleaseSpinLock,
@@ -26,7 +27,6 @@ pub use crate::ke::{
 };
 pub use crate::ob::{ObfDereferenceObject, ObfReferenceObject};
 pub use crate::rtl::RtlInitUnicodeString;
-pub use crate::rtl::seh::__C_specific_handler;
 
 use nt_abi::imports::signatures;
 

@@ -50,15 +50,55 @@
 //! Exit codes and the JSON report of the `ntsim` CLI are documented in `src/main.rs` and the
 //! crate README; verifier rules and their parameters in [`verifier`].
 //!
-//! Exports must be called on ntsim threads (inside `run_in_kernel_thread`, work-item routines,
+//! ## Structure: subsystems, layers, lock order
+//!
+//! ntsim is shaped like the kernel it models. Each subsystem owns its state privately behind a
+//! small `pub(crate)` API; `machine.rs` (the composition root) holds one of each in `System`.
+//!
+//! | layer | module | owns |
+//! |---|---|---|
+//! | bottom | [`mm`] | loaded-module list, image mappings and stubs (loader: [`pe`]), address classes |
+//! | bottom | [`ke`] | kernel threads and their state (`ke::thread`: IRQL, driver, context, machine), bug-check state, events and waits, spin locks, time, CPU faults (`ke::fault`) |
+//! | middle | [`ex`] | pool (`ex::pool`), system worker queues and threads (`ex::worker`) |
+//! | middle | [`ob`] | object headers and reference counts, device names, symbolic links |
+//! | top | [`io`] | drivers and their lifecycle (`io::driver`), devices, files, IRPs (`io::irp`), work items as an IO_WORKITEM state machine over `ex` worker queues (`io::workitem`) |
+//! | leaf | [`verifier`] | bug-check records and the verifier's hooks the layers call (`on_pool_alloc`, `on_pool_free`, `on_work_item_init`, `on_irp_complete`, …) |
+//! | leaf | [`rtl`], [`dbg`] | strings; DbgPrint and its log |
+//!
+//! A layer imports only layers below it (`ke` may name addresses through `mm` in reports; `ex`
+//! and `ob` use `ke`/`mm`; `io` uses all); a unit test (`layering`) enforces it on the sources.
+//! The two places where a lower layer must reach up are function pointers registered by the
+//! composition root: `ke`'s bug-check waker and `ex`'s pool-free hook (the I/O manager checks
+//! work items in freed pool there). Ids are typed (`DriverId`, `DeviceId`, `FileId`, `ItemId`,
+//! `ObjectId`), and routines are stored as typed function pointers.
+//!
+//! **Lock order.** A thread holding a lock may take only locks further down this list:
+//!
+//! 1. `io.db` — the I/O database (driver list, device open counts); `Driver::unload` waits on it;
+//! 2. `ob` namespace — object table, device names, links;
+//! 3. `io.items` — the work-item table;
+//! 4. `ex` worker queue locks (one per queue; never two at once);
+//! 5. `ex` pool table;
+//! 6. `io.irps` and an IRP's completion state;
+//! 7. leaves: `mm` loaded-module list, `ke` dispatcher lock (event waits), the bug-check
+//!    record, the DbgPrint log; the process-wide kernel-thread pool (list, then a mailbox).
+//!
+//! In practice only 1 → 2 nests (opening a device and the unload wait read the device list
+//! under the database lock); every other lock is taken alone. No lock is held while a driver
+//! routine runs, and none while a bug check is raised.
+//!
+//! **Threads.** Each kernel thread carries its machine (`ke::thread`). Exports must be called
+//! on ntsim threads (inside `run_in_kernel_thread`, work-item routines,
 //! or driver code): a bug check parks the calling thread forever, which must never be a test's
-//! main thread.
-#![allow(clippy::missing_transmute_annotations, clippy::result_large_err)]
+//! main thread. An export called on any other thread (a host thread, or one spawned inside
+//! `run_in_kernel_thread`) has no machine: ntsim prints what happened and aborts the process.
+#![allow(clippy::result_large_err)]
 
 pub mod bench;
 pub mod dbg;
 pub mod ex;
 pub mod exports;
+mod ids;
 pub mod io;
 pub mod json;
 pub mod ke;
@@ -70,15 +110,21 @@ pub mod report;
 pub mod rtl;
 pub mod verifier;
 
+#[cfg(test)]
+mod layering;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-pub use ex::pool::PoolStats;
+pub use ex::pool::{LeakedBlock, PoolStats};
+use ids::{DeviceId, DriverId, DriverObj, FileId};
+pub use io::driver::{OpenDevice, UnloadError, UnloadReport};
 pub use io::workitem::PendingItem;
+use ke::thread::run_kernel;
 pub use machine::{Config, Verifier};
-use machine::{Inner, lock};
+use machine::{System, lock};
 use nt_abi::*;
 pub use pe::LoadError;
 pub use report::{IoctlRecord, Report, Verdict};
@@ -86,7 +132,7 @@ pub use verifier::BugCheck;
 
 /// The emulated machine.
 pub struct Machine {
-    inner: Arc<Inner>,
+    sys: Arc<System>,
     host: Mutex<Option<HostDriver>>,
 }
 
@@ -125,153 +171,51 @@ pub struct IoResult {
     pub output: Vec<u8>,
 }
 
-/// A pool block still allocated.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LeakedBlock {
-    pub address: usize,
-    pub size: usize,
-    pub tag: u32,
-    pub flags: u64,
-}
-
-impl LeakedBlock {
-    /// The tag as its four characters (`'Wdmw'`).
-    pub fn tag_str(&self) -> String {
-        self.tag
-            .to_le_bytes()
-            .iter()
-            .map(|&b| if b.is_ascii_graphic() { b as char } else { '.' })
-            .collect()
-    }
-}
-
-/// What a driver still owned after DriverUnload (or what "host" owns, for [`Machine::audit`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct UnloadReport {
-    /// The driver set `DriverUnload` (without it Windows cannot unload the driver).
-    pub unload_routine: bool,
-    pub pool: Vec<LeakedBlock>,
-    /// Device names (or `<unnamed>@addr`) never deleted.
-    pub devices: Vec<String>,
-    pub links: Vec<String>,
-    /// Work items still queued or running.
-    pub work_items: Vec<PendingItem>,
-    /// Work items initialized and never uninitialized (addresses).
-    pub initialized_work_items: Vec<usize>,
-}
-
-impl UnloadReport {
-    pub fn is_clean(&self) -> bool {
-        self.pool.is_empty()
-            && self.devices.is_empty()
-            && self.links.is_empty()
-            && self.work_items.is_empty()
-            && self.initialized_work_items.is_empty()
-    }
-}
-
-/// A device of a driver being unloaded that still has open handles.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OpenDevice {
-    /// `\Device\Name` (or `<unnamed>@addr`).
-    pub device: String,
-    /// Open handles (file objects) on it: the I/O manager's `ReferenceCount`.
-    pub handles: u32,
-}
-
-/// Why [`Driver::unload`] did not unload.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum UnloadError {
-    /// The machine bug-checked (before, during or after DriverUnload; see
-    /// [`Machine::last_unload_audit`]).
-    BugCheck(BugCheck),
-    /// Handles to the driver's devices were still open after `Config::unload_wait`:
-    /// DriverUnload was not called and the driver stays unload-pending (new opens fail with
-    /// `STATUS_NO_SUCH_DEVICE`), as a stop request leaves a legacy driver on Windows.
-    OpenHandles(Vec<OpenDevice>),
-}
-
-impl UnloadError {
-    /// The bug check, if that is why.
-    pub fn bugcheck(&self) -> Option<&BugCheck> {
-        match self {
-            UnloadError::BugCheck(b) => Some(b),
-            UnloadError::OpenHandles(_) => None,
-        }
-    }
-}
-
-impl From<BugCheck> for UnloadError {
-    fn from(b: BugCheck) -> Self {
-        UnloadError::BugCheck(b)
-    }
-}
-
-impl std::fmt::Display for UnloadError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            UnloadError::BugCheck(b) => write!(f, "{b}"),
-            UnloadError::OpenHandles(open) => {
-                write!(f, "unload pending, DriverUnload not called: ")?;
-                for (i, d) in open.iter().enumerate() {
-                    let s = if d.handles == 1 { "" } else { "s" };
-                    let sep = if i == 0 { "" } else { ", " };
-                    write!(f, "{sep}{} open handle{s} on {}", d.handles, d.device)?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-impl std::error::Error for UnloadError {}
-
 /// The in-process pseudo-driver "host".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HostDriver {
-    driver_object: usize,
-    device_object: usize,
+    driver_object: DriverObj,
+    device_object: DeviceId,
 }
 
 impl HostDriver {
     pub fn driver_object(&self) -> *mut DRIVER_OBJECT {
-        self.driver_object as *mut DRIVER_OBJECT
+        self.driver_object.ptr()
     }
     pub fn device_object(&self) -> *mut DEVICE_OBJECT {
-        self.device_object as *mut DEVICE_OBJECT
+        self.device_object.ptr()
     }
 }
 
 /// A loaded driver.
 pub struct Driver {
-    inner: Arc<Inner>,
-    id: usize,
-    object: usize,
+    sys: Arc<System>,
+    id: DriverId,
+    object: DriverObj,
     image: Arc<pe::Image>,
 }
 
 /// An open handle to a device. `Send + Sync`: IOCTLs may be issued concurrently.
 pub struct Handle {
-    inner: Arc<Inner>,
-    file: usize,
-    device: usize,
+    sys: Arc<System>,
+    file: io::OpenFile,
     granted: u32,
     closed: AtomicBool,
 }
 
 impl Machine {
     pub fn new(config: Config) -> Machine {
-        let inner = machine::new_inner(config);
-        let (id, _) = io::create_driver_object(&inner, "ntsim_host", None);
-        debug_assert_eq!(id, machine::HOST_DRIVER);
+        let sys = machine::new_system(config);
+        let (id, _) = io::driver::create_driver_object(&sys, "ntsim_host", None);
+        debug_assert_eq!(id, DriverId::HOST);
         Machine {
-            inner,
+            sys,
             host: Mutex::new(None),
         }
     }
 
     pub fn config(&self) -> &Config {
-        &self.inner.config
+        &self.sys.config
     }
 
     /// Map a driver image and create its DRIVER_OBJECT. Nothing in it runs yet.
@@ -280,23 +224,19 @@ impl Machine {
         let img = pe::load(
             path,
             &exports::lookup,
-            machine::note_caller as *const () as usize,
+            ke::thread::note_caller as *const () as usize,
         )?;
         let img = Arc::new(img);
-        self.inner
-            .images
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(img.clone());
+        self.sys.mm.add_image(img.clone());
         let stem = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "driver".into());
-        let (id, obj) = io::create_driver_object(&self.inner, &stem, Some(img.clone()));
+        let (id, object) = io::driver::create_driver_object(&self.sys, &stem, Some(img.clone()));
         Ok(Driver {
-            inner: self.inner.clone(),
+            sys: self.sys.clone(),
             id,
-            object: obj as usize,
+            object,
             image: img,
         })
     }
@@ -305,18 +245,17 @@ impl Machine {
     /// GENERIC_READ | GENERIC_WRITE, …). Sends IRP_MJ_CREATE.
     pub fn open(&self, path: &str, access: u32) -> Result<Handle, OpenError> {
         let granted = io::granted_access(access);
-        let m = self.inner.clone();
+        let m = self.sys.clone();
         let p = path.to_string();
-        let r = machine::run_kernel(&self.inner, machine::NO_DRIVER, "I/O manager", move || {
-            io::open(&m, &p, granted).map(|f| (f.file as usize, f.device as usize))
+        let r = run_kernel(&self.sys, DriverId::NONE, "I/O manager", move || {
+            io::open(&m, &p, granted)
         });
         match r {
             Err(b) => Err(OpenError::BugCheck(b)),
             Ok(Err(s)) => Err(OpenError::Status(s)),
-            Ok(Ok((file, device))) => Ok(Handle {
-                inner: self.inner.clone(),
+            Ok(Ok(file)) => Ok(Handle {
+                sys: self.sys.clone(),
                 file,
-                device,
                 granted,
                 closed: AtomicBool::new(false),
             }),
@@ -324,17 +263,12 @@ impl Machine {
     }
 
     pub fn bugcheck(&self) -> Option<BugCheck> {
-        self.inner.bugcheck()
+        self.sys.ke.bugcheck()
     }
 
     /// Every complete DbgPrint line so far (plus a trailing partial line, if any).
     pub fn dbgprint_lines(&self) -> Vec<String> {
-        let g = lock(&self.inner.dbg);
-        let mut v = g.lines.clone();
-        if !g.partial.is_empty() {
-            v.push(g.partial.clone());
-        }
-        v
+        self.sys.dbg.lines()
     }
 
     /// The pseudo-driver "host" and its device `\Device\NtsimHost` (created on first use).
@@ -343,40 +277,28 @@ impl Machine {
         if let Some(h) = *g {
             return Ok(h);
         }
-        let drv = lock(&self.inner.ob).drivers[machine::HOST_DRIVER].object;
-        let dev = machine::run_kernel(
-            &self.inner,
-            machine::HOST_DRIVER,
-            "host kernel thread",
-            move || {
-                let mut name = rtl::wide("\\Device\\NtsimHost");
-                let mut us = UNICODE_STRING {
-                    Length: 0,
-                    MaximumLength: 0,
-                    Buffer: core::ptr::null_mut(),
-                };
-                let mut dev: *mut DEVICE_OBJECT = core::ptr::null_mut();
-                // SAFETY: `name` is NUL-terminated and outlives `us`; `us` is a writable local.
-                unsafe { exports::RtlInitUnicodeString(&mut us, name.as_mut_ptr()) };
-                // SAFETY: the host driver's live object, a valid name, a writable out-pointer.
-                let st = unsafe {
-                    exports::IoCreateDevice(
-                        drv as *mut DRIVER_OBJECT,
-                        0,
-                        &mut us,
-                        FILE_DEVICE_UNKNOWN,
-                        0,
-                        0,
-                        &mut dev,
-                    )
-                };
-                assert_eq!(st, STATUS_SUCCESS, "IoCreateDevice for the host device");
-                // SAFETY: `dev` was just created; clearing DO_DEVICE_INITIALIZING as DriverEntry's
-                // caller does.
-                unsafe { (*dev).Flags &= !DO_DEVICE_INITIALIZING };
-                dev as usize
-            },
-        )?;
+        let drv = io::driver::driver_object(&self.sys, DriverId::HOST)
+            .expect("the host driver is created with the machine");
+        let dev = run_kernel(&self.sys, DriverId::HOST, "host kernel thread", move || {
+            let mut name = rtl::wide("\\Device\\NtsimHost");
+            let mut us = UNICODE_STRING {
+                Length: 0,
+                MaximumLength: 0,
+                Buffer: core::ptr::null_mut(),
+            };
+            let mut dev: *mut DEVICE_OBJECT = core::ptr::null_mut();
+            // SAFETY: `name` is NUL-terminated and outlives `us`; `us` is a writable local.
+            unsafe { exports::RtlInitUnicodeString(&mut us, name.as_mut_ptr()) };
+            // SAFETY: the host driver's live object, a valid name, a writable out-pointer.
+            let st = unsafe {
+                exports::IoCreateDevice(drv.ptr(), 0, &mut us, FILE_DEVICE_UNKNOWN, 0, 0, &mut dev)
+            };
+            assert_eq!(st, STATUS_SUCCESS, "IoCreateDevice for the host device");
+            // SAFETY: `dev` was just created; clearing DO_DEVICE_INITIALIZING as DriverEntry's
+            // caller does.
+            unsafe { (*dev).Flags &= !DO_DEVICE_INITIALIZING };
+            DeviceId::from_ptr(dev)
+        })?;
         let h = HostDriver {
             driver_object: drv,
             device_object: dev,
@@ -393,20 +315,20 @@ impl Machine {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        machine::run_kernel(&self.inner, machine::HOST_DRIVER, "host kernel thread", f)
+        run_kernel(&self.sys, DriverId::HOST, "host kernel thread", f)
     }
 
     /// Wait until no work item (of any driver) is queued or running. False on timeout or bug
     /// check.
     pub fn wait_work_items_idle(&self, timeout: Duration) -> bool {
-        io::workitem::wait_idle(&self.inner, None, timeout)
+        io::workitem::wait_idle(&self.sys, None, timeout)
     }
 
     /// What the pseudo-driver "host" still owns (pool, devices other than NtsimHost, links,
     /// queued/running and initialized work items).
     pub fn audit(&self) -> UnloadReport {
-        let host_dev = lock(&self.host).map(|h| h.device_object);
-        let mut r = collect_audit(&self.inner, machine::HOST_DRIVER);
+        let host_dev = lock(&self.host).map(|h| h.device_object.0);
+        let mut r = io::driver::collect_audit(&self.sys, DriverId::HOST);
         if let Some(d) = host_dev {
             let name = "\\Device\\NtsimHost".to_string();
             r.devices
@@ -418,80 +340,25 @@ impl Machine {
 
     /// Pool statistics over every driver.
     pub fn pool_stats(&self) -> PoolStats {
-        let g = lock(&self.inner.pool);
-        PoolStats {
-            outstanding_blocks: g.blocks.len(),
-            outstanding_bytes: g.blocks.values().map(|b| b.size).sum(),
-            allocations: g.allocations,
-            frees: g.frees,
-        }
+        self.sys.ex.pool.stats()
     }
 
     /// The audit of the most recent `Driver::unload`, also when the unload bug-checked (0x62,
     /// 0xCE): what the driver still owned after DriverUnload returned.
     pub fn last_unload_audit(&self) -> Option<UnloadReport> {
-        lock(&self.inner.last_audit).clone()
+        lock(&self.sys.io.last_audit).clone()
     }
 
     /// Number of work-item routines that have returned so far.
     pub fn work_item_routines_run(&self) -> u64 {
-        lock(&self.inner.wi).routines_run
+        self.sys.io.items.routines_run()
     }
 }
 
 impl Drop for Machine {
     fn drop(&mut self) {
-        self.inner.shutdown.store(true, Ordering::SeqCst);
-        for cv in &self.inner.wi_cv {
-            cv.notify_all();
-        }
+        self.sys.ex.workers.shutdown();
     }
-}
-
-fn collect_audit(m: &Inner, owner: usize) -> UnloadReport {
-    let mut r = UnloadReport::default();
-    {
-        let g = lock(&m.pool);
-        r.pool = g
-            .blocks
-            .iter()
-            .filter(|(_, b)| b.owner == owner)
-            .map(|(&a, b)| LeakedBlock {
-                address: a,
-                size: b.size,
-                tag: b.tag,
-                flags: b.flags,
-            })
-            .collect();
-    }
-    {
-        let g = lock(&m.ob);
-        r.devices = g
-            .objects
-            .iter()
-            .filter(|(_, o)| o.kind == ob::ObjKind::Device && o.owner == owner && !o.deleted)
-            .map(|(&a, o)| {
-                o.name
-                    .clone()
-                    .unwrap_or_else(|| format!("<unnamed>@{a:#x}"))
-            })
-            .collect();
-        r.devices.sort();
-        r.links = g
-            .links
-            .values()
-            .filter(|l| l.owner == owner)
-            .map(|l| format!("{} -> {}", l.link, l.target))
-            .collect();
-    }
-    r.work_items = io::workitem::pending_for(m, owner);
-    r.initialized_work_items = lock(&m.wi)
-        .items
-        .iter()
-        .filter(|(_, it)| it.owner == owner && !it.allocated)
-        .map(|(&a, _)| a)
-        .collect();
-    r
 }
 
 impl Driver {
@@ -501,51 +368,18 @@ impl Driver {
     }
 
     pub fn driver_object(&self) -> *mut DRIVER_OBJECT {
-        self.object as *mut DRIVER_OBJECT
+        self.object.ptr()
     }
 
     /// What the driver owns right now (pool, devices, links, work items), without unloading.
     pub fn audit(&self) -> UnloadReport {
-        let mut r = collect_audit(&self.inner, self.id);
-        // SAFETY: the live driver object; DriverUnload is plain data.
-        r.unload_routine = unsafe { (*(self.object as *mut DRIVER_OBJECT)).DriverUnload }.is_some();
-        r
+        io::driver::audit(&self.sys, self.id, self.object)
     }
 
     /// Call DriverEntry(DriverObject, RegistryPath) on a kernel thread.
     pub fn start(&self) -> Result<NTSTATUS, BugCheck> {
-        let m = self.inner.clone();
-        let obj = self.object;
-        let entry = self.image.entry;
         let svc = self.image.name.trim_end_matches(".sys").to_string();
-        machine::run_kernel(&self.inner, self.id, "DriverEntry", move || {
-            let mut path = rtl::wide(&format!(
-                "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\{svc}"
-            ));
-            let mut reg = UNICODE_STRING {
-                Length: ((path.len() - 1) * 2) as u16,
-                MaximumLength: (path.len() * 2) as u16,
-                Buffer: path.as_mut_ptr(),
-            };
-            // SAFETY: `entry` is the image's entry point (DriverEntry), validated by the loader;
-            // it is called once with its driver object and a registry path that outlives it.
-            let f: DRIVER_INITIALIZE = unsafe { core::mem::transmute(entry) };
-            // SAFETY: see above.
-            let st = unsafe { f(obj as *mut DRIVER_OBJECT, &mut reg) };
-            check_irql_after(&m, entry);
-            if nt_success(st) {
-                // SAFETY: the driver object's device list holds ntsim-created device objects;
-                // the I/O manager clears DO_DEVICE_INITIALIZING after DriverEntry.
-                let mut d = unsafe { (*(obj as *mut DRIVER_OBJECT)).DeviceObject };
-                while !d.is_null() {
-                    // SAFETY: as above, a live ntsim-created device object.
-                    let dv = unsafe { &mut *d };
-                    dv.Flags &= !DO_DEVICE_INITIALIZING;
-                    d = dv.NextDevice;
-                }
-            }
-            st
-        })
+        io::driver::start(&self.sys, self.id, self.object, svc)
     }
 
     /// Stop the driver as the I/O manager stops a legacy driver, call DriverUnload, then audit
@@ -564,144 +398,7 @@ impl Driver {
     /// after `Config::unload_grace`), and 0xC4/0x62 (with the verifier) when pool is still
     /// allocated.
     pub fn unload(&self) -> Result<UnloadReport, UnloadError> {
-        if let Some(b) = self.inner.bugcheck() {
-            return Err(UnloadError::BugCheck(b));
-        }
-        // SAFETY: the live driver object; DriverUnload is plain data set by DriverEntry.
-        let has_unload = unsafe { (*(self.object as *mut DRIVER_OBJECT)).DriverUnload }.is_some();
-        if has_unload {
-            self.wait_unreferenced()?;
-        }
-        Ok(self.call_unload()?)
-    }
-
-    /// Mark the driver unload-pending and wait until no handle to its devices is open.
-    fn wait_unreferenced(&self) -> Result<(), UnloadError> {
-        let m = &self.inner;
-        let deadline = Instant::now() + m.config.unload_wait;
-        let mut g = lock(&m.ob);
-        if let Some(d) = g.drivers.get_mut(self.id) {
-            d.unload_pending = true;
-        }
-        loop {
-            let open = open_devices(&g, self.id);
-            if open.is_empty() {
-                return Ok(());
-            }
-            if let Some(b) = m.bugcheck() {
-                return Err(UnloadError::BugCheck(b));
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(UnloadError::OpenHandles(open));
-            }
-            let step = (deadline - now).min(Duration::from_millis(50));
-            g = m
-                .ob_cv
-                .wait_timeout(g, step)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-    }
-
-    fn call_unload(&self) -> Result<UnloadReport, BugCheck> {
-        let m = self.inner.clone();
-        let obj = self.object;
-        let id = self.id;
-        machine::run_kernel(&self.inner, self.id, "DriverUnload", move || {
-            // SAFETY: the live driver object; DriverUnload is plain data set by DriverEntry.
-            let unload = unsafe { (*(obj as *mut DRIVER_OBJECT)).DriverUnload };
-            let Some(unload) = unload else {
-                let mut r = collect_audit(&m, id);
-                r.unload_routine = false;
-                return r;
-            };
-            // SAFETY: calling the driver's unload routine with its own driver object.
-            unsafe { unload(obj as *mut DRIVER_OBJECT) };
-            check_irql_after(&m, unload as usize);
-            machine::with_context(id, "unload audit", || {
-                let pending = io::workitem::pending_for(&m, id);
-                if !pending.is_empty() && pending.iter().all(|p| p.running) {
-                    io::workitem::wait_idle(&m, Some(id), m.config.unload_grace);
-                }
-                let mut audit = collect_audit(&m, id);
-                audit.unload_routine = true;
-                *lock(&m.last_audit) = Some(audit);
-                if let Some(p) = io::workitem::pending_for(&m, id).first()
-                    && m.verifier()
-                {
-                    machine::raise(
-                        &m,
-                        verifier::Bc::verifier(
-                            bugcheck::DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS,
-                            [p.routine as u64, 0, p.item as u64, unload as usize as u64],
-                        )
-                        .at(p.routine),
-                    );
-                }
-                let mut r = collect_audit(&m, id);
-                r.unload_routine = true;
-                *lock(&m.last_audit) = Some(r.clone());
-                if m.verifier() && !r.pool.is_empty() {
-                    // SAFETY: computing the address of the driver object's DriverName field.
-                    let name = unsafe { &raw mut (*(obj as *mut DRIVER_OBJECT)).DriverName };
-                    machine::raise(
-                        &m,
-                        verifier::Bc::verifier(
-                            bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
-                            [
-                                bugcheck::verifier::POOL_LEAKED_AT_UNLOAD,
-                                name as u64,
-                                obj as u64,
-                                r.pool.len() as u64,
-                            ],
-                        )
-                        .at(unload as usize),
-                    );
-                }
-                if let Some(d) = lock(&m.ob).drivers.get_mut(id) {
-                    d.unloaded = true;
-                }
-                r
-            })
-        })
-    }
-}
-
-/// The driver's device objects (on its device list, i.e. not deleted) with handles open.
-fn open_devices(g: &ob::Objects, owner: usize) -> Vec<OpenDevice> {
-    let mut v: Vec<OpenDevice> = g
-        .objects
-        .iter()
-        .filter(|(_, o)| o.kind == ob::ObjKind::Device && o.owner == owner && !o.deleted)
-        .filter_map(|(&a, o)| {
-            // SAFETY: a live device object (in the object table, not deleted; the caller holds
-            // the object lock); ReferenceCount is the I/O manager's open count.
-            let handles = unsafe { (*(a as *const DEVICE_OBJECT)).ReferenceCount };
-            (handles > 0).then(|| OpenDevice {
-                device: o
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| format!("<unnamed>@{a:#x}")),
-                handles: handles as u32,
-            })
-        })
-        .collect();
-    v.sort_by(|a, b| a.device.cmp(&b.device));
-    v
-}
-
-fn check_irql_after(m: &Inner, routine: usize) {
-    let lvl = ke::irql::get();
-    if lvl != PASSIVE_LEVEL {
-        machine::raise(
-            m,
-            verifier::Bc::new(
-                bugcheck::IRQL_GT_ZERO_AT_SYSTEM_SERVICE,
-                [routine as u64, lvl as u64, 0, 0],
-            )
-            .at(routine),
-        );
+        io::driver::unload(&self.sys, self.id, self.object)
     }
 }
 
@@ -719,7 +416,7 @@ impl Handle {
         input: &[u8],
         output_len: usize,
     ) -> Result<IoResult, BugCheck> {
-        if let Some(b) = self.inner.bugcheck() {
+        if let Some(b) = self.sys.ke.bugcheck() {
             return Err(b);
         }
         if self.closed.load(Ordering::SeqCst) {
@@ -736,16 +433,16 @@ impl Handle {
                 output: Vec::new(),
             });
         }
-        let m = self.inner.clone();
+        let m = self.sys.clone();
         let input = input.to_vec();
-        let (file, device) = (self.file, self.device);
-        machine::run_kernel(&self.inner, machine::NO_DRIVER, "I/O manager", move || {
+        let (file, device): (FileId, DeviceId) = (self.file.file, self.file.device);
+        run_kernel(&self.sys, DriverId::NONE, "I/O manager", move || {
             let c = io::call_driver(
                 &m,
                 &io::irp::Request {
                     mj: IRP_MJ_DEVICE_CONTROL,
-                    device: device as *mut DEVICE_OBJECT,
-                    file: file as *mut FILE_OBJECT,
+                    device: device.ptr(),
+                    file: file.ptr(),
                     code,
                     input: &input,
                     out_len: output_len,
@@ -768,24 +465,17 @@ impl Handle {
         if self.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        let m = self.inner.clone();
-        let (file, device) = (self.file, self.device);
-        machine::run_kernel(&self.inner, machine::NO_DRIVER, "I/O manager", move || {
-            io::close_file(
-                &m,
-                &io::OpenFile {
-                    file: file as *mut FILE_OBJECT,
-                    device: device as *mut DEVICE_OBJECT,
-                },
-                true,
-            );
+        let m = self.sys.clone();
+        let file = self.file;
+        run_kernel(&self.sys, DriverId::NONE, "I/O manager", move || {
+            io::close_file(&m, file, true);
         })
     }
 }
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        if self.inner.bugcheck().is_none() {
+        if self.sys.ke.bugcheck().is_none() {
             let _ = self.close_inner();
         }
     }

@@ -1,7 +1,8 @@
 //! Checks on the built driver image — the artifact a Windows user would sign and load, not the
 //! source that produced it (DESIGN.md §3, "Check the artifact"):
 //!
-//! - PE32+ for x86-64, subsystem NATIVE;
+//! - PE32+ for the policy's machine (x64 `0x8664`, or ARM64 `0xAA64` for the
+//!   `aarch64-pc-windows-msvc` build), subsystem NATIVE;
 //! - the entry point is `DriverEntry`: `AddressOfEntryPoint` equals the RVA of the image's
 //!   `DriverEntry` export (a Rust cdylib exports its `#[unsafe(no_mangle)] pub extern` functions,
 //!   and the linker was told `/ENTRY:DriverEntry`) and lies in an executable section;
@@ -9,11 +10,17 @@
 //! - no TLS directory, no delay-load imports (neither works in a kernel image);
 //! - imports only from the allowed DLLs (`ntoskrnl.exe`), none by ordinal, every one declared in
 //!   nt-abi (so ntsim can bind it), and the ones the driver must use present;
-//! - no privileged instructions and no `gs:`/`fs:` accesses in executable sections ([`disasm`]).
+//! - x64 images only: no privileged instructions and no `gs:`/`fs:` accesses in executable
+//!   sections ([`disasm`]). ARM64 images get every other check; the instruction rules are x86
+//!   rules, so there is no ARM64 instruction scan (and the policy says so, [`Policy::scan`]).
 //!
 //! [`check`] returns every [`Violation`] found; an empty list means the image passed.
+//!
+//! [`inf`] checks `driver.inx` against Microsoft's documented primitive-driver INF rules (our own
+//! checker of the written rules, not a replacement for infverif).
 
 pub mod disasm;
+pub mod inf;
 pub mod pe;
 
 use std::fmt;
@@ -45,6 +52,10 @@ pub struct Policy {
     pub required_imports: Vec<String>,
     /// If set, every import must be in this list (nt-abi's declarations).
     pub known_imports: Option<Vec<String>>,
+    /// `IMAGE_FILE_HEADER.Machine` the image must have.
+    pub machine: u16,
+    /// Whether [`check`] runs the x86 instruction scan (x64 images only).
+    pub scan: bool,
 }
 
 impl Policy {
@@ -57,6 +68,18 @@ impl Policy {
                 .map(String::from)
                 .collect(),
             known_imports: Some(nt_abi::imports::all_imports().map(String::from).collect()),
+            machine: pe::IMAGE_FILE_MACHINE_AMD64,
+            scan: true,
+        }
+    }
+
+    /// The policy for the ARM64 build of wdm_workitem.sys: the same structure and import rules,
+    /// machine ARM64, no (x86) instruction scan.
+    pub fn wdm_workitem_arm64() -> Policy {
+        Policy {
+            machine: nt_abi::pe::IMAGE_FILE_MACHINE_ARM64,
+            scan: false,
+            ..Policy::wdm_workitem()
         }
     }
 
@@ -72,8 +95,9 @@ impl Policy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Violation {
     Malformed(String),
-    NotAmd64 {
+    WrongMachine {
         machine: u16,
+        expected: u16,
     },
     NotPe32Plus {
         magic: u16,
@@ -120,7 +144,11 @@ impl fmt::Display for Violation {
         use Violation::*;
         match self {
             Malformed(m) => write!(f, "{m}"),
-            NotAmd64 { machine } => write!(f, "machine {machine:#06x} is not AMD64 (0x8664)"),
+            WrongMachine { machine, expected } => write!(
+                f,
+                "machine {machine:#06x} is not {} ({expected:#06x})",
+                machine_name(*expected)
+            ),
             NotPe32Plus { magic } => {
                 write!(f, "optional header magic {magic:#x} is not PE32+ (0x20b)")
             }
@@ -179,6 +207,15 @@ impl fmt::Display for Violation {
     }
 }
 
+/// `AMD64`, `ARM64`, or `unknown`.
+pub fn machine_name(machine: u16) -> &'static str {
+    match machine {
+        pe::IMAGE_FILE_MACHINE_AMD64 => "AMD64",
+        nt_abi::pe::IMAGE_FILE_MACHINE_ARM64 => "ARM64",
+        _ => "unknown",
+    }
+}
+
 /// Header, section and import checks (everything but the instruction scan).
 pub fn check_structure(data: &[u8], policy: &Policy) -> Vec<Violation> {
     let img = match Image::parse(data) {
@@ -186,9 +223,10 @@ pub fn check_structure(data: &[u8], policy: &Policy) -> Vec<Violation> {
         Err(e) => return vec![Violation::Malformed(e.to_string())],
     };
     let mut v = Vec::new();
-    if img.machine != pe::IMAGE_FILE_MACHINE_AMD64 {
-        v.push(Violation::NotAmd64 {
+    if img.machine != policy.machine {
+        v.push(Violation::WrongMachine {
             machine: img.machine,
+            expected: policy.machine,
         });
     }
     if img.optional_magic != pe::PE32_PLUS_MAGIC {
@@ -306,7 +344,7 @@ pub fn check(
         Err(e) => return vec![Violation::Malformed(format!("{}: {e}", path.display()))],
     };
     let mut v = check_structure(&data, policy);
-    if !matches!(v.first(), Some(Violation::Malformed(_))) {
+    if policy.scan && !matches!(v.first(), Some(Violation::Malformed(_))) {
         v.extend(check_instructions(path, disassembler));
     }
     v

@@ -160,7 +160,10 @@ fn detects_pe32_and_wrong_machine() {
     assert_eq!(
         structure_violations(&d),
         vec![
-            Violation::NotAmd64 { machine: 0x14c },
+            Violation::WrongMachine {
+                machine: 0x14c,
+                expected: pe::IMAGE_FILE_MACHINE_AMD64
+            },
             Violation::NotPe32Plus {
                 magic: pe::PE32_MAGIC
             }

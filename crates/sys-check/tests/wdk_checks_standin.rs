@@ -103,7 +103,7 @@ fn check_with_standin(name: &str, shift: &str) -> (bool, String) {
         ),
     );
     let out = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .args(["check", "--offline", "--quiet", "--manifest-path"])
+        .args(["check", "--quiet", "--manifest-path"])
         .arg(dir.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(dir.join("target"))

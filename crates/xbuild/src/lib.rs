@@ -20,6 +20,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub const TARGET: &str = "x86_64-pc-windows-msvc";
+/// The ARM64 Windows target: the same recipe (build-std with the same toolchain, rust-lld in
+/// `lld-link` mode) produces an ARM64 `.sys` (machine 0xAA64). ntsim cannot load it (it runs x64
+/// images on an x86_64 host); sys-check checks it.
+pub const ARM64_TARGET: &str = "aarch64-pc-windows-msvc";
+/// Every driver target the cross build supports.
+pub const DRIVER_TARGETS: &[&str] = &[TARGET, ARM64_TARGET];
 /// Debian packages that provide a rustc with library sources for build-std.
 pub const DEBIAN_TOOLCHAIN_PACKAGES: &[&str] = &["rustc-web", "cargo-web", "rust-web-src"];
 /// Debian package that provides `lld-link` when no rustup `rust-lld` exists.
@@ -301,8 +307,28 @@ pub fn diagnose(log: &str) -> String {
     }
 }
 
-/// Build the package and return the absolute path of the `.sys` it produced.
+/// Build the package for [`TARGET`] and return the absolute path of the `.sys` it produced.
 pub fn build_sys(tc: &Toolchain, req: &SysBuild<'_>) -> Result<PathBuf, Error> {
+    build_sys_for(tc, req, TARGET)
+}
+
+/// `CARGO_TARGET_<TRIPLE>_<what>`, cargo's per-target environment key.
+fn target_env(target: &str, what: &str) -> String {
+    format!(
+        "CARGO_TARGET_{}_{what}",
+        target.to_ascii_uppercase().replace(['-', '.'], "_")
+    )
+}
+
+/// Build the package for `target` (one of [`DRIVER_TARGETS`]) and return the absolute path of
+/// the `.sys` it produced.
+pub fn build_sys_for(tc: &Toolchain, req: &SysBuild<'_>, target: &str) -> Result<PathBuf, Error> {
+    if !DRIVER_TARGETS.contains(&target) {
+        return err(format!(
+            "unsupported driver target `{target}`: use one of {}",
+            DRIVER_TARGETS.join(", ")
+        ));
+    }
     let mut rustflags = vec![
         "-C",
         "target-feature=+crt-static",
@@ -318,7 +344,7 @@ pub fn build_sys(tc: &Toolchain, req: &SysBuild<'_>) -> Result<PathBuf, Error> {
     }
     let mut cmd = Command::new(&tc.cargo);
     cmd.arg("build")
-        .args(["--package", req.package, "--target", TARGET])
+        .args(["--package", req.package, "--target", target])
         .arg("--manifest-path")
         .arg(req.manifest_path)
         .arg("--target-dir")
@@ -350,11 +376,8 @@ pub fn build_sys(tc: &Toolchain, req: &SysBuild<'_>) -> Result<PathBuf, Error> {
         cmd.env_remove(var);
     }
     cmd.env("RUSTC", &tc.rustc)
-        .env("CARGO_TARGET_X86_64_PC_WINDOWS_MSVC_LINKER", &tc.linker)
-        .env(
-            "CARGO_TARGET_X86_64_PC_WINDOWS_MSVC_RUSTFLAGS",
-            rustflags.join(" "),
-        );
+        .env(target_env(target, "LINKER"), &tc.linker)
+        .env(target_env(target, "RUSTFLAGS"), rustflags.join(" "));
     if tc.kind == ToolchainKind::Debian {
         cmd.env("RUSTC_BOOTSTRAP", "1");
     }
@@ -395,13 +418,13 @@ pub fn build_sys(tc: &Toolchain, req: &SysBuild<'_>) -> Result<PathBuf, Error> {
             format!("{}\n", tail.join("\n"))
         };
         return err(format!(
-            "cross-build of `{}` failed ({status}) with {tc}.\n{shown}{}",
+            "cross-build of `{}` for {target} failed ({status}) with {tc}.\n{shown}{}",
             req.package,
             diagnose(&log)
         ));
     }
     let profile = if req.release { "release" } else { "debug" };
-    let out_dir = req.target_dir.join(TARGET).join(profile);
+    let out_dir = req.target_dir.join(target).join(profile);
     let stem = req.package.replace('-', "_");
     let dll = out_dir.join(format!("{stem}.dll"));
     let sys = out_dir.join(format!("{stem}.sys"));
@@ -428,6 +451,24 @@ pub fn windows_std_cargo(tc: &Toolchain, subcommand: &str) -> Command {
     cmd
 }
 
+/// `cargo <subcommand>` of kernel-mode (`no_std`) code for each of `targets` with `core` built
+/// from source (`-Zbuild-std=core,compiler_builtins`): for type-checking libraries such as
+/// io-workitem for x64 and ARM64 Windows on this host. The caller adds `--manifest-path`,
+/// `--target-dir`, `-p`, features.
+pub fn kernel_cargo(tc: &Toolchain, subcommand: &str, targets: &[&str]) -> Command {
+    let mut cmd = Command::new(&tc.cargo);
+    cmd.arg(subcommand);
+    for t in targets {
+        cmd.args(["--target", t]);
+    }
+    cmd.args([
+        "-Zbuild-std=core,compiler_builtins",
+        "-Zbuild-std-features=compiler-builtins-mem",
+    ]);
+    toolchain_env(tc, &mut cmd);
+    cmd
+}
+
 /// Debian package that provides `cargo-clippy`/`clippy-driver` for the Debian toolchain.
 pub const DEBIAN_CLIPPY_PACKAGE: &str = "rust-web-clippy";
 
@@ -444,6 +485,11 @@ pub fn clippy_of(tc: &Toolchain) -> Option<PathBuf> {
 /// would prefer a `cargo-clippy` in `$CARGO_HOME/bin` (rustup's proxy, another toolchain).
 /// The caller adds `-p`, `--target-dir`, `--no-default-features` and `-- -D warnings`.
 pub fn windows_kernel_clippy(tc: &Toolchain) -> Result<Command, Error> {
+    windows_kernel_clippy_for(tc, TARGET)
+}
+
+/// [`windows_kernel_clippy`] for any of [`DRIVER_TARGETS`] (e.g. [`ARM64_TARGET`]).
+pub fn windows_kernel_clippy_for(tc: &Toolchain, target: &str) -> Result<Command, Error> {
     let clippy = clippy_of(tc).ok_or_else(|| {
         Error(format!(
             "{} has no cargo-clippy next to it: install {} (Debian) or `rustup component add \
@@ -456,7 +502,7 @@ pub fn windows_kernel_clippy(tc: &Toolchain) -> Result<Command, Error> {
     cmd.args([
         "clippy",
         "--target",
-        TARGET,
+        target,
         "-Zbuild-std=core,compiler_builtins,alloc",
         "-Zbuild-std-features=compiler-builtins-mem",
     ]);
@@ -497,8 +543,19 @@ pub fn workspace_root() -> PathBuf {
 /// Cross-build `wdm_workitem.sys` the one way every caller (xtask, test suites) builds it:
 /// without the WDK feature, into `<workspace>/target/sys`. Returns the `.sys` path.
 pub fn build_driver(tc: &Toolchain, release: bool, verbose: bool) -> Result<PathBuf, Error> {
+    build_driver_for(tc, TARGET, release, verbose)
+}
+
+/// [`build_driver`] for any of [`DRIVER_TARGETS`] (e.g. [`ARM64_TARGET`]), same recipe and
+/// target directory (cargo keeps each target's output under its own triple).
+pub fn build_driver_for(
+    tc: &Toolchain,
+    target: &str,
+    release: bool,
+    verbose: bool,
+) -> Result<PathBuf, Error> {
     let root = workspace_root();
-    build_sys(
+    build_sys_for(
         tc,
         &SysBuild {
             manifest_path: &root.join("Cargo.toml"),
@@ -509,5 +566,6 @@ pub fn build_driver(tc: &Toolchain, release: bool, verbose: bool) -> Result<Path
             no_default_features: true,
             verbose,
         },
+        target,
     )
 }

@@ -7,7 +7,10 @@
 //! - initialize: 16-aligned storage inside a live pool block, not already initialized;
 //! - uninitialize: initialized and not queued (else "WORKER_INVALID 2");
 //! - queue: initialized, not queued (else "WORKER_INVALID 1"), valid queue type;
-//! - free: tag matches, and no initialized item is left in the block (else "WORKER_INVALID 0").
+//! - free: tag matches, and no initialized item is left in the block (else "WORKER_INVALID 0");
+//! - dereference: only a referenced object (else "0xC4/0x3F reference count underflow"); a
+//!   `FakeDevice`/`FakeDriver` dropped while referenced panics (its memory would be freed under
+//!   a holder of a reference).
 //!
 //! A violation panics with the bug check it models.
 #![allow(dead_code)]
@@ -50,6 +53,8 @@ pub struct State {
     pub runs: AtomicU64,
     pub last_queue_type: AtomicU32,
     pub events_live: AtomicUsize,
+    /// Object address → references taken with `reference_object` and not yet released.
+    pub object_refs: LazyLock<StdMutex<HashMap<usize, i64>>>,
 }
 
 impl State {
@@ -65,6 +70,7 @@ impl State {
             runs: AtomicU64::new(0),
             last_queue_type: AtomicU32::new(u32::MAX),
             events_live: AtomicUsize::new(0),
+            object_refs: LazyLock::new(|| StdMutex::new(HashMap::new())),
         }
     }
 
@@ -85,6 +91,21 @@ impl State {
             self.uninits.load(Ordering::SeqCst),
             "initialize/uninitialize imbalance"
         );
+        assert!(
+            self.object_refs.lock().unwrap().values().all(|&n| n == 0),
+            "object reference leaked: {:?}",
+            self.object_refs.lock().unwrap()
+        );
+    }
+
+    /// References currently held on `object` through the fake's `reference_object`.
+    pub fn refs_on(&self, object: *mut c_void) -> i64 {
+        *self
+            .object_refs
+            .lock()
+            .unwrap()
+            .get(&(object as usize))
+            .unwrap_or(&0)
     }
 }
 
@@ -369,6 +390,38 @@ unsafe impl<const ID: usize> Backend for Fake<ID> {
         }
     }
 
+    unsafe fn reference_object(object: *mut c_void) {
+        assert!(!object.is_null(), "fake: reference on a null object");
+        *Self::state()
+            .object_refs
+            .lock()
+            .unwrap()
+            .entry(object as usize)
+            .or_insert(0) += 1;
+        LIVE_REFS
+            .lock()
+            .unwrap()
+            .entry(object as usize)
+            .and_modify(|n| *n += 1)
+            .or_insert(1);
+    }
+
+    unsafe fn dereference_object(object: *mut c_void) {
+        let mut refs = Self::state().object_refs.lock().unwrap();
+        let n = refs.entry(object as usize).or_insert(0);
+        assert!(
+            *n > 0,
+            "fake: DRIVER_VERIFIER 0x3F (reference count underflow)"
+        );
+        *n -= 1;
+        drop(refs);
+        let mut live = LIVE_REFS.lock().unwrap();
+        let n = live
+            .get_mut(&(object as usize))
+            .expect("fake: untracked reference");
+        *n -= 1;
+    }
+
     unsafe fn event_destroy(event: *mut FakeEvent) {
         // SAFETY: initialized, unused from now on (caller).
         unsafe { event.drop_in_place() };
@@ -376,8 +429,23 @@ unsafe impl<const ID: usize> Backend for Fake<ID> {
     }
 }
 
+/// References held on each object, across all fake kernels: a fake object dropped while this is
+/// non-zero would be freed under a reference holder.
+static LIVE_REFS: LazyLock<StdMutex<HashMap<usize, i64>>> =
+    LazyLock::new(|| StdMutex::new(HashMap::new()));
+
+fn assert_unreferenced(object: usize) {
+    let refs = LIVE_REFS.lock().unwrap().get(&object).copied().unwrap_or(0);
+    if refs != 0 && !std::thread::panicking() {
+        panic!("fake: object freed while {refs} reference(s) are held on it");
+    }
+}
+
 /// A zeroed device object of type `IO_TYPE_DEVICE`, for the fake's I/O object checks.
-pub struct FakeDevice(Box<std::cell::UnsafeCell<DEVICE_OBJECT>>);
+///
+/// Its storage is never freed (so no later object can reuse the address of one a test leaked a
+/// reference on); dropping it checks that no reference is held on it any more.
+pub struct FakeDevice(&'static std::cell::UnsafeCell<DEVICE_OBJECT>);
 
 impl FakeDevice {
     pub fn new() -> Self {
@@ -385,7 +453,7 @@ impl FakeDevice {
         // which all-zero bytes are valid.
         let mut obj: DEVICE_OBJECT = unsafe { std::mem::zeroed() };
         obj.Type = IO_TYPE_DEVICE;
-        FakeDevice(Box::new(std::cell::UnsafeCell::new(obj)))
+        FakeDevice(Box::leak(Box::new(std::cell::UnsafeCell::new(obj))))
     }
 
     pub fn device(&self) -> &io_workitem::Device {
@@ -393,21 +461,44 @@ impl FakeDevice {
         // borrow is tied to.
         unsafe { io_workitem::Device::from_raw(self.0.get()) }
     }
+
+    /// The `PDEVICE_OBJECT`, as `IoCreateDevice` would return it.
+    pub fn as_ptr(&self) -> *mut DEVICE_OBJECT {
+        self.0.get()
+    }
+}
+
+impl Drop for FakeDevice {
+    fn drop(&mut self) {
+        assert_unreferenced(self.0.get() as usize);
+    }
 }
 
 /// A zeroed driver object of type `IO_TYPE_DRIVER`.
-pub struct FakeDriver(Box<std::cell::UnsafeCell<DRIVER_OBJECT>>);
+/// Never freed, as [`FakeDevice`].
+pub struct FakeDriver(&'static std::cell::UnsafeCell<DRIVER_OBJECT>);
 
 impl FakeDriver {
     pub fn new() -> Self {
         // SAFETY: DRIVER_OBJECT is plain old data; all-zero bytes are valid.
         let mut obj: DRIVER_OBJECT = unsafe { std::mem::zeroed() };
         obj.Type = IO_TYPE_DRIVER;
-        FakeDriver(Box::new(std::cell::UnsafeCell::new(obj)))
+        FakeDriver(Box::leak(Box::new(std::cell::UnsafeCell::new(obj))))
     }
 
     pub fn driver(&self) -> &io_workitem::Driver {
         // SAFETY: the object lives (boxed) as long as `self`, which the borrow is tied to.
         unsafe { io_workitem::Driver::from_raw(self.0.get()) }
+    }
+
+    /// The `PDRIVER_OBJECT`, as `DriverEntry` receives it.
+    pub fn as_ptr(&self) -> *mut DRIVER_OBJECT {
+        self.0.get()
+    }
+}
+
+impl Drop for FakeDriver {
+    fn drop(&mut self) {
+        assert_unreferenced(self.0.get() as usize);
     }
 }

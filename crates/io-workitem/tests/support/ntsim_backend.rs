@@ -91,5 +91,15 @@ unsafe impl Backend for Ntsim {
         };
     }
 
+    unsafe fn reference_object(object: *mut c_void) {
+        // SAFETY: forwarded contract (caller).
+        unsafe { exports::ObfReferenceObject(object) };
+    }
+
+    unsafe fn dereference_object(object: *mut c_void) {
+        // SAFETY: forwarded contract (caller).
+        unsafe { exports::ObfDereferenceObject(object) };
+    }
+
     unsafe fn event_destroy(_event: *mut KEVENT) {}
 }

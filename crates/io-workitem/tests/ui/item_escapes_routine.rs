@@ -21,6 +21,8 @@ unsafe impl Backend for Kernel {
     unsafe fn event_init(_: *mut ()) { unimplemented!() }
     unsafe fn event_signal(_: *mut ()) { unimplemented!() }
     unsafe fn event_wait(_: *mut ()) { unimplemented!() }
+    unsafe fn reference_object(_: *mut c_void) { unimplemented!() }
+    unsafe fn dereference_object(_: *mut c_void) { unimplemented!() }
     unsafe fn event_destroy(_: *mut ()) { unimplemented!() }
 }
 

@@ -7,12 +7,53 @@
 //! it. Stack slots are then read only as far as the format string asks.
 #![allow(non_snake_case)]
 
-use crate::machine::{current, lock};
+use std::sync::Mutex;
+
+use crate::ke::thread::current;
+use crate::machine::lock;
 
 #[derive(Default)]
-pub struct DbgLog {
-    pub lines: Vec<String>,
-    pub partial: String,
+struct DbgLog {
+    lines: Vec<String>,
+    partial: String,
+}
+
+/// The debugger's view of DbgPrint output: every line, as it arrives.
+pub(crate) struct Dbg {
+    log: Mutex<DbgLog>,
+    echo: bool,
+}
+
+impl Dbg {
+    pub(crate) fn new(echo: bool) -> Self {
+        Dbg {
+            log: Mutex::new(DbgLog::default()),
+            echo,
+        }
+    }
+
+    /// Every complete line so far (plus a trailing partial line, if any).
+    pub(crate) fn lines(&self) -> Vec<String> {
+        let g = lock(&self.log);
+        let mut v = g.lines.clone();
+        if !g.partial.is_empty() {
+            v.push(g.partial.clone());
+        }
+        v
+    }
+
+    fn emit(&self, text: &str) {
+        if self.echo {
+            eprint!("{text}");
+        }
+        let mut g = lock(&self.log);
+        g.partial.push_str(text);
+        while let Some(pos) = g.partial.find('\n') {
+            let line = g.partial[..pos].trim_end_matches('\r').to_string();
+            g.partial.drain(..=pos);
+            g.lines.push(line);
+        }
+    }
 }
 
 /// Arguments as a Windows x64 `va_list`.
@@ -278,17 +319,7 @@ fn pad_num(prefix: &str, digits: String, width: Option<usize>, left: bool, zero:
 }
 
 fn emit(text: &str) {
-    let m = current();
-    if m.config.echo_dbgprint {
-        eprint!("{text}");
-    }
-    let mut g = lock(&m.dbg);
-    g.partial.push_str(text);
-    while let Some(pos) = g.partial.find('\n') {
-        let line = g.partial[..pos].trim_end_matches('\r').to_string();
-        g.partial.drain(..=pos);
-        g.lines.push(line);
-    }
+    current().dbg.emit(text);
 }
 
 /// `DbgPrint` body: `args[0]` is Format, the rest follow.
@@ -361,13 +392,21 @@ pub unsafe extern "win64" fn DbgPrintEx() {
 /// `DbgPrint` as a callable variadic function pointer (for in-process callers).
 pub fn dbgprint_fn() -> unsafe extern "win64" fn(*const u8, ...) -> u32 {
     // SAFETY: the naked entry implements exactly this variadic win64 signature.
-    unsafe { core::mem::transmute(DbgPrint as *const ()) }
+    unsafe {
+        core::mem::transmute::<*const (), unsafe extern "win64" fn(*const u8, ...) -> u32>(
+            DbgPrint as *const (),
+        )
+    }
 }
 
 /// `DbgPrintEx` as a callable variadic function pointer.
 pub fn dbgprintex_fn() -> unsafe extern "win64" fn(u32, u32, *const u8, ...) -> u32 {
     // SAFETY: the naked entry implements exactly this variadic win64 signature.
-    unsafe { core::mem::transmute(DbgPrintEx as *const ()) }
+    unsafe {
+        core::mem::transmute::<*const (), unsafe extern "win64" fn(u32, u32, *const u8, ...) -> u32>(
+            DbgPrintEx as *const (),
+        )
+    }
 }
 
 #[cfg(test)]

@@ -1,3 +1,22 @@
-//! Executive: pool and system worker queues.
+//! Executive (above `ke` and `mm`): pool ([`pool`]) and the system worker queues with their
+//! threads ([`worker`]). It imports no higher layer: the I/O manager's work items reach the
+//! worker queues as [`worker::WorkEntry`] values, and pool frees reach the I/O manager's
+//! work-item table through the hook the composition root registers ([`pool::FreeHook`]).
 pub mod pool;
 pub mod raise;
+pub(crate) mod worker;
+
+/// The executive's state.
+pub(crate) struct Ex<E> {
+    pub(crate) pool: pool::Pool,
+    pub(crate) workers: worker::Workers<E>,
+}
+
+impl<E: worker::WorkEntry> Ex<E> {
+    pub(crate) fn new(on_free: pool::FreeHook) -> Self {
+        Ex {
+            pool: pool::Pool::new(on_free),
+            workers: worker::Workers::new(),
+        }
+    }
+}

@@ -4,115 +4,222 @@
 
 use std::alloc::Layout;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 
-use nt_abi::bugcheck::{
-    self, bad_pool_caller, bad_pool_caller_ext, verifier as vr, worker_invalid,
-};
+use nt_abi::bugcheck::{self, bad_pool_caller};
 use nt_abi::*;
 
-use crate::io::workitem::ItemState;
-use crate::ke::irql;
-use crate::machine::{DRIVER, Inner, current, lock, raise};
+use crate::ids::DriverId;
+use crate::ke::bugcheck::raise;
+use crate::ke::thread::{self, current};
+use crate::machine::{System, lock};
+use crate::mm::MemClass;
 use crate::verifier::Bc;
 
 /// One live pool allocation.
 #[derive(Clone, Debug)]
-pub struct Block {
-    pub size: usize,
-    pub tag: u32,
-    pub flags: u64,
-    pub owner: usize,
-    pub paged: bool,
+struct Block {
+    size: usize,
+    tag: u32,
+    flags: u64,
+    owner: DriverId,
+    paged: bool,
 }
 
 /// ntsim-owned nonpaged memory (driver/device objects + extensions, IRPs, system buffers).
 #[derive(Clone, Debug)]
-pub struct SysRegion {
-    pub size: usize,
-    pub what: &'static str,
+struct SysRegion {
+    size: usize,
+    what: &'static str,
 }
 
 #[derive(Default)]
-pub struct PoolTable {
-    pub blocks: BTreeMap<usize, Block>,
+struct PoolTable {
+    blocks: BTreeMap<usize, Block>,
     /// Recently freed blocks (address → size, tag), forgotten when the address is reused.
-    pub freed: HashMap<usize, (usize, u32)>,
-    pub system: BTreeMap<usize, SysRegion>,
-    pub allocations: u64,
-    pub frees: u64,
+    freed: HashMap<usize, (usize, u32)>,
+    system: BTreeMap<usize, SysRegion>,
+    allocations: u64,
+    frees: u64,
 }
 
 impl PoolTable {
     /// The live block containing `addr`.
-    pub fn block_containing(&self, addr: usize) -> Option<(usize, &Block)> {
+    fn block_containing(&self, addr: usize) -> Option<(usize, &Block)> {
         let (&start, b) = self.blocks.range(..=addr).next_back()?;
         (addr < start + b.size.max(1)).then_some((start, b))
     }
 
-    pub fn system_containing(&self, addr: usize) -> Option<(usize, &SysRegion)> {
+    fn system_containing(&self, addr: usize) -> Option<(usize, &SysRegion)> {
         let (&start, r) = self.system.range(..=addr).next_back()?;
         (addr < start + r.size.max(1)).then_some((start, r))
     }
 }
 
+/// Called while a driver pool block `[start, start + size)` is being freed, after the pool's
+/// own checks and before the memory goes: the I/O manager checks and forgets the work items in
+/// it (ExpCheckForWorker's job on Windows). Registered by the composition root.
+pub(crate) type FreeHook = fn(&System, usize, usize);
+
+/// The pool: every block by address, with tag, flags, size and owning driver.
+pub(crate) struct Pool {
+    table: Mutex<PoolTable>,
+    on_free: FreeHook,
+}
+
+/// A pool block still allocated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeakedBlock {
+    pub address: usize,
+    pub size: usize,
+    pub tag: u32,
+    pub flags: u64,
+}
+
+impl LeakedBlock {
+    /// The tag as its four characters (`'Wdmw'`).
+    pub fn tag_str(&self) -> String {
+        self.tag
+            .to_le_bytes()
+            .iter()
+            .map(|&b| if b.is_ascii_graphic() { b as char } else { '.' })
+            .collect()
+    }
+}
+
+impl Pool {
+    pub(crate) fn new(on_free: FreeHook) -> Self {
+        Pool {
+            table: Mutex::new(PoolTable::default()),
+            on_free,
+        }
+    }
+
+    /// Allocate zeroed ntsim-owned nonpaged memory and register it.
+    pub(crate) fn sys_alloc(&self, size: usize, what: &'static str) -> *mut u8 {
+        // SAFETY: the layout has a non-zero size and a power-of-two alignment.
+        let p = unsafe { std::alloc::alloc_zeroed(layout(size)) };
+        if p.is_null() {
+            std::alloc::handle_alloc_error(layout(size));
+        }
+        let mut g = lock(&self.table);
+        g.freed.remove(&(p as usize));
+        g.system.insert(p as usize, SysRegion { size, what });
+        p
+    }
+
+    /// Free memory from [`Pool::sys_alloc`].
+    pub(crate) fn sys_free(&self, p: *mut u8) {
+        let r = lock(&self.table).system.remove(&(p as usize));
+        if let Some(r) = r {
+            // SAFETY: `p` was returned by `sys_alloc` with this size (it was in the table, and
+            // is removed from it exactly once).
+            unsafe { std::alloc::dealloc(p, layout(r.size)) };
+        }
+    }
+
+    /// Allocate a driver-owned pool block. Returns null on failure.
+    pub(crate) fn alloc_block(
+        &self,
+        flags: u64,
+        size: usize,
+        tag: u32,
+        owner: DriverId,
+    ) -> *mut u8 {
+        let kinds = flags & (POOL_FLAG_NON_PAGED | POOL_FLAG_NON_PAGED_EXECUTE | POOL_FLAG_PAGED);
+        if kinds.count_ones() != 1 || size > (1usize << 40) {
+            return core::ptr::null_mut();
+        }
+        let lay = layout(size);
+        let p = if flags & POOL_FLAG_UNINITIALIZED != 0 {
+            // SAFETY: the layout has a non-zero size and a power-of-two alignment.
+            unsafe { std::alloc::alloc(lay) }
+        } else {
+            // SAFETY: as above.
+            unsafe { std::alloc::alloc_zeroed(lay) }
+        };
+        if p.is_null() {
+            return p;
+        }
+        let mut g = lock(&self.table);
+        g.freed.remove(&(p as usize));
+        g.allocations += 1;
+        g.blocks.insert(
+            p as usize,
+            Block {
+                size,
+                tag,
+                flags,
+                owner,
+                paged: kinds == POOL_FLAG_PAGED,
+            },
+        );
+        p
+    }
+
+    /// The end of the live driver block containing `addr`, if any.
+    pub(crate) fn block_end(&self, addr: usize) -> Option<usize> {
+        lock(&self.table)
+            .block_containing(addr)
+            .map(|(start, b)| start + b.size)
+    }
+
+    /// Where `addr` lies if it is pool (driver blocks or ntsim's own nonpaged memory).
+    fn classify(&self, addr: usize) -> Option<MemClass> {
+        let g = lock(&self.table);
+        if let Some((start, b)) = g.block_containing(addr) {
+            return Some(if b.paged {
+                MemClass::PagedPool {
+                    block: start,
+                    tag: b.tag,
+                }
+            } else {
+                MemClass::NonPagedPool {
+                    block: start,
+                    tag: b.tag,
+                }
+            });
+        }
+        g.system_containing(addr)
+            .map(|(_, r)| MemClass::SystemNonPaged(r.what))
+    }
+
+    /// Blocks `owner` still holds.
+    pub(crate) fn blocks_of(&self, owner: DriverId) -> Vec<LeakedBlock> {
+        lock(&self.table)
+            .blocks
+            .iter()
+            .filter(|(_, b)| b.owner == owner)
+            .map(|(&a, b)| LeakedBlock {
+                address: a,
+                size: b.size,
+                tag: b.tag,
+                flags: b.flags,
+            })
+            .collect()
+    }
+
+    pub(crate) fn stats(&self) -> PoolStats {
+        let g = lock(&self.table);
+        PoolStats {
+            outstanding_blocks: g.blocks.len(),
+            outstanding_bytes: g.blocks.values().map(|b| b.size).sum(),
+            allocations: g.allocations,
+            frees: g.frees,
+        }
+    }
+}
+
+/// Classify `addr`: pool first, then the memory manager (images, stacks).
+pub(crate) fn classify(sys: &System, addr: usize) -> MemClass {
+    sys.ex
+        .pool
+        .classify(addr)
+        .unwrap_or_else(|| sys.mm.classify(addr))
+}
+
 fn layout(size: usize) -> Layout {
     Layout::from_size_align(size.max(1), MEMORY_ALLOCATION_ALIGNMENT).expect("pool layout")
-}
-
-/// Allocate zeroed ntsim-owned nonpaged memory and register it.
-pub(crate) fn sys_alloc(m: &Inner, size: usize, what: &'static str) -> *mut u8 {
-    // SAFETY: the layout has a non-zero size and a power-of-two alignment.
-    let p = unsafe { std::alloc::alloc_zeroed(layout(size)) };
-    if p.is_null() {
-        std::alloc::handle_alloc_error(layout(size));
-    }
-    let mut g = lock(&m.pool);
-    g.freed.remove(&(p as usize));
-    g.system.insert(p as usize, SysRegion { size, what });
-    p
-}
-
-/// Free memory from [`sys_alloc`].
-pub(crate) fn sys_free(m: &Inner, p: *mut u8) {
-    let r = lock(&m.pool).system.remove(&(p as usize));
-    if let Some(r) = r {
-        // SAFETY: `p` was returned by `sys_alloc` with this size (it was in the table, and is
-        // removed from it exactly once).
-        unsafe { std::alloc::dealloc(p, layout(r.size)) };
-    }
-}
-
-/// Allocate a driver-owned pool block. Returns null on failure.
-pub(crate) fn alloc_block(m: &Inner, flags: u64, size: usize, tag: u32, owner: usize) -> *mut u8 {
-    let kinds = flags & (POOL_FLAG_NON_PAGED | POOL_FLAG_NON_PAGED_EXECUTE | POOL_FLAG_PAGED);
-    if kinds.count_ones() != 1 || size > (1usize << 40) {
-        return core::ptr::null_mut();
-    }
-    let lay = layout(size);
-    let p = if flags & POOL_FLAG_UNINITIALIZED != 0 {
-        // SAFETY: the layout has a non-zero size and a power-of-two alignment.
-        unsafe { std::alloc::alloc(lay) }
-    } else {
-        // SAFETY: as above.
-        unsafe { std::alloc::alloc_zeroed(lay) }
-    };
-    if p.is_null() {
-        return p;
-    }
-    let mut g = lock(&m.pool);
-    g.freed.remove(&(p as usize));
-    g.allocations += 1;
-    g.blocks.insert(
-        p as usize,
-        Block {
-            size,
-            tag,
-            flags,
-            owner,
-            paged: kinds == POOL_FLAG_PAGED,
-        },
-    );
-    p
 }
 
 /// `ExAllocatePool2`: zeroed unless `POOL_FLAG_UNINITIALIZED`, 16-byte aligned, NULL when the
@@ -126,128 +233,42 @@ pub unsafe extern "win64" fn ExAllocatePool2(
     Tag: ULONG,
 ) -> PVOID {
     let m = current();
-    let lvl = irql::get();
-    if m.verifier() {
-        if NumberOfBytes == 0 {
-            raise(
-                &m,
-                Bc::verifier(
-                    bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
-                    [vr::ZERO_BYTE_ALLOCATION, lvl as u64, Flags, 0],
-                ),
-            );
-        }
-        if Flags & POOL_FLAG_PAGED != 0 && lvl > APC_LEVEL {
-            raise(
-                &m,
-                Bc::verifier(
-                    bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
-                    [
-                        vr::PAGED_ALLOC_ABOVE_APC,
-                        lvl as u64,
-                        Flags,
-                        NumberOfBytes as u64,
-                    ],
-                ),
-            );
-        }
-        if lvl > DISPATCH_LEVEL {
-            raise(
-                &m,
-                Bc::verifier(
-                    bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
-                    [
-                        vr::NONPAGED_ALLOC_ABOVE_DISPATCH,
-                        lvl as u64,
-                        Flags,
-                        NumberOfBytes as u64,
-                    ],
-                ),
-            );
-        }
-    }
-    if m.verifier() && Flags & POOL_FLAG_NON_PAGED_EXECUTE != 0 {
-        let caller = crate::machine::CALLER.with(|c| c.get());
-        raise(
-            &m,
-            Bc::verifier(
-                bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
-                [vr::EXECUTABLE_POOL, caller as u64, Flags, Tag as u64],
-            ),
-        );
+    if let Some(bc) =
+        m.verifier
+            .on_pool_alloc(thread::irql(), Flags, NumberOfBytes, Tag, thread::caller())
+    {
+        raise(&m, bc);
     }
     if Tag == 0 {
         return core::ptr::null_mut();
     }
-    let owner = DRIVER.with(|d| d.get());
-    alloc_block(&m, Flags, NumberOfBytes, Tag, owner).cast()
+    m.ex.pool
+        .alloc_block(Flags, NumberOfBytes, Tag, thread::driver())
+        .cast()
 }
 
 /// Free a driver pool block: the checks of ExFreePoolWithTag (tag = Some) / ExFreePool.
-pub(crate) fn free_block(m: &Inner, p: usize, tag: Option<u32>) {
-    let lvl = irql::get();
+pub(crate) fn free_block(sys: &System, p: usize, tag: Option<u32>) {
+    let pool = &sys.ex.pool;
     let found = {
-        let g = lock(&m.pool);
+        let g = lock(&pool.table);
         match g.blocks.get(&p) {
             Some(b) => Ok(b.clone()),
-            None => Err(g.freed.get(&p).copied()),
+            None => Err(g.freed.get(&p).map(|f| f.0)),
         }
     };
     let block = match found {
         Ok(b) => b,
-        Err(Some((size, _))) => {
-            let bc = if m.verifier() {
-                Bc::verifier(
-                    bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
-                    [vr::DOUBLE_FREE, 0, p as u64, size as u64],
-                )
-            } else {
-                Bc::new(
-                    bugcheck::BAD_POOL_CALLER,
-                    [bad_pool_caller_ext::DOUBLE_FREE, 0, p as u64, size as u64],
-                )
-            };
-            raise(m, bc);
-        }
-        Err(None) => {
-            let bc = if m.verifier() {
-                Bc::verifier(
-                    bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
-                    [vr::FREE_BAD_ADDRESS, p as u64, 0, 0],
-                )
-            } else {
-                Bc::new(
-                    bugcheck::BAD_POOL_CALLER,
-                    [bad_pool_caller_ext::FREE_INVALID_ADDRESS, p as u64, 0, 0],
-                )
-            };
-            raise(m, bc);
-        }
+        Err(freed) => raise(sys, sys.verifier.on_bad_free(p, freed)),
     };
-    // Pool type in p3 as the bug-check reference gives it: 0 nonpaged, 1 paged.
-    if m.verifier() && block.paged && lvl > APC_LEVEL {
-        raise(
-            m,
-            Bc::verifier(
-                bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
-                [vr::PAGED_FREE_ABOVE_APC, lvl as u64, 1, p as u64],
-            ),
-        );
-    }
-    if m.verifier() && lvl > DISPATCH_LEVEL {
-        raise(
-            m,
-            Bc::verifier(
-                bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
-                [vr::NONPAGED_FREE_ABOVE_DISPATCH, lvl as u64, 0, p as u64],
-            ),
-        );
+    if let Some(bc) = sys.verifier.on_pool_free(thread::irql(), block.paged, p) {
+        raise(sys, bc);
     }
     if let Some(t) = tag
         && t != block.tag
     {
         raise(
-            m,
+            sys,
             Bc::new(
                 bugcheck::BAD_POOL_CALLER,
                 [
@@ -260,43 +281,8 @@ pub(crate) fn free_block(m: &Inner, p: usize, tag: Option<u32>) {
         );
     }
     // Work items that live in this block.
-    {
-        let wi = lock(&m.wi);
-        let live: Vec<(usize, ItemState)> = wi
-            .items
-            .range(p..p + block.size.max(1))
-            .map(|(&a, it)| (a, it.state))
-            .collect();
-        drop(wi);
-        for (item, state) in live {
-            let bc = Bc::worker_invalid([
-                worker_invalid::ACTIVE_ITEM_IN_FREED_POOL,
-                item as u64,
-                p as u64,
-                (p + block.size) as u64,
-            ]);
-            match state {
-                ItemState::Queued => raise(m, bc),
-                _ if m.verifier() => {
-                    let mut bc = bc.documented_only();
-                    bc.verifier_rule = true;
-                    raise(m, bc)
-                }
-                _ => {}
-            }
-        }
-        // Without verifier, forget initialized items in the freed memory.
-        let mut wi = lock(&m.wi);
-        let stale: Vec<usize> = wi
-            .items
-            .range(p..p + block.size.max(1))
-            .map(|(&a, _)| a)
-            .collect();
-        for a in stale {
-            wi.items.remove(&a);
-        }
-    }
-    let mut g = lock(&m.pool);
+    (pool.on_free)(sys, p, block.size);
+    let mut g = lock(&pool.table);
     if g.blocks.remove(&p).is_some() {
         g.frees += 1;
         // Remember freed addresses for double-free detection; the allocator reuses addresses,

@@ -102,10 +102,10 @@ fn ctx_of<'a>(ctx: *mut CONTEXT) -> &'a mut CONTEXT {
 }
 
 fn raise(code: NTSTATUS, flags: ULONG, info: &[u64], ctx: *mut CONTEXT) -> ! {
-    let _m = crate::machine::current();
+    // Parks the thread if the machine has already bug-checked.
+    let _ = crate::ke::thread::current();
     let c = ctx_of(ctx);
     let mut rec = record(code, flags, c.Rip, info);
-    drop(_m);
     dispatch_exception(&mut rec, c)
 }
 
@@ -145,8 +145,12 @@ pub(crate) fn probe(addr: u64, len: u64, align: u32) -> Result<(), NTSTATUS> {
     if align != 0 && !addr.is_multiple_of(align as u64) {
         return Err(STATUS_DATATYPE_MISALIGNMENT);
     }
-    let m = crate::machine::current();
-    if trap::is_user_address(&m, addr, len) {
+    let m = crate::ke::thread::current();
+    let kernel = !matches!(
+        crate::ex::pool::classify(&m, addr as usize),
+        crate::mm::MemClass::Unknown
+    );
+    if trap::is_user_range(addr, len) && !kernel {
         Ok(())
     } else {
         Err(STATUS_ACCESS_VIOLATION)
@@ -170,10 +174,9 @@ extern "win64" fn dbg_break_point(_: u64, _: u64, _: u64, _: u64, ctx: *mut CONT
 }
 
 extern "win64" fn rtl_raise_exception(rec: u64, _: u64, _: u64, _: u64, ctx: *mut CONTEXT) {
-    let m = crate::machine::current();
+    let _ = crate::ke::thread::current();
     let c = ctx_of(ctx);
     if rec == 0 {
-        drop(m);
         raise(
             STATUS_ACCESS_VIOLATION,
             EXCEPTION_NONCONTINUABLE,
@@ -184,7 +187,6 @@ extern "win64" fn rtl_raise_exception(rec: u64, _: u64, _: u64, _: u64, ctx: *mu
     // SAFETY: the driver passes its EXCEPTION_RECORD; we copy it (Windows reads it too).
     let mut r = unsafe { *(rec as *const EXCEPTION_RECORD) };
     r.ExceptionAddress = c.Rip as PVOID;
-    drop(m);
     dispatch_exception(&mut r, c)
 }
 
@@ -195,7 +197,7 @@ fn unwind_from_driver(
     retval: u64,
     ctx: *mut CONTEXT,
 ) -> ! {
-    let m = crate::machine::current();
+    let m = crate::ke::thread::current();
     let start = *ctx_of(ctx);
     let mut r = if rec == 0 {
         record(STATUS_UNWIND_STATUS, 0, start.Rip, &[])

@@ -2,17 +2,23 @@
 //! synchronous wait of the I/O manager.
 #![allow(non_snake_case)]
 
-use std::sync::atomic::Ordering;
+use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use nt_abi::bugcheck::{self, io_verifier as iv};
+use nt_abi::bugcheck;
 use nt_abi::*;
 
-use crate::ex::pool::{sys_alloc, sys_free};
-use crate::ke::irql;
-use crate::machine::{Inner, current, lock, raise};
+use crate::ke::bugcheck::raise;
+use crate::ke::thread::{self, current, park_forever};
+use crate::machine::{System, lock};
 use crate::verifier::Bc;
+
+/// IRPs in flight, by address.
+#[derive(Default)]
+pub(crate) struct Irps {
+    map: Mutex<HashMap<usize, Arc<IrpTrack>>>,
+}
 
 /// Completion outcome of an IRP.
 #[derive(Clone, Debug)]
@@ -56,11 +62,12 @@ pub struct Built {
 const IRP_BASE: usize = core::mem::size_of::<IRP>();
 const STACK: usize = core::mem::size_of::<IO_STACK_LOCATION>();
 
-pub(crate) fn build(m: &Inner, r: &Request<'_>) -> Built {
+pub(crate) fn build(m: &System, r: &Request<'_>) -> Built {
+    let sys_alloc = |n, what| m.ex.pool.sys_alloc(n, what);
     // SAFETY: `device` is a live device object ntsim created; StackSize is plain data.
     let stack_count = unsafe { (*r.device).StackSize }.max(1) as usize;
     let size = IRP_BASE + stack_count * STACK;
-    let irp = sys_alloc(m, size, "IRP").cast::<IRP>();
+    let irp = sys_alloc(size, "IRP").cast::<IRP>();
     let method = ctl_method(r.code);
     let mut buffers = vec![irp.cast::<u8>()];
     let mut sysbuf: *mut u8 = core::ptr::null_mut();
@@ -72,7 +79,7 @@ pub(crate) fn build(m: &Inner, r: &Request<'_>) -> Built {
         if method == METHOD_BUFFERED {
             let n = r.input.len().max(r.out_len);
             if n > 0 {
-                sysbuf = sys_alloc(m, n, "SystemBuffer");
+                sysbuf = sys_alloc(n, "SystemBuffer");
                 buffers.push(sysbuf);
                 // SAFETY: `sysbuf` has n ≥ input.len() fresh bytes.
                 unsafe { core::ptr::copy_nonoverlapping(r.input.as_ptr(), sysbuf, r.input.len()) };
@@ -86,13 +93,13 @@ pub(crate) fn build(m: &Inner, r: &Request<'_>) -> Built {
             // METHOD_NEITHER (and the direct methods, which ntsim serves like NEITHER for the
             // input and a plain output buffer): user-mode pointers as the driver would see them.
             if !r.input.is_empty() {
-                type3 = sys_alloc(m, r.input.len(), "Type3InputBuffer");
+                type3 = sys_alloc(r.input.len(), "Type3InputBuffer");
                 buffers.push(type3);
                 // SAFETY: fresh buffer of exactly input.len() bytes.
                 unsafe { core::ptr::copy_nonoverlapping(r.input.as_ptr(), type3, r.input.len()) };
             }
             if r.out_len > 0 {
-                user_buf = sys_alloc(m, r.out_len, "UserBuffer");
+                user_buf = sys_alloc(r.out_len, "UserBuffer");
                 buffers.push(user_buf);
             }
             out_buf = user_buf as usize;
@@ -142,7 +149,7 @@ pub(crate) fn build(m: &Inner, r: &Request<'_>) -> Built {
         }),
         cv: Condvar::new(),
     });
-    lock(&m.irps).insert(irp as usize, track.clone());
+    lock(&m.io.irps.map).insert(irp as usize, track.clone());
     Built {
         irp,
         track,
@@ -151,23 +158,23 @@ pub(crate) fn build(m: &Inner, r: &Request<'_>) -> Built {
 }
 
 /// Release an IRP and its buffers.
-pub(crate) fn free(m: &Inner, b: Built) {
-    lock(&m.irps).remove(&(b.irp as usize));
+pub(crate) fn free(m: &System, b: Built) {
+    lock(&m.io.irps.map).remove(&(b.irp as usize));
     for p in b.buffers {
-        sys_free(m, p);
+        m.ex.pool.sys_free(p);
     }
 }
 
 /// Wait for completion (or a bug check, which parks this thread).
-pub(crate) fn wait(m: &Inner, t: &IrpTrack) -> Completion {
+pub(crate) fn wait(m: &System, t: &IrpTrack) -> Completion {
     let mut g = lock(&t.state);
     loop {
         if let Some(c) = &g.completed {
             return c.clone();
         }
-        if m.bugged.load(Ordering::SeqCst) {
+        if m.ke.is_bugged() {
             drop(g);
-            crate::machine::park_forever();
+            park_forever();
         }
         g =
             t.cv.wait_timeout(g, Duration::from_millis(20))
@@ -186,7 +193,7 @@ fn nt_error(s: NTSTATUS) -> bool {
 /// `Irp` should be an IRP the driver received and still owns.
 pub unsafe extern "win64" fn IofCompleteRequest(Irp: *mut IRP, _PriorityBoost: CCHAR) {
     let m = current();
-    let Some(track) = lock(&m.irps).get(&(Irp as usize)).cloned() else {
+    let Some(track) = lock(&m.io.irps.map).get(&(Irp as usize)).cloned() else {
         raise(
             &m,
             Bc::new(
@@ -198,26 +205,11 @@ pub unsafe extern "win64" fn IofCompleteRequest(Irp: *mut IRP, _PriorityBoost: C
     // SAFETY: the IRP is registered, so it is a live ntsim-built IRP; IoStatus is plain data.
     let iosb = unsafe { (*Irp).IoStatus };
     let (status, information) = (iosb.status(), iosb.Information);
-    let lvl = irql::get();
-    if m.verifier() {
-        if status == STATUS_PENDING {
-            raise(
-                &m,
-                Bc::verifier(
-                    bugcheck::DRIVER_VERIFIER_IOMANAGER_VIOLATION,
-                    [iv::COMPLETED_WITH_STATUS_PENDING, Irp as u64, 0, 0],
-                ),
-            );
-        }
-        if lvl > DISPATCH_LEVEL {
-            raise(
-                &m,
-                Bc::verifier(
-                    bugcheck::DRIVER_VERIFIER_IOMANAGER_VIOLATION,
-                    [iv::COMPLETED_ABOVE_DISPATCH, lvl as u64, Irp as u64, 0],
-                ),
-            );
-        }
+    if let Some(bc) = m
+        .verifier
+        .on_irp_complete(Irp as usize, status, thread::irql())
+    {
+        raise(&m, bc);
     }
     let mut g = lock(&track.state);
     if g.completed.is_some() {
@@ -232,21 +224,12 @@ pub unsafe extern "win64" fn IofCompleteRequest(Irp: *mut IRP, _PriorityBoost: C
     }
     let mut output = Vec::new();
     if g.mj == IRP_MJ_DEVICE_CONTROL {
-        if information > g.out_len && m.verifier() {
-            let out_len = g.out_len;
+        if let Some(bc) = m
+            .verifier
+            .on_irp_information(Irp as usize, information, g.out_len)
+        {
             drop(g);
-            raise(
-                &m,
-                Bc::verifier(
-                    bugcheck::DRIVER_VERIFIER_IOMANAGER_VIOLATION,
-                    [
-                        iv::INFORMATION_EXCEEDS_OUTPUT,
-                        Irp as u64,
-                        information as u64,
-                        out_len as u64,
-                    ],
-                ),
-            );
+            raise(&m, bc);
         }
         let n = information.min(g.out_len);
         if !nt_error(status) && n > 0 && g.out_buf != 0 {

@@ -1,95 +1,45 @@
-//! I/O manager: driver and device objects, symbolic links, file objects, IRP dispatch.
+//! I/O manager (the top layer: above `ex`, `ob`, `ke`, `mm`): driver and device objects and the
+//! driver lifecycle ([`driver`]), symbolic links, file objects, IRP dispatch ([`irp`]), and work
+//! items over the executive's worker queues ([`workitem`]).
 #![allow(non_snake_case)]
 
+pub mod driver;
 pub mod irp;
 pub mod workitem;
 
-use std::sync::Arc;
+use std::sync::{Condvar, Mutex};
 
-use nt_abi::bugcheck::{self, io_verifier as iv};
 use nt_abi::*;
 
-use crate::ex::pool::{sys_alloc, sys_free};
-use crate::machine::{self, DRIVER, Inner, current, lock, raise};
-use crate::ob::{self, LinkRec, ObjKind, ObjRec, norm};
-use crate::rtl::{read_unicode, wide};
-use crate::verifier::Bc;
+use crate::ids::{DeviceId, DriverId, FileId};
+use crate::ke::bugcheck::raise;
+use crate::ke::thread::{self, current};
+use crate::machine::{System, lock};
+use crate::ob::ObjKind;
+use crate::rtl::read_unicode;
+use driver::{UnloadReport, driver_id_of};
 
-fn alloc_unicode(m: &Inner, s: &str) -> UNICODE_STRING {
-    let w = wide(s);
-    let buf = sys_alloc(m, w.len() * 2, "name").cast::<u16>();
-    // SAFETY: `buf` holds w.len() u16s.
-    unsafe { core::ptr::copy_nonoverlapping(w.as_ptr(), buf, w.len()) };
-    UNICODE_STRING {
-        Length: ((w.len() - 1) * 2) as u16,
-        MaximumLength: (w.len() * 2) as u16,
-        Buffer: buf,
-    }
+/// The I/O manager's state.
+#[derive(Default)]
+pub(crate) struct Io {
+    /// The I/O database lock: the driver list, and every change of a device's open count
+    /// (DEVICE_OBJECT.ReferenceCount), so an open and an unload's "no opens left" are atomic.
+    pub(crate) db: Mutex<driver::Db>,
+    /// Signalled (with `db`) when a file object is closed: releases `Driver::unload`.
+    pub(crate) db_cv: Condvar,
+    pub(crate) irps: irp::Irps,
+    pub(crate) items: workitem::Items,
+    /// The audit of the last unload (kept when the unload bug-checks).
+    pub(crate) last_audit: Mutex<Option<UnloadReport>>,
 }
 
-/// Create a DRIVER_OBJECT (+ extension) for driver `name`; returns (driver id, object).
-pub(crate) fn create_driver_object(
-    m: &Inner,
-    name: &str,
-    image: Option<Arc<crate::pe::Image>>,
-) -> (usize, *mut DRIVER_OBJECT) {
-    let d = sys_alloc(m, core::mem::size_of::<DRIVER_OBJECT>(), "driver object")
-        .cast::<DRIVER_OBJECT>();
-    let ext = sys_alloc(
-        m,
-        core::mem::size_of::<DRIVER_EXTENSION>(),
-        "driver extension",
-    )
-    .cast::<DRIVER_EXTENSION>();
-    let dname = alloc_unicode(m, &format!("\\Driver\\{name}"));
-    let key = alloc_unicode(m, name);
-    // SAFETY: a fresh, zeroed, exclusively owned block sized for a DRIVER_EXTENSION.
-    let e = unsafe { &mut *ext };
-    e.DriverObject = d;
-    e.ServiceKeyName = key;
-    // SAFETY: a fresh, zeroed, exclusively owned block sized for a DRIVER_OBJECT.
-    let o = unsafe { &mut *d };
-    {
-        o.Type = IO_TYPE_DRIVER;
-        o.Size = core::mem::size_of::<DRIVER_OBJECT>() as i16;
-        o.DriverExtension = ext;
-        o.DriverName = dname;
-        if let Some(img) = &image {
-            o.DriverStart = img.base as PVOID;
-            o.DriverSize = img.size as u32;
-            // SAFETY: the loader validated `entry` as the image's entry point, DriverEntry.
-            o.DriverInit =
-                Some(unsafe { core::mem::transmute::<usize, DRIVER_INITIALIZE>(img.entry) });
-        }
+impl Io {
+    /// Wake threads waiting in the I/O manager (after a bug check).
+    pub(crate) fn wake_all(&self) {
+        self.items.wake_all();
+        drop(lock(&self.db));
+        self.db_cv.notify_all();
     }
-    let mut g = lock(&m.ob);
-    let id = g.drivers.len();
-    g.drivers.push(ob::DriverRec {
-        name: name.to_string(),
-        object: d as usize,
-        image,
-        unload_pending: false,
-        unloaded: false,
-    });
-    g.objects.insert(
-        d as usize,
-        ObjRec {
-            kind: ObjKind::Driver,
-            refs: 1,
-            deleted: false,
-            owner: id,
-            name: Some(format!("\\Driver\\{name}")),
-        },
-    );
-    (id, d)
-}
-
-fn driver_id_of(m: &Inner, driver_object: usize) -> usize {
-    let g = lock(&m.ob);
-    g.drivers
-        .iter()
-        .position(|d| d.object == driver_object)
-        .unwrap_or_else(|| DRIVER.with(|d| d.get()))
 }
 
 /// `IoCreateDevice`.
@@ -109,15 +59,17 @@ pub unsafe extern "win64" fn IoCreateDevice(
     let m = current();
     // SAFETY: null or a valid UNICODE_STRING per the contract.
     let name = unsafe { read_unicode(DeviceName) };
-    let key = name.as_deref().map(norm);
-    if let Some(k) = &key
-        && lock(&m.ob).devices.contains_key(k)
+    if let Some(n) = &name
+        && m.ob.device_name_taken(n)
     {
         return STATUS_OBJECT_NAME_COLLISION;
     }
     let ext_size = (DeviceExtensionSize as usize).next_multiple_of(16);
     let size = core::mem::size_of::<DEVICE_OBJECT>() + ext_size;
-    let dev = sys_alloc(&m, size, "device object + extension").cast::<DEVICE_OBJECT>();
+    let dev =
+        m.ex.pool
+            .sys_alloc(size, "device object + extension")
+            .cast::<DEVICE_OBJECT>();
     let owner = driver_id_of(&m, DriverObject as usize);
     // SAFETY: `DriverObject` is the caller's live driver object (its device list is updated as
     // IoCreateDevice does).
@@ -138,21 +90,11 @@ pub unsafe extern "win64" fn IoCreateDevice(
     d.DeviceType = DeviceType;
     d.StackSize = 1;
     drv.DeviceObject = dev;
-    let mut g = lock(&m.ob);
-    if let Some(k) = key {
-        g.devices.insert(k, dev as usize);
+    let id = DeviceId::from_ptr(dev).object();
+    if let Some(n) = &name {
+        m.ob.insert_device_name(n, id);
     }
-    g.objects.insert(
-        dev as usize,
-        ObjRec {
-            kind: ObjKind::Device,
-            refs: 1,
-            deleted: false,
-            owner,
-            name,
-        },
-    );
-    drop(g);
+    m.ob.insert(id, ObjKind::Device, owner, name);
     // SAFETY: writable out-pointer per the contract.
     unsafe { DeviceObject.write(dev) };
     STATUS_SUCCESS
@@ -164,17 +106,9 @@ pub unsafe extern "win64" fn IoCreateDevice(
 /// `DeviceObject` must be a device object of the caller.
 pub unsafe extern "win64" fn IoDeleteDevice(DeviceObject: *mut DEVICE_OBJECT) {
     let m = current();
-    let dev = DeviceObject as usize;
-    {
-        let mut g = lock(&m.ob);
-        let Some(o) = g.objects.get_mut(&dev) else {
-            return;
-        };
-        if o.kind != ObjKind::Device || o.deleted {
-            return;
-        }
-        o.deleted = true;
-        g.devices.retain(|_, v| *v != dev);
+    let dev = DeviceId::from_ptr(DeviceObject).object();
+    if !m.ob.mark_device_deleted(dev) {
+        return;
     }
     // SAFETY: a live device object ntsim created (checked in the object table above).
     let this = unsafe { &*DeviceObject };
@@ -198,7 +132,7 @@ pub unsafe extern "win64" fn IoDeleteDevice(DeviceObject: *mut DEVICE_OBJECT) {
             }
         }
     }
-    if let Err(bc) = ob::deref(&m, dev) {
+    if let Err(bc) = m.ob.dereference(&m.verifier, dev) {
         raise(&m, bc);
     }
 }
@@ -218,20 +152,11 @@ pub unsafe extern "win64" fn IoCreateSymbolicLink(
     }) else {
         return STATUS_INVALID_PARAMETER;
     };
-    let mut g = lock(&m.ob);
-    let k = norm(&link);
-    if g.links.contains_key(&k) {
-        return STATUS_OBJECT_NAME_COLLISION;
+    if m.ob.create_link(link, target, thread::driver()) {
+        STATUS_SUCCESS
+    } else {
+        STATUS_OBJECT_NAME_COLLISION
     }
-    g.links.insert(
-        k,
-        LinkRec {
-            link,
-            target,
-            owner: DRIVER.with(|d| d.get()),
-        },
-    );
-    STATUS_SUCCESS
 }
 
 /// `IoDeleteSymbolicLink`.
@@ -246,29 +171,11 @@ pub unsafe extern "win64" fn IoDeleteSymbolicLink(
     let Some(link) = (unsafe { read_unicode(SymbolicLinkName) }) else {
         return STATUS_INVALID_PARAMETER;
     };
-    match lock(&m.ob).links.remove(&norm(&link)) {
-        Some(_) => STATUS_SUCCESS,
-        None => STATUS_OBJECT_NAME_NOT_FOUND,
-    }
-}
-
-/// Resolve `\\.\Name`, `\DosDevices\Name`, `\??\Name` or `\Device\Name` to a device object.
-pub(crate) fn resolve_device(m: &Inner, path: &str) -> Option<usize> {
-    let g = lock(&m.ob);
-    let p = if let Some(rest) = path.strip_prefix("\\\\.\\") {
-        format!("\\dosdevices\\{rest}")
+    if m.ob.delete_link(&link) {
+        STATUS_SUCCESS
     } else {
-        norm(path)
-    };
-    let mut name = norm(&p);
-    for _ in 0..8 {
-        if let Some(l) = g.links.get(&name) {
-            name = norm(&l.target);
-            continue;
-        }
-        break;
+        STATUS_OBJECT_NAME_NOT_FOUND
     }
-    g.devices.get(&name).copied()
 }
 
 fn mj_context(mj: u8) -> &'static str {
@@ -282,7 +189,7 @@ fn mj_context(mj: u8) -> &'static str {
 }
 
 /// Send a request to a device and wait for it (runs on an ntsim kernel thread).
-pub(crate) fn call_driver(m: &Arc<Inner>, r: &irp::Request<'_>) -> irp::Completion {
+pub(crate) fn call_driver(m: &System, r: &irp::Request<'_>) -> irp::Completion {
     let dev = r.device;
     // SAFETY: `dev` is a live device object; DriverObject is set by IoCreateDevice.
     let drv = unsafe { (*dev).DriverObject };
@@ -300,44 +207,23 @@ pub(crate) fn call_driver(m: &Arc<Inner>, r: &irp::Request<'_>) -> irp::Completi
         irp::free(m, built);
         return c;
     };
-    let status = machine::with_context(owner, mj_context(r.mj), || {
-        machine::CALLER.with(|c| c.set(0));
+    let status = thread::with_context(owner, mj_context(r.mj), || {
+        thread::set_caller(0);
         // SAFETY: calling the driver's dispatch routine with its device and a fresh IRP whose
         // current stack location describes the request, as IoCallDriver does.
         unsafe { dispatch(dev, built.irp) }
     });
-    let lvl = crate::ke::irql::get();
-    if lvl != PASSIVE_LEVEL {
-        raise(
-            m,
-            Bc::new(
-                bugcheck::IRQL_GT_ZERO_AT_SYSTEM_SERVICE,
-                [dispatch as usize as u64, lvl as u64, 0, 0],
-            )
-            .at(dispatch as usize),
-        );
-    }
+    driver::check_irql_after(m, dispatch as usize);
     let completed = lock(&built.track.state).completed.clone();
     let result = match (status, completed) {
         (_, Some(c)) => c,
         (STATUS_PENDING, None) => irp::wait(m, &built.track),
         (s, None) => {
-            if m.verifier() {
-                machine::with_context(owner, mj_context(r.mj), || {
-                    raise(
-                        m,
-                        Bc::verifier(
-                            bugcheck::DRIVER_VERIFIER_IOMANAGER_VIOLATION,
-                            [
-                                iv::DISPATCH_RETURNED_WITHOUT_COMPLETING,
-                                dispatch as usize as u64,
-                                built.irp as u64,
-                                s as u32 as u64,
-                            ],
-                        )
-                        .at(dispatch as usize),
-                    )
-                });
+            if let Some(bc) =
+                m.verifier
+                    .on_dispatch_return(dispatch as usize, built.irp as usize, s)
+            {
+                thread::with_context(owner, mj_context(r.mj), || raise(m, bc));
             }
             // Without the verifier the IRP is simply lost (it stays allocated, as on Windows).
             return irp::Completion {
@@ -352,32 +238,30 @@ pub(crate) fn call_driver(m: &Arc<Inner>, r: &irp::Request<'_>) -> irp::Completi
 }
 
 /// An open file object.
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct OpenFile {
-    pub file: *mut FILE_OBJECT,
-    pub device: *mut DEVICE_OBJECT,
+    pub(crate) file: FileId,
+    pub(crate) device: DeviceId,
 }
 
 /// Open a device (kernel-thread side): FILE_OBJECT + IRP_MJ_CREATE.
-pub(crate) fn open(m: &Arc<Inner>, path: &str, granted: u32) -> Result<OpenFile, NTSTATUS> {
-    let Some(dev) = resolve_device(m, path) else {
+pub(crate) fn open(m: &System, path: &str, granted: u32) -> Result<OpenFile, NTSTATUS> {
+    let Some(dev) = m.ob.resolve_device(path) else {
         return Err(STATUS_OBJECT_NAME_NOT_FOUND);
     };
-    let device = dev as *mut DEVICE_OBJECT;
+    let device = DeviceId(dev.0);
+    let owner = m.ob.header(dev).map(|h| h.owner());
     {
-        // Check and count the open under the object lock, as IopCheckDeviceAndDriver does under
-        // the I/O database lock: `Driver::unload` decides "no opens left" under the same lock.
-        let g = lock(&m.ob);
-        let owner = g.objects.get(&dev).map(|o| o.owner);
-        if owner
-            .and_then(|o| g.drivers.get(o))
-            .is_some_and(|d| d.unload_pending)
-        {
+        // Check and count the open under the I/O database lock, as IopCheckDeviceAndDriver
+        // does: `Driver::unload` decides "no opens left" under the same lock.
+        let db = lock(&m.io.db);
+        if owner.is_some_and(|o| driver::unload_pending(&db, o)) {
             // The driver is unload-pending (DOE_UNLOAD_PENDING): no new references.
             return Err(STATUS_NO_SUCH_DEVICE);
         }
-        // SAFETY: a live device object (the object lock keeps it from being freed);
-        // Flags/ReferenceCount are plain data the I/O manager owns.
-        let d = unsafe { &mut *device };
+        // SAFETY: a live device object (device objects are never freed); Flags and
+        // ReferenceCount are plain data the I/O manager owns, changed under this lock.
+        let d = unsafe { &mut *device.ptr() };
         // A device its driver has not finished initializing cannot be opened yet; the I/O
         // manager answers exactly as for an unload-pending one.
         if d.Flags & DO_DEVICE_INITIALIZING != 0 {
@@ -389,58 +273,58 @@ pub(crate) fn open(m: &Arc<Inner>, path: &str, granted: u32) -> Result<OpenFile,
         // The I/O manager's open count.
         d.ReferenceCount += 1;
     }
-    let file =
-        sys_alloc(m, core::mem::size_of::<FILE_OBJECT>(), "file object").cast::<FILE_OBJECT>();
+    let fp =
+        m.ex.pool
+            .sys_alloc(core::mem::size_of::<FILE_OBJECT>(), "file object")
+            .cast::<FILE_OBJECT>();
     // SAFETY: fresh zeroed FILE_OBJECT storage.
     unsafe {
-        let f = &mut *file;
+        let f = &mut *fp;
         f.Type = IO_TYPE_FILE;
         f.Size = core::mem::size_of::<FILE_OBJECT>() as i16;
-        f.DeviceObject = device;
+        f.DeviceObject = device.ptr();
         f.ReadAccess = (granted & FILE_READ_DATA != 0) as u8;
         f.WriteAccess = (granted & FILE_WRITE_DATA != 0) as u8;
     }
-    lock(&m.ob).objects.insert(
-        file as usize,
-        ObjRec {
-            kind: ObjKind::File,
-            refs: 1,
-            deleted: false,
-            owner: machine::NO_DRIVER,
-            name: Some(path.to_string()),
-        },
+    let file = FileId::from_ptr(fp);
+    m.ob.insert(
+        file.object(),
+        ObjKind::File,
+        DriverId::NONE,
+        Some(path.to_string()),
     );
-    if let Err(bc) = ob::reference(m, dev) {
+    if let Err(bc) = m.ob.reference(dev) {
         raise(m, bc);
     }
+    let of = OpenFile { file, device };
     let c = call_driver(
         m,
         &irp::Request {
             mj: IRP_MJ_CREATE,
-            device,
-            file,
+            device: device.ptr(),
+            file: file.ptr(),
             code: 0,
             input: &[],
             out_len: 0,
         },
     );
     if !nt_success(c.status) {
-        close_file(m, &OpenFile { file, device }, false);
+        close_file(m, of, false);
         return Err(c.status);
     }
-    Ok(OpenFile { file, device })
+    Ok(of)
 }
 
 /// IRP_MJ_CLEANUP + IRP_MJ_CLOSE (when `send` is set), then release the file object.
-pub(crate) fn close_file(m: &Arc<Inner>, f: &OpenFile, send: bool) {
+pub(crate) fn close_file(m: &System, f: OpenFile, send: bool) {
     if send {
         for mj in [IRP_MJ_CLEANUP, IRP_MJ_CLOSE] {
             call_driver(
                 m,
                 &irp::Request {
                     mj,
-                    device: f.device,
-                    file: f.file,
+                    device: f.device.ptr(),
+                    file: f.file.ptr(),
                     code: 0,
                     input: &[],
                     out_len: 0,
@@ -449,18 +333,18 @@ pub(crate) fn close_file(m: &Arc<Inner>, f: &OpenFile, send: bool) {
         }
     }
     {
-        let _g = lock(&m.ob);
+        let _db = lock(&m.io.db);
         // SAFETY: the device is still referenced by this open; the open count changes under
-        // the object lock (see `open`).
-        unsafe { (*f.device).ReferenceCount -= 1 };
+        // the I/O database lock (see `open`).
+        unsafe { (*f.device.ptr()).ReferenceCount -= 1 };
     }
     // Release a `Driver::unload` waiting for the last open to go.
-    m.ob_cv.notify_all();
-    if let Err(bc) = ob::deref(m, f.device as usize) {
+    m.io.db_cv.notify_all();
+    if let Err(bc) = m.ob.dereference(&m.verifier, f.device.object()) {
         raise(m, bc);
     }
-    lock(&m.ob).objects.remove(&(f.file as usize));
-    sys_free(m, f.file.cast());
+    m.ob.remove(f.file.object());
+    m.ex.pool.sys_free(f.file.ptr().cast());
 }
 
 /// Map a requested access mask to the granted FILE_* rights.

@@ -1,28 +1,33 @@
-//! Work items: `IoSizeofWorkItem`, `IoInitializeWorkItem`, `IoUninitializeWorkItem`,
-//! `IoQueueWorkItem(Ex)`, `IoAllocateWorkItem`, `IoFreeWorkItem`, and the system worker threads.
+//! Work items (IO_WORKITEM): `IoSizeofWorkItem`, `IoInitializeWorkItem`,
+//! `IoUninitializeWorkItem`, `IoQueueWorkItem(Ex)`, `IoAllocateWorkItem`, `IoFreeWorkItem`.
 //!
 //! State machine per item (keyed by address; the authoritative state is here, not in the
 //! caller's memory): Initialized → Queued → Running → Initialized (or removed by
 //! IoUninitializeWorkItem, legal inside the routine because the item is dequeued before the
-//! routine runs). The IoObject is referenced when an item is queued and dereferenced after its
-//! routine returns; ntsim never touches the item's memory once the routine has been called.
+//! routine runs). A queued item travels on an executive worker queue as an [`IoWork`] entry
+//! (IopProcessWorkItem's WORK_QUEUE_ITEM); the IoObject is referenced when the item is queued and
+//! dereferenced after its routine returns; ntsim never touches the item's memory once the
+//! routine has been called.
 #![allow(non_snake_case)]
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
-use nt_abi::bugcheck::{self, verifier as vr, worker_invalid as wi};
+use nt_abi::bugcheck::{self, worker_invalid as wi};
 use nt_abi::*;
 
-use crate::ke::irql;
-use crate::machine::{self, DRIVER, Inner, current, lock, raise};
-use crate::mm::{self, MemClass};
-use crate::ob::ObjKind;
+use crate::ex::worker::{WorkEntry, queue_index};
+use crate::ids::{DriverId, ItemId};
+use crate::ke::bugcheck::raise;
+use crate::ke::thread::{self, current};
+use crate::machine::{System, lock};
+use crate::mm::MemClass;
+use crate::ob::{ObjKind, ObjRef};
 use crate::verifier::Bc;
 
-/// Number of worker queues: the seven fixed types plus one for custom priorities.
-pub const NQ: usize = 8;
+pub use crate::ex::worker::{NQ, STALL_BEFORE_NEW_WORKER};
 
 /// Pool tag of items from `IoAllocateWorkItem` (`'IoWk'`).
 pub const IO_ALLOCATED_WORK_ITEM_TAG: u32 = pool_tag(*b"IoWk");
@@ -35,50 +40,88 @@ pub enum ItemState {
     Running(u64),
 }
 
-#[derive(Clone, Debug)]
-pub struct Item {
-    pub state: ItemState,
-    pub io_object: usize,
-    pub owner: usize,
-    pub allocated: bool,
-    /// Routine of the last queueing (for WORKER_INVALID parameters).
-    pub routine: usize,
+/// A work routine, as the driver passed it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum IoRoutine {
+    /// From `IoQueueWorkItem`.
+    Plain(IO_WORKITEM_ROUTINE),
+    /// From `IoQueueWorkItemEx`.
+    Ex(IO_WORKITEM_ROUTINE_EX),
+}
+
+impl IoRoutine {
+    fn addr(self) -> usize {
+        match self {
+            IoRoutine::Plain(f) => f as usize,
+            IoRoutine::Ex(f) => f as usize,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
-pub struct QEntry {
-    pub item: usize,
-    pub routine: usize,
-    pub context: usize,
-    pub ex: bool,
-    pub io_object: usize,
-    pub owner: usize,
+struct Item {
+    state: ItemState,
+    /// The IoObject's header (counted while the item is queued or running).
+    io_object: ObjRef,
+    owner: DriverId,
+    allocated: bool,
+    /// Routine of the last queueing (for WORKER_INVALID parameters).
+    routine: usize,
+    /// Queue and order of the last queueing (pending items are reported in queue order).
+    queue: usize,
+    seq: u64,
+}
+
+/// A routine being run.
+#[derive(Clone, Copy, Debug)]
+struct Run {
+    item: ItemId,
+    routine: usize,
+    owner: DriverId,
 }
 
 #[derive(Default)]
-pub struct WorkItems {
-    pub items: BTreeMap<usize, Item>,
-    pub queues: [VecDeque<QEntry>; NQ],
-    pub started: [usize; NQ],
-    /// Workers per queue that are waiting for (or about to take) an item.
-    pub idle: [usize; NQ],
-    /// Since when items of a queue have waited with no idle worker and no progress.
-    pub stalled_since: [Option<std::time::Instant>; NQ],
-    pub balancer_started: bool,
+struct ItemTable {
+    items: BTreeMap<ItemId, Item>,
+    /// Routines running, by run id (an item may be uninitialized, or queued again, while its
+    /// routine still runs).
+    running: HashMap<u64, Run>,
     /// Items queued or running, per owning driver.
-    pub outstanding: HashMap<usize, usize>,
-    /// Routine currently running per item (routine address), for reports.
-    pub running: HashMap<u64, (usize, usize, usize)>,
-    pub next_run: u64,
-    pub routines_run: u64,
+    outstanding: HashMap<DriverId, usize>,
+    next_run: u64,
+    next_seq: u64,
 }
 
-fn queue_index(qt: WORK_QUEUE_TYPE) -> usize {
-    if (0..MAXIMUM_WORK_QUEUE).contains(&qt) {
-        qt as usize
-    } else {
-        NQ - 1
+/// The I/O manager's work items.
+#[derive(Default)]
+pub(crate) struct Items {
+    table: Mutex<ItemTable>,
+    /// Signalled when an item's routine finishes (for idle waiters).
+    idle_cv: Condvar,
+    idle_waiters: AtomicUsize,
+    routines_run: AtomicU64,
+}
+
+impl Items {
+    /// Number of work-item routines that have returned so far.
+    pub(crate) fn routines_run(&self) -> u64 {
+        self.routines_run.load(Ordering::SeqCst)
     }
+
+    /// Wake idle waiters (after a bug check).
+    pub(crate) fn wake_all(&self) {
+        drop(lock(&self.table));
+        self.idle_cv.notify_all();
+    }
+}
+
+/// A queued work item on an executive worker queue (IopProcessWorkItem with its parameter).
+pub(crate) struct IoWork {
+    item: ItemId,
+    routine: IoRoutine,
+    context: usize,
+    io_object: ObjRef,
+    owner: DriverId,
 }
 
 /// `IoSizeofWorkItem`: the configured size (0x58 by default).
@@ -89,91 +132,83 @@ pub unsafe extern "win64" fn IoSizeofWorkItem() -> ULONG {
     current().config.size_of_work_item
 }
 
-fn object_kind(m: &Inner, obj: usize) -> Option<(ObjKind, bool)> {
-    lock(&m.ob).objects.get(&obj).map(|o| (o.kind, o.deleted))
-}
-
-fn init_item(m: &Inner, io_object: usize, item: usize, allocated: bool) {
-    match object_kind(m, io_object) {
-        Some((ObjKind::Device | ObjKind::Driver, false)) => {}
-        _ => raise(
-            m,
-            Bc::worker_invalid([wi::INVALID_IO_OBJECT, item as u64, io_object as u64, 0]),
-        ),
-    }
-    if m.verifier() {
-        let class = mm::classify(m, item);
-        if !class.is_nonpaged() {
-            let bc = Bc::verifier(
-                bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
-                [vr::WORK_ITEM_IN_PAGEABLE_MEMORY, item as u64, 0, 0],
-            );
-            raise(
-                m,
-                if class == MemClass::Stack {
-                    bc.documented_only()
-                } else {
-                    bc
-                },
-            );
-        }
-    }
-    let owner = DRIVER.with(|d| d.get());
-    let mut g = lock(&m.wi);
-    if let Some(old) = g.items.get(&item)
-        && old.state == ItemState::Queued
-    {
-        let routine = old.routine;
-        drop(g);
+fn init_item(sys: &System, io_object: usize, item: ItemId, allocated: bool) {
+    let hdr = sys
+        .ob
+        .header(crate::ids::ObjectId(io_object))
+        .filter(|h| matches!(h.kind(), ObjKind::Device | ObjKind::Driver) && !h.is_deleted());
+    let Some(hdr) = hdr else {
         raise(
-            m,
-            Bc::worker_invalid([wi::QUEUED_ITEM_FREED, item as u64, routine as u64, 0]),
-        );
-    }
-    let mut size = m.config.size_of_work_item as usize;
-    // Storage smaller than IoSizeofWorkItem(): the kernel's write would run past the pool block.
-    let block = {
-        let p = lock(&m.pool);
-        p.block_containing(item).map(|(start, b)| start + b.size)
+            sys,
+            Bc::worker_invalid([wi::INVALID_IO_OBJECT, item.0 as u64, io_object as u64, 0]),
+        )
     };
-    if let Some(end) = block
-        && item + size > end
+    if let Some(bc) = sys.verifier.on_work_item_init(item.0, || {
+        let class = crate::ex::pool::classify(sys, item.0);
+        (class.is_nonpaged(), class == MemClass::Stack)
+    }) {
+        raise(sys, bc);
+    }
+    let owner = thread::driver();
+    check_not_queued(sys, item);
+    let mut size = sys.config.size_of_work_item as usize;
+    // Storage smaller than IoSizeofWorkItem(): the kernel's write would run past the pool block.
+    if let Some(end) = sys.ex.pool.block_end(item.0)
+        && item.0 + size > end
     {
-        if m.verifier() {
-            drop(g);
-            let caller = machine::CALLER.with(|c| c.get());
-            raise(
-                m,
-                Bc::verifier(
-                    bugcheck::DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION,
-                    [end as u64, 1, caller as u64, 0],
-                ),
-            );
+        if let Some(bc) = sys.verifier.on_work_item_overflow(end, thread::caller()) {
+            raise(sys, bc);
         }
         // Without special pool Windows would corrupt the neighbour silently; ntsim must not
         // corrupt its own heap, so it writes only up to the end of the block.
-        size = end - item;
+        size = end - item.0;
     }
     // SAFETY: the caller provides IoSizeofWorkItem() bytes of writable storage at `item` (the
     // documented contract); we fill it as the kernel would, zeroes plus the IoObject marker at
     // 0x28, and never read it back.
     unsafe {
-        core::ptr::write_bytes(item as *mut u8, 0, size);
+        core::ptr::write_bytes(item.0 as *mut u8, 0, size);
     }
     if size >= 0x30 {
         // SAFETY: 0x28..0x30 lies within the `size` bytes just written; unaligned-safe write.
-        unsafe { ((item + 0x28) as *mut usize).write_unaligned(io_object) };
+        unsafe { ((item.0 + 0x28) as *mut usize).write_unaligned(io_object) };
+    }
+    let mut g = lock(&sys.io.items.table);
+    if let Some(old) = g.items.get(&item)
+        && old.state == ItemState::Queued
+    {
+        let routine = old.routine;
+        drop(g);
+        raise(sys, queued_item_freed(item, routine));
     }
     g.items.insert(
         item,
         Item {
             state: ItemState::Initialized,
-            io_object,
+            io_object: hdr,
             owner,
             allocated,
             routine: 0,
+            queue: 0,
+            seq: 0,
         },
     );
+}
+
+fn queued_item_freed(item: ItemId, routine: usize) -> Bc {
+    Bc::worker_invalid([wi::QUEUED_ITEM_FREED, item.0 as u64, routine as u64, 0])
+}
+
+/// 0xE4/2 if `item` is queued (re-initializing, uninitializing or freeing it is illegal then).
+fn check_not_queued(sys: &System, item: ItemId) {
+    let g = lock(&sys.io.items.table);
+    if let Some(old) = g.items.get(&item)
+        && old.state == ItemState::Queued
+    {
+        let routine = old.routine;
+        drop(g);
+        raise(sys, queued_item_freed(item, routine));
+    }
 }
 
 /// `IoInitializeWorkItem`.
@@ -182,7 +217,7 @@ fn init_item(m: &Inner, io_object: usize, item: usize, allocated: bool) {
 /// `IoWorkItem` must point to `IoSizeofWorkItem()` writable bytes.
 pub unsafe extern "win64" fn IoInitializeWorkItem(IoObject: PVOID, IoWorkItem: PIO_WORKITEM) {
     let m = current();
-    init_item(&m, IoObject as usize, IoWorkItem as usize, false);
+    init_item(&m, IoObject as usize, ItemId(IoWorkItem as usize), false);
 }
 
 /// `IoUninitializeWorkItem`: legal when not queued (including inside its own routine).
@@ -190,155 +225,117 @@ pub unsafe extern "win64" fn IoInitializeWorkItem(IoObject: PVOID, IoWorkItem: P
 /// # Safety
 /// `IoWorkItem` should be an initialized work item.
 pub unsafe extern "win64" fn IoUninitializeWorkItem(IoWorkItem: PIO_WORKITEM) {
-    forget_unless_queued(&current(), IoWorkItem as usize);
+    forget_unless_queued(&current(), ItemId(IoWorkItem as usize));
 }
 
 /// Drop `item`'s state for IoUninitializeWorkItem / IoFreeWorkItem: legal unless it is queued
 /// (0xE4 p1 = 2, p3 = the routine it was queued with).
-fn forget_unless_queued(m: &Arc<Inner>, item: usize) {
-    let mut g = lock(&m.wi);
+fn forget_unless_queued(sys: &System, item: ItemId) {
+    let mut g = lock(&sys.io.items.table);
     if let Some(it) = g.items.get(&item) {
         if it.state == ItemState::Queued {
             let routine = it.routine;
             drop(g);
-            raise(
-                m,
-                Bc::worker_invalid([wi::QUEUED_ITEM_FREED, item as u64, routine as u64, 0]),
-            );
+            raise(sys, queued_item_freed(item, routine));
         }
         g.items.remove(&item);
     }
 }
 
-fn queue_common(item: usize, routine: usize, qt: WORK_QUEUE_TYPE, context: usize, ex: bool) {
+fn queue_common(item: ItemId, routine: IoRoutine, qt: WORK_QUEUE_TYPE, context: usize) {
     let m = current();
-    let lvl = irql::get();
+    let sys: &System = &m;
+    let lvl = thread::irql();
+    let i = item.0 as u64;
     if lvl > DISPATCH_LEVEL {
         raise(
-            &m,
-            Bc::new(
-                bugcheck::IRQL_NOT_LESS_OR_EQUAL,
-                [item as u64, lvl as u64, 0, 0],
-            ),
+            sys,
+            Bc::new(bugcheck::IRQL_NOT_LESS_OR_EQUAL, [i, lvl as u64, 0, 0]),
         );
     }
     if !is_valid_work_queue_type(qt) {
         raise(
-            &m,
-            Bc::worker_invalid([wi::INVALID_QUEUE_TYPE, item as u64, qt as i64 as u64, 0]),
+            sys,
+            Bc::worker_invalid([wi::INVALID_QUEUE_TYPE, i, qt as i64 as u64, 0]),
         );
     }
-    if routine == 0 {
+    let raddr = routine.addr();
+    if raddr == 0 {
         raise(
-            &m,
-            Bc::worker_invalid([wi::INVALID_ROUTINE, item as u64, qt as i64 as u64, 0]),
+            sys,
+            Bc::worker_invalid([wi::INVALID_ROUTINE, i, qt as i64 as u64, 0]),
         );
     }
-    let snapshot = lock(&m.wi).items.get(&item).cloned();
-    let Some(it) = snapshot else {
+    let snapshot = lock(&sys.io.items.table)
+        .items
+        .get(&item)
+        .map(|it| (it.state, it.io_object.clone(), it.owner));
+    let Some((state, io_object, owner)) = snapshot else {
         raise(
-            &m,
-            Bc::worker_invalid([wi::INVALID_IO_OBJECT, item as u64, 0, 0]).documented_only(),
+            sys,
+            Bc::worker_invalid([wi::INVALID_IO_OBJECT, i, 0, 0]).documented_only(),
         );
     };
-    if it.state == ItemState::Queued {
-        raise(
-            &m,
-            Bc::worker_invalid([
-                wi::QUEUED_ITEM_REQUEUED,
-                item as u64,
-                qt as i64 as u64,
-                routine as u64,
-            ]),
-        );
+    let requeued =
+        || Bc::worker_invalid([wi::QUEUED_ITEM_REQUEUED, i, qt as i64 as u64, raddr as u64]);
+    if state == ItemState::Queued {
+        raise(sys, requeued());
     }
     // A driver-owned (PE) item must have its routine inside a loaded image.
-    let owner_has_image = {
-        let g = lock(&m.ob);
-        g.drivers.get(it.owner).is_some_and(|d| d.image.is_some())
-    };
-    if owner_has_image && !m.is_image_code(routine) {
+    if crate::io::driver::has_image(sys, owner) && !sys.mm.is_image_code(raddr) {
         raise(
-            &m,
-            Bc::worker_invalid([
-                wi::INVALID_ROUTINE,
-                item as u64,
-                qt as i64 as u64,
-                routine as u64,
-            ]),
+            sys,
+            Bc::worker_invalid([wi::INVALID_ROUTINE, i, qt as i64 as u64, raddr as u64]),
         );
     }
-    match object_kind(&m, it.io_object) {
-        Some((ObjKind::Device, _)) => {}
-        Some((ObjKind::Driver, _)) if ex => {}
+    match (io_object.kind(), routine) {
+        (ObjKind::Device, _) | (ObjKind::Driver, IoRoutine::Ex(_)) => {}
         _ => raise(
-            &m,
-            Bc::worker_invalid([wi::INVALID_IO_OBJECT, item as u64, it.io_object as u64, 0]),
+            sys,
+            Bc::worker_invalid([wi::INVALID_IO_OBJECT, i, io_object.object().0 as u64, 0]),
         ),
     }
-    if let Err(bc) = crate::ob::reference(&m, it.io_object) {
-        raise(&m, bc);
+    if let Err(bc) = io_object.reference() {
+        raise(sys, bc);
     }
     let q = queue_index(qt);
-    let mut g = lock(&m.wi);
+    let mut g = lock(&sys.io.items.table);
+    g.next_seq += 1;
+    let seq = g.next_seq;
     match g.items.get_mut(&item) {
         Some(cur) if cur.state != ItemState::Queued => {
             cur.state = ItemState::Queued;
-            cur.routine = routine;
+            cur.routine = raddr;
+            cur.queue = q;
+            cur.seq = seq;
         }
-        Some(_) => {
+        found => {
+            let again = found.is_some();
             drop(g);
-            let _ = crate::ob::deref(&m, it.io_object);
+            let _ = io_object.dereference(&sys.verifier);
             raise(
-                &m,
-                Bc::worker_invalid([
-                    wi::QUEUED_ITEM_REQUEUED,
-                    item as u64,
-                    qt as i64 as u64,
-                    routine as u64,
-                ]),
-            );
-        }
-        None => {
-            drop(g);
-            let _ = crate::ob::deref(&m, it.io_object);
-            raise(
-                &m,
-                Bc::worker_invalid([wi::QUEUE_INSERT_FAILED, item as u64, 0, 0]),
+                sys,
+                if again {
+                    requeued()
+                } else {
+                    Bc::worker_invalid([wi::QUEUE_INSERT_FAILED, i, 0, 0])
+                },
             );
         }
     }
-    g.queues[q].push_back(QEntry {
-        item,
-        routine,
-        context,
-        ex,
-        io_object: it.io_object,
-        owner: it.owner,
-    });
-    *g.outstanding.entry(it.owner).or_default() += 1;
-    // Start the configured number of workers; the balancer adds more when a queue stalls.
-    let need = m
-        .config
-        .workers_per_queue
-        .max(1)
-        .saturating_sub(g.started[q]);
-    g.started[q] += need;
-    g.idle[q] += need;
-    if g.queues[q].len() > g.idle[q] && g.stalled_since[q].is_none() {
-        g.stalled_since[q] = Some(std::time::Instant::now());
-    }
-    let start_balancer =
-        !g.balancer_started && m.config.max_workers_per_queue > m.config.workers_per_queue;
-    g.balancer_started |= start_balancer;
+    *g.outstanding.entry(owner).or_default() += 1;
     drop(g);
-    for _ in 0..need {
-        spawn_worker(&m, q);
-    }
-    if start_balancer {
-        spawn_balancer(&m);
-    }
-    m.wi_cv[q].notify_one();
+    sys.ex.workers.queue(
+        sys,
+        q,
+        IoWork {
+            item,
+            routine,
+            context,
+            io_object,
+            owner,
+        },
+    );
 }
 
 /// `IoQueueWorkItem`.
@@ -352,11 +349,10 @@ pub unsafe extern "win64" fn IoQueueWorkItem(
     Context: PVOID,
 ) {
     queue_common(
-        IoWorkItem as usize,
-        WorkerRoutine as usize,
+        ItemId(IoWorkItem as usize),
+        IoRoutine::Plain(WorkerRoutine),
         QueueType,
         Context as usize,
-        false,
     );
 }
 
@@ -371,11 +367,10 @@ pub unsafe extern "win64" fn IoQueueWorkItemEx(
     Context: PVOID,
 ) {
     queue_common(
-        IoWorkItem as usize,
-        WorkerRoutine as usize,
+        ItemId(IoWorkItem as usize),
+        IoRoutine::Ex(WorkerRoutine),
         QueueType,
         Context as usize,
-        true,
     );
 }
 
@@ -385,19 +380,17 @@ pub unsafe extern "win64" fn IoQueueWorkItemEx(
 /// `DeviceObject` should be a device object.
 pub unsafe extern "win64" fn IoAllocateWorkItem(DeviceObject: *mut DEVICE_OBJECT) -> PIO_WORKITEM {
     let m = current();
-    let owner = DRIVER.with(|d| d.get());
     let size = m.config.size_of_work_item as usize;
-    let p = crate::ex::pool::alloc_block(
-        &m,
+    let p = m.ex.pool.alloc_block(
         POOL_FLAG_NON_PAGED,
         size,
         IO_ALLOCATED_WORK_ITEM_TAG,
-        owner,
+        thread::driver(),
     );
     if p.is_null() {
         return core::ptr::null_mut();
     }
-    init_item(&m, DeviceObject as usize, p as usize, true);
+    init_item(&m, DeviceObject as usize, ItemId(p as usize), true);
     p.cast()
 }
 
@@ -407,157 +400,122 @@ pub unsafe extern "win64" fn IoAllocateWorkItem(DeviceObject: *mut DEVICE_OBJECT
 /// `IoWorkItem` should come from `IoAllocateWorkItem`.
 pub unsafe extern "win64" fn IoFreeWorkItem(IoWorkItem: PIO_WORKITEM) {
     let m = current();
-    let item = IoWorkItem as usize;
+    let item = ItemId(IoWorkItem as usize);
     forget_unless_queued(&m, item);
-    crate::ex::pool::free_block(&m, item, None);
+    crate::ex::pool::free_block(&m, item.0, None);
 }
 
-fn spawn_worker(m: &Arc<Inner>, q: usize) {
-    let m2 = m.clone();
-    let r = crate::ke::fault::spawn_driver_thread(&format!("ntsim-worker-{q}"), move || {
-        worker_loop(m2, q)
-    });
-    if let Err(e) = r {
-        eprintln!("ntsim: cannot spawn a worker thread: {e}");
-    }
-}
-
-/// How long items of a queue must wait with every worker busy and no progress before the
-/// balancer adds a worker (Windows' balance-set manager adds worker threads about once a second
-/// when a queue is stuck).
-pub const STALL_BEFORE_NEW_WORKER: std::time::Duration = std::time::Duration::from_millis(1000);
-
-fn spawn_balancer(m: &Arc<Inner>) {
-    let m2 = m.clone();
-    let r = std::thread::Builder::new()
-        .name("ntsim-balancer".into())
-        .spawn(move || balancer_loop(m2));
-    if let Err(e) = r {
-        eprintln!("ntsim: cannot spawn the worker balancer: {e}");
-    }
-}
-
-fn balancer_loop(m: Arc<Inner>) {
-    loop {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        if m.shutdown.load(Ordering::SeqCst) || m.bugged.load(Ordering::SeqCst) {
-            return;
-        }
-        let cap = m.config.max_workers_per_queue;
-        let mut spawn = Vec::new();
-        {
-            let mut g = lock(&m.wi);
-            let now = std::time::Instant::now();
-            for q in 0..NQ {
-                let stuck = g.stalled_since[q]
-                    .is_some_and(|t| now.duration_since(t) >= STALL_BEFORE_NEW_WORKER);
-                if stuck && g.queues[q].len() > g.idle[q] && g.started[q] < cap {
-                    g.started[q] += 1;
-                    g.idle[q] += 1;
-                    g.stalled_since[q] = Some(now);
-                    spawn.push(q);
-                }
+impl WorkEntry for IoWork {
+    /// IopProcessWorkItem: mark the item running, call the routine at PASSIVE_LEVEL as its
+    /// driver, check the IRQL it returns at, then drop the IoObject reference.
+    fn run(self, sys: &System) {
+        let items = &sys.io.items;
+        let run = {
+            let mut g = lock(&items.table);
+            g.next_run += 1;
+            let run = g.next_run;
+            if let Some(it) = g.items.get_mut(&self.item) {
+                it.state = ItemState::Running(run);
             }
-        }
-        for q in spawn {
-            spawn_worker(&m, q);
-            m.wi_cv[q].notify_one();
-        }
-    }
-}
-
-fn worker_loop(m: Arc<Inner>, q: usize) {
-    machine::enter_kernel(&m, machine::NO_DRIVER, "work item routine");
-    loop {
-        let (e, run) = {
-            let mut g = lock(&m.wi);
-            loop {
-                if m.bugged.load(Ordering::SeqCst) {
-                    drop(g);
-                    machine::park_forever();
-                }
-                if let Some(e) = g.queues[q].pop_front() {
-                    g.idle[q] = g.idle[q].saturating_sub(1);
-                    // Progress: restart the stall clock (or stop it when nothing waits).
-                    g.stalled_since[q] =
-                        (g.queues[q].len() > g.idle[q]).then(std::time::Instant::now);
-                    g.next_run += 1;
-                    let run = g.next_run;
-                    if let Some(it) = g.items.get_mut(&e.item) {
-                        it.state = ItemState::Running(run);
-                    }
-                    g.running.insert(run, (e.item, e.routine, e.owner));
-                    break (e, run);
-                }
-                if m.shutdown.load(Ordering::SeqCst) {
-                    g.started[q] = g.started[q].saturating_sub(1);
-                    g.idle[q] = g.idle[q].saturating_sub(1);
-                    drop(g);
-                    machine::set_current(None);
-                    return;
-                }
-                g = m.wi_cv[q].wait(g).unwrap_or_else(|e| e.into_inner());
-            }
+            g.running.insert(
+                run,
+                Run {
+                    item: self.item,
+                    routine: self.routine.addr(),
+                    owner: self.owner,
+                },
+            );
+            run
         };
-        machine::with_context(e.owner, "work item routine", || {
-            machine::CALLER.with(|c| c.set(0));
-            irql::set(PASSIVE_LEVEL);
-            if e.ex {
-                // SAFETY: `routine` was passed to IoQueueWorkItemEx as an IO_WORKITEM_ROUTINE_EX
-                // (non-null, checked); the item is dequeued, as Windows guarantees.
-                let f: IO_WORKITEM_ROUTINE_EX = unsafe { core::mem::transmute(e.routine) };
-                // SAFETY: calling the driver's routine with the documented arguments.
-                unsafe {
-                    f(
-                        e.io_object as PVOID,
-                        e.context as PVOID,
-                        e.item as PIO_WORKITEM,
-                    )
-                };
-            } else {
-                // SAFETY: `routine` was passed to IoQueueWorkItem as an IO_WORKITEM_ROUTINE.
-                let f: IO_WORKITEM_ROUTINE = unsafe { core::mem::transmute(e.routine) };
-                // SAFETY: calling the driver's routine with the documented arguments.
-                unsafe { f(e.io_object as *mut DEVICE_OBJECT, e.context as PVOID) };
+        let obj = self.io_object.object().0 as PVOID;
+        thread::with_context(self.owner, "work item routine", || {
+            thread::set_caller(0);
+            thread::set_irql(PASSIVE_LEVEL);
+            match self.routine {
+                // SAFETY: the driver's routine, passed to IoQueueWorkItemEx (non-null,
+                // checked), called with the documented arguments; the item is dequeued, as
+                // Windows guarantees.
+                IoRoutine::Ex(f) => unsafe { f(obj, self.context as PVOID, self.item.ptr()) },
+                // SAFETY: as above, for IoQueueWorkItem's routine (IoObject is a device).
+                IoRoutine::Plain(f) => unsafe { f(obj.cast(), self.context as PVOID) },
             }
-            let lvl = irql::get();
+            let lvl = thread::irql();
             if lvl != PASSIVE_LEVEL {
+                let r = self.routine.addr();
                 raise(
-                    &m,
+                    sys,
                     Bc::new(
                         bugcheck::WORKER_THREAD_RETURNED_AT_BAD_IRQL,
                         [
-                            e.routine as u64,
+                            r as u64,
                             lvl as u64,
-                            e.context as u64,
-                            e.item as u64,
+                            self.context as u64,
+                            self.item.0 as u64,
                         ],
                     )
-                    .at(e.routine),
+                    .at(r),
                 );
             }
         });
         {
-            let mut g = lock(&m.wi);
-            if let Some(it) = g.items.get_mut(&e.item)
+            let mut g = lock(&items.table);
+            if let Some(it) = g.items.get_mut(&self.item)
                 && it.state == ItemState::Running(run)
             {
                 it.state = ItemState::Initialized;
             }
             g.running.remove(&run);
         }
-        if let Err(bc) = crate::ob::deref(&m, e.io_object) {
-            raise(&m, bc);
+        if let Err(bc) = self.io_object.dereference(&sys.verifier) {
+            raise(sys, bc);
         }
         {
-            let mut g = lock(&m.wi);
-            if let Some(n) = g.outstanding.get_mut(&e.owner) {
+            let mut g = lock(&items.table);
+            if let Some(n) = g.outstanding.get_mut(&self.owner) {
                 *n = n.saturating_sub(1);
             }
-            g.routines_run += 1;
-            g.idle[q] += 1;
         }
-        m.wi_idle.notify_all();
+        items.routines_run.fetch_add(1, Ordering::SeqCst);
+        if items.idle_waiters.load(Ordering::SeqCst) > 0 {
+            drop(lock(&items.table));
+            items.idle_cv.notify_all();
+        }
+    }
+}
+
+/// The pool hook ([`crate::ex::pool::FreeHook`]): pool `[start, start + size)` is being freed.
+/// A queued item in it is 0xE4/0 (ntoskrnl checks this itself); an initialized one is the
+/// verifier's documented-only 0xE4/0. Items in the block are forgotten.
+pub(crate) fn on_pool_free(sys: &System, start: usize, size: usize) {
+    let items = &sys.io.items;
+    let range = ItemId(start)..ItemId(start + size.max(1));
+    let live: Vec<(ItemId, ItemState)> = lock(&items.table)
+        .items
+        .range(range.clone())
+        .map(|(&a, it)| (a, it.state))
+        .collect();
+    for (item, state) in live {
+        let end = start + size;
+        if state == ItemState::Queued {
+            raise(
+                sys,
+                Bc::worker_invalid([
+                    wi::ACTIVE_ITEM_IN_FREED_POOL,
+                    item.0 as u64,
+                    start as u64,
+                    end as u64,
+                ]),
+            );
+        }
+        if let Some(bc) = sys.verifier.on_pool_free_with_work_item(item.0, start, end) {
+            raise(sys, bc);
+        }
+    }
+    // Without the verifier, forget initialized items in the freed memory.
+    let mut g = lock(&items.table);
+    let stale: Vec<ItemId> = g.items.range(range).map(|(&a, _)| a).collect();
+    for a in stale {
+        g.items.remove(&a);
     }
 }
 
@@ -569,53 +527,74 @@ pub struct PendingItem {
     pub running: bool,
 }
 
-/// Items of `owner` that are queued or running.
-pub(crate) fn pending_for(m: &Inner, owner: usize) -> Vec<PendingItem> {
-    let g = lock(&m.wi);
-    let mut v: Vec<PendingItem> = g
-        .queues
+/// Items of `owner` that are queued (in queue order) or running.
+pub(crate) fn pending_for(sys: &System, owner: DriverId) -> Vec<PendingItem> {
+    let g = lock(&sys.io.items.table);
+    let mut queued: Vec<(usize, u64, PendingItem)> = g
+        .items
         .iter()
-        .flatten()
-        .filter(|e| e.owner == owner)
-        .map(|e| PendingItem {
-            item: e.item,
-            routine: e.routine,
-            running: false,
+        .filter(|(_, it)| it.owner == owner && it.state == ItemState::Queued)
+        .map(|(&a, it)| {
+            (
+                it.queue,
+                it.seq,
+                PendingItem {
+                    item: a.0,
+                    routine: it.routine,
+                    running: false,
+                },
+            )
         })
         .collect();
+    queued.sort_by_key(|q| (q.0, q.1));
+    let mut v: Vec<PendingItem> = queued.into_iter().map(|q| q.2).collect();
     v.extend(
         g.running
             .values()
-            .filter(|r| r.2 == owner)
+            .filter(|r| r.owner == owner)
             .map(|r| PendingItem {
-                item: r.0,
-                routine: r.1,
+                item: r.item.0,
+                routine: r.routine,
                 running: true,
             }),
     );
     v
 }
 
+/// Work items of `owner` initialized with IoInitializeWorkItem and never uninitialized.
+pub(crate) fn initialized_of(sys: &System, owner: DriverId) -> Vec<usize> {
+    lock(&sys.io.items.table)
+        .items
+        .iter()
+        .filter(|(_, it)| it.owner == owner && !it.allocated)
+        .map(|(&a, _)| a.0)
+        .collect()
+}
+
 /// Wait until `owner` (or every driver) has no queued or running items, or the timeout.
-pub(crate) fn wait_idle(m: &Inner, owner: Option<usize>, timeout: std::time::Duration) -> bool {
-    let end = std::time::Instant::now() + timeout;
-    let mut g = lock(&m.wi);
-    loop {
+pub(crate) fn wait_idle(sys: &System, owner: Option<DriverId>, timeout: Duration) -> bool {
+    let items = &sys.io.items;
+    let end = Instant::now() + timeout;
+    let mut g = lock(&items.table);
+    items.idle_waiters.fetch_add(1, Ordering::SeqCst);
+    let r = loop {
         let busy = match owner {
             Some(o) => g.outstanding.get(&o).copied().unwrap_or(0),
             None => g.outstanding.values().sum(),
         };
         if busy == 0 {
-            return true;
+            break true;
         }
-        let now = std::time::Instant::now();
-        if now >= end || m.bugged.load(Ordering::SeqCst) {
-            return false;
+        let now = Instant::now();
+        if now >= end || sys.ke.is_bugged() {
+            break false;
         }
-        g = m
-            .wi_idle
-            .wait_timeout(g, (end - now).min(std::time::Duration::from_millis(20)))
+        g = items
+            .idle_cv
+            .wait_timeout(g, (end - now).min(Duration::from_millis(20)))
             .unwrap_or_else(|e| e.into_inner())
             .0;
-    }
+    };
+    items.idle_waiters.fetch_sub(1, Ordering::SeqCst);
+    r
 }

@@ -176,7 +176,7 @@ pub fn kuser_snapshot() -> [u8; KUSER_SHARED_DATA_PAGE as usize] {
     let ticks = it / CLOCK_TIME_INCREMENT;
     k.TickCountMultiplier = ((CLOCK_TIME_INCREMENT << 24) / 10_000) as u32;
     k.InterruptTime = ksystem_time(it);
-    k.SystemTime = ksystem_time(crate::ke::system_time() as u64);
+    k.SystemTime = ksystem_time(super::system_time() as u64);
     k.TickCount = ksystem_time(ticks);
     k.TickCountLowDeprecated = ticks as u32;
     k.NtMajorVersion = NT_MAJOR_VERSION;
@@ -244,7 +244,7 @@ pub fn read_msr(msr: u32) -> Option<u64> {
 /// # Safety
 /// Always safe to call.
 pub unsafe extern "win64" fn KeGetCurrentThread() -> PVOID {
-    let _m = crate::machine::current();
+    let _m = super::thread::current();
     current_thread()
 }
 
@@ -253,7 +253,7 @@ pub unsafe extern "win64" fn KeGetCurrentThread() -> PVOID {
 /// # Safety
 /// Always safe to call.
 pub unsafe extern "win64" fn PsGetCurrentThread() -> PVOID {
-    let _m = crate::machine::current();
+    let _m = super::thread::current();
     current_thread()
 }
 
@@ -264,7 +264,7 @@ pub unsafe extern "win64" fn PsGetCurrentThread() -> PVOID {
 pub unsafe extern "win64" fn KeGetCurrentProcessorNumberEx(
     ProcNumber: *mut PROCESSOR_NUMBER,
 ) -> ULONG {
-    let _m = crate::machine::current();
+    let _m = super::thread::current();
     let n = current_processor();
     if !ProcNumber.is_null() {
         // SAFETY: non-null and writable per the contract.
@@ -284,7 +284,7 @@ pub unsafe extern "win64" fn KeGetCurrentProcessorNumberEx(
 /// # Safety
 /// Always safe to call.
 pub unsafe extern "win64" fn KeAreInterruptsEnabled() -> BOOLEAN {
-    let _m = crate::machine::current();
+    let _m = super::thread::current();
     interrupts_enabled() as BOOLEAN
 }
 
@@ -293,7 +293,7 @@ pub unsafe extern "win64" fn KeAreInterruptsEnabled() -> BOOLEAN {
 /// # Safety
 /// Always safe to call.
 pub unsafe extern "win64" fn KeQueryTimeIncrement() -> ULONG {
-    let _m = crate::machine::current();
+    let _m = super::thread::current();
     CLOCK_TIME_INCREMENT as ULONG
 }
 
@@ -307,7 +307,7 @@ pub(crate) fn write_cr8(v: u64) -> bool {
     if v > HIGH_LEVEL as u64 {
         return false;
     }
-    crate::ke::irql::set(v as u8);
+    super::irql::set(v as u8);
     true
 }
 

@@ -28,7 +28,8 @@ use std::sync::Once;
 use nt_abi::bugcheck;
 use nt_abi::*;
 
-use crate::machine::{self, CALLER};
+use super::bugcheck::raise;
+use super::thread::{self, park_forever};
 use crate::verifier::Bc;
 
 const SIGNALS: [libc::c_int; 5] = [
@@ -216,8 +217,12 @@ fn previous(sig: libc::c_int) -> Option<*const libc::sigaction> {
     Some(unsafe { (&raw const PREVIOUS[i]).cast::<libc::sigaction>() })
 }
 
+/// The signal handler. The faulting thread's kernel state is [`thread::current_ptr`] (its
+/// [`thread::KThread`], which holds the machine, IRQL and the last driver call site); it is
+/// null on threads that are not ntsim's.
 extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut libc::c_void) {
-    let Some(m) = machine::current_no_park() else {
+    let kthread = thread::current_ptr();
+    if kthread.is_null() {
         // Not an ntsim thread: hand the signal back to whoever had it, and let the faulting
         // instruction run again into that handler.
         if let Some(prev) = previous(sig) {
@@ -225,9 +230,12 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut 
             unsafe { libc::sigaction(sig, prev, core::ptr::null_mut()) };
         }
         return;
-    };
-    if m.bugged.load(core::sync::atomic::Ordering::SeqCst) {
-        machine::park_forever();
+    }
+    // SAFETY: a non-null current pointer is this thread's live KThread (see `ke::thread`); the
+    // handler runs on the same thread, which cannot leave kernel state while it is here.
+    let m = unsafe { &*kthread }.sys();
+    if m.ke.is_bugged() {
+        park_forever();
     }
     // A trap in driver code: emulated instruction, or an exception for the driver's handlers
     // (ke::trap). Stack overflows keep the double-fault report below.
@@ -239,7 +247,7 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut 
         matches!(sig, libc::SIGSEGV | libc::SIGBUS) && in_stack_guard(fault_addr).is_some();
     if !overflow_fault
         && let crate::ke::trap::Trap::Resume =
-            crate::ke::trap::on_driver_trap(&m, sig, info_ref, uctx.cast())
+            crate::ke::trap::on_driver_trap(m, sig, info_ref, uctx.cast())
     {
         return;
     }
@@ -307,11 +315,11 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut 
     };
     // In the driver's own code: report that instruction; in ntsim code servicing a driver call
     // (a bad pointer passed to an export): report the driver's call site.
-    let at = if m.image_of(rip).is_some() {
+    let at = if m.mm.image_of(rip).is_some() {
         rip
     } else {
-        let c = CALLER.with(|c| c.get());
+        let c = thread::caller();
         if c != 0 { c } else { rip }
     };
-    machine::raise(&m, bc.at(at))
+    raise(m, bc.at(at))
 }

@@ -1,36 +1,112 @@
-//! Kernel core: per-thread IRQL, events and waits, spin locks, time, KeBugCheckEx.
+//! Kernel core (the lowest layer with `mm`): per-thread kernel state and IRQL ([`thread`]), the
+//! bug-check state ([`bugcheck`]), dispatcher objects (events) and waits, spin locks, time,
+//! KeBugCheckEx, and CPU exceptions in driver code ([`fault`]).
 #![allow(non_snake_case)]
 
+pub(crate) mod bugcheck;
 pub mod cpu;
 pub mod decode;
+pub(crate) mod except;
 pub(crate) mod fault;
+pub(crate) mod thread;
 pub(crate) mod trap;
 
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use nt_abi::bugcheck;
+use nt_abi::bugcheck as codes;
 use nt_abi::*;
 
-use crate::machine::{current, lock, raise};
-use crate::verifier::Bc;
+use crate::machine::lock;
+use crate::verifier::{Bc, BugCheck};
+use bugcheck::raise;
+use thread::{current, park_forever};
 
-/// Per-thread IRQL.
+/// The kernel's own state: the bug check, and the dispatcher lock that event waits sleep on.
+pub(crate) struct Ke {
+    pub(crate) bug: bugcheck::BugState,
+    /// The dispatcher lock (KiDispatcherLock): event state changes that wake waiters, and the
+    /// condition waiters sleep on.
+    dispatcher: Mutex<()>,
+    dispatcher_cv: Condvar,
+    /// Threads inside a blocking wait: `KeSetEvent` wakes only when there are some.
+    sleepers: AtomicUsize,
+    epoch: Instant,
+}
+
+impl Ke {
+    pub(crate) fn new(wake: bugcheck::Waker) -> Self {
+        Ke {
+            bug: bugcheck::BugState::new(wake),
+            dispatcher: Mutex::new(()),
+            dispatcher_cv: Condvar::new(),
+            sleepers: AtomicUsize::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    pub(crate) fn is_bugged(&self) -> bool {
+        self.bug.is_bugged()
+    }
+
+    pub(crate) fn bugcheck(&self) -> Option<BugCheck> {
+        self.bug.get()
+    }
+
+    /// Wake every thread blocked in a wait (after a bug check, so it can park).
+    pub(crate) fn wake_waiters(&self) {
+        drop(lock(&self.dispatcher));
+        self.dispatcher_cv.notify_all();
+    }
+}
+
+/// Per-thread IRQL (kept in the thread's [`thread::KThread`]).
 pub mod irql {
-    use std::cell::Cell;
-
-    thread_local! {
-        static IRQL: Cell<u8> = const { Cell::new(0) };
-    }
-
-    /// The current thread's IRQL.
+    /// The current thread's IRQL (PASSIVE_LEVEL on a thread that is not an ntsim thread).
     pub fn get() -> u8 {
-        IRQL.with(Cell::get)
+        super::thread::irql()
     }
 
-    /// Set the current thread's IRQL (ntsim-internal; drivers use spin locks).
+    /// Set the current thread's IRQL (ntsim-internal; drivers use spin locks). No effect on a
+    /// thread that is not an ntsim thread.
     pub fn set(v: u8) {
-        IRQL.with(|c| c.set(v));
+        super::thread::set_irql(v)
+    }
+}
+
+/// How long a waiter spins on an event before it blocks: a wait satisfied by a thread running
+/// on another processor within this time costs no sleep and wake-up (the spin yields the
+/// processor between short bursts).
+const WAIT_SPIN: Duration = Duration::from_micros(20);
+
+/// How long [`spin_until`] spins on `pause` alone before it starts yielding the processor.
+const PURE_SPIN: Duration = Duration::from_nanos(1000);
+
+/// Spin until `done()` or `limit` passes: first [`PURE_SPIN`] of `pause` (a hand-off from a
+/// thread running on another processor lands within it), then short bursts of `pause` with the
+/// processor yielded between them (so an oversubscribed machine loses little to the spin).
+pub(crate) fn spin_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    let end = start + limit;
+    let pure_end = start + PURE_SPIN.min(limit);
+    loop {
+        for _ in 0..16 {
+            std::hint::spin_loop();
+        }
+        if done() {
+            return true;
+        }
+        let now = Instant::now();
+        if now >= end {
+            return false;
+        }
+        if now >= pure_end {
+            std::thread::yield_now();
+            if done() {
+                return true;
+            }
+        }
     }
 }
 
@@ -104,10 +180,14 @@ pub unsafe extern "win64" fn KeSetEvent(
     _Wait: BOOLEAN,
 ) -> LONG {
     let m = current();
-    let g = lock(&m.ev);
     let prev = event_state(Event).swap(1, Ordering::SeqCst);
-    drop(g);
-    m.ev_cv.notify_all();
+    // A sleeper counts itself before it last looks at the state, so either it sees the new
+    // state or it is counted here (both SeqCst); taking the lock orders the notify after its
+    // wait began.
+    if m.ke.sleepers.load(Ordering::SeqCst) > 0 {
+        drop(lock(&m.ke.dispatcher));
+        m.ke.dispatcher_cv.notify_all();
+    }
     prev
 }
 
@@ -116,8 +196,7 @@ pub unsafe extern "win64" fn KeSetEvent(
 /// # Safety
 /// `Event` must be an initialized KEVENT.
 pub unsafe extern "win64" fn KeClearEvent(Event: *mut KEVENT) {
-    let m = current();
-    let _g = lock(&m.ev);
+    let _m = current();
     event_state(Event).store(0, Ordering::SeqCst);
 }
 
@@ -126,8 +205,7 @@ pub unsafe extern "win64" fn KeClearEvent(Event: *mut KEVENT) {
 /// # Safety
 /// `Event` must be an initialized KEVENT.
 pub unsafe extern "win64" fn KeResetEvent(Event: *mut KEVENT) -> LONG {
-    let m = current();
-    let _g = lock(&m.ev);
+    let _m = current();
     event_state(Event).swap(0, Ordering::SeqCst)
 }
 
@@ -191,45 +269,66 @@ pub unsafe extern "win64" fn KeWaitForSingleObject(
         raise(
             &m,
             Bc::new(
-                bugcheck::IRQL_NOT_LESS_OR_EQUAL,
+                codes::IRQL_NOT_LESS_OR_EQUAL,
                 [Object as u64, irql as u64, 0, 0],
             ),
         );
     }
     let sync = event_type(ev) == EVENT_SYNCHRONIZATION_OBJECT;
     let state = event_state(ev);
-    let mut g = lock(&m.ev);
-    loop {
+    let take = || {
         if sync {
-            if state
+            state
                 .compare_exchange(1, 0, Ordering::SeqCst, Ordering::SeqCst)
                 .is_ok()
-            {
-                return STATUS_SUCCESS;
-            }
-        } else if state.load(Ordering::SeqCst) != 0 {
-            return STATUS_SUCCESS;
+        } else {
+            state.load(Ordering::SeqCst) != 0
         }
-        if m.bugged.load(Ordering::SeqCst) {
+    };
+    if take() {
+        return STATUS_SUCCESS;
+    }
+    // Spin briefly (the setter is often running on another processor right now).
+    let spin = dl.map_or(WAIT_SPIN, |d| {
+        d.saturating_duration_since(Instant::now()).min(WAIT_SPIN)
+    });
+    let mut got = false;
+    spin_until(spin, || {
+        got = take();
+        got || m.ke.is_bugged()
+    });
+    if got {
+        return STATUS_SUCCESS;
+    }
+    let mut g = lock(&m.ke.dispatcher);
+    m.ke.sleepers.fetch_add(1, Ordering::SeqCst);
+    let r = loop {
+        if take() {
+            break STATUS_SUCCESS;
+        }
+        if m.ke.is_bugged() {
+            m.ke.sleepers.fetch_sub(1, Ordering::SeqCst);
             drop(g);
-            crate::machine::park_forever();
+            park_forever();
         }
         let wait = match dl {
             Some(d) => {
                 let now = Instant::now();
                 if now >= d {
-                    return STATUS_TIMEOUT;
+                    break STATUS_TIMEOUT;
                 }
                 (d - now).min(Duration::from_millis(50))
             }
             None => Duration::from_millis(50),
         };
-        g = m
-            .ev_cv
-            .wait_timeout(g, wait)
-            .unwrap_or_else(|e| e.into_inner())
-            .0;
-    }
+        g =
+            m.ke.dispatcher_cv
+                .wait_timeout(g, wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+    };
+    m.ke.sleepers.fetch_sub(1, Ordering::SeqCst);
+    r
 }
 
 /// `KeDelayExecutionThread`.
@@ -245,10 +344,7 @@ pub unsafe extern "win64" fn KeDelayExecutionThread(
     if irql::get() > APC_LEVEL {
         raise(
             &m,
-            Bc::new(
-                bugcheck::IRQL_NOT_LESS_OR_EQUAL,
-                [0, irql::get() as u64, 0, 0],
-            ),
+            Bc::new(codes::IRQL_NOT_LESS_OR_EQUAL, [0, irql::get() as u64, 0, 0]),
         );
     }
     if let Some(d) = deadline(Interval) {
@@ -279,7 +375,7 @@ pub unsafe extern "win64" fn KeAcquireSpinLockRaiseToDpc(SpinLock: *mut KSPIN_LO
         raise(
             &m,
             Bc::new(
-                bugcheck::IRQL_NOT_LESS_OR_EQUAL,
+                codes::IRQL_NOT_LESS_OR_EQUAL,
                 [SpinLock as u64, old as u64, 0, 0],
             ),
         );
@@ -294,8 +390,8 @@ pub unsafe extern "win64" fn KeAcquireSpinLockRaiseToDpc(SpinLock: *mut KSPIN_LO
         spins += 1;
         if spins > 64 {
             std::thread::yield_now();
-            if m.bugged.load(Ordering::Relaxed) {
-                crate::machine::park_forever();
+            if m.ke.is_bugged() {
+                park_forever();
             }
         } else {
             std::hint::spin_loop();
@@ -310,20 +406,11 @@ pub unsafe extern "win64" fn KeAcquireSpinLockRaiseToDpc(SpinLock: *mut KSPIN_LO
 /// `SpinLock` must be a KSPIN_LOCK held by the caller.
 pub unsafe extern "win64" fn KeReleaseSpinLock(SpinLock: *mut KSPIN_LOCK, NewIrql: KIRQL) {
     let m = current();
-    let cur = irql::get();
-    if m.verifier() && cur != DISPATCH_LEVEL {
-        raise(
-            &m,
-            Bc::verifier(
-                bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
-                [
-                    bugcheck::verifier::RELEASE_SPINLOCK_NOT_AT_DISPATCH,
-                    cur as u64,
-                    SpinLock as u64,
-                    0,
-                ],
-            ),
-        );
+    if let Some(bc) = m
+        .verifier
+        .on_release_spinlock(irql::get(), SpinLock as usize)
+    {
+        raise(&m, bc);
     }
     spin_word(SpinLock).store(0, Ordering::Release);
     irql::set(NewIrql);
@@ -348,7 +435,7 @@ pub unsafe extern "win64" fn KeQueryPerformanceCounter(
             });
         }
     }
-    let ticks = (m.epoch.elapsed().as_nanos() / 100) as i64;
+    let ticks = (m.ke.epoch.elapsed().as_nanos() / 100) as i64;
     LARGE_INTEGER { QuadPart: ticks }
 }
 

@@ -40,9 +40,11 @@
 use nt_abi::bugcheck;
 use nt_abi::*;
 
-use crate::ke::decode::{self, Insn};
-use crate::machine::{self, CONTEXT as CTX_NAME, Inner};
-use crate::rtl::seh::{self, ACTIVE, Active, Dispatch};
+use super::bugcheck::raise;
+use super::decode::{self, Insn};
+use super::except::{self as seh, ACTIVE, Active, Dispatch};
+use super::thread;
+use crate::machine::System;
 use crate::verifier::Bc;
 
 /// `si_code` values (asm-generic/siginfo.h) the libc crate does not export.
@@ -169,7 +171,7 @@ pub(crate) fn resume(ctx: &CONTEXT) -> ! {
     if rsp < lo + 64 || rsp > hi || !rsp.is_multiple_of(8) {
         // A filter edited the context to a stack pointer outside this thread's stack: Windows
         // would raise STATUS_BAD_STACK when continuing there.
-        let m = machine::current();
+        let m = thread::current();
         let r = record(STATUS_BAD_STACK, EXCEPTION_NONCONTINUABLE, ctx.Rip, &[]);
         unhandled(&m, &r, ctx)
     }
@@ -185,7 +187,7 @@ pub(crate) fn resume(ctx: &CONTEXT) -> ! {
 
 /// Run `RtlUnwindEx` to `target_frame` and resume at `target_ip` (never returns).
 pub(crate) fn unwind_and_resume(
-    m: &Inner,
+    m: &System,
     start: &CONTEXT,
     target_frame: u64,
     target_ip: u64,
@@ -208,7 +210,7 @@ pub(crate) fn unwind_and_resume(
 /// execution) or bug-check (nobody handled it). Handlers that execute an `__except` block never
 /// come back here (they resume in the driver through `RtlUnwindEx`).
 pub(crate) fn dispatch_exception(rec: &mut EXCEPTION_RECORD, ctx: &mut CONTEXT) -> ! {
-    let m = machine::current();
+    let m = thread::current();
     ACTIVE.with(|a| {
         a.borrow_mut().push(Active {
             ctx: ctx as *mut CONTEXT as usize,
@@ -218,10 +220,7 @@ pub(crate) fn dispatch_exception(rec: &mut EXCEPTION_RECORD, ctx: &mut CONTEXT) 
     let me = ctx as *mut CONTEXT as usize;
     ACTIVE.with(|a| a.borrow_mut().retain(|e| e.ctx != me));
     match r {
-        Dispatch::Continue => {
-            drop(m);
-            resume(ctx)
-        }
+        Dispatch::Continue => resume(ctx),
         Dispatch::Unhandled => unhandled(&m, rec, ctx),
     }
 }
@@ -248,8 +247,8 @@ extern "C" fn ki_trap_dispatch(frame: *mut TrapFrame) -> ! {
 ///   p3 context record, p4 0; Microsoft: "Bug Check 0x3B");
 /// - anything else → 0x1E KMODE_EXCEPTION_NOT_HANDLED (p1 code, p2 address,
 ///   p3/p4 ExceptionInformation[0]/[1]; Microsoft: "Bug Check 0x1E").
-pub(crate) fn unhandled(m: &Inner, rec: &EXCEPTION_RECORD, ctx: &CONTEXT) -> ! {
-    let what = CTX_NAME.with(core::cell::Cell::get);
+pub(crate) fn unhandled(m: &System, rec: &EXCEPTION_RECORD, ctx: &CONTEXT) -> ! {
+    let what = thread::context();
     let code = rec.ExceptionCode as u32 as u64;
     let addr = rec.ExceptionAddress as u64;
     let r = rec as *const EXCEPTION_RECORD as u64;
@@ -272,7 +271,7 @@ pub(crate) fn unhandled(m: &Inner, rec: &EXCEPTION_RECORD, ctx: &CONTEXT) -> ! {
             ],
         )
     };
-    machine::raise(m, bc.at(addr as usize))
+    raise(m, bc.at(addr as usize))
 }
 
 /// A fresh exception record.
@@ -353,7 +352,7 @@ fn advance(uc: &mut libc::ucontext_t, len: usize) -> Trap {
 }
 
 /// Write a trap frame below the faulting RSP and point the thread at the dispatcher.
-fn redirect(uc: &mut libc::ucontext_t, m: &Inner, ctx: CONTEXT, rec: EXCEPTION_RECORD) -> Trap {
+fn redirect(uc: &mut libc::ucontext_t, m: &System, ctx: CONTEXT, rec: EXCEPTION_RECORD) -> Trap {
     let (lo, hi) = crate::mm::stack_bounds();
     let rsp = ctx.Rsp as usize;
     let size = core::mem::size_of::<TrapFrame>();
@@ -361,7 +360,7 @@ fn redirect(uc: &mut libc::ucontext_t, m: &Inner, ctx: CONTEXT, rec: EXCEPTION_R
     if lo == 0 || rsp > hi || frame < lo + DISPATCH_STACK {
         // No room to dispatch: Windows double-faults when the kernel stack cannot take a trap
         // frame.
-        machine::raise(
+        raise(
             m,
             Bc::new(
                 bugcheck::UNEXPECTED_KERNEL_MODE_TRAP,
@@ -392,22 +391,23 @@ fn redirect(uc: &mut libc::ucontext_t, m: &Inner, ctx: CONTEXT, rec: EXCEPTION_R
 }
 
 /// `MM_USER_PROBE_ADDRESS`-style split: is `addr` a user-mode address in ntsim's model?
-pub(crate) fn is_user_address(m: &Inner, addr: u64, len: u64) -> bool {
-    let Some(end) = addr.checked_add(len.max(1)) else {
-        return false;
-    };
-    if end > MM_USER_PROBE_ADDRESS {
-        return false;
-    }
-    matches!(
-        crate::mm::classify(m, addr as usize),
-        crate::mm::MemClass::Unknown
-    ) && m.image_of(addr as usize).is_none()
+///
+/// The kernel sees images and stacks (`mm`); the executive adds pool and its system buffers for
+/// ProbeForRead/ProbeForWrite (`ex::raise`). A fault can only hit memory that is not mapped, and
+/// pool is always mapped, so for faults the two answers agree.
+pub(crate) fn is_user_address(m: &System, addr: u64, len: u64) -> bool {
+    is_user_range(addr, len) && matches!(m.mm.classify(addr as usize), crate::mm::MemClass::Unknown)
+}
+
+/// `[addr, addr + len)` does not wrap and ends at or below `MmUserProbeAddress`.
+pub(crate) fn is_user_range(addr: u64, len: u64) -> bool {
+    addr.checked_add(len.max(1))
+        .is_some_and(|end| end <= MM_USER_PROBE_ADDRESS)
 }
 
 /// A privileged instruction (`_what`, for the reader of the call site) ntsim does not model.
-fn not_modelled(m: &Inner, _what: &str, rip: u64) -> ! {
-    machine::raise(
+fn not_modelled(m: &System, _what: &str, rip: u64) -> ! {
+    raise(
         m,
         Bc::new(
             bugcheck::KMODE_EXCEPTION_NOT_HANDLED,
@@ -420,7 +420,7 @@ fn not_modelled(m: &Inner, _what: &str, rip: u64) -> ! {
 
 /// Handle a trap whose RIP is in a driver image (see the module docs).
 pub(crate) fn on_driver_trap(
-    m: &Inner,
+    m: &System,
     sig: libc::c_int,
     info: &libc::siginfo_t,
     uc: *mut libc::ucontext_t,
@@ -429,7 +429,7 @@ pub(crate) fn on_driver_trap(
     let uc = unsafe { &mut *uc };
     let ctx = context_of(uc);
     let rip = ctx.Rip;
-    let Some(img) = m.image_of(rip as usize) else {
+    let Some(img) = m.mm.image_of(rip as usize) else {
         return Trap::NotMine;
     };
     let img_end = (img.base + img.size) as u64;
@@ -474,7 +474,7 @@ pub(crate) fn on_driver_trap(
 }
 
 /// A general-protection fault Windows turns into STATUS_ACCESS_VIOLATION (address unknown: −1).
-fn gp_fault(uc: &mut libc::ucontext_t, m: &Inner, ctx: CONTEXT) -> Trap {
+fn gp_fault(uc: &mut libc::ucontext_t, m: &System, ctx: CONTEXT) -> Trap {
     let rip = ctx.Rip;
     redirect(
         uc,
@@ -485,7 +485,7 @@ fn gp_fault(uc: &mut libc::ucontext_t, m: &Inner, ctx: CONTEXT) -> Trap {
 }
 
 fn segv(
-    m: &Inner,
+    m: &System,
     info: &libc::siginfo_t,
     uc: &mut libc::ucontext_t,
     ctx: CONTEXT,
@@ -494,25 +494,25 @@ fn segv(
     let rip = ctx.Rip;
     match decode::decode(bytes, &ctx, rip) {
         Insn::ReadCr8 { reg, len } => {
-            set_greg(uc, reg, crate::ke::irql::get() as u64);
+            set_greg(uc, reg, super::irql::get() as u64);
             advance(uc, len)
         }
         Insn::WriteCr8 { reg, len } => {
-            if crate::ke::cpu::write_cr8(ctx.gpr(reg)) {
+            if super::cpu::write_cr8(ctx.gpr(reg)) {
                 advance(uc, len)
             } else {
                 gp_fault(uc, m, ctx)
             }
         }
         Insn::Cli { len } => {
-            crate::ke::cpu::set_interrupts(false);
+            super::cpu::set_interrupts(false);
             advance(uc, len)
         }
         Insn::Sti { len } => {
-            crate::ke::cpu::set_interrupts(true);
+            super::cpu::set_interrupts(true);
             advance(uc, len)
         }
-        Insn::Rdmsr { len } => match crate::ke::cpu::read_msr(ctx.Rcx as u32) {
+        Insn::Rdmsr { len } => match super::cpu::read_msr(ctx.Rcx as u32) {
             Some(v) => {
                 set_greg(uc, 0, v & 0xFFFF_FFFF);
                 set_greg(uc, 2, v >> 32);
@@ -520,7 +520,7 @@ fn segv(
             }
             None => gp_fault(uc, m, ctx),
         },
-        Insn::Int { vector, len } if vector == INT_FAST_FAIL => machine::raise(
+        Insn::Int { vector, len } if vector == INT_FAST_FAIL => raise(
             m,
             Bc::new(bugcheck::KERNEL_SECURITY_CHECK_FAILURE, [ctx.Rcx, 0, 0, 0])
                 .at(rip as usize + len - 2),
@@ -547,7 +547,7 @@ fn segv(
             ext,
             seg: None,
             len,
-        } if crate::ke::cpu::is_kuser(addr) => match crate::ke::cpu::kuser_read(addr, size) {
+        } if super::cpu::is_kuser(addr) => match super::cpu::kuser_read(addr, size) {
             Some(v) => {
                 let old = ctx.gpr(dst.reg);
                 set_greg(uc, dst.reg, decode::apply_load(old, dst, v, size, ext));

@@ -1,7 +1,84 @@
-//! Memory manager: image mappings (mmap/mprotect), import stubs, address classification.
+//! Memory manager (the bottom layer; imports no other subsystem): image mappings
+//! (mmap/mprotect, used by the loader in `pe`), import stubs, the loaded-module list, and
+//! address classification (images and stacks; pool addresses are classified by `ex`, which
+//! owns the pool, before it asks here).
 use std::cell::Cell;
+use std::sync::{Arc, RwLock};
 
-use crate::machine::Inner;
+use crate::pe::Image;
+
+/// The memory manager's state: the loaded-module list (PsLoadedModuleList).
+#[derive(Default)]
+pub(crate) struct Mm {
+    images: RwLock<Vec<Arc<Image>>>,
+}
+
+impl Mm {
+    fn images(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<Image>>> {
+        self.images.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Add a mapped image to the loaded-module list.
+    pub(crate) fn add_image(&self, img: Arc<Image>) {
+        self.images
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(img);
+    }
+
+    /// The loaded image containing `addr`, if any.
+    pub(crate) fn image_of(&self, addr: usize) -> Option<Arc<Image>> {
+        self.images()
+            .iter()
+            .find(|i| addr >= i.base && addr < i.base + i.size)
+            .cloned()
+    }
+
+    /// `image.sys+0x…` for an address inside a loaded image, `host+0x…` otherwise.
+    pub(crate) fn describe_address(&self, addr: usize) -> String {
+        if addr == 0 {
+            return "unknown".to_string();
+        }
+        for img in self.images().iter() {
+            if addr >= img.base && addr < img.base + img.size {
+                return format!("{}+{:#x}", img.name, addr - img.base);
+            }
+        }
+        format!("host+{addr:#x}")
+    }
+
+    /// Whether `addr` lies in an executable section of a loaded image: the only place a
+    /// driver's work routine can be.
+    pub(crate) fn is_image_code(&self, addr: usize) -> bool {
+        self.images().iter().any(|img| {
+            addr >= img.base
+                && addr < img.base + img.size
+                && img.sections.iter().any(|s| {
+                    s.characteristics & nt_abi::pe::IMAGE_SCN_MEM_EXECUTE != 0
+                        && addr >= s.start
+                        && addr < s.start + s.size
+                })
+        })
+    }
+
+    /// Classify an address that is not pool: an image section, the current thread's stack,
+    /// or unknown.
+    pub(crate) fn classify(&self, addr: usize) -> MemClass {
+        if let Some(img) = self.image_of(addr) {
+            let paged = img
+                .sections
+                .iter()
+                .find(|s| addr >= s.start && addr < s.start + s.size)
+                .is_some_and(|s| s.name.starts_with("PAGE"));
+            return MemClass::Image { paged };
+        }
+        let (lo, hi) = stack_bounds();
+        if addr >= lo && addr < hi {
+            return MemClass::Stack;
+        }
+        MemClass::Unknown
+    }
+}
 
 /// Page size on x86_64 Linux and Windows.
 pub const PAGE_SIZE: usize = 0x1000;
@@ -169,40 +246,4 @@ pub fn stack_bounds() -> (usize, usize) {
         }
     }
     (0, 0)
-}
-
-/// Classify `addr`.
-pub(crate) fn classify(m: &Inner, addr: usize) -> MemClass {
-    {
-        let g = crate::machine::lock(&m.pool);
-        if let Some((start, b)) = g.block_containing(addr) {
-            return if b.paged {
-                MemClass::PagedPool {
-                    block: start,
-                    tag: b.tag,
-                }
-            } else {
-                MemClass::NonPagedPool {
-                    block: start,
-                    tag: b.tag,
-                }
-            };
-        }
-        if let Some((_, r)) = g.system_containing(addr) {
-            return MemClass::SystemNonPaged(r.what);
-        }
-    }
-    if let Some(img) = m.image_of(addr) {
-        let paged = img
-            .sections
-            .iter()
-            .find(|s| addr >= s.start && addr < s.start + s.size)
-            .is_some_and(|s| s.name.starts_with("PAGE"));
-        return MemClass::Image { paged };
-    }
-    let (lo, hi) = stack_bounds();
-    if addr >= lo && addr < hi {
-        return MemClass::Stack;
-    }
-    MemClass::Unknown
 }

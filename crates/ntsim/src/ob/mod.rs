@@ -1,15 +1,24 @@
-//! Object manager: reference counts for driver, device and file objects; the namespace of
-//! device names and symbolic links; the driver list.
+//! Object manager (above `ke`; beside `ex`): object headers with their reference counts for
+//! driver, device and file objects, and the namespace of device names and symbolic links.
+//!
+//! A reference count lives in the object's header ([`ObjHeader`], an atomic, as OBJECT_HEADER's
+//! PointerCount is updated with interlocked operations); the table maps an object's address to
+//! its header. Holders of an [`ObjRef`] (a queued work item's IoObject) count without the
+//! table lock.
 #![allow(non_snake_case)]
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use nt_abi::bugcheck;
 use nt_abi::*;
 
-use crate::machine::{current, lock, raise};
-use crate::verifier::Bc;
+use crate::ids::{DriverId, ObjectId};
+use crate::ke::bugcheck::raise;
+use crate::ke::thread::current;
+use crate::machine::lock;
+use crate::verifier::{Bc, Hooks};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ObjKind {
@@ -18,41 +27,83 @@ pub enum ObjKind {
     File,
 }
 
-#[derive(Clone, Debug)]
-pub struct ObjRec {
-    pub kind: ObjKind,
-    pub refs: i64,
+/// An object's header: type, owner, name, reference count, deletion.
+#[derive(Debug)]
+pub(crate) struct ObjHeader {
+    object: ObjectId,
+    kind: ObjKind,
+    refs: AtomicI64,
     /// IoDeleteDevice was called (the object stays until its last reference goes).
-    pub deleted: bool,
-    pub owner: usize,
-    pub name: Option<String>,
+    deleted: AtomicBool,
+    owner: DriverId,
+    name: Option<String>,
+}
+
+/// A counted handle on an object header.
+pub(crate) type ObjRef = Arc<ObjHeader>;
+
+impl ObjHeader {
+    pub(crate) fn object(&self) -> ObjectId {
+        self.object
+    }
+    pub(crate) fn kind(&self) -> ObjKind {
+        self.kind
+    }
+    pub(crate) fn owner(&self) -> DriverId {
+        self.owner
+    }
+    pub(crate) fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::SeqCst)
+    }
+
+    /// ObReferenceObject: 0x18 REFERENCE_BY_POINTER for a deleted object with no references.
+    pub(crate) fn reference(&self) -> Result<i64, Bc> {
+        if self.is_deleted() && self.refs.load(Ordering::SeqCst) <= 0 {
+            return Err(Bc::new(
+                bugcheck::REFERENCE_BY_POINTER,
+                [self.object.0 as u64, 0, 0, 0],
+            ));
+        }
+        Ok(self.refs.fetch_add(1, Ordering::SeqCst) + 1)
+    }
+
+    /// ObDereferenceObject: a count going below zero is the verifier's 0xC4/0x3F (without the
+    /// verifier it is ignored and reads 0).
+    pub(crate) fn dereference(&self, verifier: &Hooks) -> Result<i64, Bc> {
+        match self
+            .refs
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |r| {
+                (r > 0).then(|| r - 1)
+            }) {
+            Ok(prev) => Ok(prev - 1),
+            Err(_) => match verifier.on_deref_underflow(self.object.0) {
+                Some(bc) => Err(bc),
+                None => Ok(0),
+            },
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
-pub struct LinkRec {
-    pub link: String,
-    pub target: String,
-    pub owner: usize,
-}
-
-pub struct DriverRec {
-    pub name: String,
-    pub object: usize,
-    pub image: Option<Arc<crate::pe::Image>>,
-    /// `Driver::unload` was asked for (DOE_UNLOAD_PENDING on its devices): opens of its
-    /// devices fail with STATUS_NO_SUCH_DEVICE from then on.
-    pub unload_pending: bool,
-    pub unloaded: bool,
+struct LinkRec {
+    link: String,
+    target: String,
+    owner: DriverId,
 }
 
 #[derive(Default)]
-pub struct Objects {
-    pub objects: HashMap<usize, ObjRec>,
-    pub drivers: Vec<DriverRec>,
+struct Namespace {
+    objects: HashMap<ObjectId, ObjRef>,
     /// Lower-cased device name → device object.
-    pub devices: BTreeMap<String, usize>,
+    devices: BTreeMap<String, ObjectId>,
     /// Lower-cased link name → link.
-    pub links: BTreeMap<String, LinkRec>,
+    links: BTreeMap<String, LinkRec>,
+}
+
+/// The object manager's state.
+#[derive(Default)]
+pub(crate) struct Ob {
+    ns: Mutex<Namespace>,
 }
 
 /// Normalize an object-manager path for lookups (case-insensitive; `\??\` = `\DosDevices\`).
@@ -67,25 +118,153 @@ pub fn norm(name: &str) -> String {
     }
 }
 
+impl Ob {
+    /// Create an object's header with one reference (the creator's).
+    pub(crate) fn insert(
+        &self,
+        object: ObjectId,
+        kind: ObjKind,
+        owner: DriverId,
+        name: Option<String>,
+    ) -> ObjRef {
+        let h = Arc::new(ObjHeader {
+            object,
+            kind,
+            refs: AtomicI64::new(1),
+            deleted: AtomicBool::new(false),
+            owner,
+            name,
+        });
+        lock(&self.ns).objects.insert(object, h.clone());
+        h
+    }
+
+    /// The header of `object`, if ntsim created it.
+    pub(crate) fn header(&self, object: ObjectId) -> Option<ObjRef> {
+        lock(&self.ns).objects.get(&object).cloned()
+    }
+
+    /// Forget an object (a closed file object).
+    pub(crate) fn remove(&self, object: ObjectId) {
+        lock(&self.ns).objects.remove(&object);
+    }
+
+    /// Reference `object` (objects ntsim did not create are not counted).
+    pub(crate) fn reference(&self, object: ObjectId) -> Result<(), Bc> {
+        match self.header(object) {
+            Some(h) => h.reference().map(drop),
+            None => Ok(()),
+        }
+    }
+
+    /// Dereference `object`; the new count (0 for objects ntsim did not create).
+    pub(crate) fn dereference(&self, verifier: &Hooks, object: ObjectId) -> Result<i64, Bc> {
+        match self.header(object) {
+            Some(h) => h.dereference(verifier),
+            None => Ok(0),
+        }
+    }
+
+    /// Whether a device named `name` exists.
+    pub(crate) fn device_name_taken(&self, name: &str) -> bool {
+        lock(&self.ns).devices.contains_key(&norm(name))
+    }
+
+    /// Enter `\Device\Name` → `device` in the namespace.
+    pub(crate) fn insert_device_name(&self, name: &str, device: ObjectId) {
+        lock(&self.ns).devices.insert(norm(name), device);
+    }
+
+    /// IoDeleteDevice's part: mark a live device deleted and drop its name. False if `device`
+    /// is not a live device object.
+    pub(crate) fn mark_device_deleted(&self, device: ObjectId) -> bool {
+        let mut g = lock(&self.ns);
+        let Some(h) = g.objects.get(&device) else {
+            return false;
+        };
+        if h.kind != ObjKind::Device || h.is_deleted() {
+            return false;
+        }
+        h.deleted.store(true, Ordering::SeqCst);
+        g.devices.retain(|_, v| *v != device);
+        true
+    }
+
+    /// Create a symbolic link; false on a name collision.
+    pub(crate) fn create_link(&self, link: String, target: String, owner: DriverId) -> bool {
+        let mut g = lock(&self.ns);
+        let k = norm(&link);
+        if g.links.contains_key(&k) {
+            return false;
+        }
+        g.links.insert(
+            k,
+            LinkRec {
+                link,
+                target,
+                owner,
+            },
+        );
+        true
+    }
+
+    /// Delete a symbolic link; false if there is none by that name.
+    pub(crate) fn delete_link(&self, link: &str) -> bool {
+        lock(&self.ns).links.remove(&norm(link)).is_some()
+    }
+
+    /// Resolve `\\.\Name`, `\DosDevices\Name`, `\??\Name` or `\Device\Name` (following links)
+    /// to a device object.
+    pub(crate) fn resolve_device(&self, path: &str) -> Option<ObjectId> {
+        let g = lock(&self.ns);
+        let p = if let Some(rest) = path.strip_prefix("\\\\.\\") {
+            format!("\\dosdevices\\{rest}")
+        } else {
+            norm(path)
+        };
+        let mut name = norm(&p);
+        for _ in 0..8 {
+            if let Some(l) = g.links.get(&name) {
+                name = norm(&l.target);
+                continue;
+            }
+            break;
+        }
+        g.devices.get(&name).copied()
+    }
+
+    /// Live (not deleted) device objects of `owner`, with their names.
+    pub(crate) fn devices_of(&self, owner: DriverId) -> Vec<(ObjectId, Option<String>)> {
+        lock(&self.ns)
+            .objects
+            .values()
+            .filter(|h| h.kind == ObjKind::Device && h.owner == owner && !h.is_deleted())
+            .map(|h| (h.object, h.name.clone()))
+            .collect()
+    }
+
+    /// `link -> target` of every symbolic link `owner` created.
+    pub(crate) fn links_of(&self, owner: DriverId) -> Vec<String> {
+        lock(&self.ns)
+            .links
+            .values()
+            .filter(|l| l.owner == owner)
+            .map(|l| format!("{} -> {}", l.link, l.target))
+            .collect()
+    }
+}
+
 /// `ObfReferenceObject`: returns the new count.
 ///
 /// # Safety
 /// `Object` should be an object ntsim created; unknown pointers are counted too.
 pub unsafe extern "win64" fn ObfReferenceObject(Object: PVOID) -> isize {
     let m = current();
-    let mut g = lock(&m.ob);
-    match g.objects.get_mut(&(Object as usize)) {
-        Some(o) => {
-            if o.refs <= 0 && o.deleted {
-                drop(g);
-                raise(
-                    &m,
-                    Bc::new(bugcheck::REFERENCE_BY_POINTER, [Object as u64, 0, 0, 0]),
-                );
-            }
-            o.refs += 1;
-            o.refs as isize
-        }
+    match m.ob.header(ObjectId(Object as usize)) {
+        Some(h) => match h.reference() {
+            Ok(n) => n as isize,
+            Err(bc) => raise(&m, bc),
+        },
         None => 1,
     }
 }
@@ -96,47 +275,8 @@ pub unsafe extern "win64" fn ObfReferenceObject(Object: PVOID) -> isize {
 /// `Object` should be an object ntsim created and referenced by the caller.
 pub unsafe extern "win64" fn ObfDereferenceObject(Object: PVOID) -> isize {
     let m = current();
-    match deref(&m, Object as usize) {
+    match m.ob.dereference(&m.verifier, ObjectId(Object as usize)) {
         Ok(n) => n as isize,
         Err(bc) => raise(&m, bc),
-    }
-}
-
-pub(crate) fn reference(m: &crate::machine::Inner, obj: usize) -> Result<(), Bc> {
-    let mut g = lock(&m.ob);
-    if let Some(o) = g.objects.get_mut(&obj) {
-        if o.deleted && o.refs <= 0 {
-            return Err(Bc::new(
-                bugcheck::REFERENCE_BY_POINTER,
-                [obj as u64, 0, 0, 0],
-            ));
-        }
-        o.refs += 1;
-    }
-    Ok(())
-}
-
-pub(crate) fn deref(m: &crate::machine::Inner, obj: usize) -> Result<i64, Bc> {
-    let mut g = lock(&m.ob);
-    match g.objects.get_mut(&obj) {
-        Some(o) => {
-            if o.refs <= 0 {
-                if m.verifier() {
-                    return Err(Bc::verifier(
-                        bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
-                        [
-                            bugcheck::verifier::REFERENCE_COUNT_UNDERFLOW,
-                            obj as u64,
-                            0,
-                            0,
-                        ],
-                    ));
-                }
-                return Ok(0);
-            }
-            o.refs -= 1;
-            Ok(o.refs)
-        }
-        None => Ok(0),
     }
 }

@@ -3,7 +3,6 @@
 
 use nt_abi::*;
 
-pub mod seh;
 pub mod unwind;
 
 /// `RtlInitUnicodeString`: point `DestinationString` at the NUL-terminated `SourceString`.

@@ -1,5 +1,9 @@
-//! Driver Verifier rules: the bug-check record ([`BugCheck`]), what each rule means, and which
-//! rules Windows only documents (does not check at run time).
+//! Driver Verifier rules: the bug-check record ([`BugCheck`]), what each rule means, which
+//! rules Windows only documents (does not check at run time), and the verifier's hooks
+//! ([`Hooks`]) that the subsystems call at their decision points (`on_pool_alloc`,
+//! `on_pool_free`, `on_work_item_init`, `on_irp_complete`, …). A hook returns the bug check to
+//! raise, or `None`; with `--verifier off` every verifier-only hook returns `None`, so no
+//! subsystem tests "is the verifier on" itself. This module is a leaf: it imports no subsystem.
 //!
 //! Parameter conventions used by ntsim (Microsoft's bug-check reference where it defines them):
 //!
@@ -37,6 +41,9 @@
 use std::fmt;
 
 use nt_abi::bugcheck::*;
+
+mod hooks;
+pub(crate) use hooks::Hooks;
 
 /// A bug check: the emulated machine stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]

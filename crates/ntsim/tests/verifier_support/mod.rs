@@ -32,7 +32,7 @@ pub fn workspace_root() -> PathBuf {
 
 fn build_fixture(features: Option<&str>, target_subdir: &str) -> Result<PathBuf, String> {
     let ws = workspace_root();
-    let tc = xbuild::locate_toolchain(true).map_err(|e| format!("no cross toolchain: {e}"))?;
+    let tc = xbuild::locate_toolchain(false).map_err(|e| format!("no cross toolchain: {e}"))?;
     let target_dir = ws.join("target/sys").join(target_subdir);
     let sys = xbuild::build_sys(
         &tc,

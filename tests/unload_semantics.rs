@@ -2,22 +2,19 @@
 //! unload-pending, new opens of its devices fail with STATUS_NO_SUCH_DEVICE, handles already
 //! open keep working, and DriverUnload runs only once the last handle is closed. Through the
 //! real cross-built `wdm_workitem.sys`.
-#![allow(clippy::result_large_err)] // `UnloadError` carries a `BugCheck`, as the crate's results do
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+#![allow(clippy::result_large_err)]
+// `UnloadError` carries a `BugCheck`, as the crate's results do
+// ntsim (the runtime these tests load the driver in) is Linux x86_64 only.
+#![cfg(target_os = "linux")]
+mod common;
+
 use std::time::{Duration, Instant};
 
 use ioctl::{DEVICE_NAME, IOCTL_QUERY_INFO, InfoResponse, QueryInfoRequest, USER_PATH, Wire};
 use nt_abi::*;
 use ntsim::{Config, Machine, OpenDevice, OpenError, UnloadError};
 
-fn wdm_sys() -> &'static Path {
-    static SYS: OnceLock<PathBuf> = OnceLock::new();
-    SYS.get_or_init(|| {
-        let tc = xbuild::locate_toolchain(true).expect("cross toolchain");
-        xbuild::build_driver(&tc, true, false).expect("build wdm_workitem.sys")
-    })
-}
+use common::sys as wdm_sys;
 
 /// What the driver prints at the end of its DriverUnload.
 const UNLOADED: &str = "wdm-workitem: unloaded:";

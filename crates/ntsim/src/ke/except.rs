@@ -22,7 +22,7 @@ use std::cell::RefCell;
 
 use nt_abi::*;
 
-use crate::machine::Inner;
+use crate::machine::System;
 use crate::rtl::unwind::{self, Mem};
 
 /// Exceptions being dispatched on this thread, innermost last: the addresses of their original
@@ -38,7 +38,7 @@ thread_local! {
 
 /// Reads of loaded images and of the calling thread's stack.
 pub(crate) struct LiveMem<'a> {
-    pub m: &'a Inner,
+    pub m: &'a System,
     pub stack: (usize, usize),
 }
 
@@ -49,6 +49,7 @@ impl Mem for LiveMem<'_> {
         let in_stack = a >= self.stack.0 && end <= self.stack.1;
         let in_image = self
             .m
+            .mm
             .image_of(a)
             .is_some_and(|img| end <= img.base + img.size);
         if !in_stack && !in_image {
@@ -88,9 +89,9 @@ enum Step {
     Host(Option<Box<CONTEXT>>),
 }
 
-fn step(m: &Inner, mem: &LiveMem<'_>, ctx: &CONTEXT) -> Step {
+fn step(m: &System, mem: &LiveMem<'_>, ctx: &CONTEXT) -> Step {
     let pc = ctx.Rip as usize;
-    match m.image_of(pc) {
+    match m.mm.image_of(pc) {
         Some(img) => {
             let base = img.base as u64;
             let rf = exception_directory(mem, base).and_then(|(rva, size)| {
@@ -148,7 +149,7 @@ fn call_handler(
 
 /// `RtlDispatchException`: find a frame whose handler takes the exception.
 pub(crate) fn rtl_dispatch_exception(
-    m: &Inner,
+    m: &System,
     rec: &mut EXCEPTION_RECORD,
     ctx: &mut CONTEXT,
 ) -> Dispatch {
@@ -189,7 +190,7 @@ pub(crate) fn rtl_dispatch_exception(
                     return Dispatch::Unhandled;
                 }
                 if let Some(h) = u.handler {
-                    if !m.is_image_code(h.routine as usize) {
+                    if !m.mm.is_image_code(h.routine as usize) {
                         // Unwind info naming a handler outside the image's code.
                         rec.ExceptionFlags |= EXCEPTION_STACK_INVALID;
                         return Dispatch::Unhandled;
@@ -244,7 +245,7 @@ pub(crate) struct BadUnwind;
 /// way (`EXCEPTION_UNWINDING`, plus `EXCEPTION_TARGET_UNWIND` at the target), and return the
 /// target frame's context with `Rip = target_ip`, `Rax = return_value`.
 pub(crate) fn unwind_to(
-    m: &Inner,
+    m: &System,
     start: &CONTEXT,
     target_frame: u64,
     target_ip: u64,
@@ -283,7 +284,7 @@ pub(crate) fn unwind_to(
                     rec.ExceptionFlags |= EXCEPTION_TARGET_UNWIND;
                 }
                 if let Some(h) = u.handler {
-                    if !m.is_image_code(h.routine as usize) {
+                    if !m.mm.is_image_code(h.routine as usize) {
                         return Err(BadUnwind);
                     }
                     let mut here = walk;
@@ -335,7 +336,7 @@ pub unsafe extern "win64" fn __C_specific_handler(
     ContextRecord: *mut CONTEXT,
     DispatcherContext: *mut DISPATCHER_CONTEXT,
 ) -> EXCEPTION_DISPOSITION {
-    let m = crate::machine::current();
+    let m = super::thread::current();
     // SAFETY: the dispatcher passes valid, exclusive pointers for the duration of the call.
     let dc = unsafe { &mut *DispatcherContext };
     // SAFETY: as above.
@@ -377,7 +378,7 @@ pub unsafe extern "win64" fn __C_specific_handler(
                     ContextRecord,
                 };
                 let filter = base + s.HandlerAddress as u64;
-                if !m.is_image_code(filter as usize) {
+                if !m.mm.is_image_code(filter as usize) {
                     continue;
                 }
                 // SAFETY: the filter is a function of the driver image named by its scope
@@ -396,7 +397,7 @@ pub unsafe extern "win64" fn __C_specific_handler(
                 // dispatch.
                 let start = unsafe { *dc.ContextRecord };
                 let code = rec.ExceptionCode as u32 as u64;
-                crate::ke::trap::unwind_and_resume(&m, &start, frame, target_ip, rec, code);
+                super::trap::unwind_and_resume(&m, &start, frame, target_ip, rec, code);
             }
         }
     } else {
@@ -420,7 +421,7 @@ pub unsafe extern "win64" fn __C_specific_handler(
                 continue;
             }
             let handler = base + s.HandlerAddress as u64;
-            if !m.is_image_code(handler as usize) {
+            if !m.mm.is_image_code(handler as usize) {
                 continue;
             }
             dc.ScopeIndex = i;
