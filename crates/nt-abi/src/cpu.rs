@@ -99,9 +99,9 @@ pub const GS_CURRENT_THREAD: usize = 0x188;
 pub const GS_LEGACY_PROCESSOR_NUMBER: usize = 0x184;
 /// `gs:[0x1A4]`: `KPCR.Prcb.Number`.
 pub const GS_PROCESSOR_NUMBER: usize = 0x1A4;
-/// `KPCR.Self` (gs:[0x18]).
+/// `KPCR.Self` (`gs:[0x18]`).
 pub const GS_PCR_SELF: usize = 0x18;
-/// `KPCR.CurrentPrcb` (gs:[0x20]).
+/// `KPCR.CurrentPrcb` (`gs:[0x20]`).
 pub const GS_CURRENT_PRCB: usize = 0x20;
 
 /// `KSYSTEM_TIME`: a 64-bit time that user-mode readers can read without a lock — the writer
