@@ -1,6 +1,12 @@
 //! CPU exceptions in driver code: SIGSEGV/SIGBUS/SIGILL/SIGFPE/SIGTRAP on an ntsim kernel or
 //! worker thread become bug checks instead of killing the process.
 //!
+//! A trap whose instruction is in a loaded driver image goes to `ke::trap` first: it emulates
+//! what kernel code may do inline (CR8, `cli`/`sti`, `rdmsr`, KUSER_SHARED_DATA loads) or
+//! dispatches an exception to the driver's SEH handlers (an unhandled one is 0x7E/0x3B/0x1E).
+//! What it leaves (kernel-address faults, stack overflows, faults in ntsim's own code) is
+//! reported here:
+//!
 //! - access violation → 0x50 PAGE_FAULT_IN_NONPAGED_AREA (p1 = address referenced, p2 = 0 read /
 //!   1 write / 10 execute, p3 = faulting instruction, p4 = 0);
 //! - illegal instruction (`ud2`), breakpoint (`int3`), divide error → 0x1E
