@@ -443,6 +443,22 @@ fn the_machine_keeps_working_after_handled_exceptions() {
 // ---- SEH: negative (unhandled exceptions) ---------------------------------------------------
 
 #[test]
+fn a_special_pool_overrun_inside_try_is_not_an_exception_the_driver_can_catch() {
+    // Microsoft's 0xD6 page: "This cannot be protected by a try - except handler -- it can
+    // only be protected by a probe." The read past the 8-byte block bug-checks although the
+    // driver wraps it in __try/__except.
+    let Some(d) = seh() else { return };
+    let b = d.bugcheck(14);
+    assert_eq!(
+        b.code,
+        bugcheck::DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION,
+        "{b}"
+    );
+    assert_eq!(b.parameters[1], 0, "p2: a read");
+    assert!(b.address.starts_with("seh.sys+"), "{}", b.address);
+}
+
+#[test]
 fn unhandled_in_a_dispatch_routine_is_system_service_exception() {
     let Some(d) = seh() else { return };
     let b = d.bugcheck(6);

@@ -243,20 +243,6 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut 
     if m.ke.is_bugged() {
         park_forever();
     }
-    // A trap in driver code: emulated instruction, or an exception for the driver's handlers
-    // (ke::trap). Stack overflows keep the double-fault report below.
-    // SAFETY: `info` is valid for the handler's duration (the kernel's siginfo).
-    let info_ref = unsafe { &*info };
-    // SAFETY: si_addr is the valid union member for these signals.
-    let fault_addr = unsafe { info_ref.si_addr() } as usize;
-    let overflow_fault =
-        matches!(sig, libc::SIGSEGV | libc::SIGBUS) && in_stack_guard(fault_addr).is_some();
-    if !overflow_fault
-        && let crate::ke::trap::Trap::Resume =
-            crate::ke::trap::on_driver_trap(m, sig, info_ref, uctx.cast())
-    {
-        return;
-    }
     // SAFETY: the kernel passes a valid ucontext_t to SA_SIGINFO handlers.
     let uc = unsafe { &*(uctx as *const libc::ucontext_t) };
     let rip = uc.uc_mcontext.gregs[libc::REG_RIP as usize] as usize;
@@ -278,7 +264,9 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut 
         let c = thread::caller();
         if c != 0 { c } else { rip }
     };
-    // Special pool: a guard page or a freed block's quarantined pages (0xD6 / 0xD5).
+    // Special pool: a guard page or a freed block's quarantined pages (0xD6 / 0xD5). Checked
+    // before the driver's exception handlers see the fault: Microsoft's 0xD6 page says it
+    // "cannot be protected by a try - except handler -- it can only be protected by a probe".
     if matches!(sig, libc::SIGSEGV | libc::SIGBUS)
         && overflow.is_none()
         && let Some(f) = m.mm.special.fault_at(addr as usize)
@@ -304,6 +292,14 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut 
             .at(at),
         };
         raise(m, bc);
+    }
+    // A trap in driver code: emulated instruction, or an exception for the driver's handlers
+    // (ke::trap). Stack overflows keep the double-fault report below.
+    if overflow.is_none()
+        && let crate::ke::trap::Trap::Resume =
+            crate::ke::trap::on_driver_trap(m, sig, info, uctx.cast())
+    {
+        return;
     }
     let bc = match sig {
         libc::SIGSEGV | libc::SIGBUS if overflow.is_some() => {
