@@ -260,7 +260,8 @@ fn a_driver_that_kills_its_host_still_gets_a_report() {
 
 #[test]
 fn the_bug_check_survives_the_host_dying_after_it() {
-    // `ud2` at DriverEntry: bug check 0x1E; then the process dies by SIGSEGV before it can
+    // `ud2` at DriverEntry: an unhandled exception on the system thread DriverEntry runs on,
+    // bug check 0x7E; then the process dies by SIGSEGV before it can
     // finish the report (fault injection: what a corrupted heap does next).
     let p = with_entry_code("ud2-then-die.sys", &[0x0F, 0x0B]);
     let r = ntsim_env(
@@ -271,7 +272,10 @@ fn the_bug_check_survives_the_host_dying_after_it() {
     assert_eq!(r.exit, Some(4), "{r:#?}");
     let v = r.json();
     assert_eq!(v["verdict"], "host_corrupted");
-    assert_eq!(v["bugcheck"]["code"], bugcheck::KMODE_EXCEPTION_NOT_HANDLED);
+    assert_eq!(
+        v["bugcheck"]["code"],
+        bugcheck::SYSTEM_THREAD_EXCEPTION_NOT_HANDLED
+    );
     assert_eq!(v["bugcheck"]["context"], "DriverEntry");
     let how = v["host_error"].as_str().unwrap();
     assert!(
