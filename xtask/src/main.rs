@@ -237,6 +237,30 @@ fn check_step(cmd: Command) -> Outcome {
     }
 }
 
+/// One failure with `why` on stderr: a step that could not even run its command.
+fn failed_to_run(why: impl std::fmt::Display) -> Outcome {
+    eprintln!("xtask: {why}");
+    Outcome::Failed {
+        passed: 0,
+        failed: 1,
+    }
+}
+
+/// A kernel clippy step: `cmd` (xbuild's clippy for a Windows target, or why there is none)
+/// given its arguments by `args`, then run as a [`check_step`].
+fn kernel_clippy_step(
+    cmd: Result<Command, xbuild::Error>,
+    args: impl FnOnce(&mut Command),
+) -> Outcome {
+    match cmd {
+        Ok(mut c) => {
+            args(&mut c);
+            check_step(c)
+        }
+        Err(e) => failed_to_run(e),
+    }
+}
+
 fn install_prerequisites(allow_install: bool) -> Outcome {
     // The C fixture drivers' toolchain (clang, lld, llvm) comes from xbuild's list.
     let mut missing: Vec<&str> = TEST_PACKAGES
@@ -362,13 +386,7 @@ fn test(allow_install: bool) -> ExitCode {
                 sys_env.push((var, p));
                 Outcome::Passed(1)
             }
-            Err(e) => {
-                eprintln!("xtask: {e}");
-                Outcome::Failed {
-                    passed: 0,
-                    failed: 1,
-                }
-            }
+            Err(e) => failed_to_run(e),
         });
     }
 
@@ -411,13 +429,7 @@ fn test(allow_install: bool) -> ExitCode {
         &mut || {
             let tc = match xbuild::locate_toolchain(allow_install) {
                 Ok(tc) => tc,
-                Err(e) => {
-                    eprintln!("xtask: {e}");
-                    return Outcome::Failed {
-                        passed: 0,
-                        failed: 1,
-                    };
-                }
+                Err(e) => return failed_to_run(e),
             };
             let mut c = xbuild::windows_std_cargo(&tc, "check");
             c.current_dir(&root)
@@ -432,27 +444,17 @@ fn test(allow_install: bool) -> ExitCode {
         &mut || {
             let cmd = xbuild::locate_toolchain(allow_install)
                 .and_then(|tc| xbuild::windows_kernel_clippy(&tc));
-            match cmd {
-                Ok(mut c) => {
-                    c.current_dir(&root)
-                        .args([
-                            "-p",
-                            "wdm-workitem",
-                            "--no-default-features",
-                            "--target-dir",
-                        ])
-                        .arg(root.join("target/winclippy"))
-                        .args(["--", "-D", "warnings"]);
-                    check_step(c)
-                }
-                Err(e) => {
-                    eprintln!("xtask: {e}");
-                    Outcome::Failed {
-                        passed: 0,
-                        failed: 1,
-                    }
-                }
-            }
+            kernel_clippy_step(cmd, |c| {
+                c.current_dir(&root)
+                    .args([
+                        "-p",
+                        "wdm-workitem",
+                        "--no-default-features",
+                        "--target-dir",
+                    ])
+                    .arg(root.join("target/winclippy"))
+                    .args(["--", "-D", "warnings"]);
+            })
         },
     );
 
@@ -464,11 +466,7 @@ fn test(allow_install: bool) -> ExitCode {
                 .iter()
                 .find(|(k, _)| *k == "WDM_WORKITEM_SYS_RELEASE")
             else {
-                eprintln!("xtask: no release image (its build failed above)");
-                return Outcome::Failed {
-                    passed: 0,
-                    failed: 1,
-                };
+                return failed_to_run("no release image (its build failed above)");
             };
             // Each allocation on its own page with a guard page after it: the slab's stride
             // arithmetic must never overrun a slot for any item size Windows has used.
@@ -527,23 +525,13 @@ fn test(allow_install: bool) -> ExitCode {
         &mut || {
             let cmd = xbuild::locate_toolchain(allow_install)
                 .and_then(|tc| xbuild::windows_kernel_clippy_for(&tc, xbuild::ARM64_TARGET));
-            match cmd {
-                Ok(mut c) => {
-                    c.current_dir(&root)
-                        .args(["-p", "nt-abi", "-p", "io-workitem", "-p", "wdm-workitem"])
-                        .args(["--no-default-features", "--target-dir"])
-                        .arg(root.join("target/winclippy"))
-                        .args(["--", "-D", "warnings"]);
-                    check_step(c)
-                }
-                Err(e) => {
-                    eprintln!("xtask: {e}");
-                    Outcome::Failed {
-                        passed: 0,
-                        failed: 1,
-                    }
-                }
-            }
+            kernel_clippy_step(cmd, |c| {
+                c.current_dir(&root)
+                    .args(["-p", "nt-abi", "-p", "io-workitem", "-p", "wdm-workitem"])
+                    .args(["--no-default-features", "--target-dir"])
+                    .arg(root.join("target/winclippy"))
+                    .args(["--", "-D", "warnings"]);
+            })
         },
     );
 
@@ -562,23 +550,13 @@ fn test(allow_install: bool) -> ExitCode {
             }
             let cmd = xbuild::locate_toolchain(allow_install)
                 .and_then(|tc| xbuild::windows_kernel_clippy_for(&tc, xbuild::TARGET));
-            match cmd {
-                Ok(mut c) => {
-                    c.args(["--target", xbuild::ARM64_TARGET, "--manifest-path"])
-                        .arg(&example)
-                        .arg("--target-dir")
-                        .arg(root.join("target/winclippy-example"))
-                        .args(["--", "-D", "warnings"]);
-                    check_step(c)
-                }
-                Err(e) => {
-                    eprintln!("xtask: {e}");
-                    Outcome::Failed {
-                        passed: 0,
-                        failed: 1,
-                    }
-                }
-            }
+            kernel_clippy_step(cmd, |c| {
+                c.args(["--target", xbuild::ARM64_TARGET, "--manifest-path"])
+                    .arg(&example)
+                    .arg("--target-dir")
+                    .arg(root.join("target/winclippy-example"))
+                    .args(["--", "-D", "warnings"]);
+            })
         },
     );
 
@@ -649,41 +627,34 @@ fn test(allow_install: bool) -> ExitCode {
 /// The Wine stage as a step: builds what it needs (wictl.exe, host wictl for the ntsim
 /// comparison), then runs [`wine::stage`]. Missing Wine fails, unless `WDM_ALLOW_SKIP=1`.
 fn wine_outcome(root: &Path, sys: Option<&Path>) -> Outcome {
-    let fail = |e: String| {
-        eprintln!("xtask: {e}");
-        Outcome::Failed {
-            passed: 0,
-            failed: 1,
-        }
-    };
     if let Err(e) = wine::WineTools::locate() {
         if std::env::var("WDM_ALLOW_SKIP").as_deref() == Ok("1") {
             eprintln!("xtask: SKIPPED (WDM_ALLOW_SKIP=1): {e}");
             return Outcome::Passed(0);
         }
-        return fail(format!(
+        return failed_to_run(format!(
             "{e}; or set WDM_ALLOW_SKIP=1 to skip the Wine stage"
         ));
     }
     let Some(sys) = sys else {
-        return fail("no release image (its build failed above)".into());
+        return failed_to_run("no release image (its build failed above)");
     };
     let exe = match xbuild::locate_toolchain(false)
         .and_then(|tc| xbuild::build_wictl(&tc, true, false))
     {
         Ok(p) => p,
-        Err(e) => return fail(format!("cannot build wictl.exe: {e}")),
+        Err(e) => return failed_to_run(format!("cannot build wictl.exe: {e}")),
     };
     let host = match host_tools(false, &["wictl"])
         .pop()
         .expect("one result per package")
     {
         Ok(p) => p,
-        Err(e) => return fail(e),
+        Err(e) => return failed_to_run(e),
     };
     let info = match wine::ntsim_info(&host, sys) {
         Ok(v) => v,
-        Err(e) => return fail(e),
+        Err(e) => return failed_to_run(e),
     };
     let t = wine::stage(&root.join("target/wine"), &exe, sys, &info);
     if t.failed == 0 {

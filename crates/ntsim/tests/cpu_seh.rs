@@ -123,6 +123,16 @@ impl Loaded {
     }
 }
 
+/// `b` is SYSTEM_SERVICE_EXCEPTION (0x3B) for the exception `status`.
+#[track_caller]
+fn expect_system_service_exception(b: &BugCheck, status: NTSTATUS) {
+    assert_eq!(
+        (b.code, b.parameters[0]),
+        (bugcheck::SYSTEM_SERVICE_EXCEPTION, status as u32 as u64),
+        "{b}"
+    );
+}
+
 fn cpu() -> Option<Loaded> {
     load("cpu", "NtsimCpu", Verifier::Standard)
 }
@@ -300,14 +310,7 @@ fn int3_without_a_debugger_reports_the_int3_itself() {
 fn dbgbreakpoint_without_a_debugger_is_a_breakpoint_bug_check() {
     let Some(d) = cpu() else { return };
     let b = d.bugcheck(10);
-    assert_eq!(
-        (b.code, b.parameters[0]),
-        (
-            bugcheck::SYSTEM_SERVICE_EXCEPTION,
-            STATUS_BREAKPOINT as u32 as u64
-        ),
-        "{b}"
-    );
+    expect_system_service_exception(&b, STATUS_BREAKPOINT);
     assert!(b.address.starts_with("cpu.sys+"), "{}", b.address);
 }
 
@@ -315,14 +318,7 @@ fn dbgbreakpoint_without_a_debugger_is_a_breakpoint_bug_check() {
 fn an_unhandled_assertion_trap_is_a_bug_check() {
     let Some(d) = cpu() else { return };
     let b = d.bugcheck(11);
-    assert_eq!(
-        (b.code, b.parameters[0]),
-        (
-            bugcheck::SYSTEM_SERVICE_EXCEPTION,
-            STATUS_ASSERTION_FAILURE as u32 as u64
-        ),
-        "{b}"
-    );
+    expect_system_service_exception(&b, STATUS_ASSERTION_FAILURE);
     assert_eq!(byte_at(b.parameters[1]), 0xCD, "p2 points at the int 2Ch");
 }
 
@@ -547,28 +543,14 @@ fn unhandled_on_another_kernel_thread_is_kmode_exception_not_handled() {
 fn continuing_a_noncontinuable_exception_is_a_bug_check() {
     let Some(d) = seh() else { return };
     let b = d.bugcheck(9);
-    assert_eq!(
-        (b.code, b.parameters[0]),
-        (
-            bugcheck::SYSTEM_SERVICE_EXCEPTION,
-            STATUS_NONCONTINUABLE_EXCEPTION as u32 as u64
-        ),
-        "{b}"
-    );
+    expect_system_service_exception(&b, STATUS_NONCONTINUABLE_EXCEPTION);
 }
 
 #[test]
 fn unhandled_probe_for_write_of_kernel_memory_is_a_bug_check() {
     let Some(d) = seh() else { return };
     let b = d.bugcheck(10);
-    assert_eq!(
-        (b.code, b.parameters[0]),
-        (
-            bugcheck::SYSTEM_SERVICE_EXCEPTION,
-            STATUS_ACCESS_VIOLATION as u32 as u64
-        ),
-        "{b}"
-    );
+    expect_system_service_exception(&b, STATUS_ACCESS_VIOLATION);
 }
 
 #[test]

@@ -27,6 +27,48 @@ fn with_api(code: u32, api: u32, extra: &[&str]) -> Run {
     )
 }
 
+/// Runs `ioctl` once with `extra` and expects bug check `code` whose p1 is the value the driver
+/// reported under `p1_key`; returns the run and the bug check for the rule's other parameters.
+fn expect_p1_reported(
+    ioctl: u32,
+    extra: &[&str],
+    code: u32,
+    p1_key: &str,
+    enforced: Enforced,
+) -> (Run, BugCheck) {
+    let run = run_one(ioctl, extra);
+    let bc = expect_bugcheck(&run, code, run.reported(p1_key), enforced);
+    (run, bc)
+}
+
+/// Runs `ioctl` once with allocation API `api` and expects bug check `code` with `p1`, enforced
+/// at run time.
+fn expect_api_bugcheck(ioctl: u32, api: u32, code: u32, p1: u64) -> (Run, BugCheck) {
+    let run = with_api(ioctl, api, &[]);
+    let bc = expect_bugcheck(&run, code, p1, Enforced::AtRunTime);
+    (run, bc)
+}
+
+/// 0xC1 found at free: p1 = the block, p2 = the corrupted byte (reported as `address`), p4 as
+/// given.
+fn expect_c1_at_free(ioctl: u32, p4: u64, p4_msg: &str) {
+    let (run, bc) = expect_p1_reported(
+        ioctl,
+        &[],
+        bugcheck::SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION,
+        KEY_BLOCK,
+        Enforced::AtRunTime,
+    );
+    expect_param(
+        &run,
+        &bc,
+        1,
+        run.reported(KEY_ADDRESS),
+        "p2 = the corrupted byte.",
+    );
+    expect_param(&run, &bc, 3, p4, p4_msg);
+}
+
 fn assert_clean(run: &Run) {
     expect_no_bugcheck(run);
     assert_eq!(
@@ -46,11 +88,11 @@ fn assert_clean(run: &Run) {
 
 #[test]
 fn d6_read_past_the_end_of_a_block() {
-    let run = run_one(IOCTL_D6_READ_PAST_END, &[]);
-    let bc = expect_bugcheck(
-        &run,
+    let (run, bc) = expect_p1_reported(
+        IOCTL_D6_READ_PAST_END,
+        &[],
         bugcheck::DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION,
-        run.reported(KEY_ADDRESS),
+        KEY_ADDRESS,
         Enforced::AtRunTime,
     );
     assert_eq!(
@@ -66,11 +108,11 @@ fn d6_read_past_the_end_of_a_block() {
 
 #[test]
 fn d6_write_past_the_end_of_a_block() {
-    let run = run_one(IOCTL_D6_WRITE_PAST_END, &[]);
-    let bc = expect_bugcheck(
-        &run,
+    let (run, bc) = expect_p1_reported(
+        IOCTL_D6_WRITE_PAST_END,
+        &[],
         bugcheck::DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION,
-        run.reported(KEY_ADDRESS),
+        KEY_ADDRESS,
         Enforced::AtRunTime,
     );
     expect_param(&run, &bc, 1, 1, "p2 = 1: a write.");
@@ -79,22 +121,22 @@ fn d6_write_past_the_end_of_a_block() {
 
 #[test]
 fn d6_past_a_block_larger_than_a_page_is_stricter_than_windows() {
-    let run = run_one(IOCTL_D6_LARGE_BLOCK_OVERRUN, &[]);
-    expect_bugcheck(
-        &run,
+    expect_p1_reported(
+        IOCTL_D6_LARGE_BLOCK_OVERRUN,
+        &[],
         bugcheck::DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION,
-        run.reported(KEY_ADDRESS),
+        KEY_ADDRESS,
         Enforced::DocumentedOnly,
     );
 }
 
 #[test]
 fn d5_read_after_free() {
-    let run = run_one(IOCTL_D5_READ_AFTER_FREE, &[]);
-    let bc = expect_bugcheck(
-        &run,
+    let (run, bc) = expect_p1_reported(
+        IOCTL_D5_READ_AFTER_FREE,
+        &[],
         bugcheck::DRIVER_PAGE_FAULT_IN_FREED_SPECIAL_POOL,
-        run.reported(KEY_BLOCK),
+        KEY_BLOCK,
         Enforced::AtRunTime,
     );
     expect_param(&run, &bc, 1, 0, "p2 = 0: a read.");
@@ -102,58 +144,38 @@ fn d5_read_after_free() {
 
 #[test]
 fn c1_24_slack_after_the_end_overwritten_found_at_free() {
-    let run = run_one(IOCTL_C1_SLACK_OVERWRITTEN, &[]);
-    let bc = expect_bugcheck(
-        &run,
-        bugcheck::SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION,
-        run.reported(KEY_BLOCK),
-        Enforced::AtRunTime,
+    expect_c1_at_free(
+        IOCTL_C1_SLACK_OVERWRITTEN,
+        sp::BYTES_AFTER_END_OVERWRITTEN,
+        "p4 = 0x24.",
     );
-    expect_param(
-        &run,
-        &bc,
-        1,
-        run.reported(KEY_ADDRESS),
-        "p2 = the corrupted byte.",
-    );
-    expect_param(&run, &bc, 3, sp::BYTES_AFTER_END_OVERWRITTEN, "p4 = 0x24.");
 }
 
 #[test]
 fn c1_23_byte_before_the_block_found_at_free_in_overrun_mode() {
-    let run = run_one(IOCTL_SP_WRITE_BEFORE_START, &[]);
-    let bc = expect_bugcheck(
-        &run,
-        bugcheck::SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION,
-        run.reported(KEY_BLOCK),
-        Enforced::AtRunTime,
+    expect_c1_at_free(
+        IOCTL_SP_WRITE_BEFORE_START,
+        sp::NEARBY_BYTES_CORRUPTED,
+        "p4 = 0x23.",
     );
-    expect_param(
-        &run,
-        &bc,
-        1,
-        run.reported(KEY_ADDRESS),
-        "p2 = the corrupted byte.",
-    );
-    expect_param(&run, &bc, 3, sp::NEARBY_BYTES_CORRUPTED, "p4 = 0x23.");
 }
 
 #[test]
 fn underrun_mode_faults_before_the_block_and_not_after() {
-    let run = run_one(IOCTL_SP_WRITE_BEFORE_START, &["--special-pool", "underrun"]);
-    let bc = expect_bugcheck(
-        &run,
+    let (run, bc) = expect_p1_reported(
+        IOCTL_SP_WRITE_BEFORE_START,
+        &["--special-pool", "underrun"],
         bugcheck::DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION,
-        run.reported(KEY_ADDRESS),
+        KEY_ADDRESS,
         Enforced::AtRunTime,
     );
     expect_param(&run, &bc, 1, 1, "p2 = 1: a write.");
     // The block sits at its page's start: one byte past its end is the pattern, found at free.
-    let run = run_one(IOCTL_D6_WRITE_PAST_END, &["--special-pool", "underrun"]);
-    let bc = expect_bugcheck(
-        &run,
+    let (run, bc) = expect_p1_reported(
+        IOCTL_D6_WRITE_PAST_END,
+        &["--special-pool", "underrun"],
         bugcheck::SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION,
-        run.reported(KEY_BLOCK),
+        KEY_BLOCK,
         Enforced::AtRunTime,
     );
     expect_param(&run, &bc, 3, sp::BYTES_AFTER_END_OVERWRITTEN, "p4 = 0x24.");
@@ -171,11 +193,11 @@ fn special_pool_option_off_means_no_special_pool_rules() {
         }
     }
     // special_pool alone is enough.
-    let run = run_one(IOCTL_D6_WRITE_PAST_END, &["--verifier", "special_pool"]);
-    expect_bugcheck(
-        &run,
+    expect_p1_reported(
+        IOCTL_D6_WRITE_PAST_END,
+        &["--verifier", "special_pool"],
         bugcheck::DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION,
-        run.reported(KEY_ADDRESS),
+        KEY_ADDRESS,
         Enforced::AtRunTime,
     );
 }
@@ -230,12 +252,11 @@ fn every_allocation_api_behaves_as_documented() {
 #[test]
 fn every_allocation_api_leak_is_c4_62_at_unload() {
     for api in POOL_APIS {
-        let run = with_api(IOCTL_POOL_API_LEAK, api, &[]);
-        expect_bugcheck(
-            &run,
+        let (run, _) = expect_api_bugcheck(
+            IOCTL_POOL_API_LEAK,
+            api,
             bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
             vf::POOL_LEAKED_AT_UNLOAD,
-            Enforced::AtRunTime,
         );
         let leaks = run.json()["leaks"]["pool"].to_string();
         let block = run.reported(KEY_BLOCK);
@@ -250,12 +271,11 @@ fn every_allocation_api_leak_is_c4_62_at_unload() {
 #[test]
 fn every_allocation_api_wrong_tag_is_c2_0a() {
     for api in POOL_APIS {
-        let run = with_api(IOCTL_POOL_API_WRONG_TAG, api, &[]);
-        let bc = expect_bugcheck(
-            &run,
+        let (run, bc) = expect_api_bugcheck(
+            IOCTL_POOL_API_WRONG_TAG,
+            api,
             bugcheck::BAD_POOL_CALLER,
             bpc::FREE_WRONG_TAG,
-            Enforced::AtRunTime,
         );
         expect_param(&run, &bc, 1, run.reported(KEY_BLOCK), "p2 = the block.");
         let tag = match api {
@@ -271,12 +291,11 @@ fn every_allocation_api_wrong_tag_is_c2_0a() {
 #[test]
 fn every_allocation_api_double_free_is_c4_14() {
     for api in POOL_APIS {
-        let run = with_api(IOCTL_POOL_API_DOUBLE_FREE, api, &[]);
-        let bc = expect_bugcheck(
-            &run,
+        let (run, bc) = expect_api_bugcheck(
+            IOCTL_POOL_API_DOUBLE_FREE,
+            api,
             bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
             vf::DOUBLE_FREE,
-            Enforced::AtRunTime,
         );
         expect_param(&run, &bc, 2, run.reported(KEY_BLOCK), "p3 = the block.");
     }
@@ -290,12 +309,11 @@ fn every_paged_allocation_api_at_dispatch_is_c4_01() {
         API_POOL_WITH_QUOTA_TAG,
         API_POOL3,
     ] {
-        let run = with_api(IOCTL_POOL_API_PAGED_AT_DISPATCH, api, &[]);
-        let bc = expect_bugcheck(
-            &run,
+        let (run, bc) = expect_api_bugcheck(
+            IOCTL_POOL_API_PAGED_AT_DISPATCH,
+            api,
             bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
             vf::PAGED_ALLOC_ABOVE_APC,
-            Enforced::AtRunTime,
         );
         expect_param(&run, &bc, 1, nt_abi::DISPATCH_LEVEL as u64, "p2 = IRQL.");
         expect_param(&run, &bc, 3, 0x40, "p4 = the size.");
@@ -312,11 +330,11 @@ fn every_paged_allocation_api_at_dispatch_is_c4_01() {
 #[test]
 fn a_device_extension_used_after_io_delete_device_faults() {
     for extra in [&[][..], &["--verifier", "off"]] {
-        let run = run_one(IOCTL_50_USE_DEVICE_EXTENSION_AFTER_DELETE, extra);
-        let bc = expect_bugcheck(
-            &run,
+        let (run, bc) = expect_p1_reported(
+            IOCTL_50_USE_DEVICE_EXTENSION_AFTER_DELETE,
+            extra,
             bugcheck::PAGE_FAULT_IN_NONPAGED_AREA,
-            run.reported(KEY_ADDRESS),
+            KEY_ADDRESS,
             Enforced::DocumentedOnly,
         );
         expect_param(&run, &bc, 1, 0, "p2 = 0: a read.");

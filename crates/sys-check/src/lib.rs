@@ -378,9 +378,9 @@ pub fn check_signature(
     trusted: &Path,
     tools: Option<&authenticode::Tools>,
 ) -> Vec<Violation> {
-    let data = match std::fs::read(path) {
+    let data = match read_image(path) {
         Ok(d) => d,
-        Err(e) => return vec![Violation::Malformed(format!("{}: {e}", path.display()))],
+        Err(v) => return v,
     };
     match Image::parse(&data) {
         Ok(img) if img.directory(pe::DIR_SECURITY) == (0, 0) => return vec![Violation::NotSigned],
@@ -417,6 +417,11 @@ pub fn check_signature(
     }
 }
 
+/// The bytes of the image file at `path`, or the one violation saying why it cannot be read.
+fn read_image(path: &Path) -> Result<Vec<u8>, Vec<Violation>> {
+    std::fs::read(path).map_err(|e| vec![Violation::Malformed(format!("{}: {e}", path.display()))])
+}
+
 /// Everything `cargo xtask package` promises about the packaged image: the structure checks of
 /// `policy`, [`check_link`], and [`check_signature`] against `trusted`.
 pub fn check_package_image(
@@ -425,9 +430,9 @@ pub fn check_package_image(
     trusted: &Path,
     tools: Option<&authenticode::Tools>,
 ) -> Vec<Violation> {
-    let data = match std::fs::read(path) {
+    let data = match read_image(path) {
         Ok(d) => d,
-        Err(e) => return vec![Violation::Malformed(format!("{}: {e}", path.display()))],
+        Err(v) => return v,
     };
     let mut v = check_structure(&data, policy);
     v.extend(check_link(&data));
@@ -462,9 +467,9 @@ pub fn check(
     policy: &Policy,
     disassembler: Option<&disasm::Disassembler>,
 ) -> Vec<Violation> {
-    let data = match std::fs::read(path) {
+    let data = match read_image(path) {
         Ok(d) => d,
-        Err(e) => return vec![Violation::Malformed(format!("{}: {e}", path.display()))],
+        Err(v) => return v,
     };
     let mut v = check_structure(&data, policy);
     if policy.scan && !matches!(v.first(), Some(Violation::Malformed(_))) {

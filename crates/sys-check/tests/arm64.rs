@@ -10,9 +10,13 @@
 //! `WDM_WORKITEM_SYS_ARM64=<path>` checks a prebuilt image instead. A missing toolchain FAILS
 //! (with what to install) unless `WDM_ALLOW_SKIP=1`.
 
+#[path = "support/pe_edit.rs"]
+mod pe_edit;
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use pe_edit::make_text_writable;
 use sys_check::{Image, Policy, Violation, check, check_structure, pe};
 
 fn arm64_sys() -> Option<&'static PathBuf> {
@@ -76,14 +80,7 @@ fn arm64_image_with_writable_text_fails_w_xor_x() {
     let Some(path) = arm64_sys() else { return };
     let mut data = std::fs::read(path).unwrap();
     let img = Image::parse(&data).unwrap();
-    let text = img
-        .sections
-        .iter()
-        .find(|s| s.name == ".text")
-        .expect(".text");
-    let ch = text.characteristics | pe::IMAGE_SCN_MEM_WRITE;
-    let at = text.header_offset + 36;
-    data[at..at + 4].copy_from_slice(&ch.to_le_bytes());
+    let ch = make_text_writable(&mut data, &img);
     assert_eq!(
         check_structure(&data, &Policy::wdm_workitem_arm64()),
         vec![Violation::WritableExecutableSection {

@@ -8,9 +8,13 @@
 //! install anything: a missing toolchain or disassembler FAILS with the package to install
 //! (`cargo xtask test` installs them), unless `WDM_ALLOW_SKIP=1`.
 
+#[path = "support/pe_edit.rs"]
+mod pe_edit;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use pe_edit::make_text_writable;
 use sys_check::disasm::{Disassembler, Finding};
 use sys_check::{Image, Policy, Violation, check, check_structure, pe};
 
@@ -199,13 +203,7 @@ fn detects_writable_executable_section() {
     let Some((mut d, img)) = image_bytes() else {
         return;
     };
-    let text = img
-        .sections
-        .iter()
-        .find(|s| s.name == ".text")
-        .expect(".text");
-    let ch = text.characteristics | pe::IMAGE_SCN_MEM_WRITE;
-    put_u32(&mut d, text.header_offset + 36, ch);
+    let ch = make_text_writable(&mut d, &img);
     assert_eq!(
         structure_violations(&d),
         vec![Violation::WritableExecutableSection {

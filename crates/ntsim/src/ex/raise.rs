@@ -205,7 +205,12 @@ fn unwind_from_driver(
         // SAFETY: a driver-supplied EXCEPTION_RECORD, copied.
         unsafe { *(rec as *const EXCEPTION_RECORD) }
     };
-    trap::unwind_and_resume(&m, &start, target_frame, target_ip, &mut r, retval)
+    let target = crate::ke::except::UnwindTarget {
+        frame: target_frame,
+        ip: target_ip,
+        return_value: retval,
+    };
+    trap::unwind_and_resume(&m, &start, target, &mut r)
 }
 
 /// `STATUS_UNWIND` (0xC0000027), the code of an unwind started without an exception record.

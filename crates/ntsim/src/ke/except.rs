@@ -240,18 +240,32 @@ pub(crate) fn rtl_dispatch_exception(
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct BadUnwind;
 
+/// Where an unwind goes: `RtlUnwindEx`'s `TargetFrame`, `TargetIp` and `ReturnValue`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct UnwindTarget {
+    /// The establisher frame to stop at (0: an exit unwind, through every frame).
+    pub(crate) frame: u64,
+    /// Where execution resumes in that frame.
+    pub(crate) ip: u64,
+    /// What RAX holds there.
+    pub(crate) return_value: u64,
+}
+
 /// `RtlUnwindEx`'s walk: starting at `start` (the innermost context of the exception being
-/// handled), unwind frame by frame to `target_frame`, calling every termination handler on the
+/// handled), unwind frame by frame to `target.frame`, calling every termination handler on the
 /// way (`EXCEPTION_UNWINDING`, plus `EXCEPTION_TARGET_UNWIND` at the target), and return the
-/// target frame's context with `Rip = target_ip`, `Rax = return_value`.
+/// target frame's context with `Rip = target.ip`, `Rax = target.return_value`.
 pub(crate) fn unwind_to(
     m: &System,
     start: &CONTEXT,
-    target_frame: u64,
-    target_ip: u64,
+    target: UnwindTarget,
     rec: &mut EXCEPTION_RECORD,
-    return_value: u64,
 ) -> Result<CONTEXT, BadUnwind> {
+    let UnwindTarget {
+        frame: target_frame,
+        ip: target_ip,
+        return_value,
+    } = target;
     let mem = LiveMem {
         m,
         stack: crate::mm::stack_bounds(),
@@ -397,7 +411,12 @@ pub unsafe extern "win64" fn __C_specific_handler(
                 // dispatch.
                 let start = unsafe { *dc.ContextRecord };
                 let code = rec.ExceptionCode as u32 as u64;
-                super::trap::unwind_and_resume(&m, &start, frame, target_ip, rec, code);
+                let target = UnwindTarget {
+                    frame,
+                    ip: target_ip,
+                    return_value: code,
+                };
+                super::trap::unwind_and_resume(&m, &start, target, rec);
             }
         }
     } else {

@@ -185,16 +185,14 @@ pub(crate) fn resume(ctx: &CONTEXT) -> ! {
     unsafe { ntsim_restore_context(&c) }
 }
 
-/// Run `RtlUnwindEx` to `target_frame` and resume at `target_ip` (never returns).
+/// Run `RtlUnwindEx` to `target.frame` and resume at `target.ip` (never returns).
 pub(crate) fn unwind_and_resume(
     m: &System,
     start: &CONTEXT,
-    target_frame: u64,
-    target_ip: u64,
+    target: seh::UnwindTarget,
     rec: &mut EXCEPTION_RECORD,
-    return_value: u64,
 ) -> ! {
-    match seh::unwind_to(m, start, target_frame, target_ip, rec, return_value) {
+    match seh::unwind_to(m, start, target, rec) {
         Ok(ctx) => resume(&ctx),
         Err(seh::BadUnwind) => {
             let mut r = *rec;
