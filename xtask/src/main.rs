@@ -440,7 +440,7 @@ fn test(allow_install: bool) -> ExitCode {
     );
 
     step(
-        "clippy -D warnings: the driver for x86_64-pc-windows-msvc (build-std)",
+        "clippy -D warnings: the driver and the rulebreaker fixture for x86_64-pc-windows-msvc (build-std)",
         &mut || {
             let cmd = xbuild::locate_toolchain(allow_install)
                 .and_then(|tc| xbuild::windows_kernel_clippy(&tc));
@@ -449,6 +449,8 @@ fn test(allow_install: bool) -> ExitCode {
                     .args([
                         "-p",
                         "wdm-workitem",
+                        "-p",
+                        "rulebreaker",
                         "--no-default-features",
                         "--target-dir",
                     ])
