@@ -238,11 +238,15 @@ fn check_step(cmd: Command) -> Outcome {
 }
 
 fn install_prerequisites(allow_install: bool) -> Outcome {
-    let missing: Vec<&str> = TEST_PACKAGES
+    // The C fixture drivers' toolchain (clang, lld, llvm) comes from xbuild's list.
+    let mut missing: Vec<&str> = TEST_PACKAGES
         .iter()
+        .chain(xbuild::cdriver::C_DRIVER_PACKAGES)
         .filter(|(_, bin)| !on_path(bin))
         .map(|(pkg, _)| *pkg)
         .collect();
+    missing.sort_unstable();
+    missing.dedup();
     let mut problems = Vec::new();
     if !missing.is_empty() {
         let debian = Path::new("/etc/debian_version").is_file();
@@ -338,8 +342,8 @@ fn test(allow_install: bool) -> ExitCode {
     };
 
     step(
-        "prerequisites (apt: mingw-w64 valgrind osslsigncode openssl wine wine64; cross toolchain; \
-         clippy, rustfmt)",
+        "prerequisites (apt: mingw-w64 valgrind osslsigncode openssl wine wine64 clang lld llvm; \
+         cross toolchain; clippy, rustfmt)",
         &mut || install_prerequisites(allow_install),
     );
 

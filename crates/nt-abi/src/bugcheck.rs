@@ -144,6 +144,35 @@ pub fn bugcheck_name_ext(code: u32) -> &'static str {
         IRQL_GT_ZERO_AT_SYSTEM_SERVICE => "IRQL_GT_ZERO_AT_SYSTEM_SERVICE",
         DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION => "DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION",
         PAGE_FAULT_IN_NONPAGED_AREA => "PAGE_FAULT_IN_NONPAGED_AREA",
+        IRQL_NOT_GREATER_OR_EQUAL => "IRQL_NOT_GREATER_OR_EQUAL",
+        SYSTEM_SERVICE_EXCEPTION => "SYSTEM_SERVICE_EXCEPTION",
+        SYSTEM_THREAD_EXCEPTION_NOT_HANDLED => "SYSTEM_THREAD_EXCEPTION_NOT_HANDLED",
+        KERNEL_SECURITY_CHECK_FAILURE => "KERNEL_SECURITY_CHECK_FAILURE",
         other => bugcheck_name(other),
     }
+}
+
+/// `IRQL_NOT_GREATER_OR_EQUAL` (0x09): `KeRaiseIrql` asked for an IRQL below the current one
+/// (p1 = the current IRQL, p2 = the requested IRQL; Windows' p1 is the IRQL "at time of
+/// fault").
+pub const IRQL_NOT_GREATER_OR_EQUAL: u32 = 0x09;
+/// `SYSTEM_SERVICE_EXCEPTION` (0x3B): an exception nobody handled while kernel code ran on behalf
+/// of a system service called from user mode (p1 = exception code, p2 = its address,
+/// p3 = the context record, p4 = 0).
+pub const SYSTEM_SERVICE_EXCEPTION: u32 = 0x3B;
+/// `SYSTEM_THREAD_EXCEPTION_NOT_HANDLED` (0x7E): an exception nobody handled on a system thread
+/// (p1 = exception code, p2 = its address, p3 = the exception record, p4 = the context record).
+pub const SYSTEM_THREAD_EXCEPTION_NOT_HANDLED: u32 = 0x7E;
+/// `KERNEL_SECURITY_CHECK_FAILURE` (0x139): `__fastfail` / `int 29h` in kernel mode
+/// (p1 = the fast-fail code, p2 = the trap frame, p3 = the exception record, p4 = reserved).
+pub const KERNEL_SECURITY_CHECK_FAILURE: u32 = 0x139;
+
+/// More `DRIVER_VERIFIER_DETECTED_VIOLATION` (0xC4) parameter-1 values: IRQL changes.
+pub mod verifier_irql {
+    /// "The driver tried to raise IRQL to a value lower than the current IRQL"
+    /// (p2 = current IRQL, p3 = requested IRQL).
+    pub const RAISE_IRQL_TO_LOWER: u64 = 0x30;
+    /// "The driver tried to lower IRQL to a value higher than the current IRQL"
+    /// (p2 = current IRQL, p3 = requested IRQL).
+    pub const LOWER_IRQL_TO_HIGHER: u64 = 0x31;
 }

@@ -14,12 +14,14 @@
 
 use core::ffi::c_void;
 
+use crate::cpu::PROCESSOR_NUMBER;
 use crate::io::*;
 use crate::ke::*;
 use crate::pool::{
     NPAGED_LOOKASIDE_LIST, PALLOCATE_FUNCTION, PFREE_FUNCTION, POOL_EXTENDED_PARAMETER, POOL_FLAGS,
     POOL_TYPE, SLIST_ENTRY, SLIST_HEADER,
 };
+use crate::seh::*;
 use crate::types::*;
 use crate::workitem::*;
 
@@ -41,6 +43,18 @@ macro_rules! ntoskrnl_imports {
             $crate::routine_type!(
                 /// `KeBugCheckEx` never returns.
                 pub type KeBugCheckEx = unsafe fn(ULONG, ULONG_PTR, ULONG_PTR, ULONG_PTR, ULONG_PTR) -> !
+            );
+            $crate::routine_type!(
+                /// `ExRaiseStatus` never returns (the exception is handled elsewhere or bug-checks).
+                pub type ExRaiseStatus = unsafe fn(NTSTATUS) -> !
+            );
+            $crate::routine_type!(
+                /// `ExRaiseAccessViolation` never returns.
+                pub type ExRaiseAccessViolation = unsafe fn() -> !
+            );
+            $crate::routine_type!(
+                /// `ExRaiseDatatypeMisalignment` never returns.
+                pub type ExRaiseDatatypeMisalignment = unsafe fn() -> !
             );
         }
 
@@ -103,6 +117,32 @@ ntoskrnl_imports! {
     fn KeAcquireSpinLockRaiseToDpc(SpinLock: *mut KSPIN_LOCK) -> KIRQL;
     fn KeReleaseSpinLock(SpinLock: *mut KSPIN_LOCK, NewIrql: KIRQL);
     fn KeQueryPerformanceCounter(PerformanceFrequency: *mut LARGE_INTEGER) -> LARGE_INTEGER;
+
+    /// The current thread's KTHREAD (inline on x64: `gs:[0x188]`; exported too).
+    fn KeGetCurrentThread() -> PVOID;
+    /// The current thread's ETHREAD (the KTHREAD is its first member).
+    fn PsGetCurrentThread() -> PVOID;
+    /// The current processor's number; fills `ProcNumber` (group, number) when non-null.
+    fn KeGetCurrentProcessorNumberEx(ProcNumber: *mut PROCESSOR_NUMBER) -> ULONG;
+    /// Whether interrupts are enabled on this processor (RFLAGS.IF, which `cli`/`sti` change).
+    fn KeAreInterruptsEnabled() -> BOOLEAN;
+    /// 100-ns units added to the interrupt time at every clock tick.
+    fn KeQueryTimeIncrement() -> ULONG;
+    /// Raise STATUS_ACCESS_VIOLATION unless `[Address, Address+Length)` is a properly aligned
+    /// user-mode range (nothing is checked when `Length` is 0).
+    fn ProbeForRead(Address: PVOID, Length: SIZE_T, Alignment: ULONG);
+    /// As `ProbeForRead`, for a range the caller will write.
+    fn ProbeForWrite(Address: PVOID, Length: SIZE_T, Alignment: ULONG);
+    /// A breakpoint: STATUS_BREAKPOINT, a bug check when no debugger handles it.
+    fn DbgBreakPoint();
+    /// Raise the exception described by `ExceptionRecord` from the caller's context.
+    fn RtlRaiseException(ExceptionRecord: *mut EXCEPTION_RECORD);
+    /// Unwind to `TargetFrame`, running termination handlers, and resume at `TargetIp`.
+    fn RtlUnwind(TargetFrame: PVOID, TargetIp: PVOID, ExceptionRecord: *mut EXCEPTION_RECORD, ReturnValue: PVOID);
+    /// `RtlUnwind` with an explicit context buffer and history table.
+    fn RtlUnwindEx(TargetFrame: PVOID, TargetIp: PVOID, ExceptionRecord: *mut EXCEPTION_RECORD, ReturnValue: PVOID, ContextRecord: *mut CONTEXT, HistoryTable: PVOID);
+    /// The C language handler of `__try/__except/__finally` (scope-table driven).
+    fn __C_specific_handler(ExceptionRecord: *mut EXCEPTION_RECORD, EstablisherFrame: PVOID, ContextRecord: *mut CONTEXT, DispatcherContext: *mut DISPATCHER_CONTEXT) -> EXCEPTION_DISPOSITION;
 }
 
 #[cfg(any(target_os = "windows", doc))]
@@ -133,8 +173,30 @@ unsafe extern "C" {
     pub fn DbgPrintEx(ComponentId: ULONG, Level: ULONG, Format: *const u8, ...) -> ULONG;
 }
 
-/// Imports outside the fixed-arity list: `KeBugCheckEx` (diverging) and the variadic printers.
-pub const SPECIAL_IMPORTS: &[&str] = &["KeBugCheckEx", "DbgPrint", "DbgPrintEx"];
+#[cfg(any(target_os = "windows", doc))]
+#[cfg_attr(
+    target_os = "windows",
+    link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")
+)]
+unsafe extern "system" {
+    /// Raise `Status` as an exception (never returns).
+    pub fn ExRaiseStatus(Status: NTSTATUS) -> !;
+    /// Raise STATUS_ACCESS_VIOLATION.
+    pub fn ExRaiseAccessViolation() -> !;
+    /// Raise STATUS_DATATYPE_MISALIGNMENT.
+    pub fn ExRaiseDatatypeMisalignment() -> !;
+}
+
+/// Imports outside the fixed-arity list: the diverging ones (`KeBugCheckEx`, the `ExRaise*`
+/// family) and the variadic printers.
+pub const SPECIAL_IMPORTS: &[&str] = &[
+    "KeBugCheckEx",
+    "DbgPrint",
+    "DbgPrintEx",
+    "ExRaiseStatus",
+    "ExRaiseAccessViolation",
+    "ExRaiseDatatypeMisalignment",
+];
 
 /// Every import this crate declares.
 pub fn all_imports() -> impl Iterator<Item = &'static str> {

@@ -4,8 +4,10 @@
 //! headers with a C compiler, so the two sources of truth must agree.
 use core::mem::{offset_of, size_of};
 
+use crate::cpu::*;
 use crate::io::*;
 use crate::ke::*;
+use crate::seh::*;
 use crate::types::*;
 use crate::workitem::WORK_QUEUE_ITEM;
 
@@ -19,7 +21,10 @@ macro_rules! for_each_layout_fact {
                 (KEVENT, 0x18), (DISPATCHER_HEADER, 0x18), (KSPIN_LOCK, 8),
                 (WORK_QUEUE_ITEM, 0x20), (DRIVER_OBJECT, 0x150), (DEVICE_OBJECT, 0x150),
                 (IRP, 0xD0), (IO_STACK_LOCATION, 0x48), (FILE_OBJECT, 0xD8),
-                (LARGE_INTEGER, 8)
+                (LARGE_INTEGER, 8),
+                (KPCR, 0x178), (KSYSTEM_TIME, 0xC),
+                (EXCEPTION_RECORD, 0x98), (EXCEPTION_POINTERS, 0x10), (M128A, 0x10),
+                (XMM_SAVE_AREA32, 0x200), (CONTEXT, 0x4D0), (PROCESSOR_NUMBER, 4)
             ],
             offsets: [
                 (UNICODE_STRING, Length, 0x0), (UNICODE_STRING, MaximumLength, 0x2),
@@ -55,7 +60,70 @@ macro_rules! for_each_layout_fact {
                 (FILE_OBJECT, FinalStatus, 0x38), (FILE_OBJECT, Flags, 0x50),
                 (FILE_OBJECT, FileName, 0x58), (FILE_OBJECT, Lock, 0x80), (FILE_OBJECT, Event, 0x98),
                 (FILE_OBJECT, CompletionContext, 0xB0),
-                (WORK_QUEUE_ITEM, WorkerRoutine, 0x10), (WORK_QUEUE_ITEM, Parameter, 0x18)
+                (WORK_QUEUE_ITEM, WorkerRoutine, 0x10), (WORK_QUEUE_ITEM, Parameter, 0x18),
+                (KPCR, GdtBase, 0x0), (KPCR, CurrentPrcb, 0x20), (KPCR, IdtBase, 0x38),
+                (KPCR, Irql, 0x50), (KPCR, MajorVersion, 0x60), (KPCR, MinorVersion, 0x62),
+                (KPCR, KdVersionBlock, 0x108),
+                (PROCESSOR_NUMBER, Number, 0x2),
+                (KSYSTEM_TIME, LowPart, 0x0), (KSYSTEM_TIME, High1Time, 0x4),
+                (KSYSTEM_TIME, High2Time, 0x8),
+                (KUSER_SHARED_DATA, TickCountMultiplier, 0x4),
+                (KUSER_SHARED_DATA, InterruptTime, 0x8), (KUSER_SHARED_DATA, SystemTime, 0x14),
+                (KUSER_SHARED_DATA, TimeZoneBias, 0x20), (KUSER_SHARED_DATA, NtSystemRoot, 0x30),
+                (KUSER_SHARED_DATA, Reserved2, 0x248), (KUSER_SHARED_DATA, NtProductType, 0x264),
+                (KUSER_SHARED_DATA, ProductTypeIsValid, 0x268),
+                (KUSER_SHARED_DATA, NtMajorVersion, 0x26C),
+                (KUSER_SHARED_DATA, NtMinorVersion, 0x270),
+                (KUSER_SHARED_DATA, ProcessorFeatures, 0x274),
+                (KUSER_SHARED_DATA, SystemExpirationDate, 0x2C8),
+                (KUSER_SHARED_DATA, KdDebuggerEnabled, 0x2D4),
+                (KUSER_SHARED_DATA, NumberOfPhysicalPages, 0x2E8),
+                (KUSER_SHARED_DATA, SafeBootMode, 0x2EC), (KUSER_SHARED_DATA, TscQpcData, 0x2ED),
+                (KUSER_SHARED_DATA, SharedDataFlags, 0x2F0),
+                (KUSER_SHARED_DATA, TestRetInstruction, 0x2F8),
+                (KUSER_SHARED_DATA, SystemCallPad, 0x308), (KUSER_SHARED_DATA, TickCount, 0x320),
+                (KUSER_SHARED_DATA, Cookie, 0x330),
+                (EXCEPTION_RECORD, ExceptionCode, 0x0), (EXCEPTION_RECORD, ExceptionFlags, 0x4),
+                (EXCEPTION_RECORD, ExceptionRecord, 0x8),
+                (EXCEPTION_RECORD, ExceptionAddress, 0x10),
+                (EXCEPTION_RECORD, NumberParameters, 0x18),
+                (EXCEPTION_RECORD, ExceptionInformation, 0x20),
+                (EXCEPTION_POINTERS, ExceptionRecord, 0x0), (EXCEPTION_POINTERS, ContextRecord, 0x8),
+                (XMM_SAVE_AREA32, MxCsr, 0x18), (XMM_SAVE_AREA32, FloatRegisters, 0x20),
+                (XMM_SAVE_AREA32, XmmRegisters, 0xA0),
+                (CONTEXT, P1Home, 0x0), (CONTEXT, ContextFlags, 0x30), (CONTEXT, MxCsr, 0x34),
+                (CONTEXT, SegCs, 0x38), (CONTEXT, SegGs, 0x40), (CONTEXT, SegSs, 0x42),
+                (CONTEXT, EFlags, 0x44), (CONTEXT, Dr0, 0x48), (CONTEXT, Dr7, 0x70),
+                (CONTEXT, Rax, 0x78), (CONTEXT, Rcx, 0x80), (CONTEXT, Rdx, 0x88),
+                (CONTEXT, Rbx, 0x90), (CONTEXT, Rsp, 0x98), (CONTEXT, Rbp, 0xA0),
+                (CONTEXT, Rsi, 0xA8), (CONTEXT, Rdi, 0xB0), (CONTEXT, R8, 0xB8),
+                (CONTEXT, R9, 0xC0), (CONTEXT, R10, 0xC8), (CONTEXT, R11, 0xD0),
+                (CONTEXT, R12, 0xD8), (CONTEXT, R13, 0xE0), (CONTEXT, R14, 0xE8),
+                (CONTEXT, R15, 0xF0), (CONTEXT, Rip, 0xF8), (CONTEXT, FltSave, 0x100),
+                (CONTEXT, VectorRegister, 0x300), (CONTEXT, VectorControl, 0x4A0),
+                (CONTEXT, DebugControl, 0x4A8), (CONTEXT, LastExceptionFromRip, 0x4C8)
+            ],
+        }
+    };
+}
+
+/// Rows mingw-w64 declares only in its user-mode `winnt.h`, not in `ddk/` (the mingw test
+/// checks them in a translation unit that includes `<windows.h>`).
+#[macro_export]
+macro_rules! for_each_winnt_layout_fact {
+    ($m:ident) => {
+        $m! {
+            sizes: [(RUNTIME_FUNCTION, 0xC), (DISPATCHER_CONTEXT, 0x50)],
+            offsets: [
+                (RUNTIME_FUNCTION, BeginAddress, 0x0), (RUNTIME_FUNCTION, EndAddress, 0x4),
+                (RUNTIME_FUNCTION, UnwindData, 0x8),
+                (DISPATCHER_CONTEXT, ControlPc, 0x0), (DISPATCHER_CONTEXT, ImageBase, 0x8),
+                (DISPATCHER_CONTEXT, FunctionEntry, 0x10),
+                (DISPATCHER_CONTEXT, EstablisherFrame, 0x18),
+                (DISPATCHER_CONTEXT, TargetIp, 0x20), (DISPATCHER_CONTEXT, ContextRecord, 0x28),
+                (DISPATCHER_CONTEXT, LanguageHandler, 0x30),
+                (DISPATCHER_CONTEXT, HandlerData, 0x38), (DISPATCHER_CONTEXT, HistoryTable, 0x40),
+                (DISPATCHER_CONTEXT, ScopeIndex, 0x48)
             ],
         }
     };
@@ -68,6 +136,7 @@ macro_rules! assert_layout {
     };
 }
 for_each_layout_fact!(assert_layout);
+for_each_winnt_layout_fact!(assert_layout);
 
 // Nested members a driver reads through unions, asserted by absolute position.
 const _: () = assert!(offset_of!(IRP, Tail) + offset_of!(IRP_TAIL_OVERLAY, Thread) == 0x98);
@@ -100,3 +169,24 @@ const _: () = assert!(
 const _: () = assert!(size_of::<IO_STACK_PARAMETERS>() == 0x20);
 const _: () = assert!(core::mem::align_of::<DEVICE_OBJECT>() == 16);
 const _: () = assert!(size_of::<DRIVER_EXTENSION>() == 0x28);
+
+// CPU model and SEH records mingw-w64 does not declare (or names differently); the mingw test
+// checks the C-named ones (`KPCR.Self`, `SCOPE_TABLE_AMD64`) as extra facts.
+const _: () = assert!(offset_of!(KPCR, Self_) == 0x18);
+const _: () = assert!(size_of::<KPCR>() + 8 == KPCR_PRCB);
+const _: () = assert!(offset_of!(KPCR_BLOCK, Prcb) == KPCR_PRCB);
+const _: () = assert!(KPCR_PRCB + offset_of!(KPRCB, CurrentThread) == GS_CURRENT_THREAD);
+const _: () = assert!(KPCR_PRCB + offset_of!(KPRCB, LegacyNumber) == GS_LEGACY_PROCESSOR_NUMBER);
+const _: () = assert!(KPCR_PRCB + offset_of!(KPRCB, Number) == GS_PROCESSOR_NUMBER);
+const _: () = assert!(offset_of!(KPCR, Self_) == GS_PCR_SELF);
+const _: () = assert!(offset_of!(KPCR, CurrentPrcb) == GS_CURRENT_PRCB);
+const _: () = assert!(offset_of!(KUSER_SHARED_DATA, NtBuildNumber) == 0x260);
+const _: () = assert!(offset_of!(KUSER_SHARED_DATA, InterruptTime) as u64 == KUSER_INTERRUPT_TIME);
+const _: () = assert!(offset_of!(KUSER_SHARED_DATA, SystemTime) as u64 == KUSER_SYSTEM_TIME);
+const _: () = assert!(offset_of!(KUSER_SHARED_DATA, TickCount) as u64 == KUSER_TICK_COUNT);
+const _: () = assert!(size_of::<KUSER_SHARED_DATA>() == 0x338);
+const _: () = assert!(size_of::<KUSER_SHARED_DATA>() as u64 <= KUSER_SHARED_DATA_PAGE);
+const _: () = assert!(size_of::<UNWIND_INFO>() == 4);
+const _: () = assert!(size_of::<SCOPE_RECORD>() == 0x10);
+const _: () = assert!(offset_of!(SCOPE_TABLE, ScopeRecord) == 4);
+const _: () = assert!(core::mem::align_of::<CONTEXT>() == 16);

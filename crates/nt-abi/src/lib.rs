@@ -67,6 +67,7 @@ macro_rules! routine_type {
 pub(crate) use routine_type;
 
 pub mod bugcheck;
+pub mod cpu;
 pub mod ctl;
 pub mod imports;
 pub mod io;
@@ -74,15 +75,18 @@ pub mod ke;
 pub mod layout;
 pub mod pe;
 pub mod pool;
+pub mod seh;
 pub mod status;
 pub mod text;
 pub mod types;
 pub mod workitem;
 
+pub use cpu::*;
 pub use ctl::*;
 pub use io::*;
 pub use ke::*;
 pub use pool::*;
+pub use seh::*;
 pub use status::*;
 pub use types::*;
 pub use workitem::*;

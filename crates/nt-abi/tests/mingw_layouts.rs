@@ -66,7 +66,10 @@ fn round_up(n: usize, align: usize) -> usize {
 /// purpose (layout.rs already pins them at compile time); the C side is fed rustc's values.
 macro_rules! facts_from_table {
     (sizes: [$(($t:ident, $size:expr)),* $(,)?], offsets: [$(($ot:ident, $f:ident, $off:expr)),* $(,)?],) => {
-        fn table_facts() -> Vec<Fact> {
+        facts_from_table!(@fn table_facts, sizes: [$(($t, $size)),*], offsets: [$(($ot, $f, $off)),*],);
+    };
+    (@fn $fn:ident, sizes: [$(($t:ident, $size:expr)),* $(,)?], offsets: [$(($ot:ident, $f:ident, $off:expr)),* $(,)?],) => {
+        fn $fn() -> Vec<Fact> {
             let mut facts = Vec::new();
             $(
                 let rust = size_of::<$t>();
@@ -107,6 +110,18 @@ macro_rules! facts_from_table {
     };
 }
 nt_abi::for_each_layout_fact!(facts_from_table);
+
+macro_rules! winnt_facts_from_table {
+    (sizes: [$(($t:ident, $size:expr)),* $(,)?], offsets: [$(($ot:ident, $f:ident, $off:expr)),* $(,)?],) => {
+        facts_from_table!(@fn winnt_table_facts, sizes: [$(($t, $size)),*], offsets: [$(($ot, $f, $off)),*],);
+    };
+}
+nt_abi::for_each_winnt_layout_fact!(winnt_facts_from_table);
+
+/// The DDK translation unit's includes (kernel-mode headers).
+const DDK_PRELUDE: &str = "#include <stddef.h>\n#include <ddk/ntddk.h>\n#include <ddk/ntimage.h>\n#include <ntstatus.h>\n";
+/// The user-mode `winnt.h` translation unit, for the SEH records the DDK headers omit.
+const WINNT_PRELUDE: &str = "#include <stddef.h>\n#include <windows.h>\n";
 
 /// Members a driver reaches through nested unions/structs; nt-abi models the nesting with
 /// separate types, C names the path. Values are sums of rustc's offsets.
@@ -306,20 +321,123 @@ fn constant_facts() -> Vec<Fact> {
     facts
 }
 
+/// The CPU model and SEH facts whose C spelling differs from nt-abi's Rust names, plus their
+/// constants (`KPCR.Self` is a Rust keyword; mingw calls the scope table `SCOPE_TABLE_AMD64`).
+fn cpu_seh_facts() -> Vec<Fact> {
+    let mut facts = vec![
+        Fact::new(
+            "offsetof KPCR.Self",
+            "offsetof(KPCR, Self)",
+            offset_of!(KPCR, Self_) as i128,
+        ),
+        Fact::new(
+            "KPCR.Prcb follows the 0x178-byte KPCR at the next 64-byte boundary",
+            "((sizeof(KPCR) + 63) / 64 * 64)",
+            KPCR_PRCB as i128,
+        ),
+        Fact::new(
+            "offsetof CONTEXT.Xmm0",
+            "offsetof(CONTEXT, Xmm0)",
+            (offset_of!(CONTEXT, FltSave) + offset_of!(XMM_SAVE_AREA32, XmmRegisters)) as i128,
+        ),
+        Fact::new(
+            "offsetof CONTEXT.Xmm15",
+            "offsetof(CONTEXT, Xmm15)",
+            (offset_of!(CONTEXT, FltSave) + offset_of!(XMM_SAVE_AREA32, XmmRegisters) + 15 * 16)
+                as i128,
+        ),
+        Fact::new(
+            "value KI_USER_SHARED_DATA",
+            "KI_USER_SHARED_DATA",
+            KI_USER_SHARED_DATA as i128,
+        ),
+        Fact::new(
+            "value SharedInterruptTime",
+            "SharedInterruptTime",
+            (KI_USER_SHARED_DATA + KUSER_INTERRUPT_TIME) as i128,
+        ),
+        Fact::new(
+            "value SharedSystemTime",
+            "SharedSystemTime",
+            (KI_USER_SHARED_DATA + KUSER_SYSTEM_TIME) as i128,
+        ),
+        Fact::new(
+            "value SharedTickCount",
+            "SharedTickCount",
+            (KI_USER_SHARED_DATA + KUSER_TICK_COUNT) as i128,
+        ),
+    ];
+    macro_rules! same_name {
+        ($($name:ident),* $(,)?) => {
+            $(facts.push(Fact::new(concat!("value ", stringify!($name)), stringify!($name), $name as i128));)*
+        };
+    }
+    same_name![
+        STATUS_ACCESS_VIOLATION,
+        STATUS_DATATYPE_MISALIGNMENT,
+        STATUS_BREAKPOINT,
+        STATUS_ILLEGAL_INSTRUCTION,
+        STATUS_PRIVILEGED_INSTRUCTION,
+        STATUS_INTEGER_DIVIDE_BY_ZERO,
+        STATUS_NONCONTINUABLE_EXCEPTION,
+        STATUS_INVALID_DISPOSITION,
+        STATUS_BAD_STACK,
+        STATUS_INVALID_UNWIND_TARGET,
+        STATUS_STACK_BUFFER_OVERRUN,
+        STATUS_ASSERTION_FAILURE,
+        EXCEPTION_NONCONTINUABLE,
+        EXCEPTION_MAXIMUM_PARAMETERS,
+        EXCEPTION_EXECUTE_HANDLER,
+        EXCEPTION_CONTINUE_SEARCH,
+        EXCEPTION_CONTINUE_EXECUTION,
+        CONTEXT_AMD64,
+        CONTEXT_CONTROL,
+        CONTEXT_INTEGER,
+        CONTEXT_SEGMENTS,
+        CONTEXT_FLOATING_POINT,
+        CONTEXT_FULL,
+        IMAGE_DIRECTORY_ENTRY_EXCEPTION,
+        PROCESSOR_FEATURE_MAX,
+    ];
+    // EXCEPTION_DISPOSITION enumerators.
+    for (c, v) in [
+        (
+            "ExceptionContinueExecution",
+            EXCEPTION_CONTINUE_EXECUTION_DISPOSITION,
+        ),
+        (
+            "ExceptionContinueSearch",
+            EXCEPTION_CONTINUE_SEARCH_DISPOSITION,
+        ),
+        (
+            "ExceptionNestedException",
+            EXCEPTION_NESTED_EXCEPTION_DISPOSITION,
+        ),
+        (
+            "ExceptionCollidedUnwind",
+            EXCEPTION_COLLIDED_UNWIND_DISPOSITION,
+        ),
+        ("NtProductWinNt", NT_PRODUCT_WIN_NT as i32),
+    ] {
+        facts.push(Fact::new(format!("value {c}"), c, v));
+    }
+    facts
+}
+
 fn all_facts() -> Vec<Fact> {
     let mut facts = table_facts();
     facts.extend(nested_facts());
     facts.extend(constant_facts());
+    facts.extend(cpu_seh_facts());
     facts
 }
 
 /// The C translation unit: one `_Static_assert` per fact. Values are written as signed 64-bit
 /// constants and compared in `long long`, so e.g. an NTSTATUS `(NTSTATUS)0xC0000001L` and
 /// nt-abi's `i32` compare by value.
-fn c_source(facts: &[Fact]) -> String {
-    let mut src = String::from(
-        "/* generated by crates/nt-abi/tests/mingw_layouts.rs from nt-abi; do not edit */\n\
-         #include <stddef.h>\n#include <ddk/wdm.h>\n#include <ntstatus.h>\n\n",
+fn c_source(prelude: &str, facts: &[Fact]) -> String {
+    let mut src = format!(
+        "/* generated by crates/nt-abi/tests/mingw_layouts.rs from nt-abi; do not edit */\n{prelude}\n"
     );
     for f in facts {
         assert!(!f.label.contains('"'), "labels are C string literals");
@@ -353,11 +471,19 @@ fn scratch_dir(name: &str) -> PathBuf {
 }
 
 fn check_with_mingw(name: &str, facts: &[Fact]) -> Outcome {
+    check_with_mingw_prelude(name, DDK_PRELUDE, facts)
+}
+
+/// mingw-w64's DDK include directory (`ddk/ntddk.h` includes `<wdm.h>` without the prefix).
+const MINGW_DDK_INCLUDE: &str = "/usr/share/mingw-w64/include/ddk";
+
+fn check_with_mingw_prelude(name: &str, prelude: &str, facts: &[Fact]) -> Outcome {
     let dir = scratch_dir(name);
     let c = dir.join("layouts.c");
-    std::fs::write(&c, c_source(facts)).expect("write generated C");
+    std::fs::write(&c, c_source(prelude, facts)).expect("write generated C");
     let out = match Command::new(CC)
         .args(["-std=c11", "-fsyntax-only", "-fmax-errors=0", "-w"])
+        .arg(format!("-I{MINGW_DDK_INCLUDE}"))
         .arg(&c)
         .output()
     {
@@ -408,6 +534,113 @@ fn nt_abi_layouts_match_mingw_ddk_headers() {
             "nt-abi and mingw-w64 disagree on {} fact(s): {failed:#?}\n--- compiler output ---\n{stderr}",
             failed.len()
         ),
+    }
+}
+
+/// SEH facts mingw-w64 declares only in its user-mode `winnt.h`.
+fn winnt_facts() -> Vec<Fact> {
+    let mut facts = winnt_table_facts();
+    facts.extend(vec![
+        Fact::new(
+            "offsetof SCOPE_TABLE_AMD64.ScopeRecord",
+            "offsetof(SCOPE_TABLE_AMD64, ScopeRecord)",
+            offset_of!(SCOPE_TABLE, ScopeRecord) as i128,
+        ),
+        Fact::new(
+            "sizeof SCOPE_TABLE_AMD64.ScopeRecord[0]",
+            "sizeof(((SCOPE_TABLE_AMD64 *)0)->ScopeRecord[0])",
+            size_of::<SCOPE_RECORD>() as i128,
+        ),
+        Fact::new(
+            "offsetof SCOPE_TABLE_AMD64.ScopeRecord[0].JumpTarget",
+            "offsetof(SCOPE_TABLE_AMD64, ScopeRecord[0].JumpTarget)",
+            (offset_of!(SCOPE_TABLE, ScopeRecord) + offset_of!(SCOPE_RECORD, JumpTarget)) as i128,
+        ),
+        Fact::new(
+            "value FAST_FAIL_INVALID_ARG",
+            "FAST_FAIL_INVALID_ARG",
+            fast_fail::INVALID_ARG as i128,
+        ),
+        Fact::new(
+            "value FAST_FAIL_CORRUPT_LIST_ENTRY",
+            "FAST_FAIL_CORRUPT_LIST_ENTRY",
+            fast_fail::CORRUPT_LIST_ENTRY as i128,
+        ),
+    ]);
+    macro_rules! same_name {
+        ($($name:ident),* $(,)?) => {
+            $(facts.push(Fact::new(concat!("value ", stringify!($name)), stringify!($name), $name as i128));)*
+        };
+    }
+    same_name![
+        EXCEPTION_UNWINDING,
+        EXCEPTION_EXIT_UNWIND,
+        EXCEPTION_STACK_INVALID,
+        EXCEPTION_NESTED_CALL,
+        EXCEPTION_TARGET_UNWIND,
+        EXCEPTION_COLLIDED_UNWIND,
+        UNW_FLAG_NHANDLER,
+        UNW_FLAG_EHANDLER,
+        UNW_FLAG_UHANDLER,
+        UNW_FLAG_CHAININFO,
+    ];
+    facts
+}
+
+/// The SEH records mingw-w64 declares only in `winnt.h`.
+#[test]
+fn nt_abi_seh_layouts_match_mingw_winnt_header() {
+    let facts = winnt_facts();
+    assert!(
+        facts.len() >= 10,
+        "expected the winnt rows, got {}",
+        facts.len()
+    );
+    match check_with_mingw_prelude("winnt", WINNT_PRELUDE, &facts) {
+        Outcome::Agree => {}
+        Outcome::NoCompiler => {
+            require_compiler();
+        }
+        Outcome::Disagree { failed, stderr } => panic!(
+            "nt-abi and mingw-w64 winnt.h disagree on {failed:#?}\n--- compiler output ---\n{stderr}"
+        ),
+    }
+}
+
+/// Negative proof for the CPU-model rows: a KUSER_SHARED_DATA offset off by 4 (the classic
+/// TickCount mistake) and a CONTEXT.Rip off by 8 must both be caught.
+#[test]
+fn mingw_check_catches_a_wrong_cpu_offset() {
+    let facts = vec![
+        Fact::new(
+            "bad TickCount",
+            "offsetof(KUSER_SHARED_DATA, TickCount)",
+            (KUSER_TICK_COUNT + 4) as i128,
+        ),
+        Fact::new(
+            "bad Rip",
+            "offsetof(CONTEXT, Rip)",
+            (offset_of!(CONTEXT, Rip) + 8) as i128,
+        ),
+        Fact::new(
+            "good Rsp",
+            "offsetof(CONTEXT, Rsp)",
+            offset_of!(CONTEXT, Rsp) as i128,
+        ),
+    ];
+    match check_with_mingw("cpu_negative", &facts) {
+        Outcome::Disagree { mut failed, stderr } => {
+            failed.sort();
+            assert_eq!(
+                failed,
+                vec!["bad Rip".to_string(), "bad TickCount".to_string()],
+                "{stderr}"
+            );
+        }
+        Outcome::Agree => panic!("the mingw check accepted a wrong KUSER/CONTEXT offset"),
+        Outcome::NoCompiler => {
+            require_compiler();
+        }
     }
 }
 

@@ -12,12 +12,21 @@ pub use crate::ex::pool::{
     ExAllocatePool, ExAllocatePool2, ExAllocatePool3, ExAllocatePoolWithQuotaTag,
     ExAllocatePoolWithTag, ExFreePool, ExFreePoolWithTag,
 };
+pub use crate::ex::raise::{
+    DbgBreakPoint, ExRaiseAccessViolation, ExRaiseDatatypeMisalignment, ExRaiseStatus,
+    ProbeForRead, ProbeForWrite, RtlRaiseException, RtlUnwind, RtlUnwindEx,
+};
 pub use crate::io::irp::IofCompleteRequest;
 pub use crate::io::workitem::{
     IoAllocateWorkItem, IoFreeWorkItem, IoInitializeWorkItem, IoQueueWorkItem, IoQueueWorkItemEx,
     IoSizeofWorkItem, IoUninitializeWorkItem,
 };
 pub use crate::io::{IoCreateDevice, IoCreateSymbolicLink, IoDeleteDevice, IoDeleteSymbolicLink};
+pub use crate::ke::cpu::{
+    KeAreInterruptsEnabled, KeGetCurrentProcessorNumberEx, KeGetCurrentThread,
+    KeQueryTimeIncrement, PsGetCurrentThread,
+};
+pub use crate::ke::except::__C_specific_handler;
 pub use crate::ke::{
     KeAcquireSpinLockRaiseToDpc, KeBugCheckEx, KeClearEvent, KeDelayExecutionThread,
     KeInitializeEvent, KeQueryPerformanceCounter, KeReadStateEvent, KeReleaseSpinLock,
@@ -39,6 +48,15 @@ macro_rules! table {
                 }),)*
                 ("DbgPrint", DbgPrint as *const () as usize),
                 ("DbgPrintEx", DbgPrintEx as *const () as usize),
+                ("ExRaiseStatus", { let f: signatures::ExRaiseStatus = ExRaiseStatus; f as usize }),
+                ("ExRaiseAccessViolation", {
+                    let f: signatures::ExRaiseAccessViolation = ExRaiseAccessViolation;
+                    f as usize
+                }),
+                ("ExRaiseDatatypeMisalignment", {
+                    let f: signatures::ExRaiseDatatypeMisalignment = ExRaiseDatatypeMisalignment;
+                    f as usize
+                }),
             ]
         }
     };
@@ -55,6 +73,10 @@ table! {
     KeInitializeEvent, KeSetEvent, KeClearEvent, KeResetEvent, KeReadStateEvent,
     KeWaitForSingleObject, KeDelayExecutionThread, KeAcquireSpinLockRaiseToDpc,
     KeReleaseSpinLock, KeQueryPerformanceCounter, KeBugCheckEx,
+    KeGetCurrentThread, PsGetCurrentThread, KeGetCurrentProcessorNumberEx, KeQueryTimeIncrement,
+    KeAreInterruptsEnabled,
+    ProbeForRead, ProbeForWrite, DbgBreakPoint, RtlRaiseException, RtlUnwind, RtlUnwindEx,
+    __C_specific_handler,
 }
 
 /// Address of the export `name`, if ntsim emulates it.

@@ -6,6 +6,11 @@ const SOURCES: &[(&str, &str, &str)] = &[
     ("ke", "ke/thread.rs", include_str!("ke/thread.rs")),
     ("ke", "ke/bugcheck.rs", include_str!("ke/bugcheck.rs")),
     ("ke", "ke/fault.rs", include_str!("ke/fault.rs")),
+    ("ke", "ke/cpu.rs", include_str!("ke/cpu.rs")),
+    ("ke", "ke/decode.rs", include_str!("ke/decode.rs")),
+    ("ke", "ke/trap.rs", include_str!("ke/trap.rs")),
+    ("ke", "ke/except.rs", include_str!("ke/except.rs")),
+    ("ex", "ex/raise.rs", include_str!("ex/raise.rs")),
     ("ex", "ex/mod.rs", include_str!("ex/mod.rs")),
     ("ex", "ex/pool.rs", include_str!("ex/pool.rs")),
     ("ex", "ex/worker.rs", include_str!("ex/worker.rs")),
@@ -21,6 +26,7 @@ const SOURCES: &[(&str, &str, &str)] = &[
         include_str!("verifier/hooks.rs"),
     ),
     ("rtl", "rtl/mod.rs", include_str!("rtl/mod.rs")),
+    ("rtl", "rtl/unwind.rs", include_str!("rtl/unwind.rs")),
 ];
 
 /// Subsystems a layer must not name.

@@ -13,6 +13,8 @@
 //!
 //! Otherwise [`locate_toolchain`] fails with the exact command to run.
 
+pub mod cdriver;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;

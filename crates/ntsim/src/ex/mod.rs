@@ -4,6 +4,7 @@
 //! work-item table through the hook the composition root registers ([`pool::FreeHook`]).
 pub mod lookaside;
 pub mod pool;
+pub mod raise;
 pub(crate) mod worker;
 
 /// The executive's state.

@@ -1,6 +1,12 @@
 //! CPU exceptions in driver code: SIGSEGV/SIGBUS/SIGILL/SIGFPE/SIGTRAP on an ntsim kernel or
 //! worker thread become bug checks instead of killing the process.
 //!
+//! A trap whose instruction is in a loaded driver image goes to `ke::trap` first: it emulates
+//! what kernel code may do inline (CR8, `cli`/`sti`, `rdmsr`, KUSER_SHARED_DATA loads) or
+//! dispatches an exception to the driver's SEH handlers (an unhandled one is 0x7E/0x3B/0x1E).
+//! What it leaves (kernel-address faults, stack overflows, faults in ntsim's own code) is
+//! reported here:
+//!
 //! - access violation → 0x50 PAGE_FAULT_IN_NONPAGED_AREA (p1 = address referenced, p2 = 0 read /
 //!   1 write / 10 execute, p3 = faulting instruction, p4 = 0);
 //! - illegal instruction (`ud2`), breakpoint (`int3`), divide error → 0x1E
@@ -74,7 +80,10 @@ where
         .spawn(move || {
             record_stack_bounds();
             let alt = AltStack::install();
+            // The thread's KPCR/KPRCB/KTHREAD behind GS (ke::cpu).
+            crate::ke::cpu::enter_thread();
             f();
+            crate::ke::cpu::leave_thread();
             drop(alt);
             STACK.with(|s| s.set((0, 0, 0)));
         })
@@ -233,6 +242,20 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut 
     let m = unsafe { &*kthread }.sys();
     if m.ke.is_bugged() {
         park_forever();
+    }
+    // A trap in driver code: emulated instruction, or an exception for the driver's handlers
+    // (ke::trap). Stack overflows keep the double-fault report below.
+    // SAFETY: `info` is valid for the handler's duration (the kernel's siginfo).
+    let info_ref = unsafe { &*info };
+    // SAFETY: si_addr is the valid union member for these signals.
+    let fault_addr = unsafe { info_ref.si_addr() } as usize;
+    let overflow_fault =
+        matches!(sig, libc::SIGSEGV | libc::SIGBUS) && in_stack_guard(fault_addr).is_some();
+    if !overflow_fault
+        && let crate::ke::trap::Trap::Resume =
+            crate::ke::trap::on_driver_trap(m, sig, info_ref, uctx.cast())
+    {
+        return;
     }
     // SAFETY: the kernel passes a valid ucontext_t to SA_SIGINFO handlers.
     let uc = unsafe { &*(uctx as *const libc::ucontext_t) };

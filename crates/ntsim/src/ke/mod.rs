@@ -4,8 +4,12 @@
 #![allow(non_snake_case)]
 
 pub(crate) mod bugcheck;
+pub mod cpu;
+pub mod decode;
+pub(crate) mod except;
 pub(crate) mod fault;
 pub(crate) mod thread;
+pub(crate) mod trap;
 
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};

@@ -3,6 +3,8 @@
 
 use nt_abi::*;
 
+pub mod unwind;
+
 /// `RtlInitUnicodeString`: point `DestinationString` at the NUL-terminated `SourceString`.
 ///
 /// # Safety

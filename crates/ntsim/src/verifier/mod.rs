@@ -218,8 +218,20 @@ pub fn meaning(code: u32, p1: u64) -> &'static str {
             "the driver wrote outside its allocation on the block's own page (special pool's pattern was overwritten; found at free)"
         }
         (PAGE_FAULT_IN_NONPAGED_AREA, _) => "driver code referenced invalid memory",
+        (KMODE_EXCEPTION_NOT_HANDLED, 0xC000_0096) => {
+            "a privileged instruction ntsim does not model (Windows would execute it in kernel mode)"
+        }
         (KMODE_EXCEPTION_NOT_HANDLED, _) => {
             "a CPU exception (illegal instruction, breakpoint, divide error) in kernel code was not handled"
+        }
+        (SYSTEM_THREAD_EXCEPTION_NOT_HANDLED, _) => {
+            "an exception on a system thread (DriverEntry, DriverUnload, a work item) that no handler took"
+        }
+        (SYSTEM_SERVICE_EXCEPTION, _) => {
+            "an exception in a dispatch routine serving a user-mode request that no handler took"
+        }
+        (KERNEL_SECURITY_CHECK_FAILURE, _) => {
+            "the driver called __fastfail (int 29h): a security check failed; p1 is the FAST_FAIL code"
         }
         (UNEXPECTED_KERNEL_MODE_TRAP, 0x08) => {
             "double fault: kernel stack overflow in driver code (the thread ran into the guard page below its stack)"
