@@ -412,3 +412,135 @@ fn read_and_write_need_the_handles_access() {
     drop(wo);
     rig.finish();
 }
+
+/// The documented edges of the MDL exports, called in-process on a kernel thread: a length
+/// whose MDL `Size` cannot fit is refused (NULL); IoAllocateMdl with an IRP attaches the MDL
+/// (primary) or chains it (secondary); MmMapLockedPagesSpecifyCache needs locked pages;
+/// MmBuildMdlForNonPagedPool's mapping is what MmMapLockedPagesSpecifyCache returns.
+#[test]
+fn mdl_exports_in_process() {
+    use ntsim::exports::*;
+    let machine = Machine::new(Config::default());
+    let ok = machine
+        .run_in_kernel_thread(|| {
+            let mut store = [0u8; 0x40];
+            let va: PVOID = store.as_mut_ptr().wrapping_add(0x10).cast();
+            let null_irp: *mut IRP = core::ptr::null_mut();
+            let map = |mdl: PMDL| {
+                // SAFETY: `mdl` is a live MDL from IoAllocateMdl below.
+                unsafe {
+                    MmMapLockedPagesSpecifyCache(
+                        mdl,
+                        KERNEL_MODE,
+                        MM_CACHED,
+                        core::ptr::null_mut(),
+                        0,
+                        NORMAL_PAGE_PRIORITY as u32,
+                    )
+                }
+            };
+            // SAFETY: a null IRP; the length is refused before anything is touched.
+            let huge = unsafe { IoAllocateMdl(va, u32::MAX, 0, 0, null_irp) };
+            assert!(huge.is_null(), "Size would not fit 16 bits");
+            // SAFETY: `store` outlives the MDL; a null IRP.
+            let mdl = unsafe { IoAllocateMdl(va, 0x20, 0, 0, null_irp) };
+            assert!(!mdl.is_null());
+            // SAFETY: a live MDL; its header is plain data.
+            let d = unsafe { *mdl };
+            assert_eq!(d.StartVa as usize, va as usize & !0xFFF);
+            assert_eq!(d.ByteOffset as usize, va as usize & 0xFFF);
+            assert_eq!(d.ByteCount, 0x20);
+            assert!(map(mdl).is_null(), "pages not locked");
+            // SAFETY: a live MDL describing `store` (nonpaged kernel-thread stack memory).
+            unsafe { MmBuildMdlForNonPagedPool(mdl) };
+            assert_eq!(map(mdl), va, "MappedSystemVa of a nonpaged-pool MDL");
+            // SAFETY: the MDL from IoAllocateMdl, freed once.
+            unsafe { IoFreeMdl(mdl) };
+            true
+        })
+        .expect("no bug check");
+    assert!(ok);
+}
+
+/// The CLI drives the same requests: `--write`, `--read` and `--ioctl` of each method, in
+/// command-line order, reported in `--json` with their major function, status, Information
+/// and output; the run is clean under the verifier (special pool on by default).
+#[test]
+fn cli_reads_writes_and_ioctls_of_every_method() {
+    let Some(sys) = fixture() else { return };
+    let sys = sys.to_str().unwrap();
+    let out_direct = format!(
+        r"\\.\IoMethods:{:#x}:0102:0x50",
+        ioctl(2, METHOD_OUT_DIRECT)
+    );
+    let neither = format!(r"\\.\IoMethods:{:#x}:414243:0x40", ioctl(4, METHOD_NEITHER));
+    let buffered = format!(r"\\.\IoMethods:{:#x}:00ff:2", ioctl(0, METHOD_BUFFERED));
+    let run = cli_support::ntsim(&[
+        "run",
+        sys,
+        "--json",
+        "--write",
+        r"\\.\IoMethods:68656c6c6f",
+        "--read",
+        r"\\.\IoMethods:3",
+        "--read",
+        r"\\.\IoMethodsBuf:0",
+        "--write",
+        r"\\.\IoMethodsNeither:",
+        "--ioctl",
+        &out_direct,
+        "--ioctl",
+        &neither,
+        "--ioctl",
+        &buffered,
+    ]);
+    let j = run.json();
+    assert_eq!(run.exit, Some(0), "{run:#?}");
+    assert_eq!(j["verdict"], "clean");
+    let r = j["ioctls"].as_array().expect("requests");
+    assert_eq!(r.len(), 7);
+    assert_eq!(r[0]["major"], "IRP_MJ_WRITE");
+    assert_eq!(r[0]["length"], 5);
+    assert_eq!(r[0]["information"], 5);
+    assert_eq!(r[0]["output_hex"], "");
+    assert_eq!(r[1]["major"], "IRP_MJ_READ");
+    assert_eq!(r[1]["status_name"], "STATUS_SUCCESS");
+    assert_eq!(r[1]["information"], 3);
+    assert_eq!(
+        r[1]["output_hex"], "68656c",
+        "the direct-I/O device kept the write"
+    );
+    assert_eq!(r[2]["information"], 0, "zero-length read");
+    assert_eq!(r[3]["major"], "IRP_MJ_WRITE");
+    assert_eq!(r[3]["status"], 0);
+    assert_eq!(r[4]["major"], "IRP_MJ_DEVICE_CONTROL");
+    assert_eq!(r[4]["information"], 66);
+    let hex = r[4]["output_hex"].as_str().unwrap();
+    assert_eq!(
+        &hex[128..],
+        "5b58",
+        "the input xor 0x5A, after the 64-byte report"
+    );
+    assert_eq!(r[5]["information"], 35);
+    assert!(r[5]["output_hex"].as_str().unwrap().ends_with("1b1819"));
+    assert_eq!(r[6]["output_hex"], "5aa5");
+}
+
+#[test]
+fn cli_read_write_arguments_are_strict() {
+    for (opt, arg, expect) in [
+        ("--read", r"\\.\X", "expected"),
+        ("--read", r"\\.\X:", "bad --read LEN"),
+        ("--read", r"\\.\X:-1", "bad --read LEN"),
+        ("--read", r"\\.\X:0x100000000", "bad --read LEN"),
+        ("--read", r":4", "expected"),
+        ("--write", r"\\.\X", "expected"),
+        ("--write", r"\\.\X:abc", "bad --write HEX"),
+        ("--write", r"\\.\X:0g", "bad --write HEX"),
+    ] {
+        let run = cli_support::ntsim(&["run", "no-such.sys", opt, arg]);
+        assert_eq!(run.exit, Some(1), "{opt} {arg}: {run:#?}");
+        assert!(run.stdout.is_empty(), "nothing ran");
+        assert!(run.stderr.contains(expect), "{opt} {arg}: {}", run.stderr);
+    }
+}
