@@ -544,3 +544,26 @@ fn cli_read_write_arguments_are_strict() {
         assert!(run.stderr.contains(expect), "{opt} {arg}: {}", run.stderr);
     }
 }
+
+#[test]
+fn ntsim_imports_lists_the_mdl_exports() {
+    let run = cli_support::ntsim(&["imports"]);
+    assert_eq!(run.exit, Some(0), "{run:#?}");
+    for name in [
+        "IoAllocateMdl",
+        "IoFreeMdl",
+        "MmProbeAndLockPages",
+        "MmUnlockPages",
+        "MmMapLockedPagesSpecifyCache",
+        "MmUnmapLockedPages",
+        "MmBuildMdlForNonPagedPool",
+    ] {
+        assert!(
+            run.stdout
+                .lines()
+                .any(|l| l == format!("ntoskrnl.exe!{name}")),
+            "{name} missing from `ntsim imports`:\n{}",
+            run.stdout
+        );
+    }
+}
