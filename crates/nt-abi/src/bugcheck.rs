@@ -5,6 +5,10 @@ pub const APC_INDEX_MISMATCH: u32 = 0x01;
 pub const REFERENCE_BY_POINTER: u32 = 0x18;
 pub const MUTEX_LEVEL_NUMBER_VIOLATION: u32 = 0x39;
 pub const DRIVER_VERIFIER_DETECTED_VIOLATION: u32 = 0xC4;
+/// `PROCESS_HAS_LOCKED_PAGES`: p1 = 0 a process ended with pages still locked (p2 process,
+/// p3 locked pages, p4 driver stacks or 0); p1 = 1 a driver unlocked pages that were not
+/// locked (p2 MDL, p3 pages locked in the process, p4 0). Microsoft, *Bug Check 0x76*.
+pub const PROCESS_HAS_LOCKED_PAGES: u32 = 0x76;
 pub const BAD_POOL_CALLER: u32 = 0xC2;
 pub const DRIVER_VERIFIER_IOMANAGER_VIOLATION: u32 = 0xC9;
 pub const DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS: u32 = 0xCE;
@@ -79,6 +83,7 @@ pub fn bugcheck_name(code: u32) -> &'static str {
         MUTEX_LEVEL_NUMBER_VIOLATION => "MUTEX_LEVEL_NUMBER_VIOLATION",
         DRIVER_VERIFIER_DETECTED_VIOLATION => "DRIVER_VERIFIER_DETECTED_VIOLATION",
         BAD_POOL_CALLER => "BAD_POOL_CALLER",
+        PROCESS_HAS_LOCKED_PAGES => "PROCESS_HAS_LOCKED_PAGES",
         DRIVER_VERIFIER_IOMANAGER_VIOLATION => "DRIVER_VERIFIER_IOMANAGER_VIOLATION",
         DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS => {
             "DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS"

@@ -17,6 +17,7 @@ use core::ffi::c_void;
 use crate::cpu::PROCESSOR_NUMBER;
 use crate::io::*;
 use crate::ke::*;
+use crate::mdl::*;
 use crate::pool::{
     NPAGED_LOOKASIDE_LIST, PALLOCATE_FUNCTION, PFREE_FUNCTION, POOL_EXTENDED_PARAMETER, POOL_FLAGS,
     POOL_TYPE, SLIST_ENTRY, SLIST_HEADER,
@@ -106,6 +107,21 @@ ntoskrnl_imports! {
     fn ObfReferenceObject(Object: PVOID) -> isize;
     fn ObfDereferenceObject(Object: PVOID) -> isize;
     fn RtlInitUnicodeString(DestinationString: *mut UNICODE_STRING, SourceString: *const WCHAR);
+
+    /// Allocate an MDL for `[VirtualAddress, +Length)`, optionally attached to `Irp`.
+    fn IoAllocateMdl(VirtualAddress: PVOID, Length: ULONG, SecondaryBuffer: BOOLEAN, ChargeQuota: BOOLEAN, Irp: *mut IRP) -> PMDL;
+    /// Free an MDL from IoAllocateMdl.
+    fn IoFreeMdl(Mdl: PMDL);
+    /// Probe the MDL's buffer for `Operation` and lock its pages (raises on a bad buffer).
+    fn MmProbeAndLockPages(MemoryDescriptorList: PMDL, AccessMode: KPROCESSOR_MODE, Operation: LOCK_OPERATION);
+    /// Unlock pages locked by MmProbeAndLockPages (and unmap their system mapping).
+    fn MmUnlockPages(MemoryDescriptorList: PMDL);
+    /// Map an MDL's locked pages into system space (what MmGetSystemAddressForMdlSafe calls).
+    fn MmMapLockedPagesSpecifyCache(MemoryDescriptorList: PMDL, AccessMode: KPROCESSOR_MODE, CacheType: MEMORY_CACHING_TYPE, RequestedAddress: PVOID, BugCheckOnFailure: ULONG, Priority: ULONG) -> PVOID;
+    /// Release a mapping made by MmMapLockedPagesSpecifyCache.
+    fn MmUnmapLockedPages(BaseAddress: PVOID, MemoryDescriptorList: PMDL);
+    /// Describe a nonpaged-pool buffer (MappedSystemVa = the buffer, no lock).
+    fn MmBuildMdlForNonPagedPool(MemoryDescriptorList: PMDL);
 
     fn KeInitializeEvent(Event: *mut KEVENT, Type: EVENT_TYPE, State: BOOLEAN);
     fn KeSetEvent(Event: *mut KEVENT, Increment: KPRIORITY, Wait: BOOLEAN) -> LONG;

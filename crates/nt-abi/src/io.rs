@@ -293,6 +293,10 @@ pub struct OTHERS_PARAMETERS {
 pub union IO_STACK_PARAMETERS {
     pub Create: CREATE_PARAMETERS,
     pub DeviceIoControl: DEVICE_IO_CONTROL_PARAMETERS,
+    /// `Parameters.Read` (IRP_MJ_READ).
+    pub Read: crate::mdl::READ_WRITE_PARAMETERS,
+    /// `Parameters.Write` (IRP_MJ_WRITE).
+    pub Write: crate::mdl::READ_WRITE_PARAMETERS,
     pub Others: OTHERS_PARAMETERS,
 }
 

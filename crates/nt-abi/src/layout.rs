@@ -7,6 +7,7 @@ use core::mem::{offset_of, size_of};
 use crate::cpu::*;
 use crate::io::*;
 use crate::ke::*;
+use crate::mdl::*;
 use crate::seh::*;
 use crate::types::*;
 use crate::workitem::WORK_QUEUE_ITEM;
@@ -24,7 +25,7 @@ macro_rules! for_each_layout_fact {
                 (LARGE_INTEGER, 8),
                 (KPCR, 0x178), (KSYSTEM_TIME, 0xC),
                 (EXCEPTION_RECORD, 0x98), (EXCEPTION_POINTERS, 0x10), (M128A, 0x10),
-                (XMM_SAVE_AREA32, 0x200), (CONTEXT, 0x4D0), (PROCESSOR_NUMBER, 4)
+                (XMM_SAVE_AREA32, 0x200), (CONTEXT, 0x4D0), (PROCESSOR_NUMBER, 4), (MDL, 0x30)
             ],
             offsets: [
                 (UNICODE_STRING, Length, 0x0), (UNICODE_STRING, MaximumLength, 0x2),
@@ -60,6 +61,9 @@ macro_rules! for_each_layout_fact {
                 (FILE_OBJECT, FinalStatus, 0x38), (FILE_OBJECT, Flags, 0x50),
                 (FILE_OBJECT, FileName, 0x58), (FILE_OBJECT, Lock, 0x80), (FILE_OBJECT, Event, 0x98),
                 (FILE_OBJECT, CompletionContext, 0xB0),
+                (MDL, Next, 0x0), (MDL, Size, 0x8), (MDL, MdlFlags, 0xA), (MDL, Process, 0x10),
+                (MDL, MappedSystemVa, 0x18), (MDL, StartVa, 0x20), (MDL, ByteCount, 0x28),
+                (MDL, ByteOffset, 0x2C),
                 (WORK_QUEUE_ITEM, WorkerRoutine, 0x10), (WORK_QUEUE_ITEM, Parameter, 0x18),
                 (KPCR, GdtBase, 0x0), (KPCR, CurrentPrcb, 0x20), (KPCR, IdtBase, 0x38),
                 (KPCR, Irql, 0x50), (KPCR, MajorVersion, 0x60), (KPCR, MinorVersion, 0x62),
@@ -167,6 +171,18 @@ const _: () = assert!(
         == 0x20
 );
 const _: () = assert!(size_of::<IO_STACK_PARAMETERS>() == 0x20);
+// Parameters.Read / Parameters.Write (the same struct): Length 0x8, Key 0x10, ByteOffset 0x18.
+const _: () = assert!(
+    offset_of!(IO_STACK_LOCATION, Parameters) + offset_of!(READ_WRITE_PARAMETERS, Length) == 0x8
+);
+const _: () = assert!(
+    offset_of!(IO_STACK_LOCATION, Parameters) + offset_of!(READ_WRITE_PARAMETERS, Key) == 0x10
+);
+const _: () = assert!(
+    offset_of!(IO_STACK_LOCATION, Parameters) + offset_of!(READ_WRITE_PARAMETERS, ByteOffset)
+        == 0x18
+);
+const _: () = assert!(size_of::<MDL>().is_multiple_of(size_of::<PFN_NUMBER>()));
 const _: () = assert!(core::mem::align_of::<DEVICE_OBJECT>() == 16);
 const _: () = assert!(size_of::<DRIVER_EXTENSION>() == 0x28);
 

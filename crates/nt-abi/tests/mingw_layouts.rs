@@ -268,6 +268,7 @@ fn constant_facts() -> Vec<Fact> {
         STATUS_INVALID_PARAMETER,
         STATUS_NO_SUCH_DEVICE,
         STATUS_INVALID_DEVICE_REQUEST,
+        STATUS_END_OF_FILE,
         STATUS_ACCESS_DENIED,
         STATUS_BUFFER_TOO_SMALL,
         STATUS_OBJECT_NAME_INVALID,
@@ -429,6 +430,70 @@ fn all_facts() -> Vec<Fact> {
     facts.extend(nested_facts());
     facts.extend(constant_facts());
     facts.extend(cpu_seh_facts());
+    facts.extend(mdl_facts());
+    facts
+}
+
+/// MDL flags, the MDL-related enumerators, and `Parameters.Read` / `Parameters.Write` of an
+/// IO_STACK_LOCATION (reached through nt-abi's union, checked against wdm.h's member names).
+fn mdl_facts() -> Vec<Fact> {
+    let params = offset_of!(IO_STACK_LOCATION, Parameters);
+    let mut facts = Vec::new();
+    for (mj, name) in [("Read", "Read"), ("Write", "Write")] {
+        for (field, off) in [
+            ("Length", offset_of!(READ_WRITE_PARAMETERS, Length)),
+            ("Key", offset_of!(READ_WRITE_PARAMETERS, Key)),
+            ("ByteOffset", offset_of!(READ_WRITE_PARAMETERS, ByteOffset)),
+        ] {
+            facts.push(Fact::new(
+                format!("offsetof IO_STACK_LOCATION.Parameters.{name}.{field}"),
+                format!("offsetof(IO_STACK_LOCATION, Parameters.{mj}.{field})"),
+                (params + off) as i128,
+            ));
+        }
+    }
+    macro_rules! same_name {
+        ($($name:ident),* $(,)?) => {
+            $(facts.push(Fact::new(concat!("value ", stringify!($name)), stringify!($name), $name as u16 as i128));)*
+        };
+    }
+    same_name![
+        MDL_MAPPED_TO_SYSTEM_VA,
+        MDL_PAGES_LOCKED,
+        MDL_SOURCE_IS_NONPAGED_POOL,
+        MDL_ALLOCATED_FIXED_SIZE,
+        MDL_PARTIAL,
+        MDL_PARTIAL_HAS_BEEN_MAPPED,
+        MDL_IO_PAGE_READ,
+        MDL_WRITE_OPERATION,
+        MDL_PARENT_MAPPED_SYSTEM_VA,
+        MDL_FREE_EXTRA_PTES,
+        MDL_DESCRIBES_AWE,
+        MDL_IO_SPACE,
+        MDL_NETWORK_HEADER,
+        MDL_MAPPING_CAN_FAIL,
+        MDL_ALLOCATED_MUST_SUCCEED,
+        MDL_INTERNAL,
+    ];
+    for (c, v) in [
+        ("IoReadAccess", IO_READ_ACCESS),
+        ("IoWriteAccess", IO_WRITE_ACCESS),
+        ("IoModifyAccess", IO_MODIFY_ACCESS),
+        ("MmNonCached", MM_NON_CACHED),
+        ("MmCached", MM_CACHED),
+        ("MmWriteCombined", MM_WRITE_COMBINED),
+        ("LowPagePriority", LOW_PAGE_PRIORITY),
+        ("NormalPagePriority", NORMAL_PAGE_PRIORITY),
+        ("HighPagePriority", HIGH_PAGE_PRIORITY),
+        ("sizeof(PFN_NUMBER)", size_of::<PFN_NUMBER>() as i32),
+    ] {
+        facts.push(Fact::new(format!("value {c}"), c, v));
+    }
+    facts.push(Fact::new(
+        "ADDRESS_AND_SIZE_TO_SPAN_PAGES(0x1FF0, 0x20)",
+        "ADDRESS_AND_SIZE_TO_SPAN_PAGES(0x1FF0, 0x20)",
+        address_and_size_to_span_pages(0x1FF0, 0x20) as i128,
+    ));
     facts
 }
 

@@ -17,6 +17,10 @@ pub use crate::ex::raise::{
     ProbeForRead, ProbeForWrite, RtlRaiseException, RtlUnwind, RtlUnwindEx,
 };
 pub use crate::io::irp::IofCompleteRequest;
+pub use crate::io::mdl::{
+    IoAllocateMdl, IoFreeMdl, MmBuildMdlForNonPagedPool, MmMapLockedPagesSpecifyCache,
+    MmProbeAndLockPages, MmUnlockPages, MmUnmapLockedPages,
+};
 pub use crate::io::workitem::{
     IoAllocateWorkItem, IoFreeWorkItem, IoInitializeWorkItem, IoQueueWorkItem, IoQueueWorkItemEx,
     IoSizeofWorkItem, IoUninitializeWorkItem,
@@ -77,6 +81,8 @@ table! {
     KeAreInterruptsEnabled,
     ProbeForRead, ProbeForWrite, DbgBreakPoint, RtlRaiseException, RtlUnwind, RtlUnwindEx,
     __C_specific_handler,
+    IoAllocateMdl, IoFreeMdl, MmProbeAndLockPages, MmUnlockPages, MmMapLockedPagesSpecifyCache,
+    MmUnmapLockedPages, MmBuildMdlForNonPagedPool,
 }
 
 /// Address of the export `name`, if ntsim emulates it.

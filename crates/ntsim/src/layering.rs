@@ -2,6 +2,7 @@
 //! subsystem above it (neither `crate::<higher>` nor a `sys.<higher>` / `m.<higher>` field).
 const SOURCES: &[(&str, &str, &str)] = &[
     ("mm", "mm/mod.rs", include_str!("mm/mod.rs")),
+    ("mm", "mm/user.rs", include_str!("mm/user.rs")),
     ("ke", "ke/mod.rs", include_str!("ke/mod.rs")),
     ("ke", "ke/thread.rs", include_str!("ke/thread.rs")),
     ("ke", "ke/bugcheck.rs", include_str!("ke/bugcheck.rs")),

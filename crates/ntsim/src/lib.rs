@@ -435,6 +435,69 @@ impl Handle {
                 output: Vec::new(),
             });
         }
+        self.request(IRP_MJ_DEVICE_CONTROL, code, input, output_len, 0)
+    }
+
+    /// ReadFile of `length` bytes at byte offset 0: IRP_MJ_READ with `Parameters.Read`, the
+    /// buffer described as the device's DO_BUFFERED_IO / DO_DIRECT_IO flags say (see
+    /// `io::irp::build`). `output` is the first `information` bytes read. STATUS_ACCESS_DENIED
+    /// without reaching the driver when the handle lacks FILE_READ_DATA.
+    pub fn read(&self, length: usize) -> Result<IoResult, BugCheck> {
+        self.read_at(0, length)
+    }
+
+    /// [`Handle::read`] at `byte_offset` (`Parameters.Read.ByteOffset`).
+    pub fn read_at(&self, byte_offset: i64, length: usize) -> Result<IoResult, BugCheck> {
+        if self.granted & FILE_READ_DATA == 0 {
+            return self.denied();
+        }
+        self.request(IRP_MJ_READ, 0, &[], length, byte_offset)
+    }
+
+    /// WriteFile of `data` at byte offset 0 (IRP_MJ_WRITE; `information` is the byte count
+    /// the driver reports written, `output` is empty). STATUS_ACCESS_DENIED without reaching
+    /// the driver when the handle lacks FILE_WRITE_DATA.
+    pub fn write(&self, data: &[u8]) -> Result<IoResult, BugCheck> {
+        self.write_at(0, data)
+    }
+
+    /// [`Handle::write`] at `byte_offset` (`Parameters.Write.ByteOffset`).
+    pub fn write_at(&self, byte_offset: i64, data: &[u8]) -> Result<IoResult, BugCheck> {
+        if self.granted & FILE_WRITE_DATA == 0 {
+            return self.denied();
+        }
+        self.request(IRP_MJ_WRITE, 0, data, 0, byte_offset)
+    }
+
+    fn denied(&self) -> Result<IoResult, BugCheck> {
+        if let Some(b) = self.sys.ke.bugcheck() {
+            return Err(b);
+        }
+        Ok(IoResult {
+            status: STATUS_ACCESS_DENIED,
+            information: 0,
+            output: Vec::new(),
+        })
+    }
+
+    fn request(
+        &self,
+        mj: u8,
+        code: u32,
+        input: &[u8],
+        output_len: usize,
+        byte_offset: i64,
+    ) -> Result<IoResult, BugCheck> {
+        if let Some(b) = self.sys.ke.bugcheck() {
+            return Err(b);
+        }
+        if self.closed.load(Ordering::SeqCst) {
+            return Ok(IoResult {
+                status: STATUS_INVALID_HANDLE,
+                information: 0,
+                output: Vec::new(),
+            });
+        }
         let m = self.sys.clone();
         let input = input.to_vec();
         let (file, device): (FileId, DeviceId) = (self.file.file, self.file.device);
@@ -442,12 +505,13 @@ impl Handle {
             let c = io::call_driver(
                 &m,
                 &io::irp::Request {
-                    mj: IRP_MJ_DEVICE_CONTROL,
+                    mj,
                     device: device.ptr(),
                     file: file.ptr(),
                     code,
                     input: &input,
                     out_len: output_len,
+                    byte_offset,
                 },
             );
             IoResult {

@@ -18,6 +18,7 @@ ntsim — run a Windows WDM driver (.sys) on Linux with ntoskrnl semantics and D
 
 USAGE:
     ntsim run <driver.sys> [--ioctl \\\\.\\NAME:CODE[:INPUT_HEX[:OUTPUT_LEN]]]...
+              [--read \\\\.\\NAME:LEN]... [--write \\\\.\\NAME:HEX]...
               [--size-of-work-item N] [--verifier standard|off|OPTION,...]
               [--special-pool overrun|underrun] [--json] [--echo-dbgprint] [--timeout SECONDS]
     ntsim imports            list the ntoskrnl exports ntsim emulates
@@ -26,8 +27,10 @@ USAGE:
                              verifier on and off
     ntsim --help
 
-run: load the image, call DriverEntry, send each --ioctl in order (each on its own handle opened
-with read+write access, then closed), call DriverUnload, audit what the driver still owns.
+run: load the image, call DriverEntry, send each --ioctl, --read (IRP_MJ_READ of LEN bytes at
+offset 0) and --write (IRP_MJ_WRITE of the HEX bytes at offset 0) in command-line order (each on
+its own handle opened with read+write access, then closed), call DriverUnload, audit what the
+driver still owns. LEN is a ULONG like OUTPUT_LEN; HEX is like INPUT_HEX.
 CODE, OUTPUT_LEN (ULONGs) and N are decimal digits or 0x and hex digits, nothing else (no sign,
 spaces or separators); INPUT_HEX is two hex digits per byte and may be empty; OUTPUT_LEN
 defaults to 0. The driver file must be a regular file of at most 256 MiB.
@@ -52,7 +55,8 @@ EXIT CODES:
 
 --json prints one object:
     {\"driver\", \"load_error\", \"driver_entry\": {\"status\", \"status_name\"},
-     \"ioctls\": [{\"device\", \"code\", \"status\", \"status_name\", \"open_status\", \"information\", \"output_hex\"}],
+     \"ioctls\": [{\"device\", \"major\", \"code\", \"length\", \"status\", \"status_name\", \"open_status\",
+                 \"information\", \"output_hex\"}]  (every --ioctl, --read, --write, in order),
      \"dbgprint\": [...], \"bugcheck\": {\"code\", \"parameters\", \"name\", \"meaning\", \"address\",
      \"context\", \"documented_only\", \"verifier_rule\"} | null, \"leaks\": {...} | null,
      \"timed_out_in\": null | \"step\", \"host_error\": null | \"how the machine's process ended\",
@@ -80,10 +84,49 @@ fn parse_num(what: &str, s: &str) -> Result<u64, String> {
 #[derive(Debug)]
 struct IoctlSpec {
     device: String,
+    /// IRP_MJ_DEVICE_CONTROL (`--ioctl`), IRP_MJ_READ (`--read`: `out_len` bytes) or
+    /// IRP_MJ_WRITE (`--write`: `input`).
+    major: u8,
     code: u32,
     input: Vec<u8>,
-    /// A ULONG, as `DeviceIoControl`'s nOutBufferSize.
+    /// A ULONG, as `DeviceIoControl`'s nOutBufferSize (or ReadFile's nNumberOfBytesToRead).
     out_len: u32,
+}
+
+/// `--read \\.\NAME:LEN` (LEN a ULONG, like ReadFile's nNumberOfBytesToRead).
+fn parse_read(s: &str) -> Result<IoctlSpec, String> {
+    let (device, len) = s
+        .split_once(':')
+        .filter(|(d, _)| !d.is_empty())
+        .ok_or_else(|| format!("bad --read {s:?}: expected \\\\.\\NAME:LEN"))?;
+    let out_len = text::parse_ulong(len).map_err(|e| {
+        format!("bad --read LEN {len:?} (a ULONG, like ReadFile's nNumberOfBytesToRead): {e}")
+    })?;
+    Ok(IoctlSpec {
+        device: device.to_string(),
+        major: IRP_MJ_READ,
+        code: 0,
+        input: Vec::new(),
+        out_len,
+    })
+}
+
+/// `--write \\.\NAME:HEX` (two hex digits per byte; may be empty: a zero-length write).
+fn parse_write(s: &str) -> Result<IoctlSpec, String> {
+    let (device, h) = s
+        .split_once(':')
+        .filter(|(d, _)| !d.is_empty())
+        .ok_or_else(|| format!("bad --write {s:?}: expected \\\\.\\NAME:HEX"))?;
+    let input: Vec<u8> = text::parse_hex_bytes(h)
+        .map_err(|e| format!("bad --write HEX {h:?}: {e}"))?
+        .collect();
+    Ok(IoctlSpec {
+        device: device.to_string(),
+        major: IRP_MJ_WRITE,
+        code: 0,
+        input,
+        out_len: 0,
+    })
 }
 
 fn parse_ioctl(s: &str) -> Result<IoctlSpec, String> {
@@ -109,6 +152,7 @@ fn parse_ioctl(s: &str) -> Result<IoctlSpec, String> {
     };
     Ok(IoctlSpec {
         device: parts[0].to_string(),
+        major: IRP_MJ_DEVICE_CONTROL,
         code,
         input,
         out_len,
@@ -155,6 +199,14 @@ fn parse_run(args: &[String]) -> RunOpts {
             "--ioctl" => {
                 let v = value("--ioctl");
                 ioctls.push(parse_ioctl(&v).unwrap_or_else(|e| usage(&e)));
+            }
+            "--read" => {
+                let v = value("--read");
+                ioctls.push(parse_read(&v).unwrap_or_else(|e| usage(&e)));
+            }
+            "--write" => {
+                let v = value("--write");
+                ioctls.push(parse_write(&v).unwrap_or_else(|e| usage(&e)));
             }
             "--size-of-work-item" => {
                 let v = value("--size-of-work-item");
@@ -262,10 +314,20 @@ fn cmd_run_child(args: &[String]) -> ! {
     }
     let mut open_failed = false;
     for (n, spec) in o.ioctls.iter().enumerate() {
-        s.step(&format!("IOCTL #{n} ({:#x})", spec.code));
+        s.step(&match spec.major {
+            IRP_MJ_READ => format!("read #{n} ({})", spec.device),
+            IRP_MJ_WRITE => format!("write #{n} ({})", spec.device),
+            _ => format!("IOCTL #{n} ({:#x})", spec.code),
+        });
         let mut rec = IoctlRecord {
             device: spec.device.clone(),
+            major: spec.major,
             code: spec.code,
+            length: if spec.major == IRP_MJ_WRITE {
+                spec.input.len()
+            } else {
+                spec.out_len as usize
+            },
             status: None,
             open_status: None,
             information: 0,
@@ -289,7 +351,12 @@ fn cmd_run_child(args: &[String]) -> ! {
                 if Vec::<u8>::new().try_reserve_exact(buffer).is_err() {
                     rec.status = Some(STATUS_INSUFFICIENT_RESOURCES);
                 } else {
-                    match h.device_io_control(spec.code, &spec.input, spec.out_len as usize) {
+                    let r = match spec.major {
+                        IRP_MJ_READ => h.read(spec.out_len as usize),
+                        IRP_MJ_WRITE => h.write(&spec.input),
+                        _ => h.device_io_control(spec.code, &spec.input, spec.out_len as usize),
+                    };
+                    match r {
                         Ok(r) => {
                             rec.status = Some(r.status);
                             rec.information = r.information;

@@ -67,11 +67,26 @@ impl Verdict {
     }
 }
 
-/// One IOCTL sent by `ntsim run`.
+/// The JSON name of a request's major function.
+pub fn major_name(mj: u8) -> &'static str {
+    match mj {
+        nt_abi::IRP_MJ_READ => "IRP_MJ_READ",
+        nt_abi::IRP_MJ_WRITE => "IRP_MJ_WRITE",
+        _ => "IRP_MJ_DEVICE_CONTROL",
+    }
+}
+
+/// One request sent by `ntsim run`: an IOCTL (`--ioctl`), a read (`--read`) or a write
+/// (`--write`).
 #[derive(Clone, Debug)]
 pub struct IoctlRecord {
     pub device: String,
+    /// IRP_MJ_DEVICE_CONTROL, IRP_MJ_READ or IRP_MJ_WRITE.
+    pub major: u8,
+    /// The IOCTL code (0 for a read or write).
     pub code: u32,
+    /// The IOCTL's output length, the read's length, or the number of bytes written.
+    pub length: usize,
     /// None when the open itself failed (see `open_status`) or a bug check intervened.
     pub status: Option<i32>,
     pub open_status: Option<i32>,
@@ -129,7 +144,9 @@ impl Report {
                 };
                 Json::obj(vec![
                     ("device", Json::str(&r.device)),
+                    ("major", Json::str(major_name(r.major))),
                     ("code", Json::Num(r.code as i128)),
+                    ("length", Json::Num(r.length as i128)),
                     ("status", st),
                     ("status_name", name),
                     ("open_status", open),
@@ -254,28 +271,22 @@ impl Report {
             s += &format!("DriverEntry: {}\n", crate::status_text(st));
         }
         for r in &self.ioctls {
+            let what = match r.major {
+                nt_abi::IRP_MJ_READ => format!("read {} length={}", r.device, r.length),
+                nt_abi::IRP_MJ_WRITE => format!("write {} length={}", r.device, r.length),
+                _ => format!("ioctl {} {:#010x}", r.device, r.code),
+            };
             match (r.open_status, r.status) {
-                (Some(o), _) => {
-                    s += &format!(
-                        "ioctl {} {:#010x}: open failed: {}\n",
-                        r.device,
-                        r.code,
-                        crate::status_text(o)
-                    )
-                }
+                (Some(o), _) => s += &format!("{what}: open failed: {}\n", crate::status_text(o)),
                 (None, Some(st)) => {
                     s += &format!(
-                        "ioctl {} {:#010x}: {} information={} output={}\n",
-                        r.device,
-                        r.code,
+                        "{what}: {} information={} output={}\n",
                         crate::status_text(st),
                         r.information,
                         hex(&r.output)
                     )
                 }
-                (None, None) => {
-                    s += &format!("ioctl {} {:#010x}: (interrupted)\n", r.device, r.code)
-                }
+                (None, None) => s += &format!("{what}: (interrupted)\n"),
             }
         }
         for l in &self.dbgprint {

@@ -159,13 +159,15 @@ impl ChildStream {
     }
     pub fn ioctl(&self, r: &IoctlRecord) {
         self.send(&format!(
-            "ioctl {} {} {} {} {} {}",
+            "ioctl {} {} {} {} {} {} {} {}",
             hex(r.device.as_bytes()),
             r.code,
             opt(r.status),
             opt(r.open_status),
             r.information,
-            hex(&r.output)
+            hex(&r.output),
+            r.major,
+            r.length
         ));
     }
     pub fn timed_out_in(&self, step: &str) {
@@ -304,6 +306,8 @@ fn apply(p: &mut Partial, line: &str) -> Option<()> {
             open_status: opt_status(&f, 4)?,
             information: num(&f, 5)?,
             output: unhex(field(&f, 6)?)?,
+            major: num(&f, 7)?,
+            length: num(&f, 8)?,
         }),
         "dbg" => r.dbgprint.push(unhex_str(field(&f, 1)?)?),
         "bug" => {
@@ -538,7 +542,7 @@ mod tests {
             format!("step {}", hex(b"IOCTL #0 (0x1)")),
             "entry 0".to_string(),
             format!(
-                "ioctl {} 34 -1073741811 - 4 0a0b",
+                "ioctl {} 34 -1073741811 - 4 0a0b 3 7",
                 hex(br"\\.\X".as_slice())
             ),
             format!("dbg {}", hex("héllo".as_bytes())),
@@ -564,6 +568,10 @@ mod tests {
         assert_eq!(r.ioctls[0].status, Some(-1073741811));
         assert_eq!(r.ioctls[0].open_status, None);
         assert_eq!(r.ioctls[0].output, [10, 11]);
+        assert_eq!(
+            (r.ioctls[0].major, r.ioctls[0].length),
+            (nt_abi::IRP_MJ_READ, 7)
+        );
         assert_eq!(r.dbgprint, ["héllo"]);
         let b = r.bugcheck.as_ref().unwrap();
         assert_eq!((b.code, b.parameters), (196, [98, 2, 3, 4]));

@@ -118,6 +118,19 @@ impl Pool {
         p
     }
 
+    /// Record `[addr, addr + size)` as ntsim-owned kernel memory (an MDL's system view), so
+    /// `classify` names it kernel memory; [`Pool::unregister_system`] forgets it.
+    pub(crate) fn register_system(&self, addr: usize, size: usize, what: &'static str) {
+        lock(&self.table)
+            .system
+            .insert(addr, SysRegion { size, what });
+    }
+
+    /// Forget a range recorded by [`Pool::register_system`].
+    pub(crate) fn unregister_system(&self, addr: usize) {
+        lock(&self.table).system.remove(&addr);
+    }
+
     /// Allocate a zeroed ntsim object on pages of its own (device objects and their extensions:
     /// freed at the last reference after IoDeleteDevice, and inaccessible from then on).
     pub(crate) fn sys_alloc_object(

@@ -5,6 +5,7 @@
 
 pub mod driver;
 pub mod irp;
+pub mod mdl;
 pub mod workitem;
 
 use std::sync::{Condvar, Mutex};
@@ -28,6 +29,7 @@ pub(crate) struct Io {
     /// Signalled (with `db`) when a file object is closed: releases `Driver::unload`.
     pub(crate) db_cv: Condvar,
     pub(crate) irps: irp::Irps,
+    pub(crate) mdls: mdl::Mdls,
     pub(crate) items: workitem::Items,
     /// The audit of the last unload (kept when the unload bug-checks).
     pub(crate) last_audit: Mutex<Option<UnloadReport>>,
@@ -184,6 +186,8 @@ fn mj_context(mj: u8) -> &'static str {
         IRP_MJ_CLOSE => "IRP_MJ_CLOSE dispatch",
         IRP_MJ_CLEANUP => "IRP_MJ_CLEANUP dispatch",
         IRP_MJ_DEVICE_CONTROL => "IRP_MJ_DEVICE_CONTROL dispatch",
+        IRP_MJ_READ => "IRP_MJ_READ dispatch",
+        IRP_MJ_WRITE => "IRP_MJ_WRITE dispatch",
         _ => "dispatch routine",
     }
 }
@@ -196,7 +200,16 @@ pub(crate) fn call_driver(m: &System, r: &irp::Request<'_>) -> irp::Completion {
     let owner = driver_id_of(m, drv as usize);
     // SAFETY: `drv` is the live driver object of the device; MajorFunction is plain data.
     let dispatch = unsafe { (*drv).MajorFunction[r.mj as usize] };
-    let built = irp::build(m, r);
+    let built = match irp::build(m, r) {
+        Ok(b) => b,
+        Err(status) => {
+            return irp::Completion {
+                status,
+                information: 0,
+                output: Vec::new(),
+            };
+        }
+    };
     let Some(dispatch) = dispatch else {
         // IopInvalidDeviceRequest.
         let c = irp::Completion {
@@ -306,6 +319,7 @@ pub(crate) fn open(m: &System, path: &str, granted: u32) -> Result<OpenFile, NTS
             code: 0,
             input: &[],
             out_len: 0,
+            byte_offset: 0,
         },
     );
     if !nt_success(c.status) {
@@ -328,6 +342,7 @@ pub(crate) fn close_file(m: &System, f: OpenFile, send: bool) {
                     code: 0,
                     input: &[],
                     out_len: 0,
+                    byte_offset: 0,
                 },
             );
         }

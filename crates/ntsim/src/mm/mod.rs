@@ -8,12 +8,15 @@ use std::sync::{Arc, RwLock};
 use crate::pe::Image;
 
 pub mod special;
+pub mod user;
 
 /// The memory manager's state: the loaded-module list (PsLoadedModuleList) and special pool.
 #[derive(Default)]
 pub(crate) struct Mm {
     images: RwLock<Vec<Arc<Image>>>,
     pub(crate) special: special::SpecialPool,
+    /// The requesting process's buffers (see [`user`]).
+    pub(crate) user: user::UserSpace,
 }
 
 impl Mm {

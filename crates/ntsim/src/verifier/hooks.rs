@@ -216,6 +216,34 @@ impl Hooks {
         ])
     }
 
+    /// `MmUnlockPages` on an MDL whose pages are not locked (never locked, or unlocked
+    /// already): 0x76 PROCESS_HAS_LOCKED_PAGES p1 = 1, p2 the MDL, p3 the pages locked in the
+    /// process, p4 0 (Microsoft, *Bug Check 0x76: PROCESS_HAS_LOCKED_PAGES*,
+    /// <https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0x76--process-has-locked-pages>).
+    /// Windows checks it when locked-page tracking is on; ntsim under `misc_checks`.
+    pub(crate) fn on_unlock_not_locked(&self, mdl: usize, locked_pages: usize) -> Option<Bc> {
+        self.f.misc_checks.then(|| {
+            Bc::verifier(
+                bugcheck::PROCESS_HAS_LOCKED_PAGES,
+                [1, mdl as u64, locked_pages as u64, 0],
+            )
+        })
+    }
+
+    /// The caller's buffer of a request goes away with pages still locked by an MDL: 0x76 p1 =
+    /// 0, p2 the process (ntsim has no EPROCESS: 0), p3 the locked pages, p4 0 (same page).
+    /// Windows raises it when the process terminates; ntsim when the request's buffer is
+    /// released (stricter: `documented_only`). Under `misc_checks`.
+    pub(crate) fn on_buffer_released_locked(&self, locked_pages: usize) -> Option<Bc> {
+        (self.f.misc_checks && locked_pages > 0).then(|| {
+            Bc::verifier(
+                bugcheck::PROCESS_HAS_LOCKED_PAGES,
+                [0, 0, locked_pages as u64, 0],
+            )
+            .documented_only()
+        })
+    }
+
     /// A dispatch routine returned neither completing the IRP nor STATUS_PENDING (0xC9/0x226).
     pub(crate) fn on_dispatch_return(
         &self,

@@ -205,6 +205,8 @@ pub fn meaning(code: u32, p1: u64) -> &'static str {
             "IoStatus.Information is larger than the output buffer length"
         }
         (DRIVER_VERIFIER_IOMANAGER_VIOLATION, _) => "I/O verification detected a violation",
+        (PROCESS_HAS_LOCKED_PAGES, 0) => "the process ended with pages still locked by an MDL",
+        (PROCESS_HAS_LOCKED_PAGES, 1) => "a driver unlocked pages that were not locked",
         (MULTIPLE_IRP_COMPLETE_REQUESTS, _) => "an IRP was completed more than once",
         (REFERENCE_BY_POINTER, _) => "a reference was taken on an object that has been deleted",
         (IRQL_NOT_LESS_OR_EQUAL, _) => "a routine was called at too high an IRQL",
