@@ -418,24 +418,8 @@ impl Handle {
         input: &[u8],
         output_len: usize,
     ) -> Result<IoResult, BugCheck> {
-        if let Some(b) = self.sys.ke.bugcheck() {
-            return Err(b);
-        }
-        if self.closed.load(Ordering::SeqCst) {
-            return Ok(IoResult {
-                status: STATUS_INVALID_HANDLE,
-                information: 0,
-                output: Vec::new(),
-            });
-        }
-        if !io::ioctl_allowed(code, self.granted) {
-            return Ok(IoResult {
-                status: STATUS_ACCESS_DENIED,
-                information: 0,
-                output: Vec::new(),
-            });
-        }
-        self.request(IRP_MJ_DEVICE_CONTROL, code, input, output_len, 0)
+        let allowed = io::ioctl_allowed(code, self.granted);
+        self.request(IRP_MJ_DEVICE_CONTROL, code, input, output_len, 0, allowed)
     }
 
     /// ReadFile of `length` bytes at byte offset 0: IRP_MJ_READ with `Parameters.Read`, the
@@ -448,10 +432,8 @@ impl Handle {
 
     /// [`Handle::read`] at `byte_offset` (`Parameters.Read.ByteOffset`).
     pub fn read_at(&self, byte_offset: i64, length: usize) -> Result<IoResult, BugCheck> {
-        if self.granted & FILE_READ_DATA == 0 {
-            return self.denied();
-        }
-        self.request(IRP_MJ_READ, 0, &[], length, byte_offset)
+        let allowed = self.granted & FILE_READ_DATA != 0;
+        self.request(IRP_MJ_READ, 0, &[], length, byte_offset, allowed)
     }
 
     /// WriteFile of `data` at byte offset 0 (IRP_MJ_WRITE; `information` is the byte count
@@ -463,21 +445,8 @@ impl Handle {
 
     /// [`Handle::write`] at `byte_offset` (`Parameters.Write.ByteOffset`).
     pub fn write_at(&self, byte_offset: i64, data: &[u8]) -> Result<IoResult, BugCheck> {
-        if self.granted & FILE_WRITE_DATA == 0 {
-            return self.denied();
-        }
-        self.request(IRP_MJ_WRITE, 0, data, 0, byte_offset)
-    }
-
-    fn denied(&self) -> Result<IoResult, BugCheck> {
-        if let Some(b) = self.sys.ke.bugcheck() {
-            return Err(b);
-        }
-        Ok(IoResult {
-            status: STATUS_ACCESS_DENIED,
-            information: 0,
-            output: Vec::new(),
-        })
+        let allowed = self.granted & FILE_WRITE_DATA != 0;
+        self.request(IRP_MJ_WRITE, 0, data, 0, byte_offset, allowed)
     }
 
     fn request(
@@ -487,16 +456,25 @@ impl Handle {
         input: &[u8],
         output_len: usize,
         byte_offset: i64,
+        allowed: bool,
     ) -> Result<IoResult, BugCheck> {
         if let Some(b) = self.sys.ke.bugcheck() {
             return Err(b);
         }
-        if self.closed.load(Ordering::SeqCst) {
-            return Ok(IoResult {
-                status: STATUS_INVALID_HANDLE,
+        // Refused by the I/O manager without reaching the driver: a closed handle, then a
+        // handle whose granted access does not cover the request.
+        let refused = |status| {
+            Ok(IoResult {
+                status,
                 information: 0,
                 output: Vec::new(),
-            });
+            })
+        };
+        if self.closed.load(Ordering::SeqCst) {
+            return refused(STATUS_INVALID_HANDLE);
+        }
+        if !allowed {
+            return refused(STATUS_ACCESS_DENIED);
         }
         let m = self.sys.clone();
         let input = input.to_vec();
