@@ -7,44 +7,19 @@
 //!
 //! Missing clang/lld/llvm/mingw-w64 FAILS these tests naming the package, unless
 //! `WDM_ALLOW_SKIP=1` (`cargo xtask test` installs them first).
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::path::PathBuf;
 
 use nt_abi::*;
 use ntsim::{BugCheck, Config, Driver, Handle, IoResult, Machine, Verifier};
 
+mod c_fixtures;
 mod cli_support;
 
 /// Offset of every caller buffer in its page (ntsim's `mm::user::USER_BUFFER_PAGE_OFFSET`).
 const USER_OFFSET: u64 = 0x230;
 
 fn fixture() -> Option<PathBuf> {
-    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let r = BUILT.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/c");
-        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join("c-fixtures")
-            .join("iomethods");
-        xbuild::cdriver::build_c_driver(&xbuild::cdriver::CDriver {
-            sources: &[dir.join("iomethods.c")],
-            include_dirs: &[dir],
-            out_dir: &out,
-            name: "iomethods",
-            opt_level: 1,
-        })
-        .map_err(|e| e.to_string())
-    });
-    match r {
-        Ok(p) => Some(p.clone()),
-        Err(e)
-            if e.contains("missing Debian package")
-                && std::env::var("WDM_ALLOW_SKIP").as_deref() == Ok("1") =>
-        {
-            eprintln!("SKIPPED: {e} (WDM_ALLOW_SKIP=1)");
-            None
-        }
-        Err(e) => panic!("{e}"),
-    }
+    c_fixtures::fixture("iomethods")
 }
 
 struct Rig {
