@@ -398,6 +398,14 @@ fn the_machine_keeps_working_after_handled_exceptions() {
 // ---- SEH: negative (unhandled exceptions) ---------------------------------------------------
 
 #[test]
+fn an_exception_raised_in_a_callee_is_caught_in_its_caller() {
+    // The callee's frame is unwound from the return address after its call, which sits in
+    // the callee's epilog (`add rsp, N; ret`) when the call is its last work.
+    let Some(d) = seh() else { return };
+    assert_eq!(d.call(15), vec![STATUS_ACCESS_VIOLATION as u32 as u64]);
+}
+
+#[test]
 fn a_special_pool_overrun_inside_try_is_not_an_exception_the_driver_can_catch() {
     // Microsoft's 0xD6 page: "This cannot be protected by a try - except handler -- it can
     // only be protected by a probe." The read past the 8-byte block bug-checks although the

@@ -138,6 +138,10 @@ pub fn build_c_driver(req: &CDriver<'_>) -> Result<PathBuf, Error> {
             "-fms-extensions",
             "-fno-stack-protector",
             "-mno-red-zone",
+            // Unwind info (.pdata/.xdata) for every non-leaf function, as MSVC emits it: without
+            // it clang leaves functions that need no handler out of .pdata, and an exception
+            // raised below one of them cannot be unwound to a __try in its caller.
+            "-fasynchronous-unwind-tables",
             "-Wall",
             "-Wno-unknown-pragmas",
             "-Wno-ignored-attributes",
