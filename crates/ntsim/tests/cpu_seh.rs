@@ -229,6 +229,17 @@ fn returning_from_dispatch_at_an_irql_raised_through_cr8_is_caught() {
 }
 
 #[test]
+fn nonpaged_pool_above_dispatch_level_raised_through_cr8_is_c4_02() {
+    // Reachable only through an inline raise: no export raises above DISPATCH_LEVEL.
+    let Some(d) = cpu() else { return };
+    let b = d.bugcheck(14);
+    assert_eq!(b.code, bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION, "{b}");
+    assert_eq!(b.parameters[0], bugcheck::verifier::NONPAGED_ALLOC_ABOVE_DISPATCH, "{b}");
+    assert_eq!(b.parameters[1], DISPATCH_LEVEL as u64 + 1, "p2: the IRQL: {b}");
+    assert_eq!(b.parameters[3], 16, "p4: the size: {b}");
+}
+
+#[test]
 fn mov_cr8_of_a_reserved_value_is_a_general_protection_fault() {
     let Some(d) = cpu() else { return };
     let b = d.bugcheck(3);
