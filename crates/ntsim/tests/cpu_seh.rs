@@ -234,8 +234,16 @@ fn nonpaged_pool_above_dispatch_level_raised_through_cr8_is_c4_02() {
     let Some(d) = cpu() else { return };
     let b = d.bugcheck(14);
     assert_eq!(b.code, bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION, "{b}");
-    assert_eq!(b.parameters[0], bugcheck::verifier::NONPAGED_ALLOC_ABOVE_DISPATCH, "{b}");
-    assert_eq!(b.parameters[1], DISPATCH_LEVEL as u64 + 1, "p2: the IRQL: {b}");
+    assert_eq!(
+        b.parameters[0],
+        bugcheck::verifier::NONPAGED_ALLOC_ABOVE_DISPATCH,
+        "{b}"
+    );
+    assert_eq!(
+        b.parameters[1],
+        DISPATCH_LEVEL as u64 + 1,
+        "p2: the IRQL: {b}"
+    );
     assert_eq!(b.parameters[3], 16, "p4: the size: {b}");
 }
 
