@@ -185,8 +185,8 @@ pub fn kuser_snapshot() -> [u8; KUSER_SHARED_DATA_PAGE as usize] {
     k.NtProductType = NT_PRODUCT_WIN_NT;
     k.ProductTypeIsValid = 1;
     k.MaxStackTraceDepth = 0;
-    k.ImageNumberLow = 0x8664;
-    k.ImageNumberHigh = 0x8664;
+    k.ImageNumberLow = nt_abi::pe::IMAGE_FILE_MACHINE_AMD64;
+    k.ImageNumberHigh = nt_abi::pe::IMAGE_FILE_MACHINE_AMD64;
     k.NumberOfPhysicalPages = 0x0010_0000;
     k.KdDebuggerEnabled = 0;
     k.NXSupportPolicy = 2;

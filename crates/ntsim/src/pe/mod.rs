@@ -28,7 +28,11 @@ impl fmt::Display for LoadError {
             LoadError::Io(e) => write!(f, "cannot read image: {e}"),
             LoadError::Malformed(e) => write!(f, "malformed PE image: {e}"),
             LoadError::NotX64(m) => {
-                write!(f, "not an x64 image (Machine = {m:#06x}, expected 0x8664)")
+                write!(
+                    f,
+                    "not an x64 image (Machine = {m:#06x}, expected {:#06x})",
+                    nt_abi::pe::IMAGE_FILE_MACHINE_AMD64
+                )
             }
             LoadError::NotNative(s) => {
                 write!(
