@@ -6,7 +6,7 @@
 //! - [`signatures`]: a function-pointer type per import with the kernel callback convention
 //!   (`win64` on ntsim's x86_64 host, `system` on Windows targets; see [`crate::kernel_fn!`]),
 //!   which ntsim's emulated exports are checked against at compile time;
-//! - [`FIXED_ARITY_IMPORTS`] / [`all_imports`]: the names, for loaders and artifact checks.
+//! - [`FIXED_ARITY_GROUPS`] / [`all_imports`]: the names, for loaders and artifact checks.
 //!
 //! Documentation built on a non-Windows host shows the import declarations too (they are
 //! declared, unlinked, for `cfg(doc)`).
@@ -26,6 +26,10 @@ use crate::seh::*;
 use crate::types::*;
 use crate::workitem::*;
 
+/// Declares one group of fixed-arity imports: the Windows `extern` block, a `signatures`
+/// module (one function-pointer type per import) and `NAMES`. Each group is a child module of
+/// this one (see the `groups` list below), so work streams adding exports never edit the same
+/// lines.
 macro_rules! ntoskrnl_imports {
     ($( $(#[doc = $doc:literal])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?; )*) => {
         #[cfg(any(target_os = "windows", doc))]
@@ -34,132 +38,185 @@ macro_rules! ntoskrnl_imports {
             $( $(#[doc = $doc])* pub fn $name($($arg: $ty),*) $(-> $ret)?; )*
         }
 
-        /// A function-pointer type for every fixed-arity import, named after it, with the kernel
-        /// callback convention (`win64` on a non-Windows x86_64 host, `system` on Windows).
-        #[allow(non_camel_case_types)]
+        /// A function-pointer type for every import of this group, named after it.
+        #[allow(non_camel_case_types, dead_code)]
         pub mod signatures {
             #[allow(unused_imports)]
             use super::*;
             $( $crate::routine_type!(pub type $name = unsafe fn($($ty),*) $(-> $ret)?); )*
-            $crate::routine_type!(
-                /// `KeBugCheckEx` never returns.
-                pub type KeBugCheckEx = unsafe fn(ULONG, ULONG_PTR, ULONG_PTR, ULONG_PTR, ULONG_PTR) -> !
-            );
-            $crate::routine_type!(
-                /// `ExRaiseStatus` never returns (the exception is handled elsewhere or bug-checks).
-                pub type ExRaiseStatus = unsafe fn(NTSTATUS) -> !
-            );
-            $crate::routine_type!(
-                /// `ExRaiseAccessViolation` never returns.
-                pub type ExRaiseAccessViolation = unsafe fn() -> !
-            );
-            $crate::routine_type!(
-                /// `ExRaiseDatatypeMisalignment` never returns.
-                pub type ExRaiseDatatypeMisalignment = unsafe fn() -> !
-            );
         }
 
-        /// Names of the fixed-arity imports declared above.
-        pub const FIXED_ARITY_IMPORTS: &[&str] = &[$(stringify!($name)),*];
+        /// Names of this group's imports.
+        pub const NAMES: &[&str] = &[$(stringify!($name)),*];
     };
 }
 
-ntoskrnl_imports! {
-    /// Size in bytes of an `IO_WORKITEM` on the running system.
-    fn IoSizeofWorkItem() -> ULONG;
-    /// Initialize caller-allocated nonpaged storage as a work item bound to `IoObject`.
-    fn IoInitializeWorkItem(IoObject: *mut c_void, IoWorkItem: PIO_WORKITEM);
-    /// Uninitialize a work item that is not queued.
-    fn IoUninitializeWorkItem(IoWorkItem: PIO_WORKITEM);
-    fn IoQueueWorkItem(IoWorkItem: PIO_WORKITEM, WorkerRoutine: IO_WORKITEM_ROUTINE, QueueType: WORK_QUEUE_TYPE, Context: PVOID);
-    fn IoQueueWorkItemEx(IoWorkItem: PIO_WORKITEM, WorkerRoutine: IO_WORKITEM_ROUTINE_EX, QueueType: WORK_QUEUE_TYPE, Context: PVOID);
-    fn IoAllocateWorkItem(DeviceObject: *mut DEVICE_OBJECT) -> PIO_WORKITEM;
-    fn IoFreeWorkItem(IoWorkItem: PIO_WORKITEM);
+/// The first groups: work items, pool, devices, events, CPU, SEH, MDLs.
+mod core_group {
+    use super::*;
 
-    fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID;
-    fn ExFreePoolWithTag(P: PVOID, Tag: ULONG);
-    fn ExFreePool(P: PVOID);
-    /// Legacy allocation by `POOL_TYPE` (not zeroed; `NonPagedPool` is executable).
-    fn ExAllocatePoolWithTag(PoolType: POOL_TYPE, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID;
-    /// `ExAllocatePoolWithTag` with the tag `'None'`.
-    fn ExAllocatePool(PoolType: POOL_TYPE, NumberOfBytes: SIZE_T) -> PVOID;
-    /// `ExAllocatePoolWithTag` charged to the current process's quota.
-    fn ExAllocatePoolWithQuotaTag(PoolType: POOL_TYPE, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID;
-    /// `ExAllocatePool2` with extended parameters (priority, NUMA node, secure pool).
-    fn ExAllocatePool3(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULONG, ExtendedParameters: *const POOL_EXTENDED_PARAMETER, ExtendedParametersCount: ULONG) -> PVOID;
-    /// Initialize a nonpaged lookaside list (NULL `Allocate`/`Free` = the pool's defaults).
-    fn ExInitializeNPagedLookasideList(Lookaside: *mut NPAGED_LOOKASIDE_LIST, Allocate: PALLOCATE_FUNCTION, Free: PFREE_FUNCTION, Flags: ULONG, Size: SIZE_T, Tag: ULONG, Depth: USHORT);
-    /// Free every cached entry and unregister the list.
-    fn ExDeleteNPagedLookasideList(Lookaside: *mut NPAGED_LOOKASIDE_LIST);
-    /// What the WDK's inline `InterlockedPopEntrySList` calls on x64 (used by the inline
-    /// `ExAllocateFromNPagedLookasideList`).
-    fn ExpInterlockedPopEntrySList(ListHead: *mut SLIST_HEADER) -> *mut SLIST_ENTRY;
-    /// What the inline `InterlockedPushEntrySList` calls on x64 (used by the inline
-    /// `ExFreeToNPagedLookasideList`).
-    fn ExpInterlockedPushEntrySList(ListHead: *mut SLIST_HEADER, ListEntry: *mut SLIST_ENTRY) -> *mut SLIST_ENTRY;
+    ntoskrnl_imports! {
+        /// Size in bytes of an `IO_WORKITEM` on the running system.
+        fn IoSizeofWorkItem() -> ULONG;
+        /// Initialize caller-allocated nonpaged storage as a work item bound to `IoObject`.
+        fn IoInitializeWorkItem(IoObject: *mut c_void, IoWorkItem: PIO_WORKITEM);
+        /// Uninitialize a work item that is not queued.
+        fn IoUninitializeWorkItem(IoWorkItem: PIO_WORKITEM);
+        fn IoQueueWorkItem(IoWorkItem: PIO_WORKITEM, WorkerRoutine: IO_WORKITEM_ROUTINE, QueueType: WORK_QUEUE_TYPE, Context: PVOID);
+        fn IoQueueWorkItemEx(IoWorkItem: PIO_WORKITEM, WorkerRoutine: IO_WORKITEM_ROUTINE_EX, QueueType: WORK_QUEUE_TYPE, Context: PVOID);
+        fn IoAllocateWorkItem(DeviceObject: *mut DEVICE_OBJECT) -> PIO_WORKITEM;
+        fn IoFreeWorkItem(IoWorkItem: PIO_WORKITEM);
 
-    fn IoCreateDevice(DriverObject: *mut DRIVER_OBJECT, DeviceExtensionSize: ULONG, DeviceName: *mut UNICODE_STRING, DeviceType: ULONG, DeviceCharacteristics: ULONG, Exclusive: BOOLEAN, DeviceObject: *mut *mut DEVICE_OBJECT) -> NTSTATUS;
-    fn IoDeleteDevice(DeviceObject: *mut DEVICE_OBJECT);
-    fn IoCreateSymbolicLink(SymbolicLinkName: *mut UNICODE_STRING, DeviceName: *mut UNICODE_STRING) -> NTSTATUS;
-    fn IoDeleteSymbolicLink(SymbolicLinkName: *mut UNICODE_STRING) -> NTSTATUS;
-    /// `IoCompleteRequest` is a macro for this.
-    fn IofCompleteRequest(Irp: *mut IRP, PriorityBoost: CCHAR);
-    fn ObfReferenceObject(Object: PVOID) -> isize;
-    fn ObfDereferenceObject(Object: PVOID) -> isize;
-    fn RtlInitUnicodeString(DestinationString: *mut UNICODE_STRING, SourceString: *const WCHAR);
+        fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID;
+        fn ExFreePoolWithTag(P: PVOID, Tag: ULONG);
+        fn ExFreePool(P: PVOID);
+        /// Legacy allocation by `POOL_TYPE` (not zeroed; `NonPagedPool` is executable).
+        fn ExAllocatePoolWithTag(PoolType: POOL_TYPE, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID;
+        /// `ExAllocatePoolWithTag` with the tag `'None'`.
+        fn ExAllocatePool(PoolType: POOL_TYPE, NumberOfBytes: SIZE_T) -> PVOID;
+        /// `ExAllocatePoolWithTag` charged to the current process's quota.
+        fn ExAllocatePoolWithQuotaTag(PoolType: POOL_TYPE, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID;
+        /// `ExAllocatePool2` with extended parameters (priority, NUMA node, secure pool).
+        fn ExAllocatePool3(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULONG, ExtendedParameters: *const POOL_EXTENDED_PARAMETER, ExtendedParametersCount: ULONG) -> PVOID;
+        /// Initialize a nonpaged lookaside list (NULL `Allocate`/`Free` = the pool's defaults).
+        fn ExInitializeNPagedLookasideList(Lookaside: *mut NPAGED_LOOKASIDE_LIST, Allocate: PALLOCATE_FUNCTION, Free: PFREE_FUNCTION, Flags: ULONG, Size: SIZE_T, Tag: ULONG, Depth: USHORT);
+        /// Free every cached entry and unregister the list.
+        fn ExDeleteNPagedLookasideList(Lookaside: *mut NPAGED_LOOKASIDE_LIST);
+        /// What the WDK's inline `InterlockedPopEntrySList` calls on x64 (used by the inline
+        /// `ExAllocateFromNPagedLookasideList`).
+        fn ExpInterlockedPopEntrySList(ListHead: *mut SLIST_HEADER) -> *mut SLIST_ENTRY;
+        /// What the inline `InterlockedPushEntrySList` calls on x64 (used by the inline
+        /// `ExFreeToNPagedLookasideList`).
+        fn ExpInterlockedPushEntrySList(ListHead: *mut SLIST_HEADER, ListEntry: *mut SLIST_ENTRY) -> *mut SLIST_ENTRY;
 
-    /// Allocate an MDL for `[VirtualAddress, +Length)`, optionally attached to `Irp`.
-    fn IoAllocateMdl(VirtualAddress: PVOID, Length: ULONG, SecondaryBuffer: BOOLEAN, ChargeQuota: BOOLEAN, Irp: *mut IRP) -> PMDL;
-    /// Free an MDL from IoAllocateMdl.
-    fn IoFreeMdl(Mdl: PMDL);
-    /// Probe the MDL's buffer for `Operation` and lock its pages (raises on a bad buffer).
-    fn MmProbeAndLockPages(MemoryDescriptorList: PMDL, AccessMode: KPROCESSOR_MODE, Operation: LOCK_OPERATION);
-    /// Unlock pages locked by MmProbeAndLockPages (and unmap their system mapping).
-    fn MmUnlockPages(MemoryDescriptorList: PMDL);
-    /// Map an MDL's locked pages into system space (what MmGetSystemAddressForMdlSafe calls).
-    fn MmMapLockedPagesSpecifyCache(MemoryDescriptorList: PMDL, AccessMode: KPROCESSOR_MODE, CacheType: MEMORY_CACHING_TYPE, RequestedAddress: PVOID, BugCheckOnFailure: ULONG, Priority: ULONG) -> PVOID;
-    /// Release a mapping made by MmMapLockedPagesSpecifyCache.
-    fn MmUnmapLockedPages(BaseAddress: PVOID, MemoryDescriptorList: PMDL);
-    /// Describe a nonpaged-pool buffer (MappedSystemVa = the buffer, no lock).
-    fn MmBuildMdlForNonPagedPool(MemoryDescriptorList: PMDL);
+        fn IoCreateDevice(DriverObject: *mut DRIVER_OBJECT, DeviceExtensionSize: ULONG, DeviceName: *mut UNICODE_STRING, DeviceType: ULONG, DeviceCharacteristics: ULONG, Exclusive: BOOLEAN, DeviceObject: *mut *mut DEVICE_OBJECT) -> NTSTATUS;
+        fn IoDeleteDevice(DeviceObject: *mut DEVICE_OBJECT);
+        fn IoCreateSymbolicLink(SymbolicLinkName: *mut UNICODE_STRING, DeviceName: *mut UNICODE_STRING) -> NTSTATUS;
+        fn IoDeleteSymbolicLink(SymbolicLinkName: *mut UNICODE_STRING) -> NTSTATUS;
+        /// `IoCompleteRequest` is a macro for this.
+        fn IofCompleteRequest(Irp: *mut IRP, PriorityBoost: CCHAR);
+        fn ObfReferenceObject(Object: PVOID) -> isize;
+        fn ObfDereferenceObject(Object: PVOID) -> isize;
+        fn RtlInitUnicodeString(DestinationString: *mut UNICODE_STRING, SourceString: *const WCHAR);
 
-    fn KeInitializeEvent(Event: *mut KEVENT, Type: EVENT_TYPE, State: BOOLEAN);
-    fn KeSetEvent(Event: *mut KEVENT, Increment: KPRIORITY, Wait: BOOLEAN) -> LONG;
-    fn KeClearEvent(Event: *mut KEVENT);
-    fn KeResetEvent(Event: *mut KEVENT) -> LONG;
-    fn KeReadStateEvent(Event: *mut KEVENT) -> LONG;
-    fn KeWaitForSingleObject(Object: PVOID, WaitReason: KWAIT_REASON, WaitMode: KPROCESSOR_MODE, Alertable: BOOLEAN, Timeout: *mut LARGE_INTEGER) -> NTSTATUS;
-    fn KeDelayExecutionThread(WaitMode: KPROCESSOR_MODE, Alertable: BOOLEAN, Interval: *mut LARGE_INTEGER) -> NTSTATUS;
-    fn KeAcquireSpinLockRaiseToDpc(SpinLock: *mut KSPIN_LOCK) -> KIRQL;
-    fn KeReleaseSpinLock(SpinLock: *mut KSPIN_LOCK, NewIrql: KIRQL);
-    fn KeQueryPerformanceCounter(PerformanceFrequency: *mut LARGE_INTEGER) -> LARGE_INTEGER;
+        /// Allocate an MDL for `[VirtualAddress, +Length)`, optionally attached to `Irp`.
+        fn IoAllocateMdl(VirtualAddress: PVOID, Length: ULONG, SecondaryBuffer: BOOLEAN, ChargeQuota: BOOLEAN, Irp: *mut IRP) -> PMDL;
+        /// Free an MDL from IoAllocateMdl.
+        fn IoFreeMdl(Mdl: PMDL);
+        /// Probe the MDL's buffer for `Operation` and lock its pages (raises on a bad buffer).
+        fn MmProbeAndLockPages(MemoryDescriptorList: PMDL, AccessMode: KPROCESSOR_MODE, Operation: LOCK_OPERATION);
+        /// Unlock pages locked by MmProbeAndLockPages (and unmap their system mapping).
+        fn MmUnlockPages(MemoryDescriptorList: PMDL);
+        /// Map an MDL's locked pages into system space (what MmGetSystemAddressForMdlSafe calls).
+        fn MmMapLockedPagesSpecifyCache(MemoryDescriptorList: PMDL, AccessMode: KPROCESSOR_MODE, CacheType: MEMORY_CACHING_TYPE, RequestedAddress: PVOID, BugCheckOnFailure: ULONG, Priority: ULONG) -> PVOID;
+        /// Release a mapping made by MmMapLockedPagesSpecifyCache.
+        fn MmUnmapLockedPages(BaseAddress: PVOID, MemoryDescriptorList: PMDL);
+        /// Describe a nonpaged-pool buffer (MappedSystemVa = the buffer, no lock).
+        fn MmBuildMdlForNonPagedPool(MemoryDescriptorList: PMDL);
 
-    /// The current thread's KTHREAD (inline on x64: `gs:[0x188]`; exported too).
-    fn KeGetCurrentThread() -> PVOID;
-    /// The current thread's ETHREAD (the KTHREAD is its first member).
-    fn PsGetCurrentThread() -> PVOID;
-    /// The current processor's number; fills `ProcNumber` (group, number) when non-null.
-    fn KeGetCurrentProcessorNumberEx(ProcNumber: *mut PROCESSOR_NUMBER) -> ULONG;
-    /// Whether interrupts are enabled on this processor (RFLAGS.IF, which `cli`/`sti` change).
-    fn KeAreInterruptsEnabled() -> BOOLEAN;
-    /// 100-ns units added to the interrupt time at every clock tick.
-    fn KeQueryTimeIncrement() -> ULONG;
-    /// Raise STATUS_ACCESS_VIOLATION unless `[Address, Address+Length)` is a properly aligned
-    /// user-mode range (nothing is checked when `Length` is 0).
-    fn ProbeForRead(Address: PVOID, Length: SIZE_T, Alignment: ULONG);
-    /// As `ProbeForRead`, for a range the caller will write.
-    fn ProbeForWrite(Address: PVOID, Length: SIZE_T, Alignment: ULONG);
-    /// A breakpoint: STATUS_BREAKPOINT, a bug check when no debugger handles it.
-    fn DbgBreakPoint();
-    /// Raise the exception described by `ExceptionRecord` from the caller's context.
-    fn RtlRaiseException(ExceptionRecord: *mut EXCEPTION_RECORD);
-    /// Unwind to `TargetFrame`, running termination handlers, and resume at `TargetIp`.
-    fn RtlUnwind(TargetFrame: PVOID, TargetIp: PVOID, ExceptionRecord: *mut EXCEPTION_RECORD, ReturnValue: PVOID);
-    /// `RtlUnwind` with an explicit context buffer and history table.
-    fn RtlUnwindEx(TargetFrame: PVOID, TargetIp: PVOID, ExceptionRecord: *mut EXCEPTION_RECORD, ReturnValue: PVOID, ContextRecord: *mut CONTEXT, HistoryTable: PVOID);
-    /// The C language handler of `__try/__except/__finally` (scope-table driven).
-    fn __C_specific_handler(ExceptionRecord: *mut EXCEPTION_RECORD, EstablisherFrame: PVOID, ContextRecord: *mut CONTEXT, DispatcherContext: *mut DISPATCHER_CONTEXT) -> EXCEPTION_DISPOSITION;
+        fn KeInitializeEvent(Event: *mut KEVENT, Type: EVENT_TYPE, State: BOOLEAN);
+        fn KeSetEvent(Event: *mut KEVENT, Increment: KPRIORITY, Wait: BOOLEAN) -> LONG;
+        fn KeClearEvent(Event: *mut KEVENT);
+        fn KeResetEvent(Event: *mut KEVENT) -> LONG;
+        fn KeReadStateEvent(Event: *mut KEVENT) -> LONG;
+        fn KeWaitForSingleObject(Object: PVOID, WaitReason: KWAIT_REASON, WaitMode: KPROCESSOR_MODE, Alertable: BOOLEAN, Timeout: *mut LARGE_INTEGER) -> NTSTATUS;
+        fn KeDelayExecutionThread(WaitMode: KPROCESSOR_MODE, Alertable: BOOLEAN, Interval: *mut LARGE_INTEGER) -> NTSTATUS;
+        fn KeAcquireSpinLockRaiseToDpc(SpinLock: *mut KSPIN_LOCK) -> KIRQL;
+        fn KeReleaseSpinLock(SpinLock: *mut KSPIN_LOCK, NewIrql: KIRQL);
+        fn KeQueryPerformanceCounter(PerformanceFrequency: *mut LARGE_INTEGER) -> LARGE_INTEGER;
+
+        /// The current thread's KTHREAD (inline on x64: `gs:[0x188]`; exported too).
+        fn KeGetCurrentThread() -> PVOID;
+        /// The current thread's ETHREAD (the KTHREAD is its first member).
+        fn PsGetCurrentThread() -> PVOID;
+        /// The current processor's number; fills `ProcNumber` (group, number) when non-null.
+        fn KeGetCurrentProcessorNumberEx(ProcNumber: *mut PROCESSOR_NUMBER) -> ULONG;
+        /// Whether interrupts are enabled on this processor (RFLAGS.IF, which `cli`/`sti` change).
+        fn KeAreInterruptsEnabled() -> BOOLEAN;
+        /// 100-ns units added to the interrupt time at every clock tick.
+        fn KeQueryTimeIncrement() -> ULONG;
+        /// Raise STATUS_ACCESS_VIOLATION unless `[Address, Address+Length)` is a properly aligned
+        /// user-mode range (nothing is checked when `Length` is 0).
+        fn ProbeForRead(Address: PVOID, Length: SIZE_T, Alignment: ULONG);
+        /// As `ProbeForRead`, for a range the caller will write.
+        fn ProbeForWrite(Address: PVOID, Length: SIZE_T, Alignment: ULONG);
+        /// A breakpoint: STATUS_BREAKPOINT, a bug check when no debugger handles it.
+        fn DbgBreakPoint();
+        /// Raise the exception described by `ExceptionRecord` from the caller's context.
+        fn RtlRaiseException(ExceptionRecord: *mut EXCEPTION_RECORD);
+        /// Unwind to `TargetFrame`, running termination handlers, and resume at `TargetIp`.
+        fn RtlUnwind(TargetFrame: PVOID, TargetIp: PVOID, ExceptionRecord: *mut EXCEPTION_RECORD, ReturnValue: PVOID);
+        /// `RtlUnwind` with an explicit context buffer and history table.
+        fn RtlUnwindEx(TargetFrame: PVOID, TargetIp: PVOID, ExceptionRecord: *mut EXCEPTION_RECORD, ReturnValue: PVOID, ContextRecord: *mut CONTEXT, HistoryTable: PVOID);
+        /// The C language handler of `__try/__except/__finally` (scope-table driven).
+        fn __C_specific_handler(ExceptionRecord: *mut EXCEPTION_RECORD, EstablisherFrame: PVOID, ContextRecord: *mut CONTEXT, DispatcherContext: *mut DISPATCHER_CONTEXT) -> EXCEPTION_DISPOSITION;
+    }
 }
+
+// One file per work stream, under `imports/`; each invokes `ntoskrnl_imports!` once.
+#[path = "imports/debugger.rs"]
+mod debugger;
+#[path = "imports/io_async.rs"]
+mod io_async;
+#[path = "imports/io_verify.rs"]
+mod io_verify;
+#[path = "imports/kernel_services.rs"]
+mod kernel_services;
+#[path = "imports/rtl_crt.rs"]
+mod rtl_crt;
+
+#[cfg(any(target_os = "windows", doc))]
+pub use core_group::*;
+#[cfg(any(target_os = "windows", doc))]
+pub use debugger::*;
+#[cfg(any(target_os = "windows", doc))]
+pub use io_async::*;
+#[cfg(any(target_os = "windows", doc))]
+pub use io_verify::*;
+#[cfg(any(target_os = "windows", doc))]
+pub use kernel_services::*;
+#[cfg(any(target_os = "windows", doc))]
+pub use rtl_crt::*;
+
+/// A function-pointer type for every fixed-arity import, named after it, with the kernel
+/// callback convention (`win64` on a non-Windows x86_64 host, `system` on Windows), plus the
+/// diverging ones.
+#[allow(non_camel_case_types, unused_imports)]
+pub mod signatures {
+    pub use super::core_group::signatures::*;
+    pub use super::debugger::signatures::*;
+    pub use super::io_async::signatures::*;
+    pub use super::io_verify::signatures::*;
+    pub use super::kernel_services::signatures::*;
+    pub use super::rtl_crt::signatures::*;
+    use super::*;
+    crate::routine_type!(
+        /// `KeBugCheckEx` never returns.
+        pub type KeBugCheckEx = unsafe fn(ULONG, ULONG_PTR, ULONG_PTR, ULONG_PTR, ULONG_PTR) -> !
+    );
+    crate::routine_type!(
+        /// `ExRaiseStatus` never returns (the exception is handled elsewhere or bug-checks).
+        pub type ExRaiseStatus = unsafe fn(NTSTATUS) -> !
+    );
+    crate::routine_type!(
+        /// `ExRaiseAccessViolation` never returns.
+        pub type ExRaiseAccessViolation = unsafe fn() -> !
+    );
+    crate::routine_type!(
+        /// `ExRaiseDatatypeMisalignment` never returns.
+        pub type ExRaiseDatatypeMisalignment = unsafe fn() -> !
+    );
+}
+
+/// Names of the fixed-arity imports, group by group.
+pub const FIXED_ARITY_GROUPS: &[&[&str]] = &[
+    core_group::NAMES,
+    io_async::NAMES,
+    io_verify::NAMES,
+    kernel_services::NAMES,
+    rtl_crt::NAMES,
+    debugger::NAMES,
+];
 
 #[cfg(any(target_os = "windows", doc))]
 #[cfg_attr(
@@ -216,8 +273,9 @@ pub const SPECIAL_IMPORTS: &[&str] = &[
 
 /// Every import this crate declares.
 pub fn all_imports() -> impl Iterator<Item = &'static str> {
-    FIXED_ARITY_IMPORTS
+    FIXED_ARITY_GROUPS
         .iter()
+        .flat_map(|g| g.iter())
         .chain(SPECIAL_IMPORTS.iter())
         .copied()
 }

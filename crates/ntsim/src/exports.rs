@@ -41,32 +41,50 @@ pub use crate::rtl::RtlInitUnicodeString;
 
 use nt_abi::imports::signatures;
 
-macro_rules! table {
-    ($($name:ident),* $(,)?) => {
-        /// (name, address) of every emulated export.
-        pub fn table() -> Vec<(&'static str, usize)> {
+/// One group of fixed-arity exports: a function returning (name, address) pairs, each entry
+/// type-checked against `nt_abi::imports::signatures::<Name>`. Groups follow nt-abi's import
+/// groups, so work streams adding exports edit their own block only.
+macro_rules! export_group {
+    ($group:ident: $($name:ident),* $(,)?) => {
+        fn $group() -> Vec<(&'static str, usize)> {
             vec![
                 $((stringify!($name), {
                     let f: signatures::$name = $name;
                     f as usize
                 }),)*
-                ("DbgPrint", DbgPrint as *const () as usize),
-                ("DbgPrintEx", DbgPrintEx as *const () as usize),
-                ("ExRaiseStatus", { let f: signatures::ExRaiseStatus = ExRaiseStatus; f as usize }),
-                ("ExRaiseAccessViolation", {
-                    let f: signatures::ExRaiseAccessViolation = ExRaiseAccessViolation;
-                    f as usize
-                }),
-                ("ExRaiseDatatypeMisalignment", {
-                    let f: signatures::ExRaiseDatatypeMisalignment = ExRaiseDatatypeMisalignment;
-                    f as usize
-                }),
             ]
         }
     };
 }
 
-table! {
+/// (name, address) of every emulated export.
+pub fn table() -> Vec<(&'static str, usize)> {
+    let mut v = core_group();
+    v.extend(io_async());
+    v.extend(io_verify());
+    v.extend(kernel_services());
+    v.extend(rtl_crt());
+    v.extend(debugger());
+    v.extend([
+        ("DbgPrint", DbgPrint as *const () as usize),
+        ("DbgPrintEx", DbgPrintEx as *const () as usize),
+        ("ExRaiseStatus", {
+            let f: signatures::ExRaiseStatus = ExRaiseStatus;
+            f as usize
+        }),
+        ("ExRaiseAccessViolation", {
+            let f: signatures::ExRaiseAccessViolation = ExRaiseAccessViolation;
+            f as usize
+        }),
+        ("ExRaiseDatatypeMisalignment", {
+            let f: signatures::ExRaiseDatatypeMisalignment = ExRaiseDatatypeMisalignment;
+            f as usize
+        }),
+    ]);
+    v
+}
+
+export_group! { core_group:
     IoSizeofWorkItem, IoInitializeWorkItem, IoUninitializeWorkItem, IoQueueWorkItem,
     IoQueueWorkItemEx, IoAllocateWorkItem, IoFreeWorkItem,
     ExAllocatePool2, ExFreePoolWithTag, ExFreePool, ExAllocatePoolWithTag, ExAllocatePool,
@@ -84,6 +102,22 @@ table! {
     IoAllocateMdl, IoFreeMdl, MmProbeAndLockPages, MmUnlockPages, MmMapLockedPagesSpecifyCache,
     MmUnmapLockedPages, MmBuildMdlForNonPagedPool,
 }
+
+// Asynchronous I/O, cancellation, cancel-safe queues, remove locks (issue 9, item 1).
+export_group! { io_async: }
+
+// IRP allocation and forwarding, I/O verification (issue 10, item 3).
+export_group! { io_verify: }
+
+// DPCs, timers, dispatcher objects, mutexes, resources, system threads, spin locks, lists,
+// time (issue 9, item 2).
+export_group! { kernel_services: }
+
+// Rtl strings and memory, CRT, MmGetSystemRoutineAddress, version (issue 9, item 3).
+export_group! { rtl_crt: }
+
+// The kernel-debugger interface (issue 9, item 4).
+export_group! { debugger: }
 
 /// Address of the export `name`, if ntsim emulates it.
 pub fn lookup(name: &str) -> Option<usize> {
