@@ -160,6 +160,8 @@ mod debugger;
 mod io_async;
 #[path = "imports/io_verify.rs"]
 mod io_verify;
+#[path = "imports/kernel_locks.rs"]
+mod kernel_locks;
 #[path = "imports/kernel_services.rs"]
 mod kernel_services;
 #[path = "imports/rtl_crt.rs"]
@@ -174,6 +176,8 @@ pub use io_async::*;
 #[cfg(any(target_os = "windows", doc))]
 pub use io_verify::*;
 #[cfg(any(target_os = "windows", doc))]
+pub use kernel_locks::*;
+#[cfg(any(target_os = "windows", doc))]
 pub use kernel_services::*;
 #[cfg(any(target_os = "windows", doc))]
 pub use rtl_crt::*;
@@ -187,6 +191,7 @@ pub mod signatures {
     pub use super::debugger::signatures::*;
     pub use super::io_async::signatures::*;
     pub use super::io_verify::signatures::*;
+    pub use super::kernel_locks::signatures::*;
     pub use super::kernel_services::signatures::*;
     pub use super::rtl_crt::signatures::*;
     use super::*;
@@ -214,6 +219,7 @@ pub const FIXED_ARITY_GROUPS: &[&[&str]] = &[
     io_async::NAMES,
     io_verify::NAMES,
     kernel_services::NAMES,
+    kernel_locks::NAMES,
     rtl_crt::NAMES,
     debugger::NAMES,
 ];

@@ -63,6 +63,7 @@ pub fn table() -> Vec<(&'static str, usize)> {
     v.extend(io_async());
     v.extend(io_verify());
     v.extend(kernel_services());
+    v.extend(kernel_locks());
     v.extend(rtl_crt());
     v.extend(debugger());
     v.extend([
@@ -109,9 +110,13 @@ export_group! { io_async: }
 // IRP allocation and forwarding, I/O verification (issue 10, item 3).
 export_group! { io_verify: }
 
-// DPCs, timers, dispatcher objects, mutexes, resources, system threads, spin locks, lists,
-// time (issue 9, item 2).
+// DPCs, timers, semaphores, mutexes, multi-object waits, system threads, handles, time
+// (issue 9, item 2).
 export_group! { kernel_services: }
+
+// Fast and guarded mutexes, ERESOURCE, regions, DPC-level and queued spin locks, interlocked
+// lists (issue 9, item 2).
+export_group! { kernel_locks: }
 
 // Rtl strings and memory, CRT, MmGetSystemRoutineAddress, version (issue 9, item 3).
 export_group! { rtl_crt: }

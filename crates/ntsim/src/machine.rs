@@ -158,6 +158,10 @@ pub struct Config {
     /// closed before it gives up with `UnloadError::OpenHandles` (DriverUnload not called; the
     /// driver stays unload-pending). Windows waits indefinitely.
     pub unload_wait: Duration,
+    /// A kernel debugger is attached (`ntsim run --debugger`): what `KdDebuggerEnabled` /
+    /// `KdDebuggerNotPresent` say, and whether breakpoints and assertion failures stop the
+    /// machine (no debugger, as on Windows) or are printed and continued.
+    pub debugger: bool,
 }
 
 impl Default for Config {
@@ -171,6 +175,7 @@ impl Default for Config {
             echo_dbgprint: false,
             unload_grace: Duration::from_millis(2000),
             unload_wait: Duration::from_secs(30),
+            debugger: false,
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Kernel services: DPCs, timers, dispatcher objects, mutexes, resources, system threads, spin locks, interlocked lists, time (issue 9, item 2).
+//! Dispatcher and threads: DPCs, timers, semaphores, mutexes, multi-object waits, system
+//! threads and handles, priorities, delays, time (issue 9, item 2).
 #[allow(unused_imports)]
 use super::*;
 
