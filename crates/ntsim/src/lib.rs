@@ -101,6 +101,7 @@ pub mod dbg;
 pub mod ex;
 pub mod exports;
 mod ids;
+pub mod imports;
 pub mod io;
 pub mod json;
 pub mod ke;

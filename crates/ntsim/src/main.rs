@@ -490,6 +490,49 @@ fn cmd_bench(args: &[String]) -> ! {
     exit(0)
 }
 
+/// `ntsim imports [<driver.sys> [--json] | --markdown]`.
+fn cmd_imports(args: &[String]) -> ! {
+    let mut path: Option<&str> = None;
+    let (mut json, mut markdown) = (false, false);
+    for a in args {
+        match a.as_str() {
+            "--json" => json = true,
+            "--markdown" => markdown = true,
+            "-h" | "--help" => {
+                out(HELP);
+                exit(0)
+            }
+            s if s.starts_with("--") => usage(&format!("unknown imports option {s}")),
+            s if path.is_none() => path = Some(s),
+            s => usage(&format!("unexpected argument {s}")),
+        }
+    }
+    match (path, markdown) {
+        (Some(_), true) => usage("imports: --markdown lists the emulated exports; give no driver"),
+        (None, true) if json => usage("imports: --markdown and --json exclude each other"),
+        (None, true) => {
+            out(&ntsim::imports::markdown());
+            exit(0)
+        }
+        (None, false) if json => usage("imports --json needs a driver path"),
+        (None, false) => {
+            for n in ntsim::exports::names() {
+                out(&format!("ntoskrnl.exe!{n}\n"));
+            }
+            exit(0)
+        }
+        (Some(p), false) => {
+            let r = ntsim::imports::ImportsReport::of(std::path::Path::new(p));
+            if json {
+                out(&format!("{}\n", r.to_json()));
+            } else {
+                out(&r.to_human());
+            }
+            exit(r.exit_code())
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
@@ -500,12 +543,7 @@ fn main() {
         Some("run") => cmd_run(&args[1..]),
         Some(supervise::CHILD_COMMAND) => cmd_run_child(&args[1..]),
         Some("bench") => cmd_bench(&args[1..]),
-        Some("imports") => {
-            for n in ntsim::exports::names() {
-                out(&format!("ntoskrnl.exe!{n}\n"));
-            }
-            exit(0)
-        }
+        Some("imports") => cmd_imports(&args[1..]),
         Some(other) => usage(&format!("unknown command {other}")),
     }
 }
