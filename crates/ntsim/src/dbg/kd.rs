@@ -263,7 +263,7 @@ extern "win64" fn dbg_break_point_with_status(
 /// `ULONG DbgPrompt(PCCH Prompt, PCH Response, ULONG Length)`: with a debugger attached the
 /// prompt is shown and, ntsim having no one to type, the response is empty: returns 0 and
 /// leaves `Response` untouched; with none there is nothing to ask: 0 (Microsoft:
-/// <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-dbgprompt>).
+/// <https://learn.microsoft.com/windows-hardware/drivers/ddi/ntddk/nf-ntddk-dbgprompt>).
 pub extern "win64" fn DbgPrompt(Prompt: *const u8, Response: *mut u8, Length: ULONG) -> ULONG {
     let _ = (Response, Length);
     let m = thread::current();
