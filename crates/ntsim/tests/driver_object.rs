@@ -17,12 +17,16 @@ fn machine() -> Machine {
 }
 
 /// Read the driver object's `Type` from a kernel thread: Ok(Type) or the bug check.
-fn read_type(m: &Machine, obj: usize) -> Result<i16, ntsim::BugCheck> {
+fn read_type(m: &Machine, obj: usize) -> Result<i16, Box<ntsim::BugCheck>> {
     m.run_in_kernel_thread(move || {
+        let p = obj as *const DRIVER_OBJECT;
+        // SAFETY: only computes the field's address (no access).
+        let ty = unsafe { &raw const (*p).Type };
         // SAFETY: deliberately reading an object that may have been freed: the access under
         // test (a freed object's pages are inaccessible; the fault is a bug check).
-        unsafe { core::ptr::read_volatile(&raw const (*(obj as *const DRIVER_OBJECT)).Type) }
+        unsafe { core::ptr::read_volatile(ty) }
     })
+    .map_err(Box::new)
 }
 
 #[test]
@@ -37,10 +41,8 @@ fn the_driver_object_is_freed_at_unload_and_a_later_use_faults() {
     // SAFETY: the live driver object; its extension points back at it.
     let ext = unsafe { (*(obj as *const DRIVER_OBJECT)).DriverExtension } as usize;
     // SAFETY: as above: the extension ntsim allocated with the object.
-    assert_eq!(
-        unsafe { (*(ext as *const DRIVER_EXTENSION)).DriverObject } as usize,
-        obj
-    );
+    let back = unsafe { (*(ext as *const DRIVER_EXTENSION)).DriverObject } as usize;
+    assert_eq!(back, obj);
     assert_eq!(read_type(&m, obj).unwrap(), IO_TYPE_DRIVER);
     let r = d.unload().unwrap();
     assert!(r.is_clean(), "{r:?}");
@@ -67,10 +69,8 @@ fn a_held_reference_keeps_the_driver_object_until_it_is_dropped() {
     let obj = d.driver_object() as usize;
     m.run_in_kernel_thread(move || {
         // SAFETY: referencing the live driver object.
-        assert_eq!(
-            unsafe { ntsim::exports::ObfReferenceObject(obj as PVOID) },
-            2
-        );
+        let n = unsafe { ntsim::exports::ObfReferenceObject(obj as PVOID) };
+        assert_eq!(n, 2);
     })
     .unwrap();
     assert!(d.unload().unwrap().is_clean());
@@ -81,10 +81,8 @@ fn a_held_reference_keeps_the_driver_object_until_it_is_dropped() {
     );
     m.run_in_kernel_thread(move || {
         // SAFETY: dropping the reference taken above (the last one).
-        assert_eq!(
-            unsafe { ntsim::exports::ObfDereferenceObject(obj as PVOID) },
-            0
-        );
+        let n = unsafe { ntsim::exports::ObfDereferenceObject(obj as PVOID) };
+        assert_eq!(n, 0);
     })
     .unwrap();
     let b = read_type(&m, obj).unwrap_err();

@@ -264,7 +264,14 @@ extern "win64" fn dbg_break_point_with_status(
 /// prompt is shown and, ntsim having no one to type, the response is empty: returns 0 and
 /// leaves `Response` untouched; with none there is nothing to ask: 0 (Microsoft:
 /// <https://learn.microsoft.com/windows-hardware/drivers/ddi/ntddk/nf-ntddk-dbgprompt>).
-pub extern "win64" fn DbgPrompt(Prompt: *const u8, Response: *mut u8, Length: ULONG) -> ULONG {
+///
+/// # Safety
+/// `Prompt` null or NUL-terminated (`Response` is never written).
+pub unsafe extern "win64" fn DbgPrompt(
+    Prompt: *const u8,
+    Response: *mut u8,
+    Length: ULONG,
+) -> ULONG {
     let _ = (Response, Length);
     let m = thread::current();
     if m.dbg.kd.active() {
@@ -321,7 +328,10 @@ pub extern "win64" fn KdEnableDebugger() -> NTSTATUS {
 /// OutBufferBytes, PVOID OutBuffer, PULONG OutBufferNeeded)` (see the module docs): sets
 /// `KdBlockEnable` to the BOOLEAN at `InBuffer`; once its high bit (0x80) is set it can never
 /// change again (STATUS_ACCESS_DENIED).
-pub extern "win64" fn KdChangeOption(
+///
+/// # Safety
+/// `InBuffer` null or pointing at `InBufferBytes` readable bytes.
+pub unsafe extern "win64" fn KdChangeOption(
     Option: ULONG,
     InBufferBytes: ULONG,
     InBuffer: PVOID,

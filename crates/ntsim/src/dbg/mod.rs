@@ -507,7 +507,11 @@ extern "win64" fn dbgprintex_impl(args: *const u64) -> u32 {
 /// `ULONG vDbgPrintEx(ULONG ComponentId, ULONG Level, PCCH Format, va_list arglist)`: as
 /// `DbgPrintEx`, with the arguments in a Windows x64 `va_list` (a pointer to 8-byte slots)
 /// (Microsoft: <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-vdbgprintex>).
-pub extern "win64" fn vDbgPrintEx(
+///
+/// # Safety
+/// `Format` null or NUL-terminated; `arglist` a `va_list` holding an argument for every
+/// conversion of `Format`.
+pub unsafe extern "win64" fn vDbgPrintEx(
     ComponentId: u32,
     Level: u32,
     Format: *const u8,
@@ -523,7 +527,10 @@ pub extern "win64" fn vDbgPrintEx(
 /// `ULONG vDbgPrintExWithPrefix(PCCH Prefix, ULONG ComponentId, ULONG Level, PCCH Format,
 /// va_list arglist)`: `vDbgPrintEx` with `Prefix` in front of the message (Microsoft:
 /// <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-vdbgprintexwithprefix>).
-pub extern "win64" fn vDbgPrintExWithPrefix(
+///
+/// # Safety
+/// As [`vDbgPrintEx`]; `Prefix` null or NUL-terminated.
+pub unsafe extern "win64" fn vDbgPrintExWithPrefix(
     Prefix: *const u8,
     ComponentId: u32,
     Level: u32,
