@@ -531,3 +531,96 @@ fn cli_dbg_filter_widens_and_bad_values_are_refused() {
         assert!(r.stderr.contains("--dbg-filter"), "{bad}: {}", r.stderr);
     }
 }
+
+/// KdChangeOption(KD_OPTION_SET_BLOCK_ENABLE): with KdBlockEnable set, KdDisableDebugger and
+/// KdEnableDebugger are STATUS_ACCESS_DENIED; once its 0x80 bit is set it cannot change.
+#[test]
+fn kd_block_enable_denies_disable_and_enable() {
+    let m = Machine::new(Config {
+        debugger: true,
+        ..Config::default()
+    });
+    m.run_in_kernel_thread(|| {
+        use ntsim::exports::{KdChangeOption, KdDisableDebugger, KdEnableDebugger};
+        let set = |v: u8| {
+            let mut b = v;
+            // SAFETY: a one-byte BOOLEAN input, no output, as the routine requires.
+            unsafe {
+                KdChangeOption(
+                    KD_OPTION_SET_BLOCK_ENABLE,
+                    1,
+                    (&raw mut b).cast(),
+                    0,
+                    core::ptr::null_mut(),
+                    core::ptr::null_mut(),
+                )
+            }
+        };
+        assert_eq!(set(1), STATUS_SUCCESS);
+        assert_eq!(KdDisableDebugger(), STATUS_ACCESS_DENIED);
+        assert_eq!(KdEnableDebugger(), STATUS_ACCESS_DENIED);
+        assert_eq!(set(0), STATUS_SUCCESS);
+        assert_eq!(KdDisableDebugger(), STATUS_SUCCESS);
+        assert_eq!(ntsim::exports::KdRefreshDebuggerNotPresent(), 1, "disabled");
+        assert_eq!(KdEnableDebugger(), STATUS_SUCCESS);
+        assert_eq!(ntsim::exports::KdRefreshDebuggerNotPresent(), 0);
+        assert_eq!(set(0x81), STATUS_SUCCESS);
+        assert_eq!(set(0), STATUS_ACCESS_DENIED, "0x80: permanently blocked");
+        assert_eq!(KdDisableDebugger(), STATUS_ACCESS_DENIED);
+        // A null input is refused.
+        // SAFETY: a null InBuffer is checked before any access.
+        let st = unsafe {
+            KdChangeOption(
+                KD_OPTION_SET_BLOCK_ENABLE,
+                1,
+                core::ptr::null_mut(),
+                0,
+                core::ptr::null_mut(),
+                core::ptr::null_mut(),
+            )
+        };
+        assert_eq!(st, STATUS_INVALID_PARAMETER);
+    })
+    .unwrap();
+}
+
+/// vDbgPrintEx with a va_list built in Rust, and the filter state through the exports.
+#[test]
+fn vdbgprintex_and_filter_state_in_process() {
+    let m = Machine::new(Config::default());
+    let bus = dpfltr_component("IHVBUS").unwrap();
+    assert_eq!(bus, 82);
+    m.run_in_kernel_thread(move || {
+        use ntsim::exports::{DbgQueryDebugFilterState, DbgSetDebugFilterState, vDbgPrintEx};
+        let args: [u64; 2] = [42, c"x".as_ptr() as u64];
+        let print = |level: u32| {
+            // SAFETY: the va_list holds one slot per conversion of the format.
+            unsafe {
+                vDbgPrintEx(
+                    bus,
+                    level,
+                    c"bus %d %s\n".as_ptr().cast(),
+                    args.as_ptr() as PVOID,
+                )
+            }
+        };
+        assert_eq!(DbgQueryDebugFilterState(bus, DPFLTR_TRACE_LEVEL), 0);
+        print(DPFLTR_TRACE_LEVEL);
+        assert_eq!(
+            DbgSetDebugFilterState(bus, DPFLTR_TRACE_LEVEL, 1),
+            STATUS_SUCCESS
+        );
+        assert_eq!(DbgQueryDebugFilterState(bus, DPFLTR_TRACE_LEVEL), 1);
+        print(DPFLTR_TRACE_LEVEL);
+        // The system-wide mask through component 0xFFFFFFFF.
+        assert_eq!(
+            DbgSetDebugFilterState(DPFLTR_WIN2000_COMPONENT, 0, 0),
+            STATUS_SUCCESS
+        );
+        assert_eq!(DbgQueryDebugFilterState(bus, DPFLTR_ERROR_LEVEL), 0);
+        print(DPFLTR_ERROR_LEVEL);
+    })
+    .unwrap();
+    assert_eq!(m.dbgprint_lines(), ["bus 42 x"]);
+    assert_eq!(m.dbgprint_filtered(), 2);
+}
