@@ -12,7 +12,9 @@ use crate::json::Json;
 use crate::pe::imports::{ImportName, import_names};
 
 /// Variables ntoskrnl exports (bound as data, not called). Names from Microsoft's WDK
-/// reference and mingw-w64's `ddk/` headers (`extern` declarations with `NTKERNELAPI`).
+/// reference and mingw-w64's `ddk/` headers (`extern` declarations with `NTKERNELAPI`). Once
+/// nt-abi declares the data exports ntsim binds (the Rtl/CRT/data work), this list gives way
+/// to that one source (`is_data_export` is the one place that asks).
 const KNOWN_DATA_EXPORTS: &[&str] = &[
     "CmKeyObjectType",
     "ExDesktopObjectType",

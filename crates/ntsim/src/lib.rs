@@ -27,7 +27,9 @@
 //! driver.audit() -> UnloadReport                             // what it owns now
 //! machine.last_unload_audit() -> Option<UnloadReport>        // also after 0x62/0xCE
 //! machine.bugcheck() -> Option<BugCheck>
-//! machine.dbgprint_lines() -> Vec<String>
+//! machine.dbgprint_lines() -> Vec<String>                   // what passed the DbgPrint filter
+//! machine.dbgprint_filtered() -> u64                         // what it kept out
+//! machine.debugger_events() -> Vec<DebuggerEvent>            // with Config::debugger
 //! Report { .. }.to_json() / .to_human()                      // what the CLI prints
 //! ```
 //!
