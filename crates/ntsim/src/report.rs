@@ -330,9 +330,9 @@ impl Report {
         }
         if self.dbgprint_filtered > 0 {
             s += &format!(
-                "dbgprint: {} message(s) filtered out by the component/level masks (DbgPrint and \
-                 KdPrint are DEFAULT/INFO; widen with --dbg-filter, e.g. DEFAULT=0xF or \
-                 IHVDRIVER=0xF)\n",
+                "filtered: {} DbgPrint message(s) kept out by the component/level masks \
+                 (DbgPrint and KdPrint are DEFAULT/INFO; widen with --dbg-filter, e.g. \
+                 DEFAULT=0xF or IHVDRIVER=0xF)\n",
                 self.dbgprint_filtered
             );
         }
