@@ -88,6 +88,19 @@ fn unload_with_work_in_flight_waits_for_the_last_handle() {
     assert!(m.bugcheck().is_none());
 }
 
+/// A machine on which the driver's INFO-level messages (`DbgPrintEx(DPFLTR_IHVDRIVER_ID,
+/// DPFLTR_INFO_LEVEL, …)`) reach the log: Windows filters them out unless `Kd_IHVDRIVER_Mask`
+/// has bit 3, so the test widens it as a developer does.
+fn show_driver_info() -> ntsim::Config {
+    ntsim::Config {
+        dbg_filter: vec![ntsim::DbgFilter {
+            component: nt_abi::dbg::DPFLTR_IHVDRIVER_ID,
+            mask: 0xF,
+        }],
+        ..ntsim::Config::default()
+    }
+}
+
 fn wide(s: &str) -> Vec<u16> {
     s.encode_utf16().chain([0]).collect()
 }
@@ -102,7 +115,7 @@ fn unicode(w: &mut [u16]) -> UNICODE_STRING {
 
 #[test]
 fn driver_entry_failing_at_the_link_undoes_device_and_slab() {
-    let m = ntsim::Machine::new(ntsim::Config::default());
+    let m = ntsim::Machine::new(show_driver_info());
     m.host_driver().unwrap(); // creates \Device\NtsimHost, the link's target
     // Someone else owns \DosDevices\WdmWorkItem: our IoCreateSymbolicLink must fail.
     let st = m
@@ -128,7 +141,7 @@ fn driver_entry_failing_at_the_link_undoes_device_and_slab() {
 
 #[test]
 fn a_second_copy_fails_at_the_device_name_and_leaves_nothing() {
-    let m = ntsim::Machine::new(ntsim::Config::default());
+    let m = ntsim::Machine::new(show_driver_info());
     let first = m.load_driver(sys()).unwrap();
     assert_eq!(first.start().unwrap(), STATUS_SUCCESS);
     let second = m.load_driver(sys()).unwrap();

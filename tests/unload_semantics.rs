@@ -20,7 +20,15 @@ use common::sys as wdm_sys;
 const UNLOADED: &str = "wdm-workitem: unloaded:";
 
 fn start(cfg: Config) -> (Machine, ntsim::Driver) {
-    let m = Machine::new(cfg);
+    // The driver prints UNLOADED at DPFLTR_INFO_LEVEL: widen Kd_IHVDRIVER_Mask so it reaches
+    // the log (Windows' default mask shows only the error level).
+    let m = Machine::new(Config {
+        dbg_filter: vec![ntsim::DbgFilter {
+            component: nt_abi::dbg::DPFLTR_IHVDRIVER_ID,
+            mask: 0xF,
+        }],
+        ..cfg
+    });
     let d = m.load_driver(wdm_sys()).expect("load");
     assert_eq!(d.start().expect("no bug check"), STATUS_SUCCESS);
     (m, d)

@@ -307,9 +307,5 @@ pub const WORK_ITEM_IMPORTS: &[&str] = &[
     "IoQueueWorkItemEx",
 ];
 
-/// `DPFLTR_IHVDRIVER_ID`, the component id third-party drivers pass to `DbgPrintEx`.
-pub const DPFLTR_IHVDRIVER_ID: ULONG = 77;
-/// `DPFLTR_ERROR_LEVEL`: always printed.
-pub const DPFLTR_ERROR_LEVEL: ULONG = 0;
-/// `DPFLTR_INFO_LEVEL`.
-pub const DPFLTR_INFO_LEVEL: ULONG = 3;
+/// The debug-print filter values drivers pass to `DbgPrintEx` (defined in [`crate::dbg`]).
+pub use crate::dbg::{DPFLTR_ERROR_LEVEL, DPFLTR_IHVDRIVER_ID, DPFLTR_INFO_LEVEL};

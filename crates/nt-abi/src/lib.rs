@@ -69,6 +69,7 @@ pub(crate) use routine_type;
 pub mod bugcheck;
 pub mod cpu;
 pub mod ctl;
+pub mod dbg;
 pub mod imports;
 pub mod io;
 pub mod ke;

@@ -122,7 +122,18 @@ export_group! { kernel_locks: }
 export_group! { rtl_crt: }
 
 // The kernel-debugger interface (issue 9, item 4).
-export_group! { debugger: }
+pub use crate::dbg::kd::{
+    DbgBreakPointWithStatus, DbgPrompt, KdChangeOption, KdDisableDebugger, KdEnableDebugger,
+    KdRefreshDebuggerNotPresent, RtlAssert,
+};
+pub use crate::dbg::{
+    DbgQueryDebugFilterState, DbgSetDebugFilterState, vDbgPrintEx, vDbgPrintExWithPrefix,
+};
+export_group! { debugger:
+    RtlAssert, DbgBreakPointWithStatus, DbgPrompt, vDbgPrintEx, vDbgPrintExWithPrefix,
+    DbgSetDebugFilterState, DbgQueryDebugFilterState, KdRefreshDebuggerNotPresent,
+    KdDisableDebugger, KdEnableDebugger, KdChangeOption,
+}
 
 /// Address of the export `name`, if ntsim emulates it.
 pub fn lookup(name: &str) -> Option<usize> {

@@ -11,6 +11,7 @@ const SOURCES: &[(&str, &str, &str)] = &[
     ("ke", "ke/decode.rs", include_str!("ke/decode.rs")),
     ("ke", "ke/trap.rs", include_str!("ke/trap.rs")),
     ("ke", "ke/except.rs", include_str!("ke/except.rs")),
+    ("ke", "ke/kd.rs", include_str!("ke/kd.rs")),
     ("ex", "ex/raise.rs", include_str!("ex/raise.rs")),
     ("ex", "ex/mod.rs", include_str!("ex/mod.rs")),
     ("ex", "ex/pool.rs", include_str!("ex/pool.rs")),

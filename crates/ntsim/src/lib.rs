@@ -27,7 +27,9 @@
 //! driver.audit() -> UnloadReport                             // what it owns now
 //! machine.last_unload_audit() -> Option<UnloadReport>        // also after 0x62/0xCE
 //! machine.bugcheck() -> Option<BugCheck>
-//! machine.dbgprint_lines() -> Vec<String>
+//! machine.dbgprint_lines() -> Vec<String>                   // what passed the DbgPrint filter
+//! machine.dbgprint_filtered() -> u64                         // what it kept out
+//! machine.debugger_events() -> Vec<DebuggerEvent>            // with Config::debugger
 //! Report { .. }.to_json() / .to_human()                      // what the CLI prints
 //! ```
 //!
@@ -101,6 +103,7 @@ pub mod dbg;
 pub mod ex;
 pub mod exports;
 mod ids;
+pub mod imports;
 pub mod io;
 pub mod json;
 pub mod ke;
@@ -120,6 +123,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use dbg::DbgFilter;
+pub use dbg::kd::DebuggerEvent;
 pub use ex::pool::{LeakedBlock, PoolStats};
 use ids::{DeviceId, DriverId, DriverObj, FileId};
 pub use io::driver::{OpenDevice, UnloadError, UnloadReport};
@@ -271,6 +276,18 @@ impl Machine {
     /// Every complete DbgPrint line so far (plus a trailing partial line, if any).
     pub fn dbgprint_lines(&self) -> Vec<String> {
         self.sys.dbg.lines()
+    }
+
+    /// How many DbgPrint messages the component/level filter kept out of
+    /// [`Machine::dbgprint_lines`] (see `Config::dbg_filter`).
+    pub fn dbgprint_filtered(&self) -> u64 {
+        self.sys.dbg.filtered()
+    }
+
+    /// What the attached kernel debugger saw (`Config::debugger`): breakpoints, assertions,
+    /// prompts, in order. Empty without a debugger.
+    pub fn debugger_events(&self) -> Vec<DebuggerEvent> {
+        self.sys.dbg.kd.events()
     }
 
     /// The pseudo-driver "host" and its device `\Device\NtsimHost` (created on first use).

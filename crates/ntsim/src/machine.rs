@@ -162,6 +162,10 @@ pub struct Config {
     /// `KdDebuggerNotPresent` say, and whether breakpoints and assertion failures stop the
     /// machine (no debugger, as on Windows) or are printed and continued.
     pub debugger: bool,
+    /// Debug-print filter masks set at boot (`--dbg-filter`), as the `Debug Print Filter`
+    /// registry key or `ed nt!Kd_<NAME>_Mask` set them; unset components keep Windows'
+    /// defaults (see `dbg`).
+    pub dbg_filter: Vec<crate::dbg::DbgFilter>,
 }
 
 impl Default for Config {
@@ -176,6 +180,7 @@ impl Default for Config {
             unload_grace: Duration::from_millis(2000),
             unload_wait: Duration::from_secs(30),
             debugger: false,
+            dbg_filter: Vec::new(),
         }
     }
 }
@@ -206,6 +211,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 pub(crate) fn new_system(config: Config) -> Arc<System> {
     crate::ke::fault::install();
+    crate::ke::kd::set_debug_routine(crate::dbg::kd::kdp_trap);
     Arc::new(System {
         verifier: crate::verifier::Hooks::new(config.verifier.flags()),
         ke: crate::ke::Ke::new(wake_after_bugcheck),
@@ -220,7 +226,7 @@ pub(crate) fn new_system(config: Config) -> Arc<System> {
         ),
         ob: crate::ob::Ob::default(),
         io: crate::io::Io::default(),
-        dbg: crate::dbg::Dbg::new(config.echo_dbgprint),
+        dbg: crate::dbg::Dbg::new(&config),
         config,
     })
 }

@@ -21,7 +21,12 @@ USAGE:
               [--read \\\\.\\NAME:LEN]... [--write \\\\.\\NAME:HEX]...
               [--size-of-work-item N] [--verifier standard|off|OPTION,...]
               [--special-pool overrun|underrun] [--json] [--echo-dbgprint] [--timeout SECONDS]
+              [--debugger] [--dbg-filter COMPONENT=MASK]...
     ntsim imports            list the ntoskrnl exports ntsim emulates
+    ntsim imports <driver.sys> [--json]
+                             which of the driver's imports ntsim emulates; exit 0 when all
+                             are (the driver can load), 2 when some are missing
+    ntsim imports --markdown the emulated exports as the README's table
     ntsim bench [--iterations N] [--json]
                              work-item cycles/s (init+uninit; queue->routine->uninit),
                              verifier on and off
@@ -40,6 +45,16 @@ corrupts ntsim's memory cannot take the report with it (verdict \"host_corrupted
 --verifier: standard (default, all options), off, or a comma-separated list of special_pool,
 pool_tracking, irql_checking, io_verification, misc_checks. --special-pool: where special pool
 puts the guard page (overrun = after the block, the default; underrun = before it).
+--debugger: a kernel debugger is attached, answering every break with \"ignore\": breakpoints
+(int3, DbgBreakPoint, DbgBreakPointWithStatus, KdBreakPoint), NT_ASSERT and failed ASSERTs
+(RtlAssert) are reported in \"debugger\" and continued. Without it, as on Windows with no
+debugger, they are STATUS_BREAKPOINT exceptions: unhandled, a bug check (0x7E/0x3B/0x1E,
+p1 0x80000003).
+--dbg-filter COMPONENT=MASK (repeatable): a Kd_<COMPONENT>_Mask at boot (IHVDRIVER, DEFAULT,
+WIN2000, any dpfilter.h name or id), like the Debug Print Filter registry key. DbgPrintEx
+messages reach \"dbgprint\" when their level bit (Level 0..31 = 1<<Level, else Level itself)
+is in the component's mask or in WIN2000 (default 1: error level); DbgPrint/KdPrint are
+DEFAULT/INFO (3), filtered out unless e.g. DEFAULT=0xF.
 --timeout (default 600, 0 = none): a run that does not finish in time (a driver deadlock) is
 killed and ends with verdict \"timeout\" and the step in progress in \"timed_out_in\".
 
@@ -57,7 +72,9 @@ EXIT CODES:
     {\"driver\", \"load_error\", \"driver_entry\": {\"status\", \"status_name\"},
      \"ioctls\": [{\"device\", \"major\", \"code\", \"length\", \"status\", \"status_name\", \"open_status\",
                  \"information\", \"output_hex\"}]  (every --ioctl, --read, --write, in order),
-     \"dbgprint\": [...], \"bugcheck\": {\"code\", \"parameters\", \"name\", \"meaning\", \"address\",
+     \"dbgprint\": [...], \"dbgprint_filtered\": n, \"debugger\": null | [{\"kind\", \"code\",
+     \"address\", \"context\", \"text\", \"expression\", \"file\", \"line\", \"message\"}],
+     \"bugcheck\": {\"code\", \"parameters\", \"name\", \"meaning\", \"address\",
      \"context\", \"documented_only\", \"verifier_rule\"} | null, \"leaks\": {...} | null,
      \"timed_out_in\": null | \"step\", \"host_error\": null | \"how the machine's process ended\",
      \"verdict\": \"clean\"|\"leaks\"|\"bugcheck\"|\"load_error\"|\"start_failed\"|\"timeout\"
@@ -236,6 +253,12 @@ fn parse_run(args: &[String]) -> RunOpts {
             }
             "--json" => json = true,
             "--echo-dbgprint" => cfg.echo_dbgprint = true,
+            "--debugger" => cfg.debugger = true,
+            "--dbg-filter" => {
+                let v = value("--dbg-filter");
+                cfg.dbg_filter
+                    .push(ntsim::DbgFilter::parse(&v).unwrap_or_else(|e| usage(&e)));
+            }
             "--timeout" => {
                 let v = value("--timeout");
                 timeout = parse_num("--timeout", &v).unwrap_or_else(|e| usage(&e));
@@ -269,7 +292,12 @@ fn parse_run(args: &[String]) -> RunOpts {
 /// `ntsim run`: supervise a child that runs the machine (see `supervise.rs`).
 fn cmd_run(args: &[String]) -> ! {
     let o = parse_run(args);
-    let report = supervise::supervise(args, &o.path, o.timeout);
+    let mut report = supervise::supervise(args, &o.path, o.timeout);
+    if o.cfg.debugger {
+        report.debugger.get_or_insert_with(Vec::new);
+    } else {
+        report.debugger = None;
+    }
     if !o.json
         && let Some(e) = &report.load_error
     {
@@ -462,6 +490,49 @@ fn cmd_bench(args: &[String]) -> ! {
     exit(0)
 }
 
+/// `ntsim imports [<driver.sys> [--json] | --markdown]`.
+fn cmd_imports(args: &[String]) -> ! {
+    let mut path: Option<&str> = None;
+    let (mut json, mut markdown) = (false, false);
+    for a in args {
+        match a.as_str() {
+            "--json" => json = true,
+            "--markdown" => markdown = true,
+            "-h" | "--help" => {
+                out(HELP);
+                exit(0)
+            }
+            s if s.starts_with("--") => usage(&format!("unknown imports option {s}")),
+            s if path.is_none() => path = Some(s),
+            s => usage(&format!("unexpected argument {s}")),
+        }
+    }
+    match (path, markdown) {
+        (Some(_), true) => usage("imports: --markdown lists the emulated exports; give no driver"),
+        (None, true) if json => usage("imports: --markdown and --json exclude each other"),
+        (None, true) => {
+            out(&ntsim::imports::markdown());
+            exit(0)
+        }
+        (None, false) if json => usage("imports --json needs a driver path"),
+        (None, false) => {
+            for n in ntsim::exports::names() {
+                out(&format!("ntoskrnl.exe!{n}\n"));
+            }
+            exit(0)
+        }
+        (Some(p), false) => {
+            let r = ntsim::imports::ImportsReport::of(std::path::Path::new(p));
+            if json {
+                out(&format!("{}\n", r.to_json()));
+            } else {
+                out(&r.to_human());
+            }
+            exit(r.exit_code())
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
@@ -472,12 +543,7 @@ fn main() {
         Some("run") => cmd_run(&args[1..]),
         Some(supervise::CHILD_COMMAND) => cmd_run_child(&args[1..]),
         Some("bench") => cmd_bench(&args[1..]),
-        Some("imports") => {
-            for n in ntsim::exports::names() {
-                out(&format!("ntoskrnl.exe!{n}\n"));
-            }
-            exit(0)
-        }
+        Some("imports") => cmd_imports(&args[1..]),
         Some(other) => usage(&format!("unknown command {other}")),
     }
 }

@@ -2,7 +2,7 @@
 use nt_abi::status_name;
 
 use crate::json::Json;
-use crate::{BugCheck, UnloadReport};
+use crate::{BugCheck, DebuggerEvent, UnloadReport};
 
 /// Overall outcome.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,7 +100,13 @@ pub struct Report {
     pub load_error: Option<String>,
     pub driver_entry: Option<i32>,
     pub ioctls: Vec<IoctlRecord>,
+    /// DbgPrint output that passed the component/level filter (what an attached debugger
+    /// shows; see `Config::dbg_filter`).
     pub dbgprint: Vec<String>,
+    /// Messages the filter kept out of `dbgprint`.
+    pub dbgprint_filtered: u64,
+    /// `Some` with a kernel debugger attached (`--debugger`): what it saw, in order.
+    pub debugger: Option<Vec<DebuggerEvent>>,
     pub bugcheck: Option<BugCheck>,
     pub leaks: Option<UnloadReport>,
     /// With verdict `timeout`: the step that did not finish (`DriverEntry`, `IOCTL #n`, …).
@@ -222,6 +228,31 @@ impl Report {
             ]),
             None => Json::Null,
         };
+        let opt_str = |v: &Option<String>| v.as_ref().map(Json::str).unwrap_or(Json::Null);
+        let debugger = match &self.debugger {
+            Some(events) => Json::Arr(
+                events
+                    .iter()
+                    .map(|e| {
+                        Json::obj(vec![
+                            ("kind", Json::str(&e.kind)),
+                            ("code", Json::Num(e.code as i128)),
+                            ("address", Json::str(&e.address)),
+                            ("context", Json::str(&e.context)),
+                            ("text", Json::str(&e.text)),
+                            ("expression", opt_str(&e.expression)),
+                            ("file", opt_str(&e.file)),
+                            (
+                                "line",
+                                e.line.map(|l| Json::Num(l as i128)).unwrap_or(Json::Null),
+                            ),
+                            ("message", opt_str(&e.message)),
+                        ])
+                    })
+                    .collect(),
+            ),
+            None => Json::Null,
+        };
         Json::obj(vec![
             ("driver", Json::str(&self.driver)),
             (
@@ -237,6 +268,11 @@ impl Report {
                 "dbgprint",
                 Json::Arr(self.dbgprint.iter().map(Json::str).collect()),
             ),
+            (
+                "dbgprint_filtered",
+                Json::Num(self.dbgprint_filtered as i128),
+            ),
+            ("debugger", debugger),
             ("bugcheck", bc),
             ("leaks", leaks),
             (
@@ -291,6 +327,20 @@ impl Report {
         }
         for l in &self.dbgprint {
             s += &format!("dbgprint: {l}\n");
+        }
+        if self.dbgprint_filtered > 0 {
+            s += &format!(
+                "filtered: {} DbgPrint message(s) kept out by the component/level masks \
+                 (DbgPrint and KdPrint are DEFAULT/INFO; widen with --dbg-filter, e.g. \
+                 DEFAULT=0xF or IHVDRIVER=0xF)\n",
+                self.dbgprint_filtered
+            );
+        }
+        for e in self.debugger.iter().flatten() {
+            s += &format!(
+                "debugger: {} at {} ({}): {}\n",
+                e.kind, e.address, e.context, e.text
+            );
         }
         if let Some(b) = &self.bugcheck {
             s += &format!("{b}\n");

@@ -79,6 +79,8 @@ fn opt(v: Option<i32>) -> String {
 struct Stream {
     out: std::fs::File,
     dbg_sent: usize,
+    kd_sent: usize,
+    dbgf_sent: u64,
     bug_sent: bool,
 }
 
@@ -105,6 +107,8 @@ impl ChildStream {
         *STREAM.lock().unwrap_or_else(|e| e.into_inner()) = Some(Stream {
             out,
             dbg_sent: 0,
+            kd_sent: 0,
+            dbgf_sent: 0,
             bug_sent: false,
         });
         // Die with the supervisor (a killed `ntsim run` must not leave a machine running), and
@@ -232,6 +236,31 @@ impl ChildStream {
             Self::write(s, &format!("dbg {}", hex(l.as_bytes())));
         }
         s.dbg_sent = s.dbg_sent.max(lines.len());
+        let events = m.debugger_events();
+        let h = |v: &Option<String>| v.as_ref().map_or("-".to_string(), |x| hex(x.as_bytes()));
+        for e in events.iter().skip(s.kd_sent) {
+            Self::write(
+                s,
+                &format!(
+                    "kd {} {} {} {} {} {} {} {} {}",
+                    hex(e.kind.as_bytes()),
+                    e.code,
+                    hex(e.address.as_bytes()),
+                    hex(e.context.as_bytes()),
+                    hex(e.text.as_bytes()),
+                    h(&e.expression),
+                    h(&e.file),
+                    e.line.map_or("-".to_string(), |l| l.to_string()),
+                    h(&e.message),
+                ),
+            );
+        }
+        s.kd_sent = s.kd_sent.max(events.len());
+        let filtered = m.dbgprint_filtered();
+        if filtered != s.dbgf_sent {
+            s.dbgf_sent = filtered;
+            Self::write(s, &format!("dbgf {filtered}"));
+        }
     }
 
     /// Forward the bug check and DbgPrint output as they happen, from a thread of their own
@@ -310,6 +339,30 @@ fn apply(p: &mut Partial, line: &str) -> Option<()> {
             length: num(&f, 8)?,
         }),
         "dbg" => r.dbgprint.push(unhex_str(field(&f, 1)?)?),
+        "dbgf" => r.dbgprint_filtered = num(&f, 1)?,
+        "kd" => {
+            let o = |i: usize| -> Option<Option<String>> {
+                match field(&f, i)? {
+                    "-" => Some(None),
+                    x => unhex_str(x).map(Some),
+                }
+            };
+            let e = ntsim::DebuggerEvent {
+                kind: unhex_str(field(&f, 1)?)?,
+                code: num(&f, 2)?,
+                address: unhex_str(field(&f, 3)?)?,
+                context: unhex_str(field(&f, 4)?)?,
+                text: unhex_str(field(&f, 5)?)?,
+                expression: o(6)?,
+                file: o(7)?,
+                line: match field(&f, 8)? {
+                    "-" => None,
+                    x => Some(x.parse().ok()?),
+                },
+                message: o(9)?,
+            };
+            r.debugger.get_or_insert_with(Vec::new).push(e);
+        }
         "bug" => {
             let name = unhex_str(field(&f, 6)?)?;
             r.bugcheck = Some(BugCheck {
@@ -397,6 +450,8 @@ fn empty_report(driver: &str) -> Report {
         driver_entry: None,
         ioctls: Vec::new(),
         dbgprint: Vec::new(),
+        dbgprint_filtered: 0,
+        debugger: None,
         bugcheck: None,
         leaks: None,
         timed_out_in: None,
@@ -546,6 +601,16 @@ mod tests {
                 hex(br"\\.\X".as_slice())
             ),
             format!("dbg {}", hex("héllo".as_bytes())),
+            "dbgf 3".to_string(),
+            format!(
+                "kd {} 2147483651 {} {} {} {} {} 12 -",
+                hex(b"assertion"),
+                hex(b"d.sys+0x20"),
+                hex(b"DriverEntry"),
+                hex(b"t"),
+                hex(b"x == 1"),
+                hex(b"a.c")
+            ),
             format!(
                 "bug 196 98 2 3 4 {} {} {} {} 0 1",
                 hex(b"DRIVER_VERIFIER_DETECTED_VIOLATION"),
@@ -573,6 +638,18 @@ mod tests {
             (nt_abi::IRP_MJ_READ, 7)
         );
         assert_eq!(r.dbgprint, ["héllo"]);
+        assert_eq!(r.dbgprint_filtered, 3);
+        let e = &r.debugger.as_ref().unwrap()[0];
+        assert_eq!(
+            (
+                e.kind.as_str(),
+                e.code,
+                e.expression.as_deref(),
+                e.line,
+                e.message.as_deref()
+            ),
+            ("assertion", 0x8000_0003, Some("x == 1"), Some(12), None)
+        );
         let b = r.bugcheck.as_ref().unwrap();
         assert_eq!((b.code, b.parameters), (196, [98, 2, 3, 4]));
         assert!(b.verifier_rule && !b.documented_only);

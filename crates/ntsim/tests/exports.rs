@@ -855,7 +855,14 @@ fn rtl_init_unicode_string() {
 
 #[test]
 fn dbgprint_formats_like_the_kernel() {
-    let m = machine(Verifier::Standard);
+    // DbgPrint is DEFAULT/INFO: shown only with Kd_DEFAULT_Mask widened (tests/debugger.rs
+    // covers the filter itself).
+    let m = machine_with(|c| {
+        c.dbg_filter = vec![ntsim::DbgFilter {
+            component: nt_abi::dbg::DPFLTR_DEFAULT_ID,
+            mask: 0xF,
+        }]
+    });
     m.run_in_kernel_thread(|| {
         let p = ntsim::exports::dbgprint_fn();
         let pe = ntsim::exports::dbgprintex_fn();

@@ -42,6 +42,11 @@ fn round(round: u64, r: &mut Rng) -> usize {
     let m = Machine::new(Config {
         unload_grace: Duration::from_millis(500),
         unload_wait: Duration::from_secs(30),
+        // "unloaded:" is an INFO-level message: widen Kd_IHVDRIVER_Mask so it is logged.
+        dbg_filter: vec![ntsim::DbgFilter {
+            component: nt_abi::dbg::DPFLTR_IHVDRIVER_ID,
+            mask: 0xF,
+        }],
         ..Config::default()
     });
     let d = m.load_driver(wdm_sys()).expect("load");

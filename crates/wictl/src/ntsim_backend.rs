@@ -45,6 +45,13 @@ impl NtsimBackend {
     pub fn load(sys: &Path, opts: &Options) -> Result<Self, BackendError> {
         let mut config = ntsim::Config {
             verifier: ntsim::Verifier::Standard,
+            // A driver developer's test machine: every level of the IHV driver component is
+            // shown (the `Debug Print Filter` key's IHVDRIVER = 0xFFFFFFFF), so the driver's
+            // INFO-level messages reach the log, as on a VM set up for debugging.
+            dbg_filter: vec![ntsim::DbgFilter {
+                component: nt_abi::dbg::DPFLTR_IHVDRIVER_ID,
+                mask: u32::MAX,
+            }],
             ..ntsim::Config::default()
         };
         if let Some(size) = opts.size_of_work_item {

@@ -1,13 +1,33 @@
-//! Debug output: `DbgPrint` / `DbgPrintEx` with the kernel's printf dialect.
+//! Debug output: `DbgPrint` / `DbgPrintEx` / `vDbgPrintEx(WithPrefix)` with the kernel's printf
+//! dialect, filtered by component and level as Windows filters them, and the kernel debugger
+//! ([`kd`]).
 //!
-//! The exports are variadic. On x64 the first four integer arguments travel in registers and the
-//! rest on the stack, right after the 32-byte home area the caller always reserves. A small
+//! The printers are variadic. On x64 the first four integer arguments travel in registers and
+//! the rest on the stack, right after the 32-byte home area the caller always reserves. A small
 //! naked entry spills the four registers into that home area, which makes all arguments one
 //! contiguous array (exactly what a Windows `va_list` is), and jumps to Rust with a pointer to
 //! it. Stack slots are then read only as far as the format string asks.
+//!
+//! **Filtering** (Microsoft, "Reading and Filtering Debugging Messages",
+//! <https://learn.microsoft.com/windows-hardware/drivers/debugger/reading-and-filtering-debugging-messages>,
+//! and "DbgPrintEx", <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-dbgprintex>):
+//! a `Level` of 0..=31 stands for the bit `1 << Level`, a larger `Level` is the bit field
+//! itself; the message is sent when that field shares a bit with the component's mask
+//! (`Kd_<component>_Mask`, default 0) or with the system-wide mask (`Kd_WIN2000_Mask`, default
+//! 1, so `DPFLTR_ERROR_LEVEL` messages of every component are sent). `DbgPrint` and `KdPrint`
+//! are `DbgPrintEx(DPFLTR_DEFAULT_ID, DPFLTR_INFO_LEVEL, …)` (Windows Vista and later), so they
+//! are filtered out unless `Kd_DEFAULT_Mask` has bit 3. `Config::dbg_filter` (`--dbg-filter`)
+//! sets masks at boot, as the `Debug Print Filter` registry key does; `DbgSetDebugFilterState`
+//! changes them at run time. What passes is the report's `dbgprint` (the DbgPrint buffer, what
+//! an attached debugger shows); what does not is only counted (`dbgprint_filtered`).
 #![allow(non_snake_case)]
 
+pub mod kd;
+
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use nt_abi::dbg::*;
 
 use crate::ke::thread::current;
 use crate::machine::lock;
@@ -18,17 +38,92 @@ struct DbgLog {
     partial: String,
 }
 
-/// The debugger's view of DbgPrint output: every line, as it arrives.
+/// One `--dbg-filter` setting: a component's filter mask at boot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DbgFilter {
+    /// A `DPFLTR_<NAME>_ID`, or [`DPFLTR_WIN2000_COMPONENT`] for `Kd_WIN2000_Mask`.
+    pub component: u32,
+    /// The whole mask (replacing the default).
+    pub mask: u32,
+}
+
+impl DbgFilter {
+    /// Parse `NAME=MASK` (`IHVDRIVER=0xF`, `DEFAULT=0xFFFFFFFF`, `WIN2000=0x3`, or a numeric
+    /// component id: `77=8`); NAME as in `Kd_<NAME>_Mask`, MASK a ULONG.
+    pub fn parse(s: &str) -> Result<DbgFilter, String> {
+        let (name, mask) = s.split_once('=').ok_or_else(|| {
+            format!("bad --dbg-filter {s:?}: expected COMPONENT=MASK (e.g. IHVDRIVER=0xF)")
+        })?;
+        let component = if name.eq_ignore_ascii_case("WIN2000") {
+            DPFLTR_WIN2000_COMPONENT
+        } else if let Some(id) = dpfltr_component(name) {
+            id
+        } else {
+            match nt_abi::text::parse_ulong(name) {
+                Ok(id) if id < DPFLTR_ENDOFTABLE_ID => id,
+                _ => {
+                    return Err(format!(
+                        "bad --dbg-filter component {name:?}: a dpfilter.h component name \
+                         (IHVDRIVER, IHVVIDEO, IHVAUDIO, IHVNETWORK, IHVSTREAMING, IHVBUS, \
+                         DEFAULT, …), WIN2000 (the system-wide mask) or an id below \
+                         {DPFLTR_ENDOFTABLE_ID}"
+                    ));
+                }
+            }
+        };
+        let mask = nt_abi::text::parse_ulong(mask)
+            .map_err(|e| format!("bad --dbg-filter mask {mask:?} (a ULONG): {e}"))?;
+        Ok(DbgFilter { component, mask })
+    }
+}
+
+/// The filter masks: `Kd_<component>_Mask` for every component, and `Kd_WIN2000_Mask`.
+struct Masks {
+    component: Vec<AtomicU32>,
+    win2000: AtomicU32,
+}
+
+impl Masks {
+    fn new(settings: &[DbgFilter]) -> Masks {
+        let m = Masks {
+            component: (0..DPFLTR_ENDOFTABLE_ID)
+                .map(|_| AtomicU32::new(KD_COMPONENT_MASK_DEFAULT))
+                .collect(),
+            win2000: AtomicU32::new(KD_WIN2000_MASK_DEFAULT),
+        };
+        for f in settings {
+            if let Some(a) = m.slot(f.component) {
+                a.store(f.mask, Ordering::Relaxed);
+            }
+        }
+        m
+    }
+    fn slot(&self, component: u32) -> Option<&AtomicU32> {
+        if component == DPFLTR_WIN2000_COMPONENT {
+            Some(&self.win2000)
+        } else {
+            self.component.get(component as usize)
+        }
+    }
+}
+
+/// The debugger's view of DbgPrint output: every line that passed the filter, as it arrives.
 pub(crate) struct Dbg {
     log: Mutex<DbgLog>,
     echo: bool,
+    masks: Masks,
+    filtered: AtomicU64,
+    pub(crate) kd: kd::Kd,
 }
 
 impl Dbg {
-    pub(crate) fn new(echo: bool) -> Self {
+    pub(crate) fn new(config: &crate::Config) -> Self {
         Dbg {
             log: Mutex::new(DbgLog::default()),
-            echo,
+            echo: config.echo_dbgprint,
+            masks: Masks::new(&config.dbg_filter),
+            filtered: AtomicU64::new(0),
+            kd: kd::Kd::new(config.debugger),
         }
     }
 
@@ -42,7 +137,35 @@ impl Dbg {
         v
     }
 
-    fn emit(&self, text: &str) {
+    /// How many messages the component/level filter kept from the log.
+    pub(crate) fn filtered(&self) -> u64 {
+        self.filtered.load(Ordering::Relaxed)
+    }
+
+    /// Whether `DbgPrintEx(component, level, …)` is sent (`DbgQueryDebugFilterState`); None
+    /// for an unknown component.
+    pub(crate) fn passes(&self, component: u32, level: u32) -> Option<bool> {
+        let bits = dpfltr_level_bits(level);
+        let c = self.masks.slot(component)?.load(Ordering::Relaxed);
+        Some(bits & (c | self.masks.win2000.load(Ordering::Relaxed)) != 0)
+    }
+
+    /// `DbgSetDebugFilterState`: set or clear the level's bits; false for an unknown component.
+    pub(crate) fn set_filter(&self, component: u32, level: u32, state: bool) -> bool {
+        let Some(a) = self.masks.slot(component) else {
+            return false;
+        };
+        let bits = dpfltr_level_bits(level);
+        if state {
+            a.fetch_or(bits, Ordering::Relaxed);
+        } else {
+            a.fetch_and(!bits, Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// Append to the log unconditionally (the debugger's own output, assertion text).
+    pub(crate) fn emit(&self, text: &str) {
         if self.echo {
             eprint!("{text}");
         }
@@ -318,22 +441,53 @@ fn pad_num(prefix: &str, digits: String, width: Option<usize>, left: bool, zero:
     }
 }
 
-fn emit(text: &str) {
-    current().dbg.emit(text);
+/// Format and send one message: `prefix` + `Format` with `va`'s arguments, filtered by
+/// `component`/`level`.
+///
+/// # Safety
+/// `fmt` must be null or a NUL-terminated string whose conversions `va` supplies; `prefix`
+/// null or NUL-terminated.
+unsafe fn print(component: u32, level: u32, prefix: *const u8, fmt: *const u8, va: &mut VaList) {
+    let m = current();
+    // Skip the formatting (and its argument reads) when the message is filtered out anyway.
+    if m.dbg.passes(component, level) != Some(true) {
+        m.dbg.filtered.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    // SAFETY: the caller's contract: NUL-terminated format.
+    let Some(f) = (unsafe { crate::rtl::read_cstr(fmt) }) else {
+        return;
+    };
+    let mut text = String::new();
+    if !prefix.is_null() {
+        // SAFETY: the caller's contract: a NUL-terminated prefix.
+        if let Some(p) = unsafe { crate::rtl::read_cstr(prefix) } {
+            text.push_str(&String::from_utf8_lossy(&p));
+        }
+    }
+    // SAFETY: the caller's contract: `va` holds the format's arguments.
+    text.push_str(&unsafe { format(&f, va) });
+    m.dbg.emit(&text);
 }
 
-/// `DbgPrint` body: `args[0]` is Format, the rest follow.
+/// `DbgPrint` body: `args[0]` is Format, the rest follow. `DbgPrint(…)` is
+/// `DbgPrintEx(DPFLTR_DEFAULT_ID, DPFLTR_INFO_LEVEL, …)` ("Reading and Filtering Debugging
+/// Messages").
 extern "win64" fn dbgprint_impl(args: *const u64) -> u32 {
     // SAFETY: `args` points at the spilled home area of a DbgPrint call (see module docs).
     let mut va = unsafe { VaList::new(args) };
     let fmt = va.next() as *const u8;
-    // SAFETY: DbgPrint's Format is a NUL-terminated string.
-    let Some(f) = (unsafe { crate::rtl::read_cstr(fmt) }) else {
-        return 0;
+    // SAFETY: DbgPrint's Format is a NUL-terminated string; the remaining slots are its
+    // variadic arguments.
+    unsafe {
+        print(
+            DPFLTR_DEFAULT_ID,
+            DPFLTR_INFO_LEVEL,
+            core::ptr::null(),
+            fmt,
+            &mut va,
+        )
     };
-    // SAFETY: the remaining slots are the caller's variadic arguments.
-    let s = unsafe { format(&f, &mut va) };
-    emit(&s);
     0
 }
 
@@ -341,17 +495,82 @@ extern "win64" fn dbgprint_impl(args: *const u64) -> u32 {
 extern "win64" fn dbgprintex_impl(args: *const u64) -> u32 {
     // SAFETY: `args` points at the spilled home area of a DbgPrintEx call.
     let mut va = unsafe { VaList::new(args) };
-    let _component = va.next();
-    let _level = va.next();
+    let component = va.next() as u32;
+    let level = va.next() as u32;
     let fmt = va.next() as *const u8;
-    // SAFETY: DbgPrintEx's Format is a NUL-terminated string.
-    let Some(f) = (unsafe { crate::rtl::read_cstr(fmt) }) else {
-        return 0;
-    };
-    // SAFETY: the remaining slots are the caller's variadic arguments.
-    let s = unsafe { format(&f, &mut va) };
-    emit(&s);
+    // SAFETY: DbgPrintEx's Format is a NUL-terminated string; the remaining slots are its
+    // variadic arguments.
+    unsafe { print(component, level, core::ptr::null(), fmt, &mut va) };
     0
+}
+
+/// `ULONG vDbgPrintEx(ULONG ComponentId, ULONG Level, PCCH Format, va_list arglist)`: as
+/// `DbgPrintEx`, with the arguments in a Windows x64 `va_list` (a pointer to 8-byte slots)
+/// (Microsoft: <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-vdbgprintex>).
+///
+/// # Safety
+/// `Format` null or NUL-terminated; `arglist` a `va_list` holding an argument for every
+/// conversion of `Format`.
+pub unsafe extern "win64" fn vDbgPrintEx(
+    ComponentId: u32,
+    Level: u32,
+    Format: *const u8,
+    arglist: nt_abi::PVOID,
+) -> u32 {
+    // SAFETY: a Windows x64 va_list points at one 8-byte slot per argument.
+    let mut va = unsafe { VaList::new(arglist as *const u64) };
+    // SAFETY: the caller's format and its va_list, as for DbgPrintEx.
+    unsafe { print(ComponentId, Level, core::ptr::null(), Format, &mut va) };
+    0
+}
+
+/// `ULONG vDbgPrintExWithPrefix(PCCH Prefix, ULONG ComponentId, ULONG Level, PCCH Format,
+/// va_list arglist)`: `vDbgPrintEx` with `Prefix` in front of the message (Microsoft:
+/// <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-vdbgprintexwithprefix>).
+///
+/// # Safety
+/// As [`vDbgPrintEx`]; `Prefix` null or NUL-terminated.
+pub unsafe extern "win64" fn vDbgPrintExWithPrefix(
+    Prefix: *const u8,
+    ComponentId: u32,
+    Level: u32,
+    Format: *const u8,
+    arglist: nt_abi::PVOID,
+) -> u32 {
+    // SAFETY: a Windows x64 va_list points at one 8-byte slot per argument.
+    let mut va = unsafe { VaList::new(arglist as *const u64) };
+    // SAFETY: the caller's prefix, format and va_list.
+    unsafe { print(ComponentId, Level, Prefix, Format, &mut va) };
+    0
+}
+
+/// `NTSTATUS DbgQueryDebugFilterState(ULONG ComponentId, ULONG Level)`: TRUE (1) when a
+/// message of that component and level would be sent, FALSE (0) when not,
+/// STATUS_INVALID_PARAMETER_1 for a component outside dpfilter.h's table (ReactOS
+/// `NtQueryDebugFilterState`, `ntoskrnl/kd64/kdapi.c`; Microsoft:
+/// <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-dbgquerydebugfilterstate>).
+pub extern "win64" fn DbgQueryDebugFilterState(ComponentId: u32, Level: u32) -> nt_abi::NTSTATUS {
+    match current().dbg.passes(ComponentId, Level) {
+        Some(p) => p as nt_abi::NTSTATUS,
+        None => STATUS_INVALID_PARAMETER_1,
+    }
+}
+
+/// `NTSTATUS DbgSetDebugFilterState(ULONG ComponentId, ULONG Level, BOOLEAN State)`: set
+/// (State TRUE) or clear the Level's bits in the component's mask (`0xFFFFFFFF` = the
+/// system-wide `Kd_WIN2000_Mask`); STATUS_INVALID_PARAMETER_1 for an unknown component
+/// (Microsoft: <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-dbgsetdebugfilterstate>;
+/// ReactOS `NtSetDebugFilterState`).
+pub extern "win64" fn DbgSetDebugFilterState(
+    ComponentId: u32,
+    Level: u32,
+    State: u8,
+) -> nt_abi::NTSTATUS {
+    if current().dbg.set_filter(ComponentId, Level, State != 0) {
+        nt_abi::STATUS_SUCCESS
+    } else {
+        STATUS_INVALID_PARAMETER_1
+    }
 }
 
 /// `ULONG DbgPrint(PCSTR Format, ...)`.

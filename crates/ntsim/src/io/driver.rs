@@ -125,19 +125,25 @@ fn alloc_unicode(sys: &System, s: &str) -> UNICODE_STRING {
     }
 }
 
-/// Create a DRIVER_OBJECT (+ extension) for driver `name`.
+/// Offset of the DRIVER_EXTENSION in a driver object's allocation: right after the
+/// DRIVER_OBJECT, as `IoCreateDriver` / `IopLoadDriver` allocate them together (ReactOS
+/// `ntoskrnl/io/iomgr/driver.c`: one object body of `sizeof(DRIVER_OBJECT)` + the extension).
+const DRIVER_EXTENSION_OFFSET: usize = (core::mem::size_of::<DRIVER_OBJECT>() + 15) & !15;
+
+/// Create a DRIVER_OBJECT (+ extension) for driver `name`, on pages of their own (like device
+/// objects), so a use after the object is freed faults (see [`release_driver_object`]).
 pub(crate) fn create_driver_object(
     sys: &System,
     name: &str,
     image: Option<Arc<crate::pe::Image>>,
 ) -> (DriverId, DriverObj) {
     let pool = &sys.ex.pool;
+    let size = DRIVER_EXTENSION_OFFSET + core::mem::size_of::<DRIVER_EXTENSION>();
     let d = pool
-        .sys_alloc(core::mem::size_of::<DRIVER_OBJECT>(), "driver object")
+        .sys_alloc_object(&sys.mm, size, "driver object + extension")
         .cast::<DRIVER_OBJECT>();
-    let ext = pool
-        .sys_alloc(core::mem::size_of::<DRIVER_EXTENSION>(), "driver extension")
-        .cast::<DRIVER_EXTENSION>();
+    // SAFETY: the allocation holds the extension at this offset (sized above).
+    let ext = unsafe { d.cast::<u8>().add(DRIVER_EXTENSION_OFFSET) }.cast::<DRIVER_EXTENSION>();
     let dname = alloc_unicode(sys, &format!("\\Driver\\{name}"));
     let key = alloc_unicode(sys, name);
     // SAFETY: a fresh, zeroed, exclusively owned block sized for a DRIVER_EXTENSION.
@@ -225,6 +231,26 @@ pub(crate) fn collect_audit(sys: &System, owner: DriverId) -> UnloadReport {
     }
 }
 
+/// After DriverUnload: the I/O manager makes the driver object temporary and drops its own
+/// reference; the object (and extension) is freed when the last reference goes — at once,
+/// or when whoever still holds one (`ObReferenceObject`, a work item queued against it)
+/// releases it (ReactOS `IopUnloadDriver` → `ObMakeTemporaryObject` + `ObDereferenceObject`,
+/// `IopDeleteDriver`). Its pages then stay inaccessible for a while, so a later use faults
+/// (0x50, documented-only: Windows' freed pool may stay mapped).
+fn release_driver_object(sys: &System, obj: DriverObj) {
+    if let Err(bc) = sys.ob.delete_and_release(sys, obj.object()) {
+        raise(sys, bc);
+    }
+}
+
+/// The driver was unloaded (its DRIVER_OBJECT may be freed: never read it again).
+fn is_unloaded(sys: &System, id: DriverId) -> bool {
+    lock(&sys.io.db)
+        .drivers
+        .get(id.0)
+        .is_some_and(|d| d.unloaded)
+}
+
 /// Whether the driver set DriverUnload.
 fn unload_routine(obj: DriverObj) -> Option<DRIVER_UNLOAD> {
     // SAFETY: the live driver object; DriverUnload is plain data set by DriverEntry.
@@ -234,7 +260,8 @@ fn unload_routine(obj: DriverObj) -> Option<DRIVER_UNLOAD> {
 /// What driver `id` owns now (its audit without unloading).
 pub(crate) fn audit(sys: &System, id: DriverId, obj: DriverObj) -> UnloadReport {
     let mut r = collect_audit(sys, id);
-    r.unload_routine = unload_routine(obj).is_some();
+    // An unloaded driver had a DriverUnload routine (it ran), and its object may be freed.
+    r.unload_routine = is_unloaded(sys, id) || unload_routine(obj).is_some();
     r
 }
 
@@ -245,6 +272,11 @@ pub(crate) fn start(
     obj: DriverObj,
     service: String,
 ) -> Result<NTSTATUS, BugCheck> {
+    if is_unloaded(sys, id) {
+        // Its DRIVER_OBJECT may be freed: an unloaded image is not started again (load it
+        // again instead, as Windows maps a fresh image and object).
+        return Ok(STATUS_UNSUCCESSFUL);
+    }
     let s2 = sys.clone();
     run_kernel(sys, id, "DriverEntry", move || {
         let mut path = crate::rtl::wide(&format!(
@@ -286,6 +318,14 @@ pub(crate) fn unload(
 ) -> Result<UnloadReport, UnloadError> {
     if let Some(b) = sys.ke.bugcheck() {
         return Err(UnloadError::BugCheck(b));
+    }
+    if is_unloaded(sys, id) {
+        // Already stopped (its object may be freed): the report of that unload.
+        let mut r = lock(&sys.io.last_audit)
+            .clone()
+            .unwrap_or_else(|| collect_audit(sys, id));
+        r.unload_routine = true;
+        return Ok(r);
     }
     if unload_routine(obj).is_some() {
         wait_unreferenced(sys, id)?;
@@ -384,6 +424,7 @@ fn call_unload(sys: &Arc<System>, id: DriverId, obj: DriverObj) -> Result<Unload
             if let Some(d) = lock(&m.io.db).drivers.get_mut(id.0) {
                 d.unloaded = true;
             }
+            release_driver_object(&m, obj);
             r
         })
     })

@@ -8,6 +8,7 @@ pub mod cpu;
 pub mod decode;
 pub(crate) mod except;
 pub(crate) mod fault;
+pub(crate) mod kd;
 pub(crate) mod thread;
 pub(crate) mod trap;
 

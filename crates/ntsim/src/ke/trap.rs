@@ -204,11 +204,15 @@ pub(crate) fn unwind_and_resume(
     }
 }
 
-/// `KiDispatchException`: look for a handler for `rec` raised in `ctx`; resume (continue
+/// `KiDispatchException`: give an attached kernel debugger the first chance (`ke::kd`), then
+/// look for a handler for `rec` raised in `ctx`; resume (continue
 /// execution) or bug-check (nobody handled it). Handlers that execute an `__except` block never
 /// come back here (they resume in the driver through `RtlUnwindEx`).
 pub(crate) fn dispatch_exception(rec: &mut EXCEPTION_RECORD, ctx: &mut CONTEXT) -> ! {
     let m = thread::current();
+    if super::kd::first_chance(&m, rec, ctx) {
+        resume(ctx)
+    }
     ACTIVE.with(|a| {
         a.borrow_mut().push(Active {
             ctx: ctx as *mut CONTEXT as usize,

@@ -177,6 +177,19 @@ impl Ob {
         }
     }
 
+    /// Mark `object` deleted (a driver object after DriverUnload: `ObMakeTemporaryObject`) and
+    /// drop its creator's reference; freed now if that was the last one.
+    pub(crate) fn delete_and_release(
+        &self,
+        sys: &crate::machine::System,
+        object: ObjectId,
+    ) -> Result<i64, Bc> {
+        if let Some(h) = self.header(object) {
+            h.deleted.store(true, Ordering::SeqCst);
+        }
+        self.dereference_and_release(sys, object)
+    }
+
     /// Whether a device named `name` exists.
     pub(crate) fn device_name_taken(&self, name: &str) -> bool {
         lock(&self.ns).devices.contains_key(&norm(name))
@@ -267,13 +280,14 @@ impl Ob {
 }
 
 /// Free a device object (with its extension) once IoDeleteDevice has deleted it and its last
-/// reference is gone, as the object manager does on Windows (Microsoft, *IoDeleteDevice*: the
+/// reference is gone — and a driver object (with its extension) once the driver is unloaded
+/// and its last reference is gone (`io::driver`) — as the object manager does on Windows (Microsoft, *IoDeleteDevice*: the
 /// device object is freed when its reference count reaches zero; ReactOS
 /// `IopDereferenceDeviceObject` / `IopDeleteDevice`). Its pages become inaccessible, so a later
 /// use by the driver faults (0x50, reported as stricter than Windows, whose freed pool may stay
 /// mapped) instead of going unnoticed.
 pub(crate) fn release_if_gone(sys: &crate::machine::System, h: &ObjHeader) {
-    if h.kind == ObjKind::Device
+    if matches!(h.kind, ObjKind::Device | ObjKind::Driver)
         && h.is_deleted()
         && h.refs.load(Ordering::SeqCst) <= 0
         && !h.freed.swap(true, Ordering::SeqCst)

@@ -8,6 +8,8 @@ use nt_abi::pe::*;
 
 use crate::mm::{self, PAGE_SIZE, Prot};
 
+pub mod imports;
+
 /// Why an image was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LoadError {

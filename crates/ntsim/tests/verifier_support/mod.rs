@@ -254,7 +254,11 @@ pub fn run_sys(sys: &Path, ioctls: &[Ioctl<'_>], extra: &[&str]) -> Run {
 
 /// Run the rulebreaker with the given IOCTLs (verifier at its default, standard).
 pub fn run_rulebreaker(ioctls: &[Ioctl<'_>], extra: &[&str]) -> Run {
-    run_sys(rulebreaker_sys(), ioctls, extra)
+    // The fixture prints its addresses with DbgPrint (DPFLTR_DEFAULT_ID, INFO level), which
+    // Windows' default filter drops: widen Kd_DEFAULT_Mask, as a developer does.
+    let mut extra = extra.to_vec();
+    extra.extend(["--dbg-filter", "DEFAULT=0xF"]);
+    run_sys(rulebreaker_sys(), ioctls, &extra)
 }
 
 /// A decoded `bugcheck` object.
