@@ -5,6 +5,7 @@
 pub mod lookaside;
 pub mod pool;
 pub mod raise;
+pub mod system_routine;
 pub(crate) mod worker;
 
 /// The executive's state.
