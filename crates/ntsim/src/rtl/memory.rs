@@ -189,24 +189,32 @@ pub unsafe extern "win64" fn RtlInitializeBitMap(
     };
 }
 
-/// `RtlClearAllBits`.
+/// Fill the bitmap's whole ULONGs (the bits past SizeOfBitMap in the last one too, as
+/// ReactOS' RtlClearAllBits / RtlSetAllBits do).
+unsafe fn fill_all(h: *mut RTL_BITMAP, v: u8) {
+    // SAFETY: per the callers' contract.
+    let b = unsafe { Bits::of(h) };
+    let bytes = b.size.div_ceil(32) as usize * 4;
+    // SAFETY: the buffer holds (SizeOfBitMap + 31) / 32 ULONGs.
+    unsafe { core::ptr::write_bytes(b.bytes, v, bytes) };
+}
+
+/// `RtlClearAllBits`: zero every ULONG of the buffer.
 ///
 /// # Safety
 /// A valid bitmap.
 pub unsafe extern "win64" fn RtlClearAllBits(BitMapHeader: *mut RTL_BITMAP) {
     // SAFETY: per the contract.
-    let b = unsafe { Bits::of(BitMapHeader) };
-    b.range(0, b.size, false);
+    unsafe { fill_all(BitMapHeader, 0) };
 }
 
-/// `RtlSetAllBits`.
+/// `RtlSetAllBits`: set every ULONG of the buffer to all ones.
 ///
 /// # Safety
 /// A valid bitmap.
 pub unsafe extern "win64" fn RtlSetAllBits(BitMapHeader: *mut RTL_BITMAP) {
     // SAFETY: per the contract.
-    let b = unsafe { Bits::of(BitMapHeader) };
-    b.range(0, b.size, true);
+    unsafe { fill_all(BitMapHeader, 0xFF) };
 }
 
 /// `RtlSetBits(StartingIndex, NumberToSet)`.
