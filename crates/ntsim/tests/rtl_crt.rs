@@ -553,3 +553,78 @@ fn the_cli_runs_the_name_table_clean() {
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+#[test]
+fn the_rest_of_the_crt_and_the_ansi_string_routines() {
+    let Some(rig) = Rig::new() else { return };
+    let w = rig.words(15);
+    let e: Vec<u64> = vec![
+        0x3734_3332_3130_3130, // memmove with overlap
+        3,
+        2,
+        1,
+        0,
+        0x0000_0000_0062_0061, // wcsncpy pads
+        0,
+        0,
+        1,
+        3,
+        1,
+        0xFFFF_FFFF_8000_0000, // atol: a 32-bit long
+        511,
+        b'q' as u64,
+        0xFFFF_FFFF,
+        4,
+        0x5858_5858_3730_3030, // _vsnprintf exactly full: no terminator
+        3,
+        0x5858_5858_0063_7C6E,
+        0x0006_0005,
+        1,
+        0,
+        0,
+        1,
+        0,
+    ];
+    assert_eq!(w, e);
+    rig.finish();
+}
+
+#[test]
+fn the_export_table_tells_data_from_functions() {
+    use ntsim::pe::Binding;
+    for name in nt_abi::imports::data::NAMES {
+        assert!(ntsim::exports::is_data(name), "{name}");
+        assert!(
+            matches!(ntsim::exports::binding(name, false), Some(Binding::Data(a)) if a != 0),
+            "{name}"
+        );
+    }
+    for name in [
+        "memcpy",
+        "RtlGetVersion",
+        "sprintf",
+        "DbgPrint",
+        "IoCreateDevice",
+    ] {
+        assert!(!ntsim::exports::is_data(name), "{name}");
+        assert!(
+            matches!(ntsim::exports::binding(name, false), Some(Binding::Code(_))),
+            "{name}"
+        );
+    }
+    // KdDebuggerEnabled / KdDebuggerNotPresent are per machine; the rest are shared.
+    for (name, differs) in [
+        ("KdDebuggerEnabled", true),
+        ("KdDebuggerNotPresent", true),
+        ("NtBuildNumber", false),
+    ] {
+        let a = ntsim::exports::binding(name, false);
+        let b = ntsim::exports::binding(name, true);
+        assert_eq!(a != b, differs, "{name}");
+    }
+    assert_eq!(ntsim::exports::binding("SeExports", false), None);
+    assert!(
+        nt_abi::imports::data::is_data("SeExports"),
+        "known, not emulated"
+    );
+}
