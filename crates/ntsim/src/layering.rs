@@ -38,6 +38,7 @@ const SOURCES: &[(&str, &str, &str)] = &[
         "ex/system_routine.rs",
         include_str!("ex/system_routine.rs"),
     ),
+    ("ex", "ex/rtl_pool.rs", include_str!("ex/rtl_pool.rs")),
 ];
 
 /// Subsystems a layer must not name.

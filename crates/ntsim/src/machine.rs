@@ -207,14 +207,8 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) fn new_system(config: Config) -> Arc<System> {
     crate::ke::fault::install();
     crate::rtl::set_pool_hooks(crate::rtl::PoolHooks {
-        alloc: |n, tag| {
-            // SAFETY: an ordinary pool allocation on the calling (driver) thread.
-            unsafe { crate::ex::pool::ExAllocatePoolWithTag(nt_abi::PAGED_POOL, n, tag) }.cast()
-        },
-        free: |p, tag| {
-            // SAFETY: the pool checks the address and tag (a bad free is a bug check).
-            unsafe { crate::ex::pool::ExFreePoolWithTag(p.cast(), tag) }
-        },
+        alloc: crate::ex::rtl_pool::rtl_alloc,
+        free: crate::ex::rtl_pool::rtl_free,
     });
     Arc::new(System {
         verifier: crate::verifier::Hooks::new(config.verifier.flags()),

@@ -141,6 +141,17 @@ fn the_name_table_adds_finds_formats_and_removes_names() {
         rig.call(1, &utf16("alpha"), 4).status,
         STATUS_BUFFER_TOO_SMALL
     );
+    // ntstrsafe's RtlStringCbPrintfExW (inline in the driver, over _vsnwprintf).
+    let r = rig.call(16, &[], 128);
+    assert_eq!(
+        (r.status, from_utf16(&r.output)),
+        (STATUS_SUCCESS, "2 name(s), first ALPHA".into())
+    );
+    assert_eq!(
+        rig.call(16, &[], 10).status,
+        STATUS_BUFFER_OVERFLOW,
+        "truncated"
+    );
     // Remove frees the copy (RtlFreeUnicodeString) and clears the bit (RtlClearBits).
     assert_eq!(rig.call(2, &utf16("alpha"), 0).status, STATUS_SUCCESS);
     assert_eq!(
@@ -450,6 +461,10 @@ fn a_string_the_driver_never_frees_is_a_pool_leak_at_unload() {
     let b = err.bugcheck().expect("a bug check").clone();
     assert_eq!(b.code, bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION, "{b}");
     assert_eq!(b.parameters[0], 0x62, "pool leaked at unload");
+    assert!(
+        b.documented_only,
+        "Windows' verifier does not track Rtl's own allocations"
+    );
     let leaks = rig.machine.last_unload_audit().expect("audit");
     assert_eq!(leaks.pool.len(), 1, "{leaks:?}");
     assert_eq!(
@@ -485,6 +500,8 @@ fn rtl_string_allocation_at_dispatch_level_is_paged_pool_above_apc() {
     assert_eq!(b.code, bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION, "{b}");
     assert_eq!(b.parameters[0], 0x01);
     assert_eq!(b.parameters[1], DISPATCH_LEVEL as u64);
+    assert_eq!(b.parameters[3], 24, "\"at dispatch\" and its NUL");
+    assert!(b.documented_only, "Rtl allocates on the driver's behalf");
 }
 
 /// Replace one import name in the image with another of at most the same length.
