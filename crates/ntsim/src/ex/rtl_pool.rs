@@ -31,7 +31,6 @@ pub(crate) fn rtl_alloc(bytes: usize, tag: u32) -> *mut u8 {
     ) {
         raise(&sys, bc.documented_only());
     }
-    drop(sys);
     // SAFETY: an ordinary pool allocation on the calling (driver) thread.
     unsafe { super::pool::ExAllocatePoolWithTag(PAGED_POOL, bytes, tag) }.cast()
 }
@@ -58,7 +57,6 @@ pub(crate) fn rtl_free(p: *mut u8, tag: u32) {
             .documented_only(),
         );
     }
-    drop(sys);
     // SAFETY: the pool checks the address (an unknown one is a bug check, as on Windows).
     unsafe { super::pool::ExFreePoolWithTag(p.cast(), tag) }
 }
