@@ -171,6 +171,11 @@ mod kernel_locks;
 mod kernel_services;
 #[path = "imports/rtl_crt.rs"]
 mod rtl_crt;
+// rtlcrt: the CRT group (no Windows extern block) and the data exports.
+#[path = "imports/crt.rs"]
+pub mod crt;
+#[path = "imports/data.rs"]
+pub mod data;
 
 #[cfg(any(target_os = "windows", doc))]
 #[allow(unused_imports)]
@@ -200,6 +205,7 @@ pub use rtl_crt::ffi::*;
 #[allow(non_camel_case_types, unused_imports)]
 pub mod signatures {
     pub use super::core_group::signatures::*;
+    pub use super::crt::signatures::*;
     pub use super::debugger::signatures::*;
     pub use super::io_async::signatures::*;
     pub use super::io_verify::signatures::*;
@@ -233,6 +239,7 @@ pub const FIXED_ARITY_GROUPS: &[&[&str]] = &[
     kernel_services::NAMES,
     kernel_locks::NAMES,
     rtl_crt::NAMES,
+    crt::NAMES,
     debugger::NAMES,
 ];
 
@@ -289,12 +296,15 @@ pub const SPECIAL_IMPORTS: &[&str] = &[
     "ExRaiseDatatypeMisalignment",
 ];
 
-/// Every import this crate declares.
+/// Every import this crate declares: functions, then the variadic CRT printers, then the data
+/// exports ([`data::NAMES`]).
 pub fn all_imports() -> impl Iterator<Item = &'static str> {
     FIXED_ARITY_GROUPS
         .iter()
         .flat_map(|g| g.iter())
         .chain(SPECIAL_IMPORTS.iter())
+        .chain(crt::VARIADIC.iter())
+        .chain(data::NAMES.iter())
         .copied()
 }
 

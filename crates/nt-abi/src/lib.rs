@@ -77,6 +77,7 @@ pub mod layout;
 pub mod mdl;
 pub mod pe;
 pub mod pool;
+pub mod rtl;
 pub mod seh;
 pub mod status;
 pub mod text;

@@ -65,6 +65,7 @@ pub fn table() -> Vec<(&'static str, usize)> {
     v.extend(kernel_services());
     v.extend(kernel_locks());
     v.extend(rtl_crt());
+    v.extend(crt());
     v.extend(debugger());
     v.extend([
         ("DbgPrint", DbgPrint as *const () as usize),
@@ -82,6 +83,7 @@ pub fn table() -> Vec<(&'static str, usize)> {
             f as usize
         }),
     ]);
+    v.extend(rtl_crt_special());
     v
 }
 
@@ -119,7 +121,89 @@ export_group! { kernel_services: }
 export_group! { kernel_locks: }
 
 // Rtl strings and memory, CRT, MmGetSystemRoutineAddress, version (issue 9, item 3).
-export_group! { rtl_crt: }
+pub use crate::dbg::printf::{
+    _snprintf, _snwprintf, _vsnprintf, _vsnwprintf, sprintf, swprintf, vsprintf,
+};
+pub use crate::ex::system_routine::{MmGetSystemRoutineAddress, MmIsAddressValid};
+pub use crate::rtl::crt::{
+    _stricmp, _strnicmp, _wcsicmp, _wcsnicmp, atoi, atol, memchr, memcmp, memcpy, memmove, memset,
+    strcat, strchr, strcmp, strcpy, strlen, strncat, strncmp, strncpy, strnlen, strrchr, strstr,
+    strtoul, tolower, toupper, towlower, towupper, wcscat, wcschr, wcscmp, wcscpy, wcslen, wcsncat,
+    wcsncmp, wcsncpy, wcsnlen, wcsrchr, wcsstr, wcstoul,
+};
+pub use crate::rtl::memory::{
+    RtlAreBitsClear, RtlAreBitsSet, RtlClearAllBits, RtlClearBits, RtlCompareMemory,
+    RtlCompareMemoryUlong, RtlFillMemory, RtlFindClearBits, RtlFindClearBitsAndSet, RtlFindSetBits,
+    RtlFindSetBitsAndClear, RtlInitializeBitMap, RtlMoveMemory, RtlNumberOfClearBits,
+    RtlNumberOfSetBits, RtlRandomEx, RtlSetAllBits, RtlSetBits, RtlTestBit, RtlZeroMemory,
+};
+pub use crate::rtl::string::{
+    RtlAnsiStringToUnicodeString, RtlAppendUnicodeStringToString, RtlAppendUnicodeToString,
+    RtlCompareString, RtlCompareUnicodeString, RtlCopyUnicodeString, RtlCreateUnicodeString,
+    RtlDowncaseUnicodeChar, RtlDowncaseUnicodeString, RtlEqualString, RtlEqualUnicodeString,
+    RtlFreeAnsiString, RtlFreeUnicodeString, RtlInitAnsiString, RtlInitString,
+    RtlInitUnicodeStringEx, RtlIntegerToUnicodeString, RtlPrefixUnicodeString,
+    RtlUnicodeStringToAnsiString, RtlUnicodeStringToInteger, RtlUpcaseUnicodeChar,
+    RtlUpcaseUnicodeString,
+};
+pub use crate::rtl::version::{
+    PsGetVersion, RtlGetVersion, RtlVerifyVersionInfo, VerSetConditionMask,
+};
+export_group! { rtl_crt:
+    MmGetSystemRoutineAddress, MmIsAddressValid, RtlGetVersion, RtlVerifyVersionInfo,
+    VerSetConditionMask, PsGetVersion,
+    RtlInitAnsiString, RtlInitString, RtlInitUnicodeStringEx, RtlCopyUnicodeString,
+    RtlAppendUnicodeToString, RtlAppendUnicodeStringToString, RtlCompareUnicodeString,
+    RtlEqualUnicodeString, RtlPrefixUnicodeString, RtlUpcaseUnicodeChar, RtlDowncaseUnicodeChar,
+    RtlUpcaseUnicodeString, RtlDowncaseUnicodeString, RtlUnicodeStringToInteger,
+    RtlIntegerToUnicodeString, RtlAnsiStringToUnicodeString, RtlUnicodeStringToAnsiString,
+    RtlFreeUnicodeString, RtlFreeAnsiString, RtlCompareString, RtlEqualString,
+    RtlCreateUnicodeString,
+    RtlCompareMemory, RtlCompareMemoryUlong, RtlMoveMemory, RtlFillMemory, RtlZeroMemory,
+    RtlRandomEx,
+    RtlInitializeBitMap, RtlClearAllBits, RtlSetAllBits, RtlSetBits, RtlClearBits, RtlTestBit,
+    RtlFindClearBits, RtlFindSetBits, RtlFindClearBitsAndSet, RtlFindSetBitsAndClear,
+    RtlNumberOfSetBits, RtlNumberOfClearBits, RtlAreBitsSet, RtlAreBitsClear,
+}
+export_group! { crt:
+    memcpy, memmove, memset, memcmp, memchr, strlen, wcslen, strnlen, wcsnlen, strcmp, strncmp,
+    wcscmp, wcsncmp, strcpy, strncpy, wcscpy, wcsncpy, strcat, strncat, wcscat, wcsncat, strchr,
+    wcschr, strrchr, wcsrchr, strstr, wcsstr, _stricmp, _strnicmp, _wcsicmp, _wcsnicmp, toupper,
+    tolower, towupper, towlower, atoi, atol, strtoul, wcstoul, vsprintf, _vsnprintf, _vsnwprintf,
+}
+
+/// The variadic printers (naked entries, as DbgPrint) and the data exports (for a machine
+/// without a debugger; [`binding`] picks per machine).
+fn rtl_crt_special() -> Vec<(&'static str, usize)> {
+    let mut v = vec![
+        ("sprintf", sprintf as *const () as usize),
+        ("_snprintf", _snprintf as *const () as usize),
+        ("swprintf", swprintf as *const () as usize),
+        ("_snwprintf", _snwprintf as *const () as usize),
+    ];
+    debug_assert_eq!(v.len(), nt_abi::imports::crt::VARIADIC.len());
+    for name in nt_abi::imports::data::NAMES {
+        if let Some(a) = crate::data::address(name, false) {
+            v.push((name, a));
+        }
+    }
+    v
+}
+
+/// Whether the export `name` is a variable (bound as data: the IAT slot holds its address)
+/// rather than a function. One source: `nt_abi::imports::data`.
+pub fn is_data(name: &str) -> bool {
+    nt_abi::imports::data::NAMES.contains(&name)
+}
+
+/// What the import `name` binds to on a machine with (`debugger`) or without a kernel debugger
+/// (`KdDebuggerEnabled` / `KdDebuggerNotPresent` differ), or None if ntsim does not emulate it.
+pub fn binding(name: &str, debugger: bool) -> Option<crate::pe::Binding> {
+    if is_data(name) {
+        return crate::data::address(name, debugger).map(crate::pe::Binding::Data);
+    }
+    lookup(name).map(crate::pe::Binding::Code)
+}
 
 // The kernel-debugger interface (issue 9, item 4).
 pub use crate::dbg::kd::{

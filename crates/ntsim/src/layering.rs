@@ -29,6 +29,17 @@ const SOURCES: &[(&str, &str, &str)] = &[
     ),
     ("rtl", "rtl/mod.rs", include_str!("rtl/mod.rs")),
     ("rtl", "rtl/unwind.rs", include_str!("rtl/unwind.rs")),
+    // rtlcrt
+    ("rtl", "rtl/string.rs", include_str!("rtl/string.rs")),
+    ("rtl", "rtl/memory.rs", include_str!("rtl/memory.rs")),
+    ("rtl", "rtl/crt.rs", include_str!("rtl/crt.rs")),
+    ("rtl", "rtl/version.rs", include_str!("rtl/version.rs")),
+    (
+        "ex",
+        "ex/system_routine.rs",
+        include_str!("ex/system_routine.rs"),
+    ),
+    ("ex", "ex/rtl_pool.rs", include_str!("ex/rtl_pool.rs")),
 ];
 
 /// Subsystems a layer must not name.

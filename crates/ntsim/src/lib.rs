@@ -99,6 +99,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod bench;
+pub mod data;
 pub mod dbg;
 pub mod ex;
 pub mod exports;
@@ -228,9 +229,10 @@ impl Machine {
     /// Map a driver image and create its DRIVER_OBJECT. Nothing in it runs yet.
     pub fn load_driver(&self, path: impl AsRef<Path>) -> Result<Driver, LoadError> {
         let path = path.as_ref();
+        let debugger = self.sys.config.debugger;
         let img = pe::load(
             path,
-            &exports::lookup,
+            &|name| exports::binding(name, debugger),
             ke::thread::note_caller as *const () as usize,
         )?;
         let img = Arc::new(img);

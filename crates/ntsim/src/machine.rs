@@ -212,6 +212,10 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) fn new_system(config: Config) -> Arc<System> {
     crate::ke::fault::install();
     crate::ke::kd::set_debug_routine(crate::dbg::kd::kdp_trap);
+    crate::rtl::set_pool_hooks(crate::rtl::PoolHooks {
+        alloc: crate::ex::rtl_pool::rtl_alloc,
+        free: crate::ex::rtl_pool::rtl_free,
+    });
     Arc::new(System {
         verifier: crate::verifier::Hooks::new(config.verifier.flags()),
         ke: crate::ke::Ke::new(wake_after_bugcheck),

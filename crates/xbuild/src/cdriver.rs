@@ -83,10 +83,15 @@ pub fn locate_c_tools_in(search: &std::ffi::OsStr) -> Result<[PathBuf; 3], Error
 }
 
 /// The `.def` file for `ntoskrnl.exe`: every import nt-abi declares (so ntsim emulates them).
+/// Variables (`nt_abi::imports::data`) are marked `DATA`: the library then defines only
+/// `__imp_<name>` (the IAT slot, holding the variable's address), no code thunk.
 pub fn ntoskrnl_def() -> String {
     let mut def = String::from("LIBRARY ntoskrnl.exe\nEXPORTS\n");
     for name in nt_abi::imports::all_imports() {
         def.push_str(name);
+        if nt_abi::imports::data::NAMES.contains(&name) {
+            def.push_str(" DATA");
+        }
         def.push('\n');
     }
     def
@@ -200,8 +205,16 @@ mod tests {
         let def = ntoskrnl_def();
         assert!(def.starts_with("LIBRARY ntoskrnl.exe\nEXPORTS\n"));
         for name in nt_abi::imports::all_imports() {
-            assert!(def.lines().any(|l| l == name), "{name}");
+            let data = nt_abi::imports::data::NAMES.contains(&name);
+            let line = if data {
+                format!("{name} DATA")
+            } else {
+                name.to_string()
+            };
+            assert!(def.lines().any(|l| l == line), "{name}");
         }
         assert!(def.lines().any(|l| l == "__C_specific_handler"));
+        assert!(def.lines().any(|l| l == "ExEventObjectType DATA"));
+        assert!(def.lines().any(|l| l == "memcpy"));
     }
 }

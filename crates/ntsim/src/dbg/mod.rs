@@ -200,12 +200,49 @@ impl VaList {
     }
 }
 
+pub mod printf;
+
+/// Which printf a format belongs to: DbgPrint's, or the CRT's narrow or wide printers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Dialect {
+    /// A wide printer (`swprintf` …): `%s`/`%c` take WCHARs, `%S`/`%C` narrow ones.
+    pub wide: bool,
+    /// Narrow string arguments are ISO-8859-1 bytes (the CRT's "C" locale) rather than UTF-8.
+    pub latin1: bool,
+}
+
+impl Dialect {
+    /// DbgPrint / DbgPrintEx.
+    pub(crate) const DBGPRINT: Dialect = Dialect {
+        wide: false,
+        latin1: false,
+    };
+}
+
 /// Format `fmt` with Windows kernel printf semantics.
 ///
 /// # Safety
 /// `args` must supply a valid argument for every conversion; pointer arguments to `%s`, `%ws`,
 /// `%wZ`, `%Z` must be null or valid.
 pub unsafe fn format(fmt: &[u8], args: &mut VaList) -> String {
+    // SAFETY: same contract.
+    unsafe { format_in(fmt, args, Dialect::DBGPRINT) }
+}
+
+/// Narrow text as the dialect reads it.
+fn narrow(b: &[u8], d: Dialect) -> String {
+    if d.latin1 {
+        b.iter().map(|&c| c as char).collect()
+    } else {
+        String::from_utf8_lossy(b).into_owned()
+    }
+}
+
+/// [`format`] in a given dialect (the CRT printers share this formatter).
+///
+/// # Safety
+/// As for [`format`].
+pub(crate) unsafe fn format_in(fmt: &[u8], args: &mut VaList, dialect: Dialect) -> String {
     let mut out = String::new();
     let mut i = 0;
     while i < fmt.len() {
@@ -360,7 +397,8 @@ pub unsafe fn format(fmt: &[u8], args: &mut VaList) -> String {
             }
             b'c' | b'C' => {
                 let v = args.next();
-                let ch = if wide || conv == b'C' {
+                let wide = wide || (short == 0 && ((conv == b'C') != dialect.wide));
+                let ch = if wide {
                     char::from_u32(v as u16 as u32).unwrap_or('?')
                 } else {
                     v as u8 as char
@@ -369,15 +407,16 @@ pub unsafe fn format(fmt: &[u8], args: &mut VaList) -> String {
             }
             b's' | b'S' => {
                 let p = args.next() as usize;
+                let wide = wide || (short == 0 && ((conv == b'S') != dialect.wide));
                 let s = if p == 0 {
                     "(null)".to_string()
-                } else if wide || conv == b'S' {
+                } else if wide {
                     // SAFETY: a non-null wide string per the format contract.
                     unsafe { crate::rtl::read_wstr(p as *const u16) }.unwrap_or_default()
                 } else {
                     // SAFETY: a non-null NUL-terminated string per the format contract.
                     let b = unsafe { crate::rtl::read_cstr(p as *const u8) }.unwrap_or_default();
-                    String::from_utf8_lossy(&b).into_owned()
+                    narrow(&b, dialect)
                 };
                 let s = match prec {
                     Some(p) => s.chars().take(p).collect(),
@@ -404,7 +443,7 @@ pub unsafe fn format(fmt: &[u8], args: &mut VaList) -> String {
                     } else {
                         // SAFETY: Buffer holds Length bytes.
                         let bytes = unsafe { core::slice::from_raw_parts(buf, len) };
-                        String::from_utf8_lossy(bytes).into_owned()
+                        narrow(bytes, dialect)
                     }
                 };
                 pad(s, width, left)

@@ -5,6 +5,8 @@
 pub mod lookaside;
 pub mod pool;
 pub mod raise;
+pub(crate) mod rtl_pool;
+pub mod system_routine;
 pub(crate) mod worker;
 
 /// The executive's state.

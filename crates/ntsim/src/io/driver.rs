@@ -419,7 +419,13 @@ fn call_unload(sys: &Arc<System>, id: DriverId, obj: DriverObj) -> Result<Unload
                 m.verifier
                     .on_unload_pool_leak(name as usize, obj.0, r.pool.len(), unload as usize)
             {
-                raise(&m, bc);
+                // Blocks Rtl's string routines allocated for the driver: ntsim tracks them,
+                // Windows' verifier does not (see `ex::rtl_pool`).
+                let rtl_only = r
+                    .pool
+                    .iter()
+                    .all(|b| crate::ex::rtl_pool::is_rtl_string_tag(b.tag));
+                raise(&m, if rtl_only { bc.documented_only() } else { bc });
             }
             if let Some(d) = lock(&m.io.db).drivers.get_mut(id.0) {
                 d.unloaded = true;

@@ -154,10 +154,11 @@ pub fn interrupt_time() -> u64 {
 }
 
 /// Windows version ntsim reports in KUSER_SHARED_DATA: Windows 10 (NtMajorVersion 10,
-/// NtMinorVersion 0), build 19045 (22H2).
-pub const NT_MAJOR_VERSION: u32 = 10;
-pub const NT_MINOR_VERSION: u32 = 0;
-pub const NT_BUILD_NUMBER: u32 = 19045;
+/// NtMinorVersion 0), build 19045 (22H2) — the one version `nt_abi::rtl` defines, which
+/// RtlGetVersion, PsGetVersion and the NtBuildNumber data export report too.
+pub const NT_MAJOR_VERSION: u32 = nt_abi::rtl::NTSIM_MAJOR_VERSION;
+pub const NT_MINOR_VERSION: u32 = nt_abi::rtl::NTSIM_MINOR_VERSION;
+pub const NT_BUILD_NUMBER: u32 = nt_abi::rtl::NTSIM_BUILD_NUMBER;
 
 fn ksystem_time(v: u64) -> KSYSTEM_TIME {
     KSYSTEM_TIME {

@@ -42,12 +42,40 @@ impl fmt::Display for LoadError {
                     "not a kernel driver (Subsystem = {s}, expected 1 = NATIVE)"
                 )
             }
-            LoadError::MissingImports(v) => write!(
-                f,
-                "the image imports {} function(s) ntsim does not emulate: {}",
-                v.len(),
-                v.join(", ")
-            ),
+            LoadError::MissingImports(v) => {
+                // Data exports (variables) are named as data, not functions (nt-abi's list).
+                let is_data = |full: &String| {
+                    full.rsplit('!')
+                        .next()
+                        .is_some_and(nt_abi::imports::data::is_data)
+                };
+                let (data, funcs): (Vec<&String>, Vec<&String>) =
+                    v.iter().partition(|n| is_data(n));
+                let join =
+                    |v: &[&String]| v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+                match (funcs.is_empty(), data.is_empty()) {
+                    (false, true) => write!(
+                        f,
+                        "the image imports {} function(s) ntsim does not emulate: {}",
+                        funcs.len(),
+                        join(&funcs)
+                    ),
+                    (true, false) => write!(
+                        f,
+                        "the image imports {} data export(s) (variables) ntsim does not emulate: {}",
+                        data.len(),
+                        join(&data)
+                    ),
+                    _ => write!(
+                        f,
+                        "the image imports {} function(s) and {} data export(s) (variables) ntsim does not emulate: functions {}; data {}",
+                        funcs.len(),
+                        data.len(),
+                        join(&funcs),
+                        join(&data)
+                    ),
+                }
+            }
             LoadError::Map(e) => write!(f, "cannot map image: {e}"),
         }
     }
@@ -295,11 +323,20 @@ fn rd64(img: &[u8], off: usize) -> Result<u64, LoadError> {
     Reader(img).u64(off)
 }
 
+/// What an import name binds to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binding {
+    /// A function: the IAT slot gets a call-site-recording stub that jumps here.
+    Code(usize),
+    /// A variable (data export): the IAT slot holds this address, the variable's, itself.
+    Data(usize),
+}
+
 /// An import thunk to bind: IAT slot offset and the resolved name.
 struct Thunk {
     iat: usize,
     name: String,
-    target: Option<usize>,
+    target: Option<Binding>,
 }
 
 /// Unmaps a half-built image mapping when dropped armed.
@@ -319,10 +356,10 @@ impl Drop for Unmap {
 /// (ours has 31), low enough that a looping import table costs nothing.
 pub const MAX_IMPORTS: usize = 16384;
 
-/// Load `path` into this process. `resolve` maps an ntoskrnl export name to an address.
+/// Load `path` into this process. `resolve` maps an ntoskrnl export name to what it binds to.
 pub fn load(
     path: &Path,
-    resolve: &dyn Fn(&str) -> Option<usize>,
+    resolve: &dyn Fn(&str) -> Option<Binding>,
     note: usize,
 ) -> Result<Image, LoadError> {
     let file = read_image_file(path)?;
@@ -413,7 +450,11 @@ pub fn load(
         .copied()
         .filter(|&(r, s)| r != 0 && s != 0);
     let stripped = h.characteristics & IMAGE_FILE_RELOCS_STRIPPED != 0;
-    let stub_bytes_len = mm::round_up(thunks.len().max(1) * mm::STUB_SIZE, PAGE_SIZE);
+    let n_stubs = thunks
+        .iter()
+        .filter(|t| matches!(t.target, Some(Binding::Code(_))))
+        .count();
+    let stub_bytes_len = mm::round_up(n_stubs.max(1) * mm::STUB_SIZE, PAGE_SIZE);
     let total = size + stub_bytes_len;
     let base = if reloc.is_none() {
         match mm::map_rw(total, Some(h.image_base as usize)) {
@@ -465,12 +506,20 @@ pub fn load(
 
     // Stubs and IAT.
     let stubs = base + size;
-    for (i, t) in thunks.iter().enumerate() {
-        let s = stubs + i * mm::STUB_SIZE;
-        let code = mm::stub_bytes(note, t.target.expect("all imports resolved"));
-        // SAFETY: `s` lies in the stub area of the fresh RW mapping of `total` bytes.
-        unsafe { core::ptr::copy_nonoverlapping(code.as_ptr(), s as *mut u8, code.len()) };
-        img[t.iat..t.iat + 8].copy_from_slice(&(s as u64).to_le_bytes());
+    let mut i = 0;
+    for t in &thunks {
+        let slot = match t.target.expect("all imports resolved") {
+            Binding::Data(var) => var,
+            Binding::Code(target) => {
+                let s = stubs + i * mm::STUB_SIZE;
+                i += 1;
+                let code = mm::stub_bytes(note, target);
+                // SAFETY: `s` lies in the stub area of the fresh RW mapping of `total` bytes.
+                unsafe { core::ptr::copy_nonoverlapping(code.as_ptr(), s as *mut u8, code.len()) };
+                s
+            }
+        };
+        img[t.iat..t.iat + 8].copy_from_slice(&(slot as u64).to_le_bytes());
         let _ = &t.name;
     }
     // SAFETY: `base` is a fresh RW mapping of at least `size` bytes; `img` is `size` bytes.

@@ -1,9 +1,39 @@
-//! Run-time library: `RtlInitUnicodeString` and string helpers.
+//! Run-time library: `RtlInitUnicodeString` and string helpers; counted strings
+//! ([`string`]), memory and bitmaps ([`memory`]), the CRT routines ntoskrnl exports ([`crt`]).
 #![allow(non_snake_case)]
+
+use std::sync::OnceLock;
 
 use nt_abi::*;
 
+pub mod crt;
+pub mod memory;
+pub mod string;
 pub mod unwind;
+pub mod version;
+
+/// How Rtl allocates and frees string buffers: paged pool, charged to the calling driver. The
+/// pool lives in `ex`, above this leaf layer, so the composition root registers these.
+#[derive(Clone, Copy)]
+pub(crate) struct PoolHooks {
+    /// Allocate `bytes` of paged pool with a tag (NULL on failure).
+    pub alloc: fn(usize, u32) -> *mut u8,
+    /// Free a block with the tag it was allocated with.
+    pub free: fn(*mut u8, u32),
+}
+
+static POOL: OnceLock<PoolHooks> = OnceLock::new();
+
+/// Register the pool hooks (the first registration wins; every machine uses the same ones).
+pub(crate) fn set_pool_hooks(h: PoolHooks) {
+    let _ = POOL.set(h);
+}
+
+fn pool() -> PoolHooks {
+    *POOL
+        .get()
+        .expect("rtl pool hooks are registered when a machine is created")
+}
 
 /// `RtlInitUnicodeString`: point `DestinationString` at the NUL-terminated `SourceString`.
 ///
