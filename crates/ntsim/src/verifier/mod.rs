@@ -30,7 +30,7 @@
 //! | 0xC4 / 0x2000 executable pool (POOL_FLAG_NON_PAGED_EXECUTE) | caller address | pool flags | tag | verifier |
 //! | 0xC2 / 0x0A free with wrong tag | address | allocation tag | tag passed | yes |
 //! | 0xCE unload with work items queued, or running past the grace period (documented-only) | routine | 0 | item (p4 = DriverUnload) | misc_checks (off: reported as a leak) |
-//! | 0xC9 / 0x06 complete with STATUS_PENDING | IRP | 0 | 0 | verifier |
+//! | 0xC9 / 0x06 complete with STATUS_PENDING or -1 | status | IRP | 0 | verifier |
 //! | 0xC9 / 0x0E complete above DISPATCH | IRQL | IRP | 0 | verifier |
 //! | 0xC9 / 0x226 dispatch returned neither completing nor pending | dispatch routine | IRP | returned status | verifier |
 //! | 0xC9 / 0x312 Information > OutputBufferLength | IRP | Information | OutputBufferLength | verifier |
@@ -46,7 +46,9 @@ use std::fmt;
 use nt_abi::bugcheck::*;
 
 mod hooks;
+mod iorules;
 pub(crate) use hooks::Hooks;
+pub(crate) use iorules::{CallDriver, no_more_irp_stack_locations};
 
 /// A bug check: the emulated machine stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -139,6 +141,9 @@ impl Bc {
 
 /// What a bug check (code + parameter 1) means.
 pub fn meaning(code: u32, p1: u64) -> &'static str {
+    if let Some(m) = iorules::meaning(code, p1) {
+        return m;
+    }
     match (code, p1) {
         (WORKER_INVALID, 0) => "an active work item is in pool that is being freed",
         (WORKER_INVALID, 1) => "a work item that is already queued was queued again",
