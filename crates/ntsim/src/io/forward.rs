@@ -114,6 +114,27 @@ struct Inner {
     /// Per IRP: the stack locations completed so far (bit k = location k) and which of them
     /// had SL_PENDING_RETURNED when they completed (for the 0x23D / 0x23E rules).
     marks: HashMap<usize, (u128, u128)>,
+    /// Dispatch routines that returned before their stack location completed, by (IRP,
+    /// location): the 0x23D / 0x23E check runs when the location completes (a filter that
+    /// returns the lower driver's STATUS_PENDING marks its own location in its completion
+    /// routine, which runs later).
+    returned: HashMap<(usize, usize), Returned>,
+}
+
+/// A dispatch routine's return, waiting for its stack location to complete.
+#[derive(Clone, Copy)]
+struct Returned {
+    dispatch: usize,
+    device: usize,
+    status: NTSTATUS,
+}
+
+impl Inner {
+    /// Forget the completion state of `irp` (freed, or reinitialized).
+    fn forget(&mut self, irp: usize) {
+        self.marks.remove(&irp);
+        self.returned.retain(|&(i, _), _| i != irp);
+    }
 }
 
 /// The forwarding state of the I/O manager.
@@ -165,7 +186,7 @@ pub(crate) fn alloc_io_irp(m: &System, size: usize) -> *mut u8 {
 pub(crate) fn free_io_irp(m: &System, p: *mut u8) {
     let mem = {
         let mut g = lock(&m.io.fwd.inner);
-        g.marks.remove(&(p as usize));
+        g.forget(p as usize);
         g.io_mem.remove(&(p as usize))
     };
     free_mem(m, p as usize, mem.unwrap_or(Mem::Heap));
@@ -244,7 +265,7 @@ unsafe fn init_irp(irp: usize, size: usize, stack: i8) {
 
 fn register(m: &System, irp: usize, d: DrvIrp) {
     let mut g = lock(&m.io.fwd.inner);
-    g.marks.remove(&irp);
+    g.forget(irp);
     g.irps.insert(irp, d);
 }
 
@@ -302,7 +323,7 @@ pub unsafe extern "win64" fn IoInitializeIrp(Irp: *mut IRP, PacketSize: USHORT, 
     // SAFETY: writable for PacketSize bytes per the contract.
     unsafe { init_irp(a, PacketSize as usize, StackSize) };
     let mut g = lock(&m.io.fwd.inner);
-    g.marks.remove(&a);
+    g.forget(a);
     g.irps.entry(a).or_insert(DrvIrp {
         mem: Mem::Caller,
         origin: Origin::Initialized,
@@ -328,7 +349,7 @@ pub unsafe extern "win64" fn IoReuseIrp(Irp: *mut IRP, Iostatus: NTSTATUS) {
     let i = unsafe { &mut *Irp };
     i.AllocationFlags = flags;
     i.IoStatus.u.Status = Iostatus;
-    lock(&m.io.fwd.inner).marks.remove(&a);
+    lock(&m.io.fwd.inner).forget(a);
 }
 
 /// `IoFreeIrp`. With I/O verification: 0xC9/0x01 (not an IRP), 0x02 (an IRP a thread owns:
@@ -377,7 +398,7 @@ pub unsafe extern "win64" fn IoFreeIrp(Irp: *mut IRP) {
     }
     let d = {
         let mut g = lock(&m.io.fwd.inner);
-        g.marks.remove(&a);
+        g.forget(a);
         g.irps.remove(&a)
     };
     let Some(d) = d else { return };
@@ -694,28 +715,8 @@ pub unsafe extern "win64" fn IoBuildAsynchronousFsdRequest(
     )
 }
 
-/// Whether stack location `k` of `irp` had SL_PENDING_RETURNED: when it completed, or now if
-/// it has not (None when that can no longer be known safely: the IRP is gone).
-fn pending_marked(m: &System, irp: usize, k: usize) -> Option<bool> {
-    let io_live = m.io.irps.contains(irp);
-    let g = lock(&m.io.fwd.inner);
-    if let Some((done, pend)) = g.marks.get(&irp)
-        && done & bit(k) != 0
-    {
-        return Some(pend & bit(k) != 0);
-    }
-    let live = io_live || g.irps.get(&irp).is_some_and(|d| d.mem != Mem::Caller);
-    if !live {
-        return None;
-    }
-    let control = irp + IRP_BASE + k * STACK + offset_of!(IO_STACK_LOCATION, Control);
-    // SAFETY: a live IRP (registered; IoFreeIrp and the completion walk change it under the
-    // lock held here); location k < StackCount.
-    Some(unsafe { get::<u8>(control) } & SL_PENDING_RETURNED != 0)
-}
-
 /// The 0x23D / 0x23E check after `dispatch` (called for `dev` with the IRP at stack location
-/// `k`) returned `status`.
+/// `k`) returned `status`: now if location k has completed, else when it completes ([`walk`]).
 fn dispatch_return_rule(
     m: &System,
     dispatch: usize,
@@ -724,9 +725,27 @@ fn dispatch_return_rule(
     status: NTSTATUS,
     k: usize,
 ) -> Option<Bc> {
-    let marked = pending_marked(m, irp, k)?;
-    m.verifier
-        .on_dispatch_pending(dispatch, irp, dev, status, marked)
+    if !m.verifier.io_verification() {
+        return None;
+    }
+    let mut g = lock(&m.io.fwd.inner);
+    if let Some((done, pend)) = g.marks.get(&irp).copied()
+        && done & bit(k) != 0
+    {
+        drop(g);
+        return m
+            .verifier
+            .on_dispatch_pending(dispatch, irp, dev, status, pend & bit(k) != 0);
+    }
+    g.returned.insert(
+        (irp, k),
+        Returned {
+            dispatch,
+            device: dev,
+            status,
+        },
+    );
+    None
 }
 
 /// The I/O manager's own dispatch of a request returned `status`: the 0x23D / 0x23E check for
@@ -916,8 +935,21 @@ unsafe fn walk(m: &System, irp: *mut IRP) -> Walk {
             if control & SL_PENDING_RETURNED != 0 {
                 e.1 |= bit(k as usize);
             }
+            let returned = g.returned.remove(&(a, k as usize));
             // SAFETY: as above.
             unsafe { clear_location(s) };
+            drop(g);
+            if let Some(r) = returned
+                && let Some(bc) = m.verifier.on_dispatch_pending(
+                    r.dispatch,
+                    a,
+                    r.device,
+                    r.status,
+                    control & SL_PENDING_RETURNED != 0,
+                )
+            {
+                raise(m, bc);
+            }
             (control, routine, context)
         };
         let pending = control & SL_PENDING_RETURNED != 0;
@@ -1063,7 +1095,7 @@ fn finish_driver_irp(m: &System, irp: *mut IRP) {
     }
     let d = {
         let mut g = lock(&m.io.fwd.inner);
-        g.marks.remove(&a);
+        g.forget(a);
         g.irps.remove(&a)
     };
     if sysbuf != 0 {
