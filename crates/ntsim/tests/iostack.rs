@@ -181,6 +181,18 @@ fn attached_device_queries_and_stack_sizes() {
 }
 
 #[test]
+fn io_detach_device_and_attaching_again() {
+    both(|h| {
+        let r = call(h, 8, &[], 32);
+        assert_eq!(words(&r.output), vec![1, 1, 1, 1]);
+        // Requests still reach the filter on top.
+        let input = b"again";
+        let r = call(h, 0, input, input.len());
+        assert_eq!(r.output, xor(&xor(input, 0x5A), 0x0F));
+    });
+}
+
+#[test]
 fn io_initialize_irp_on_the_drivers_own_pool() {
     both(|h| {
         let input = b"mine";

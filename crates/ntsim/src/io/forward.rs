@@ -371,8 +371,13 @@ pub unsafe extern "win64" fn IoFreeIrp(Irp: *mut IRP) {
         if let Some(bc) = freed_irp_touch(&m, a, 0, caller) {
             raise(&m, bc);
         }
-        // Not an IRP anyone allocated: IoFreeIrp returns it to pool, which refuses it.
-        raise(&m, m.verifier.on_bad_free(a, None));
+        // IoFreeIrp returns the IRP to pool: an IRP freed before (its pages of their own,
+        // inaccessible now) is a double free, anything else an address pool never gave out.
+        let freed = matches!(
+            m.mm.special.fault_at(a),
+            Some(SpecialFault::SystemObject { freed: true, .. })
+        );
+        raise(&m, m.verifier.on_bad_free(a, freed.then_some(0)));
     }
     // SAFETY: a live IRP (registered above); plain-data fields.
     let i = unsafe { &*Irp };
@@ -382,13 +387,18 @@ pub unsafe extern "win64" fn IoFreeIrp(Irp: *mut IRP) {
             lock(&m.io.fwd.inner).irps.get(&a).map(|d| &d.origin),
             Some(Origin::Built(BuiltReq { threaded: true, .. }))
         );
-    if let Some(bc) = m.verifier.on_free_irp(
-        a,
-        ty == IO_TYPE_IRP,
-        threaded,
-        (cur as i32) < count as i32,
-        caller,
-    ) {
+    // Sent and not completed: its current location was handed to a driver (CurrentLocation
+    // ≤ StackCount) and has not completed since.
+    let in_use = cur >= 1
+        && cur <= count
+        && lock(&m.io.fwd.inner)
+            .marks
+            .get(&a)
+            .is_none_or(|(done, _)| done & bit(cur as usize - 1) == 0);
+    if let Some(bc) = m
+        .verifier
+        .on_free_irp(a, ty == IO_TYPE_IRP, threaded, in_use, caller)
+    {
         raise(&m, bc);
     }
     if known_io {
