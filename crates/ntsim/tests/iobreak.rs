@@ -397,6 +397,38 @@ fn a_completion_routine_that_frees_its_irp_must_return_more_processing_required(
     assert_eq!(b.parameters[0], r.key("own") + 0x43);
 }
 
+#[test]
+fn io_call_driver_with_an_irp_whose_type_is_not_io_type_irp_is_0xc9_03() {
+    let Some((r, b)) = c9(16, io::CALL_NOT_AN_IRP) else {
+        return;
+    };
+    assert_eq!(b.parameters, [0x03, r.key("own"), 0, 0]);
+    quiet_without_verifier(16);
+}
+
+#[test]
+fn io_free_irp_of_something_that_is_not_an_irp_is_0xc9_01() {
+    let Some((r, b)) = c9(17, io::FREE_NOT_AN_IRP) else {
+        return;
+    };
+    assert_eq!(b.parameters, [0x01, r.key("own"), 0, 0]);
+    quiet_without_verifier(17);
+}
+
+#[test]
+fn io_call_driver_with_a_cancel_routine_set_is_0xc9_203() {
+    let Some((r, b)) = c9(18, io::CALL_WITH_CANCEL_ROUTINE) else {
+        return;
+    };
+    assert_eq!(
+        b.parameters[2..],
+        [r.key("irp"), r.key("lower")],
+        "p3 the IRP, p4 the device"
+    );
+    assert!(b.parameters[1] != 0, "p2 the call site");
+    quiet_without_verifier(18);
+}
+
 /// `--verifier io_verification` alone turns these rules on; the other options alone do not.
 #[test]
 fn the_io_verification_option_switches_the_rules() {

@@ -38,7 +38,15 @@
 //! | 0xD6 access to a special-pool guard page | address | 0 read / 1 write | code address | special_pool (block > 4080 bytes: documented-only) |
 //! | 0xD5 access to a freed special-pool block (quarantine) | address | 0 read / 1 write | code address | special_pool |
 //! | 0xC1 pattern around a special-pool block overwritten, at free | block | corrupted byte | 0 | special_pool; p4 = 0x24 after the end, 0x23 before it |
-//! | 0x44 IRP completed twice | IRP | 0 | 0 | yes |
+//! | 0x44 IRP completed twice (CurrentLocation > StackCount + 1), or not in flight | IRP | 0 | 0 | yes |
+//! | 0x35 IoCallDriver with no stack location left | IRP | 0 | 0 | yes |
+//! | 0xC9 / 0x01, 0x02 IoFreeIrp of a non-IRP / an IRP a thread owns | IRP | 0 | 0 | verifier |
+//! | 0xC9 / 0x03, 0x04 IoCallDriver with a non-IRP / a non-device | IRP / device | 0 | 0 | verifier |
+//! | 0xC9 / 0x05 IRQL changed across a dispatch routine | device | IRQL before | IRQL after | verifier |
+//! | 0xC9 / 0x07 complete with a cancel routine set | routine | IRP | 0 | verifier |
+//! | 0xC9 / 0x10 IoCallDriver above DISPATCH_LEVEL | IRQL | 0 | 0 | verifier |
+//! | 0xC9 / 0x203, 0x204, 0x20B (IoCallDriver with a cancel routine / NULL device, IoFreeIrp in use) | call site | IRP | device or 0 | verifier |
+//! | 0xC9 / 0x23D, 0x23E (STATUS_PENDING vs IoMarkIrpPending) | dispatch routine | IRP | device | verifier |
 //! | 0x18 reference to a deleted object | object | 0 | 0 | yes |
 //! | 0x7F / 8 double fault: kernel stack overflow (guard page below the thread's stack hit) | stack address that faulted | low end of the stack | faulting instruction | yes (Windows' p2–p4 are processor state) |
 use std::fmt;
