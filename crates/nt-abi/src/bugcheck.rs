@@ -210,6 +210,10 @@ pub mod iomanager {
     pub const COMPLETED_WITH_CANCEL_ROUTINE: u64 = 0x07;
     /// IoCallDriver above DISPATCH_LEVEL (p2 = the IRQL).
     pub const CALL_ABOVE_DISPATCH: u64 = 0x10;
+    /// WDM DRIVER ERROR 0x201: IoDeleteDevice of a device still attached to a device below it.
+    pub const DELETE_ATTACHED_DEVICE: u64 = 0x201;
+    /// WDM DRIVER ERROR 0x202: IoDetachDevice of a device nothing is attached to.
+    pub const DETACH_NOT_ATTACHED: u64 = 0x202;
     /// WDM DRIVER ERROR 0x204: IoCallDriver with a NULL device object.
     pub const CALL_NULL_DEVICE: u64 = 0x204;
     /// WDM DRIVER ERROR 0x203: IoCallDriver with a cancel routine still set in the IRP.

@@ -62,7 +62,8 @@ fn run(n: u32, verifier: Verifier) -> Option<Run> {
         .expect("open");
     let result = h.device_io_control(ioctl(n), &[1, 2, 3, 4], 4);
     if result.is_ok() {
-        h.close().expect("close");
+        // A bug check at close is left in `machine.bugcheck()` for the test to see.
+        let _ = h.close();
     } else {
         std::mem::forget(h);
     }
@@ -427,6 +428,36 @@ fn io_call_driver_with_a_cancel_routine_set_is_0xc9_203() {
     );
     assert!(b.parameters[1] != 0, "p2 the call site");
     quiet_without_verifier(18);
+}
+
+#[test]
+fn deleting_a_device_still_attached_is_0xc9_201() {
+    let Some((r, b)) = c9(19, io::DELETE_ATTACHED_DEVICE) else {
+        return;
+    };
+    assert_eq!(b.parameters[2..], [0, r.key("filter")], "p4 the device");
+    // Without the verifier the device is deleted while the device below still points at it:
+    // the next request (the handle's cleanup) follows AttachedDevice into freed memory, 0x50
+    // (documented-only: Windows' freed device object may stay mapped a while).
+    let r = run(19, Verifier::Off).unwrap();
+    assert!(r.result.is_ok(), "{:?}", r.result);
+    let b = r.machine.bugcheck().expect("the close faults");
+    assert_eq!(b.code, bugcheck::PAGE_FAULT_IN_NONPAGED_AREA, "{b}");
+    assert_eq!(
+        b.parameters[0],
+        r.key("filter") + 0x18,
+        "p1 &filter->AttachedDevice"
+    );
+    assert!(b.documented_only);
+}
+
+#[test]
+fn detaching_twice_is_0xc9_202() {
+    let Some((r, b)) = c9(20, io::DETACH_NOT_ATTACHED) else {
+        return;
+    };
+    assert_eq!(b.parameters[2..], [0, r.key("lower")], "p4 the device");
+    quiet_without_verifier(20);
 }
 
 /// `--verifier io_verification` alone turns these rules on; the other options alone do not.

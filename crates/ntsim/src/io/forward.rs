@@ -1173,6 +1173,12 @@ pub unsafe extern "win64" fn IoDetachDevice(TargetDevice: *mut DEVICE_OBJECT) {
     // SAFETY: a live device object; plain data.
     let upper = unsafe { (*TargetDevice).AttachedDevice };
     if upper.is_null() {
+        if let Some(bc) = m
+            .verifier
+            .on_detach_not_attached(thread::caller(), TargetDevice as usize)
+        {
+            raise(&m, bc);
+        }
         return;
     }
     // SAFETY: as above.
@@ -1183,6 +1189,19 @@ pub unsafe extern "win64" fn IoDetachDevice(TargetDevice: *mut DEVICE_OBJECT) {
     {
         raise(&m, bc);
     }
+}
+
+/// IoDeleteDevice of `dev`: with I/O verification, a device still attached to a device below
+/// it is WDM DRIVER ERROR 0x201 (the driver forgot IoDetachDevice).
+pub(crate) fn on_delete_device(m: &System, dev: *mut DEVICE_OBJECT) -> Option<Bc> {
+    let attached = lock(&m.io.fwd.inner)
+        .attached_to
+        .contains_key(&(dev as usize));
+    if !attached {
+        return None;
+    }
+    m.verifier
+        .on_delete_attached_device(thread::caller(), dev as usize)
 }
 
 /// `IoGetAttachedDevice`: the top of `DeviceObject`'s stack (not referenced).

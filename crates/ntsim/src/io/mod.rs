@@ -112,6 +112,10 @@ pub unsafe extern "win64" fn IoCreateDevice(
 pub unsafe extern "win64" fn IoDeleteDevice(DeviceObject: *mut DEVICE_OBJECT) {
     let m = current();
     let dev = DeviceId::from_ptr(DeviceObject).object();
+    // I/O verification: deleting a device still attached to one below it (0xC9/0x201).
+    if let Some(bc) = forward::on_delete_device(&m, DeviceObject) {
+        raise(&m, bc);
+    }
     if !m.ob.mark_device_deleted(dev) {
         return;
     }

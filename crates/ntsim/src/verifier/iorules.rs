@@ -57,6 +57,12 @@ pub(super) fn meaning(code: u32, p1: u64) -> Option<&'static str> {
         (bugcheck::DRIVER_VERIFIER_IOMANAGER_VIOLATION, io::CALL_ABOVE_DISPATCH) => {
             "IoCallDriver was called above DISPATCH_LEVEL"
         }
+        (bugcheck::DRIVER_VERIFIER_IOMANAGER_VIOLATION, io::DELETE_ATTACHED_DEVICE) => {
+            "WDM DRIVER ERROR 0x201: a device was deleted while still attached to a device below it (IoDetachDevice missing)"
+        }
+        (bugcheck::DRIVER_VERIFIER_IOMANAGER_VIOLATION, io::DETACH_NOT_ATTACHED) => {
+            "WDM DRIVER ERROR 0x202: IoDetachDevice on a device that nothing is attached to (detached twice?)"
+        }
         (bugcheck::DRIVER_VERIFIER_IOMANAGER_VIOLATION, io::CALL_NULL_DEVICE) => {
             "WDM DRIVER ERROR 0x204: IoCallDriver was called with a NULL device object"
         }
@@ -168,6 +174,18 @@ impl Hooks {
         };
         self.io([sub, dispatch as u64, irp as u64, device as u64])
             .map(|bc| bc.at(dispatch))
+    }
+
+    /// IoDeleteDevice of a device still attached below (WDM DRIVER ERROR 0x201: p2 the call
+    /// site, p3 0, p4 the device). Without the verifier Windows does not check it.
+    pub(crate) fn on_delete_attached_device(&self, caller: usize, device: usize) -> Option<Bc> {
+        self.io([io::DELETE_ATTACHED_DEVICE, caller as u64, 0, device as u64])
+    }
+
+    /// IoDetachDevice of a device nothing is attached to (WDM DRIVER ERROR 0x202: p2 the call
+    /// site, p3 0, p4 the device).
+    pub(crate) fn on_detach_not_attached(&self, caller: usize, device: usize) -> Option<Bc> {
+        self.io([io::DETACH_NOT_ATTACHED, caller as u64, 0, device as u64])
     }
 
     /// IoCompleteRequest with a cancel routine still set (0x07: p2 the routine, p3 the IRP).

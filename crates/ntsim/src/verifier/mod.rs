@@ -45,6 +45,7 @@
 //! | 0xC9 / 0x05 IRQL changed across a dispatch routine | device | IRQL before | IRQL after | verifier |
 //! | 0xC9 / 0x07 complete with a cancel routine set | routine | IRP | 0 | verifier |
 //! | 0xC9 / 0x10 IoCallDriver above DISPATCH_LEVEL | IRQL | 0 | 0 | verifier |
+//! | 0xC9 / 0x201, 0x202 (IoDeleteDevice still attached, IoDetachDevice not attached) | call site | 0 | device | verifier |
 //! | 0xC9 / 0x203, 0x204, 0x20B (IoCallDriver with a cancel routine / NULL device, IoFreeIrp in use) | call site | IRP | device or 0 | verifier |
 //! | 0xC9 / 0x23D, 0x23E (STATUS_PENDING vs IoMarkIrpPending) | dispatch routine | IRP | device | verifier |
 //! | 0x18 reference to a deleted object | object | 0 | 0 | yes |
