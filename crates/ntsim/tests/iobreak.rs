@@ -14,6 +14,7 @@ use nt_abi::*;
 use ntsim::{BugCheck, Config, IoResult, Machine, Verifier};
 
 mod c_fixtures;
+mod cli_support;
 
 fn ioctl(n: u32) -> u32 {
     ctl_code(
@@ -458,6 +459,47 @@ fn detaching_twice_is_0xc9_202() {
     };
     assert_eq!(b.parameters[2..], [0, r.key("lower")], "p4 the device");
     quiet_without_verifier(20);
+}
+
+#[test]
+fn completing_above_dispatch_level_is_0xc9_0e() {
+    let Some((r, b)) = c9(21, nt_abi::bugcheck::io_verifier::COMPLETED_ABOVE_DISPATCH) else {
+        return;
+    };
+    assert_eq!(
+        b.parameters,
+        [0x0E, 3, r.key("irp"), 0],
+        "p2 the IRQL, p3 the IRP"
+    );
+    quiet_without_verifier(21);
+}
+
+/// The CLI reports the rule (exit 3, the code and parameters in `--json`) and, with
+/// `--verifier off`, a clean run.
+#[test]
+fn cli_reports_an_io_verification_rule_and_is_clean_with_the_verifier_off() {
+    let Some(sys) = c_fixtures::fixture("iobreak") else {
+        return;
+    };
+    let spec = format!(r"\\.\IoBreak:{:#x}", ioctl(1));
+    let run = cli_support::ntsim(&["run", sys.to_str().unwrap(), "--json", "--ioctl", &spec]);
+    assert_eq!(run.exit, Some(3), "{run:#?}");
+    let j = run.json();
+    assert_eq!(j["verdict"], "bugcheck");
+    assert_eq!(j["bugcheck"]["code"], 0xC9);
+    assert_eq!(j["bugcheck"]["parameters"][0], io::PENDING_NOT_MARKED);
+    assert_eq!(j["bugcheck"]["verifier_rule"], true);
+    let run = cli_support::ntsim(&[
+        "run",
+        sys.to_str().unwrap(),
+        "--json",
+        "--verifier",
+        "off",
+        "--ioctl",
+        &spec,
+    ]);
+    assert_eq!(run.exit, Some(0), "{run:#?}");
+    assert_eq!(run.json()["verdict"], "clean");
 }
 
 /// `--verifier io_verification` alone turns these rules on; the other options alone do not.
