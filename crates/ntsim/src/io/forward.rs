@@ -1002,7 +1002,16 @@ unsafe fn walk(m: &System, irp: *mut IRP) -> Walk {
 
 /// The forwarding part of `IofCompleteRequest`: the checks (0x44; with I/O verification
 /// 0xC9/0x06, 0x0E, 0x07; a freed special-pool IRP 0xD5), the completion walk, and the final
-/// completion of driver-built IRPs. True when the caller must go on with the I/O manager's
+/// completion of driver-built IRPs.
+///
+/// 0x44 MULTIPLE_IRP_COMPLETE_REQUESTS, p1 = the IRP, p2–p4 reserved (0): "a driver has
+/// requested that an IRP be completed, but the packet has already been completed" (Microsoft,
+/// *Bug Check 0x44*,
+/// <https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0x44--multiple-irp-complete-requests>);
+/// detected as ReactOS's `IofCompleteRequest` does, `CurrentLocation > StackCount + 1`, and for
+/// an address that is no IRP in flight (one completed and released already). 0xC9/0x06 is
+/// raised for STATUS_PENDING and -1 only, the two values the reference names; other odd values
+/// are not checked. True when the caller must go on with the I/O manager's
 /// final completion of its own request.
 ///
 /// # Safety
