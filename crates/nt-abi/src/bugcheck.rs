@@ -153,6 +153,7 @@ pub fn bugcheck_name_ext(code: u32) -> &'static str {
         SYSTEM_SERVICE_EXCEPTION => "SYSTEM_SERVICE_EXCEPTION",
         SYSTEM_THREAD_EXCEPTION_NOT_HANDLED => "SYSTEM_THREAD_EXCEPTION_NOT_HANDLED",
         KERNEL_SECURITY_CHECK_FAILURE => "KERNEL_SECURITY_CHECK_FAILURE",
+        NO_MORE_IRP_STACK_LOCATIONS => "NO_MORE_IRP_STACK_LOCATIONS",
         other => bugcheck_name(other),
     }
 }
@@ -180,4 +181,47 @@ pub mod verifier_irql {
     /// "The driver tried to lower IRQL to a value higher than the current IRQL"
     /// (p2 = current IRQL, p3 = requested IRQL).
     pub const LOWER_IRQL_TO_HIGHER: u64 = 0x31;
+}
+
+// ---- stream ioverify: IRP forwarding and I/O verification ----------------------------------
+
+/// `NO_MORE_IRP_STACK_LOCATIONS` (0x35): IoCallDriver on an IRP with no stack location left
+/// (p1 = the IRP, p2–p4 reserved). Microsoft, *Bug Check 0x35*.
+pub const NO_MORE_IRP_STACK_LOCATIONS: u32 = 0x35;
+
+/// More `DRIVER_VERIFIER_IOMANAGER_VIOLATION` (0xC9) parameter-1 values (Microsoft, *Bug Check
+/// 0xC9*). Codes 0x200 and above are the "WDM DRIVER ERROR" codes, whose crash-dump parameters
+/// are p2 = the address in the driver where the error was detected, p3 = the IRP, p4 = the
+/// device object.
+pub mod iomanager {
+    /// IoFreeIrp on an object whose Type is not IO_TYPE_IRP (p2 = the IRP).
+    pub const FREE_NOT_AN_IRP: u64 = 0x01;
+    /// IoFreeIrp on an IRP still associated with a thread (p2 = the IRP).
+    pub const FREE_IRP_OF_A_THREAD: u64 = 0x02;
+    /// IoCallDriver with an IRP whose Type is not IO_TYPE_IRP (p2 = the IRP).
+    pub const CALL_NOT_AN_IRP: u64 = 0x03;
+    /// IoCallDriver with an invalid device object (p2 = the device object).
+    pub const CALL_INVALID_DEVICE: u64 = 0x04;
+    /// The IRQL changed across a dispatch routine (p2 = device, p3 before, p4 after).
+    pub const IRQL_CHANGED_BY_DISPATCH: u64 = 0x05;
+    /// IoCompleteRequest with STATUS_PENDING or -1 (p2 = the status, p3 = the IRP).
+    pub const COMPLETED_WITH_INVALID_STATUS: u64 = 0x06;
+    /// IoCompleteRequest with a cancel routine still set (p2 = the routine, p3 = the IRP).
+    pub const COMPLETED_WITH_CANCEL_ROUTINE: u64 = 0x07;
+    /// IoCallDriver above DISPATCH_LEVEL (p2 = the IRQL).
+    pub const CALL_ABOVE_DISPATCH: u64 = 0x10;
+    /// WDM DRIVER ERROR 0x201: IoDeleteDevice of a device still attached to a device below it.
+    pub const DELETE_ATTACHED_DEVICE: u64 = 0x201;
+    /// WDM DRIVER ERROR 0x202: IoDetachDevice of a device nothing is attached to.
+    pub const DETACH_NOT_ATTACHED: u64 = 0x202;
+    /// WDM DRIVER ERROR 0x204: IoCallDriver with a NULL device object.
+    pub const CALL_NULL_DEVICE: u64 = 0x204;
+    /// WDM DRIVER ERROR 0x203: IoCallDriver with a cancel routine still set in the IRP.
+    pub const CALL_WITH_CANCEL_ROUTINE: u64 = 0x203;
+    /// WDM DRIVER ERROR 0x20B: IoFreeIrp on an IRP that is still in use (sent, not completed).
+    pub const FREE_IRP_IN_USE: u64 = 0x20B;
+    /// WDM DRIVER ERROR 0x23D: STATUS_PENDING returned without IoMarkIrpPending.
+    pub const PENDING_NOT_MARKED: u64 = 0x23D;
+    /// WDM DRIVER ERROR 0x23E: IoMarkIrpPending, but a status other than STATUS_PENDING returned.
+    pub const MARKED_NOT_PENDING: u64 = 0x23E;
 }

@@ -110,7 +110,16 @@ export_group! { core_group:
 export_group! { io_async: }
 
 // IRP allocation and forwarding, I/O verification (issue 10, item 3).
-export_group! { io_verify: }
+pub use crate::io::forward::{
+    IoAllocateIrp, IoAttachDeviceToDeviceStack, IoBuildAsynchronousFsdRequest,
+    IoBuildDeviceIoControlRequest, IoBuildSynchronousFsdRequest, IoDetachDevice, IoFreeIrp,
+    IoGetAttachedDevice, IoGetAttachedDeviceReference, IoInitializeIrp, IoReuseIrp, IofCallDriver,
+};
+export_group! { io_verify:
+    IofCallDriver, IoAllocateIrp, IoFreeIrp, IoInitializeIrp, IoReuseIrp,
+    IoBuildDeviceIoControlRequest, IoBuildSynchronousFsdRequest, IoBuildAsynchronousFsdRequest,
+    IoAttachDeviceToDeviceStack, IoDetachDevice, IoGetAttachedDeviceReference, IoGetAttachedDevice,
+}
 
 // DPCs, timers, semaphores, mutexes, multi-object waits, system threads, handles, time
 // (issue 9, item 2).

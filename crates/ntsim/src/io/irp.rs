@@ -10,7 +10,7 @@ use nt_abi::bugcheck;
 use nt_abi::*;
 
 use crate::ke::bugcheck::raise;
-use crate::ke::thread::{self, current, park_forever};
+use crate::ke::thread::{current, park_forever};
 use crate::machine::{System, lock};
 use crate::verifier::Bc;
 
@@ -18,6 +18,13 @@ use crate::verifier::Bc;
 #[derive(Default)]
 pub(crate) struct Irps {
     map: Mutex<HashMap<usize, Arc<IrpTrack>>>,
+}
+
+impl Irps {
+    /// Whether `irp` is a request of the I/O manager in flight.
+    pub(crate) fn contains(&self, irp: usize) -> bool {
+        lock(&self.map).contains_key(&irp)
+    }
 }
 
 /// Completion outcome of an IRP.
@@ -63,7 +70,7 @@ pub struct Request<'a> {
 pub struct Built {
     pub irp: *mut IRP,
     pub track: Arc<IrpTrack>,
-    /// System memory to free with the IRP (the IRP itself, system buffers).
+    /// System memory to free with the IRP (system buffers; the IRP is freed by `free`).
     pub buffers: Vec<*mut u8>,
     /// The caller's buffers (user-mode regions) to release after the IRP.
     pub user: Vec<usize>,
@@ -220,8 +227,7 @@ pub(crate) fn build(m: &System, r: &Request<'_>) -> Result<Built, NTSTATUS> {
             return Err(STATUS_INSUFFICIENT_RESOURCES);
         }
     }
-    let irp = sys_alloc(size, "IRP").cast::<IRP>();
-    buffers.push(irp.cast::<u8>());
+    let irp = super::forward::alloc_io_irp(m, size).cast::<IRP>();
     if !sysbuf.is_null() {
         buffers.push(sysbuf);
     }
@@ -307,6 +313,7 @@ pub(crate) fn free(m: &System, b: Built) {
     for p in b.buffers {
         m.ex.pool.sys_free(p);
     }
+    super::forward::free_io_irp(m, b.irp.cast());
     let mut locked = 0;
     for u in b.user {
         locked += m.mm.user.free(u);
@@ -344,6 +351,13 @@ fn nt_error(s: NTSTATUS) -> bool {
 /// `Irp` should be an IRP the driver received and still owns.
 pub unsafe extern "win64" fn IofCompleteRequest(Irp: *mut IRP, _PriorityBoost: CCHAR) {
     let m = current();
+    // The checks, the walk up the stack locations with their completion routines, and the
+    // final completion of driver-built IRPs (io::forward); on for the I/O manager's own
+    // request only when the walk finished.
+    // SAFETY: `Irp` per this function's contract (anything else is reported, not followed).
+    if !unsafe { super::forward::complete(&m, Irp) } {
+        return;
+    }
     let Some(track) = lock(&m.io.irps.map).get(&(Irp as usize)).cloned() else {
         raise(
             &m,
@@ -356,12 +370,6 @@ pub unsafe extern "win64" fn IofCompleteRequest(Irp: *mut IRP, _PriorityBoost: C
     // SAFETY: the IRP is registered, so it is a live ntsim-built IRP; IoStatus is plain data.
     let iosb = unsafe { (*Irp).IoStatus };
     let (status, information) = (iosb.status(), iosb.Information);
-    if let Some(bc) = m
-        .verifier
-        .on_irp_complete(Irp as usize, status, thread::irql())
-    {
-        raise(&m, bc);
-    }
     let mut g = lock(&track.state);
     if g.completed.is_some() {
         drop(g);
@@ -401,16 +409,6 @@ pub unsafe extern "win64" fn IofCompleteRequest(Irp: *mut IRP, _PriorityBoost: C
             // the IRP is freed.
             output = unsafe { core::slice::from_raw_parts(g.user_out as *const u8, n) }.to_vec();
         }
-    }
-    // As IoCompleteRequest does for the top-level location: propagate IoMarkIrpPending.
-    // SAFETY: the registered IRP is live; its current stack location is ntsim-built.
-    let irp = unsafe { &mut *Irp };
-    // SAFETY: `Overlay` is the active tail member of an IRP the I/O manager built.
-    let cur = unsafe { irp.Tail.Overlay.CurrentStackLocation };
-    if !cur.is_null() {
-        // SAFETY: the current stack location lies inside the same IRP allocation.
-        let control = unsafe { (*cur).Control };
-        irp.PendingReturned = (control & SL_PENDING_RETURNED != 0) as u8;
     }
     g.completed = Some(Completion {
         status,

@@ -211,6 +211,20 @@ pub(crate) fn build_for_caller(m: &System, va: usize, len: u32, op: LOCK_OPERATI
     mdl
 }
 
+/// An MDL for a driver's kernel buffer (IoBuild*Request with direct I/O): allocated, probed and
+/// locked for `op` in kernel mode. Null if that fails.
+pub(crate) fn build_for_kernel(m: &System, va: usize, len: u32, op: LOCK_OPERATION) -> *mut MDL {
+    let mdl = allocate(m, va, len);
+    if mdl.is_null() {
+        return mdl;
+    }
+    if probe_and_lock(m, mdl, KERNEL_MODE, op).is_err() {
+        free(m, mdl);
+        return core::ptr::null_mut();
+    }
+    mdl
+}
+
 /// At completion, the I/O manager unlocks and frees every MDL of `Irp->MdlAddress`'s chain
 /// (Microsoft, *Using Direct I/O*: the I/O manager releases the MDL when the IRP completes;
 /// ReactOS `IopCompleteRequest`).

@@ -4,6 +4,7 @@
 #![allow(non_snake_case)]
 
 pub mod driver;
+pub mod forward;
 pub mod irp;
 pub mod mdl;
 pub mod workitem;
@@ -31,6 +32,8 @@ pub(crate) struct Io {
     pub(crate) irps: irp::Irps,
     pub(crate) mdls: mdl::Mdls,
     pub(crate) items: workitem::Items,
+    /// Driver-allocated IRPs, device stacks, completion marks (stream ioverify).
+    pub(crate) fwd: forward::Forward,
     /// The audit of the last unload (kept when the unload bug-checks).
     pub(crate) last_audit: Mutex<Option<UnloadReport>>,
 }
@@ -109,6 +112,10 @@ pub unsafe extern "win64" fn IoCreateDevice(
 pub unsafe extern "win64" fn IoDeleteDevice(DeviceObject: *mut DEVICE_OBJECT) {
     let m = current();
     let dev = DeviceId::from_ptr(DeviceObject).object();
+    // I/O verification: deleting a device still attached to one below it (0xC9/0x201).
+    if let Some(bc) = forward::on_delete_device(&m, DeviceObject) {
+        raise(&m, bc);
+    }
     if !m.ob.mark_device_deleted(dev) {
         return;
     }
@@ -194,6 +201,11 @@ fn mj_context(mj: u8) -> &'static str {
 
 /// Send a request to a device and wait for it (runs on an ntsim kernel thread).
 pub(crate) fn call_driver(m: &System, r: &irp::Request<'_>) -> irp::Completion {
+    // The I/O manager sends a request to the top of the device's stack (IoGetAttachedDevice).
+    let r = &irp::Request {
+        device: forward::attached_top(r.device),
+        ..*r
+    };
     let dev = r.device;
     // SAFETY: `dev` is a live device object; DriverObject is set by IoCreateDevice.
     let drv = unsafe { (*dev).DriverObject };
@@ -227,6 +239,10 @@ pub(crate) fn call_driver(m: &System, r: &irp::Request<'_>) -> irp::Completion {
         unsafe { dispatch(dev, built.irp) }
     });
     driver::check_irql_after(m, dispatch as usize);
+    if let Some(bc) = forward::io_dispatch_return_rule(m, dispatch as usize, built.irp, dev, status)
+    {
+        thread::with_context(owner, mj_context(r.mj), || raise(m, bc));
+    }
     let completed = lock(&built.track.state).completed.clone();
     let result = match (status, completed) {
         (_, Some(c)) => c,

@@ -12,7 +12,7 @@ use crate::machine::VerifierFlags;
 /// Driver Verifier with the options of [`VerifierFlags`].
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Hooks {
-    f: VerifierFlags,
+    pub(super) f: VerifierFlags,
 }
 
 impl Hooks {
@@ -181,16 +181,22 @@ impl Hooks {
         })
     }
 
-    fn io(&self, p: [u64; 4]) -> Option<Bc> {
+    pub(super) fn io(&self, p: [u64; 4]) -> Option<Bc> {
         self.f
             .io_verification
             .then(|| Bc::verifier(bugcheck::DRIVER_VERIFIER_IOMANAGER_VIOLATION, p))
     }
 
-    /// `IofCompleteRequest` (0xC9 p1 = 0x06 with STATUS_PENDING, 0x0E above DISPATCH_LEVEL).
+    /// `IofCompleteRequest` (0xC9 p1 = 0x06 with STATUS_PENDING or -1: p2 the status, p3 the
+    /// IRP; 0x0E above DISPATCH_LEVEL — Microsoft, *Bug Check 0xC9*).
     pub(crate) fn on_irp_complete(&self, irp: usize, status: NTSTATUS, irql: KIRQL) -> Option<Bc> {
-        if status == STATUS_PENDING {
-            return self.io([iv::COMPLETED_WITH_STATUS_PENDING, irp as u64, 0, 0]);
+        if status == STATUS_PENDING || status == -1 {
+            return self.io([
+                iv::COMPLETED_WITH_STATUS_PENDING,
+                status as u32 as u64,
+                irp as u64,
+                0,
+            ]);
         }
         if irql > DISPATCH_LEVEL {
             return self.io([iv::COMPLETED_ABOVE_DISPATCH, irql as u64, irp as u64, 0]);

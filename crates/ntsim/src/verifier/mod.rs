@@ -30,7 +30,7 @@
 //! | 0xC4 / 0x2000 executable pool (POOL_FLAG_NON_PAGED_EXECUTE) | caller address | pool flags | tag | verifier |
 //! | 0xC2 / 0x0A free with wrong tag | address | allocation tag | tag passed | yes |
 //! | 0xCE unload with work items queued, or running past the grace period (documented-only) | routine | 0 | item (p4 = DriverUnload) | misc_checks (off: reported as a leak) |
-//! | 0xC9 / 0x06 complete with STATUS_PENDING | IRP | 0 | 0 | verifier |
+//! | 0xC9 / 0x06 complete with STATUS_PENDING or -1 | status | IRP | 0 | verifier |
 //! | 0xC9 / 0x0E complete above DISPATCH | IRQL | IRP | 0 | verifier |
 //! | 0xC9 / 0x226 dispatch returned neither completing nor pending | dispatch routine | IRP | returned status | verifier |
 //! | 0xC9 / 0x312 Information > OutputBufferLength | IRP | Information | OutputBufferLength | verifier |
@@ -38,7 +38,16 @@
 //! | 0xD6 access to a special-pool guard page | address | 0 read / 1 write | code address | special_pool (block > 4080 bytes: documented-only) |
 //! | 0xD5 access to a freed special-pool block (quarantine) | address | 0 read / 1 write | code address | special_pool |
 //! | 0xC1 pattern around a special-pool block overwritten, at free | block | corrupted byte | 0 | special_pool; p4 = 0x24 after the end, 0x23 before it |
-//! | 0x44 IRP completed twice | IRP | 0 | 0 | yes |
+//! | 0x44 IRP completed twice (CurrentLocation > StackCount + 1), or not in flight | IRP | 0 | 0 | yes |
+//! | 0x35 IoCallDriver with no stack location left | IRP | 0 | 0 | yes |
+//! | 0xC9 / 0x01, 0x02 IoFreeIrp of a non-IRP / an IRP a thread owns | IRP | 0 | 0 | verifier |
+//! | 0xC9 / 0x03, 0x04 IoCallDriver with a non-IRP / a non-device | IRP / device | 0 | 0 | verifier |
+//! | 0xC9 / 0x05 IRQL changed across a dispatch routine | device | IRQL before | IRQL after | verifier |
+//! | 0xC9 / 0x07 complete with a cancel routine set | routine | IRP | 0 | verifier |
+//! | 0xC9 / 0x10 IoCallDriver above DISPATCH_LEVEL | IRQL | 0 | 0 | verifier |
+//! | 0xC9 / 0x201, 0x202 (IoDeleteDevice still attached, IoDetachDevice not attached) | call site | 0 | device | verifier |
+//! | 0xC9 / 0x203, 0x204, 0x20B (IoCallDriver with a cancel routine / NULL device, IoFreeIrp in use) | call site | IRP | device or 0 | verifier |
+//! | 0xC9 / 0x23D, 0x23E (STATUS_PENDING vs IoMarkIrpPending) | dispatch routine | IRP | device | verifier |
 //! | 0x18 reference to a deleted object | object | 0 | 0 | yes |
 //! | 0x7F / 8 double fault: kernel stack overflow (guard page below the thread's stack hit) | stack address that faulted | low end of the stack | faulting instruction | yes (Windows' p2–p4 are processor state) |
 use std::fmt;
@@ -46,7 +55,9 @@ use std::fmt;
 use nt_abi::bugcheck::*;
 
 mod hooks;
+mod iorules;
 pub(crate) use hooks::Hooks;
+pub(crate) use iorules::{CallDriver, no_more_irp_stack_locations};
 
 /// A bug check: the emulated machine stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -139,6 +150,9 @@ impl Bc {
 
 /// What a bug check (code + parameter 1) means.
 pub fn meaning(code: u32, p1: u64) -> &'static str {
+    if let Some(m) = iorules::meaning(code, p1) {
+        return m;
+    }
     match (code, p1) {
         (WORKER_INVALID, 0) => "an active work item is in pool that is being freed",
         (WORKER_INVALID, 1) => "a work item that is already queued was queued again",
