@@ -122,9 +122,6 @@ pub type WAIT_TYPE = i32;
 pub const WAIT_ALL: WAIT_TYPE = 0;
 pub const WAIT_ANY: WAIT_TYPE = 1;
 
-/// `MUTANT_LIMIT`... the recursion bound of a mutex (`MINLONG`: SignalState counts down from 1).
-pub const MUTEX_MAXIMUM_RECURSION: LONG = i32::MIN + 1;
-
 /// `CLIENT_ID`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -149,7 +146,6 @@ pub struct OBJECT_ATTRIBUTES {
 pub const OBJ_KERNEL_HANDLE: ULONG = 0x200;
 
 /// Access rights of thread and event handles (winnt.h).
-
 pub const STANDARD_RIGHTS_REQUIRED: ACCESS_MASK = 0x000F_0000;
 pub const THREAD_ALL_ACCESS: ACCESS_MASK = STANDARD_RIGHTS_REQUIRED | SYNCHRONIZE | 0xFFFF;
 pub const EVENT_QUERY_STATE: ACCESS_MASK = 0x0001;

@@ -61,14 +61,13 @@ unsafe extern "win64" fn counting_thread(ctx: PVOID) {
         return;
     }
     // SAFETY: no preconditions on an ntsim thread.
-    let (sys, same, pid, lvl) = unsafe {
-        (
-            PsIsSystemThread(PsGetCurrentThread()),
-            KeGetCurrentThread() == PsGetCurrentThread(),
-            PsGetCurrentProcessId() as usize,
-            ntsim::ke::irql::get(),
-        )
-    };
+    let me = unsafe { PsGetCurrentThread() };
+    // SAFETY: `me` is the current thread.
+    let sys = unsafe { PsIsSystemThread(me) };
+    let same = KeGetCurrentThreadPtr() == me as usize;
+    // SAFETY: no preconditions.
+    let pid = unsafe { PsGetCurrentProcessId() } as usize;
+    let lvl = ntsim::ke::irql::get();
     write_usize(
         c + 16,
         (sys as usize) | ((same as usize) << 1) | ((lvl as usize) << 4) | (pid << 8),

@@ -303,8 +303,11 @@ pub unsafe extern "win64" fn KeInitializeSemaphore(
         core::mem::size_of::<KSEMAPHORE>(),
         Count,
     );
-    // SAFETY: writable KSEMAPHORE storage per the contract.
-    unsafe { (&raw mut (*Semaphore).Limit).write_unaligned(Limit) };
+    let p = Semaphore
+        .wrapping_byte_add(core::mem::offset_of!(KSEMAPHORE, Limit))
+        .cast::<LONG>();
+    // SAFETY: writable KSEMAPHORE storage per the contract; `p` is its Limit field.
+    unsafe { p.write_unaligned(Limit) };
 }
 
 /// Write a dispatcher header with an empty wait list.
@@ -388,8 +391,11 @@ extern "win64" fn release_semaphore(
     let m = current();
     let sem = sem as *mut KSEMAPHORE;
     let adj = adj as u32 as i32;
-    // SAFETY: the driver passes an initialized KSEMAPHORE.
-    let limit = unsafe { (&raw const (*sem).Limit).read_unaligned() };
+    let p = sem
+        .wrapping_byte_add(core::mem::offset_of!(KSEMAPHORE, Limit))
+        .cast::<LONG>();
+    // SAFETY: the driver passes an initialized KSEMAPHORE; `p` is its Limit field.
+    let limit = unsafe { p.read_unaligned() };
     let s = signal_state(sem.cast());
     let r = s.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
         v.checked_add(adj).filter(|n| *n <= limit && adj > 0)
@@ -399,10 +405,7 @@ extern "win64" fn release_semaphore(
             wake(&m);
             prev
         }
-        Err(_) => {
-            drop(m);
-            raise_status(STATUS_SEMAPHORE_LIMIT_EXCEEDED, ctx)
-        }
+        Err(_) => raise_status(STATUS_SEMAPHORE_LIMIT_EXCEEDED, ctx),
     }
 }
 
@@ -412,7 +415,6 @@ extern "win64" fn release_mutex(mx: u64, _wait: u64, _: u64, _: u64, ctx: *mut C
     let owner = mutex_owner(obj);
     let s = signal_state(obj);
     if owner.load(Ordering::SeqCst) != me() || s.load(Ordering::SeqCst) > 0 {
-        drop(m);
         raise_status(STATUS_MUTANT_NOT_OWNED, ctx)
     }
     let prev = s.load(Ordering::SeqCst);

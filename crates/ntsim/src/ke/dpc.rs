@@ -120,10 +120,22 @@ fn dpc_data(dpc: *mut KDPC) -> &'static AtomicPtr<core::ffi::c_void> {
     unsafe { AtomicPtr::from_ptr(p) }
 }
 
+/// A copy of the driver's KDPC.
+fn read_dpc(dpc: *const KDPC) -> KDPC {
+    // SAFETY: callers pass a KDPC the driver keeps alive while it is queued or in use (the
+    // contract of every DPC export); KDPC is plain data (a null routine reads as None).
+    unsafe { dpc.read_unaligned() }
+}
+
+/// A pointer to a field of a KDPC at `offset` (no access).
+fn field<T>(dpc: *mut KDPC, offset: usize) -> *mut T {
+    dpc.wrapping_byte_add(offset).cast::<T>()
+}
+
 fn routine_of(dpc: usize) -> usize {
-    let d = dpc as *mut KDPC;
-    // SAFETY: a queued KDPC is live (the driver must not free it while queued).
-    unsafe { (&raw const (*d).DeferredRoutine).read_unaligned() }.map_or(0, |f| f as usize)
+    read_dpc(dpc as *const KDPC)
+        .DeferredRoutine
+        .map_or(0, |f| f as usize)
 }
 
 /// Whether the calling thread is running a DPC routine.
@@ -133,8 +145,7 @@ pub(crate) fn in_dpc() -> bool {
 
 /// The queue a DPC goes to.
 fn target(dpc: *mut KDPC, n: usize) -> usize {
-    // SAFETY: the driver's KDPC; Number is plain data.
-    let number = unsafe { (&raw const (*dpc).Number).read_unaligned() };
+    let number = read_dpc(dpc).Number;
     if number >= MAXIMUM_PROCESSORS {
         (number - MAXIMUM_PROCESSORS) as usize % n
     } else {
@@ -166,13 +177,13 @@ pub(crate) fn insert(
     {
         return false;
     }
+    let p1 = field::<PVOID>(dpc, core::mem::offset_of!(KDPC, SystemArgument1));
+    let p2 = field::<PVOID>(dpc, core::mem::offset_of!(KDPC, SystemArgument2));
     // SAFETY: the driver's KDPC, now queued by us: its argument fields are ours to set.
-    unsafe {
-        (&raw mut (*dpc).SystemArgument1).write_unaligned(a1);
-        (&raw mut (*dpc).SystemArgument2).write_unaligned(a2);
-    }
-    // SAFETY: the driver's KDPC; Importance is plain data.
-    let importance = unsafe { (&raw const (*dpc).Importance).read_unaligned() };
+    unsafe { p1.write_unaligned(a1) };
+    // SAFETY: as above.
+    unsafe { p2.write_unaligned(a2) };
+    let importance = read_dpc(dpc).Importance;
     let e = Entry {
         dpc: dpc as usize,
         driver,
@@ -243,16 +254,15 @@ fn dpc_thread(sys: Arc<System>, qi: usize) {
 
 fn run_one(sys: &System, e: Entry) {
     let dpc = e.dpc as *mut KDPC;
-    // SAFETY: the KDPC was queued by the driver, which must keep it alive while queued; it is
-    // dequeued now (DpcData cleared below, before the routine runs, as Windows does).
-    let (routine, ctx, a1, a2) = unsafe {
-        (
-            (&raw const (*dpc).DeferredRoutine).read_unaligned(),
-            (&raw const (*dpc).DeferredContext).read_unaligned(),
-            (&raw const (*dpc).SystemArgument1).read_unaligned(),
-            (&raw const (*dpc).SystemArgument2).read_unaligned(),
-        )
-    };
+    // The KDPC was queued by the driver, which must keep it alive while queued; it is dequeued
+    // now (DpcData cleared below, before the routine runs, as Windows does).
+    let d = read_dpc(dpc);
+    let (routine, ctx, a1, a2) = (
+        d.DeferredRoutine,
+        d.DeferredContext,
+        d.SystemArgument1,
+        d.SystemArgument2,
+    );
     dpc_data(dpc).store(core::ptr::null_mut(), Ordering::SeqCst);
     let Some(routine) = routine else { return };
     thread::with_context(e.driver, DPC_CONTEXT, || {
@@ -268,7 +278,7 @@ fn run_one(sys: &System, e: Entry) {
                     codes::IRQL_UNEXPECTED_VALUE,
                     [
                         ((lvl as u64) << 16) | ((DISPATCH_LEVEL as u64) << 8),
-                        routine as u64,
+                        routine as usize as u64,
                         dpc as u64,
                         0,
                     ],
@@ -387,8 +397,9 @@ pub unsafe extern "win64" fn KeFlushQueuedDpcs() {
 /// `Dpc` must be an initialized KDPC.
 pub unsafe extern "win64" fn KeSetImportanceDpc(Dpc: *mut KDPC, Importance: LONG) {
     let _m = current();
-    // SAFETY: the driver's KDPC; Importance is plain data.
-    unsafe { (&raw mut (*Dpc).Importance).write_unaligned(Importance as u8) };
+    let p = field::<u8>(Dpc, core::mem::offset_of!(KDPC, Importance));
+    // SAFETY: the driver's initialized KDPC; `p` is its Importance byte.
+    unsafe { p.write(Importance as u8) };
 }
 
 /// `KeSetTargetProcessorDpc`: queue the DPC on processor `Number` (stored as
@@ -399,8 +410,9 @@ pub unsafe extern "win64" fn KeSetImportanceDpc(Dpc: *mut KDPC, Importance: LONG
 pub unsafe extern "win64" fn KeSetTargetProcessorDpc(Dpc: *mut KDPC, Number: CCHAR) {
     let _m = current();
     let n = (Number as u8 as USHORT) + MAXIMUM_PROCESSORS;
-    // SAFETY: the driver's KDPC; Number is plain data.
-    unsafe { (&raw mut (*Dpc).Number).write_unaligned(n) };
+    let p = field::<USHORT>(Dpc, core::mem::offset_of!(KDPC, Number));
+    // SAFETY: the driver's initialized KDPC; `p` is its Number field.
+    unsafe { p.write_unaligned(n) };
 }
 
 /// `KeIsExecutingDpc`: TRUE inside a DPC routine.

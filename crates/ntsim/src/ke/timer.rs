@@ -72,10 +72,10 @@ impl Timers {
                 return Some((0, t));
             }
             if r.dpc != 0 {
-                let d = r.dpc as *mut KDPC;
+                let d = r.dpc as *const KDPC;
                 // SAFETY: the DPC of a set timer must stay valid while the timer is set.
-                let routine = unsafe { (&raw const (*d).DeferredRoutine).read_unaligned() }
-                    .map_or(0, |f| f as usize);
+                let dpc = unsafe { d.read_unaligned() };
+                let routine = dpc.DeferredRoutine.map_or(0, |f| f as usize);
                 if (lo..hi).contains(&routine) {
                     return Some((2, routine));
                 }
