@@ -216,3 +216,14 @@ pub fn bugcheck_name_kernel_services(code: u32) -> Option<&'static str> {
         _ => return None,
     })
 }
+
+/// DDI compliance rules (`DRIVER_VERIFIER_DETECTED_VIOLATION` p1 values; Microsoft, each rule's
+/// page under *DDI compliance rules*; p2 points at a string naming the violated condition).
+pub mod ddi_rule {
+    /// IrqlKeDispatchLte: KeCancelTimer, KeClearEvent, KeInitializeSemaphore,
+    /// KeInitializeTimer(Ex), KeReadStateEvent, KeReadStateTimer, KeReleaseMutex, KeResetEvent,
+    /// KeSetTimer(Ex) … only at IRQL <= DISPATCH_LEVEL.
+    pub const IRQL_KE_DISPATCH_LTE: u64 = 0x0002_0011;
+    /// IrqlPsPassive: PsCreateSystemThread, PsTerminateSystemThread … only at PASSIVE_LEVEL.
+    pub const IRQL_PS_PASSIVE: u64 = 0x0002_001C;
+}

@@ -267,6 +267,18 @@ fn a_wait_with_a_timeout_at_dispatch_level_is_0xa() {
 }
 
 #[test]
+fn ps_create_system_thread_above_passive_is_ddi_irql_ps_passive() {
+    let Some((b, _rig)) = expect_ioctl_bugcheck(13) else {
+        return;
+    };
+    assert_eq!(b.code, bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION, "{b}");
+    assert_eq!(b.parameters[0], bugcheck::ddi_rule::IRQL_PS_PASSIVE);
+    assert_ne!(b.parameters[1], 0, "p2 = the rule's condition text");
+    assert_eq!(b.parameters[2], DISPATCH_LEVEL as u64, "p3 = the IRQL");
+    assert!(b.verifier_rule);
+}
+
+#[test]
 fn unloading_with_the_thread_still_running_is_0xce() {
     let Some(mut rig) = Rig::new() else { return };
     rig.ok(12, &[], 0);

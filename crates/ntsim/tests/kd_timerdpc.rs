@@ -241,6 +241,17 @@ fn a_wait_in_a_dpc_is_0xb8() {
 }
 
 #[test]
+fn ke_set_timer_above_dispatch_level_is_ddi_irql_ke_dispatch_lte() {
+    let Some(rig) = Rig::new() else { return };
+    let b = rig.bugcheck_after(8);
+    assert_eq!(b.code, bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION, "{b}");
+    assert_eq!(b.parameters[0], bugcheck::ddi_rule::IRQL_KE_DISPATCH_LTE);
+    assert_ne!(b.parameters[1], 0, "p2 = the rule's condition text");
+    assert_eq!(b.parameters[2], HIGH_LEVEL as u64, "p3 = the IRQL");
+    assert!(b.verifier_rule);
+}
+
+#[test]
 fn unloading_with_a_timer_still_set_is_0xc7() {
     let Some(rig) = Rig::new() else { return };
     rig.ok(5, &[], 0);

@@ -217,3 +217,60 @@ fn zw_close_of_a_handle_that_is_not_open_is_0x93() {
     assert_eq!(b.parameters[..2], [0xFFFF_FFFF_8000_0444, 1]);
     assert_eq!(b.name, "INVALID_KERNEL_HANDLE");
 }
+
+#[test]
+fn ddi_irql_rules_fire_only_with_the_verifier() {
+    // IrqlKeDispatchLte: KeCancelTimer above DISPATCH_LEVEL.
+    for (v, fires) in [(Verifier::Standard, true), (Verifier::Off, false)] {
+        let m = machine(v);
+        let r = m.run_in_kernel_thread(|| {
+            let t = alloc_np(core::mem::size_of::<KTIMER>());
+            // SAFETY: KTIMER-sized pool.
+            unsafe { KeInitializeTimer(t as *mut KTIMER) };
+            ntsim::ke::irql::set(HIGH_LEVEL);
+            // SAFETY: an initialized timer.
+            let was = unsafe { KeCancelTimer(t as *mut KTIMER) };
+            ntsim::ke::irql::set(PASSIVE_LEVEL);
+            free(t, TAG);
+            was
+        });
+        match (r, fires) {
+            (Err(b), true) => {
+                assert_eq!(b.code, bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION);
+                assert_eq!(b.parameters[0], bugcheck::ddi_rule::IRQL_KE_DISPATCH_LTE);
+                assert_eq!(b.parameters[2], HIGH_LEVEL as u64);
+                // p2 points at the condition's text.
+                // SAFETY: ntsim's static NUL-terminated string.
+                let text = unsafe { core::ffi::CStr::from_ptr(b.parameters[1] as *const _) };
+                assert!(text.to_str().unwrap().starts_with("IrqlKeDispatchLte"));
+            }
+            (Ok(was), false) => assert_eq!(was, 0),
+            (r, _) => panic!("{v:?}: {r:?}"),
+        }
+    }
+}
+
+#[test]
+fn processor_count_exports_agree() {
+    let m = machine(Verifier::Standard);
+    let (a, b, c, d, e, f) = m
+        .run_in_kernel_thread(|| {
+            let mut mask = 0usize;
+            // SAFETY: writable mask; no other preconditions.
+            unsafe {
+                (
+                    KeQueryActiveProcessorCount(&raw mut mask),
+                    mask,
+                    KeQueryMaximumProcessorCount(),
+                    KeQueryMaximumProcessorCountEx(0),
+                    KeQueryMaximumProcessorCountEx(ALL_PROCESSOR_GROUPS),
+                    KeQueryActiveProcessorCountEx(1),
+                )
+            }
+        })
+        .unwrap();
+    assert!(a >= 1);
+    assert_eq!(b.count_ones(), a);
+    assert_eq!((c, d, e), (a, a, a));
+    assert_eq!(f, 0, "there is no group 1");
+}

@@ -156,6 +156,27 @@ fn attempt(objects: &[PVOID], wait_all: bool, me: usize) -> Option<NTSTATUS> {
     Some(STATUS_SUCCESS)
 }
 
+/// A DDI compliance IRQL rule ([`crate::verifier::Hooks::on_ddi_irql`]): bug check when the
+/// caller runs above `max`.
+pub(crate) fn ddi_irql(m: &System, max: KIRQL, rule: u64, condition: &'static core::ffi::CStr) {
+    let lvl = irql::get();
+    if lvl > max
+        && let Some(bc) = m.verifier.on_ddi_irql(rule, condition, lvl)
+    {
+        raise(m, bc);
+    }
+}
+
+/// IrqlKeDispatchLte (Microsoft, *IrqlKeDispatchLte rule (wdm)*: 0xC4 / 0x00020011).
+pub(crate) fn dispatch_lte(m: &System) {
+    ddi_irql(
+        m,
+        DISPATCH_LEVEL,
+        codes::ddi_rule::IRQL_KE_DISPATCH_LTE,
+        c"IrqlKeDispatchLte: called at IRQL > DISPATCH_LEVEL",
+    );
+}
+
 /// Wake every thread sleeping in a wait (an object became signaled).
 pub(crate) fn wake(m: &System) {
     if m.ke.sleepers.load(Ordering::SeqCst) > 0 {
@@ -296,7 +317,8 @@ pub unsafe extern "win64" fn KeInitializeSemaphore(
     Count: LONG,
     Limit: LONG,
 ) {
-    let _m = current();
+    let m = current();
+    dispatch_lte(&m);
     init_header(
         Semaphore.cast(),
         ot::SEMAPHORE,
@@ -411,6 +433,7 @@ extern "win64" fn release_semaphore(
 
 extern "win64" fn release_mutex(mx: u64, _wait: u64, _: u64, _: u64, ctx: *mut CONTEXT) -> i32 {
     let m = current();
+    dispatch_lte(&m);
     let obj = mx as PVOID;
     let owner = mutex_owner(obj);
     let s = signal_state(obj);

@@ -210,7 +210,8 @@ pub unsafe extern "win64" fn KeSetEvent(
 /// # Safety
 /// `Event` must be an initialized KEVENT.
 pub unsafe extern "win64" fn KeClearEvent(Event: *mut KEVENT) {
-    let _m = current();
+    let m = current();
+    dispatch::dispatch_lte(&m);
     event_state(Event).store(0, Ordering::SeqCst);
 }
 
@@ -219,7 +220,8 @@ pub unsafe extern "win64" fn KeClearEvent(Event: *mut KEVENT) {
 /// # Safety
 /// `Event` must be an initialized KEVENT.
 pub unsafe extern "win64" fn KeResetEvent(Event: *mut KEVENT) -> LONG {
-    let _m = current();
+    let m = current();
+    dispatch::dispatch_lte(&m);
     event_state(Event).swap(0, Ordering::SeqCst)
 }
 
@@ -228,7 +230,8 @@ pub unsafe extern "win64" fn KeResetEvent(Event: *mut KEVENT) -> LONG {
 /// # Safety
 /// `Event` must be an initialized KEVENT.
 pub unsafe extern "win64" fn KeReadStateEvent(Event: *mut KEVENT) -> LONG {
-    let _m = current();
+    let m = current();
+    dispatch::dispatch_lte(&m);
     event_state(Event).load(Ordering::SeqCst)
 }
 

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use nt_abi::dispatcher::object_type as ot;
 use nt_abi::*;
 
-use super::dispatch::{init_header, signal_state, wake};
+use super::dispatch::{dispatch_lte, init_header, signal_state, wake};
 use super::thread::{self, current};
 use crate::ids::DriverId;
 use crate::machine::{System, lock};
@@ -112,6 +112,7 @@ pub unsafe extern "win64" fn KeInitializeTimer(Timer: *mut KTIMER) {
 /// `Timer` must be writable storage for a KTIMER.
 pub unsafe extern "win64" fn KeInitializeTimerEx(Timer: *mut KTIMER, Type: TIMER_TYPE) {
     let m = current();
+    dispatch_lte(&m);
     m.ke.timers.forget(Timer as usize);
     let ty = if Type == SYNCHRONIZATION_TIMER {
         ot::TIMER_SYNCHRONIZATION
@@ -168,6 +169,7 @@ pub unsafe extern "win64" fn KeSetTimerEx(
     Dpc: *mut KDPC,
 ) -> BOOLEAN {
     let m = current();
+    dispatch_lte(&m);
     // SAFETY: every member of the LARGE_INTEGER union is plain integer bits.
     let due = unsafe { DueTime.QuadPart };
     let wait = until(due);
@@ -217,6 +219,7 @@ pub unsafe extern "win64" fn KeSetTimerEx(
 /// `Timer` must be an initialized KTIMER.
 pub unsafe extern "win64" fn KeCancelTimer(Timer: *mut KTIMER) -> BOOLEAN {
     let m = current();
+    dispatch_lte(&m);
     let was = lock(&m.ke.timers.st)
         .set
         .remove(&(Timer as usize))
@@ -230,7 +233,8 @@ pub unsafe extern "win64" fn KeCancelTimer(Timer: *mut KTIMER) -> BOOLEAN {
 /// # Safety
 /// `Timer` must be an initialized KTIMER.
 pub unsafe extern "win64" fn KeReadStateTimer(Timer: *mut KTIMER) -> BOOLEAN {
-    let _m = current();
+    let m = current();
+    dispatch_lte(&m);
     (signal_state(Timer.cast()).load(Ordering::SeqCst) != 0) as BOOLEAN
 }
 

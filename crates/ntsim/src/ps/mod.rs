@@ -186,6 +186,7 @@ pub unsafe extern "win64" fn PsCreateSystemThread(
     StartContext: PVOID,
 ) -> NTSTATUS {
     let m = current();
+    ps_passive(&m);
     if ThreadHandle.is_null() {
         return STATUS_INVALID_PARAMETER_1;
     }
@@ -244,6 +245,16 @@ pub unsafe extern "win64" fn PsCreateSystemThread(
     STATUS_SUCCESS
 }
 
+/// IrqlPsPassive (Microsoft, *IrqlPsPassive rule (wdm)*: 0xC4 / 0x0002001C).
+fn ps_passive(m: &System) {
+    dispatch::ddi_irql(
+        m,
+        PASSIVE_LEVEL,
+        codes::ddi_rule::IRQL_PS_PASSIVE,
+        c"IrqlPsPassive: called at IRQL > PASSIVE_LEVEL",
+    );
+}
+
 fn system_thread(sys: Arc<System>, t: Arc<SysThread>, routine: KSTART_ROUTINE, ctx: usize) {
     let state = KernelState::enter(sys.clone(), t.driver, SYSTEM_THREAD_CONTEXT);
     cpu::set_current_thread(t.address() as PVOID);
@@ -287,6 +298,7 @@ fn system_thread(sys: Arc<System>, t: Arc<SysThread>, routine: KSTART_ROUTINE, c
 pub unsafe extern "win64" fn PsTerminateSystemThread(ExitStatus: NTSTATUS) -> NTSTATUS {
     let rsp = {
         let m = current();
+        ps_passive(&m);
         let rsp = EXIT_RSP.with(|e| e.get());
         let me = cpu::current_thread() as usize;
         let Some(t) = m.ps.system_thread(me).filter(|_| rsp != 0) else {

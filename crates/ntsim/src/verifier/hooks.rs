@@ -140,6 +140,22 @@ impl Hooks {
         )
     }
 
+    /// A DDI compliance IRQL rule (0xC4 p1 = the rule's code, p2 = a NUL-terminated string
+    /// naming the violated condition, p3 = the IRQL, p4 = 0; Windows' p3/p4 are the rule's
+    /// internal state). ntsim files these under `irql_checking` (Driver Verifier's own option
+    /// is "DDI compliance checking", part of `/standard`).
+    pub(crate) fn on_ddi_irql(
+        &self,
+        rule: u64,
+        condition: &'static core::ffi::CStr,
+        irql: KIRQL,
+    ) -> Option<Bc> {
+        self.dv_if(
+            self.f.irql_checking,
+            [rule, condition.as_ptr() as u64, irql as u64, 0],
+        )
+    }
+
     /// An object dereference below zero (0xC4/0x3F); without the verifier it goes unnoticed.
     pub(crate) fn on_deref_underflow(&self, object: usize) -> Option<Bc> {
         self.dv_if(
