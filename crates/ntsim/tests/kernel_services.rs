@@ -256,17 +256,17 @@ fn processor_count_exports_agree() {
     let (a, b, c, d, e, f) = m
         .run_in_kernel_thread(|| {
             let mut mask = 0usize;
-            // SAFETY: writable mask; no other preconditions.
-            unsafe {
-                (
-                    KeQueryActiveProcessorCount(&raw mut mask),
-                    mask,
-                    KeQueryMaximumProcessorCount(),
-                    KeQueryMaximumProcessorCountEx(0),
-                    KeQueryMaximumProcessorCountEx(ALL_PROCESSOR_GROUPS),
-                    KeQueryActiveProcessorCountEx(1),
-                )
-            }
+            // SAFETY: a writable mask.
+            let a = unsafe { KeQueryActiveProcessorCount(&raw mut mask) };
+            // SAFETY: no preconditions.
+            let c = unsafe { KeQueryMaximumProcessorCount() };
+            // SAFETY: no preconditions.
+            let d = unsafe { KeQueryMaximumProcessorCountEx(0) };
+            // SAFETY: no preconditions.
+            let e = unsafe { KeQueryMaximumProcessorCountEx(ALL_PROCESSOR_GROUPS) };
+            // SAFETY: no preconditions.
+            let f = unsafe { KeQueryActiveProcessorCountEx(1) };
+            (a, mask, c, d, e, f)
         })
         .unwrap();
     assert!(a >= 1);
