@@ -219,6 +219,38 @@ fn expect_ioctl_bugcheck(n: u32) -> Option<(BugCheck, Rig)> {
 }
 
 #[test]
+fn a_user_event_handle_is_referenced_with_its_access_checked_and_set_by_the_thread() {
+    let Some(rig) = Rig::new() else { return };
+    let h = rig.handle.as_ref().unwrap();
+    // A handle without EVENT_MODIFY_STATE: a UserMode reference is refused.
+    let weak = rig.machine.create_event(true, false, SYNCHRONIZE);
+    let r = h
+        .device_io_control(code(14), &weak.handle().to_le_bytes(), 0)
+        .expect("no bug check");
+    assert_eq!(r.status, STATUS_ACCESS_DENIED);
+    // Not a handle at all.
+    let r = h
+        .device_io_control(code(14), &0x7777_7770u64.to_le_bytes(), 0)
+        .expect("no bug check");
+    assert_eq!(r.status, STATUS_INVALID_HANDLE);
+    let ev = rig
+        .machine
+        .create_event(true, false, SYNCHRONIZE | EVENT_MODIFY_STATE);
+    rig.ok(14, &ev.handle().to_le_bytes(), 0);
+    assert!(!ev.is_signaled());
+    // The application may close its handle: the driver's reference keeps the event.
+    let w = rig.ok(0, &5u64.to_le_bytes(), 24);
+    assert_eq!(w[0], 1);
+    assert!(
+        ev.wait(Duration::from_secs(5)),
+        "the system thread set the event"
+    );
+    drop(weak);
+    ev.close();
+    rig.finish();
+}
+
+#[test]
 fn more_than_three_objects_without_wait_blocks_is_0xc() {
     let Some((b, _rig)) = expect_ioctl_bugcheck(6) else {
         return;

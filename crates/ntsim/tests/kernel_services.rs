@@ -4,6 +4,8 @@
 //! (`tests/kd_systhread.rs`, `tests/kd_timerdpc.rs`) drive the same exports from driver code.
 mod ntsim_support;
 
+use std::time::Duration;
+
 use nt_abi::bugcheck;
 use nt_abi::*;
 use ntsim::Verifier;
@@ -207,6 +209,23 @@ fn ob_reference_object_by_handle_checks_the_handle_and_the_type() {
         free(go, TAG);
     })
     .expect("no bug check");
+}
+
+#[test]
+fn a_user_handle_is_not_in_the_system_process_handle_table() {
+    let m = machine(Verifier::Standard);
+    let ev = m.create_event(true, false, EVENT_ALL_ACCESS);
+    let h = ev.handle() as usize;
+    let st = m
+        .run_in_kernel_thread(move || reference_handle(h, core::ptr::null_mut()).0)
+        .unwrap();
+    assert_eq!(
+        st, STATUS_INVALID_HANDLE,
+        "a host kernel thread runs in the System process"
+    );
+    assert_eq!(h as u64 & 0xFFFF_FFFF_8000_0000, 0, "a user handle");
+    ev.set();
+    assert!(ev.wait(Duration::from_millis(10)));
 }
 
 #[test]

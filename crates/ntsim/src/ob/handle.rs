@@ -33,11 +33,28 @@ struct Entry {
     access: ACCESS_MASK,
 }
 
-/// The kernel handle table.
+/// The kernel handle table, and the user-mode caller's process handle table.
 #[derive(Default)]
 pub(crate) struct Handles {
     table: Mutex<HashMap<u64, Entry>>,
     next: AtomicU64,
+    /// The user-mode caller's handles (no kernel bit).
+    user: Mutex<HashMap<u64, Entry>>,
+    next_user: AtomicU64,
+    /// Storage of the events [`super::user_event`] created (`Box<KEVENT>`s turned into
+    /// addresses; freed when the machine drops).
+    pub(crate) user_events: Mutex<Vec<usize>>,
+}
+
+impl Drop for Handles {
+    fn drop(&mut self) {
+        for &p in lock(&self.user_events).iter() {
+            // SAFETY: each address came from `Box::into_raw` of a KEVENT in
+            // `Machine::create_event` and is freed only here, once, when the machine (and with
+            // it every thread that could use the event) is gone.
+            drop(unsafe { Box::from_raw(p as *mut KEVENT) });
+        }
+    }
 }
 
 /// An OBJECT_TYPE ntsim hands out as the value of a type data export (`*PsThreadType`,
@@ -81,6 +98,27 @@ impl Handles {
         h
     }
 
+    /// A new handle in the user-mode caller's process (the caller has taken the reference it
+    /// holds).
+    pub(crate) fn create_user(&self, object: ObjectId, kind: ObjKind, access: ACCESS_MASK) -> u64 {
+        let n = self.next_user.fetch_add(1, Ordering::SeqCst) + 1;
+        let h = 0x100 + n * 4;
+        lock(&self.user).insert(
+            h,
+            Entry {
+                object,
+                kind,
+                access,
+            },
+        );
+        h
+    }
+
+    /// Close a user handle (CloseHandle); false if it was not open.
+    pub(crate) fn close_user(&self, h: u64) -> bool {
+        lock(&self.user).remove(&h).is_some()
+    }
+
     fn close(&self, h: u64) -> Option<Entry> {
         lock(&self.table).remove(&h)
     }
@@ -88,6 +126,13 @@ impl Handles {
     fn get(&self, h: u64) -> Option<Entry> {
         lock(&self.table).get(&h).copied()
     }
+}
+
+/// Whether the calling thread runs in the user-mode caller's process (a dispatch routine
+/// serving its request).
+fn in_user_process() -> bool {
+    let c = crate::ke::thread::context();
+    c.ends_with("dispatch") || c == "dispatch routine"
 }
 
 /// `ZwClose`: close a handle, dropping its reference. Closing a handle that is not open is
@@ -99,7 +144,18 @@ impl Handles {
 /// Always safe to call.
 pub unsafe extern "win64" fn ZwClose(Handle: HANDLE) -> NTSTATUS {
     let m = current();
-    let Some(e) = m.ob.handles.close(Handle as u64) else {
+    let h = Handle as u64;
+    if h & KERNEL_HANDLE_BIT != KERNEL_HANDLE_BIT && in_user_process() {
+        // A handle of the requesting process, closed in its context.
+        let e = lock(&m.ob.handles.user).remove(&h);
+        if let Some(e) = e {
+            if let Err(bc) = m.ob.dereference_and_release(&m, e.object) {
+                raise(&m, bc);
+            }
+            return STATUS_SUCCESS;
+        }
+    }
+    let Some(e) = m.ob.handles.close(h) else {
         raise(
             &m,
             Bc::new(bugcheck::INVALID_KERNEL_HANDLE, [Handle as u64, 1, 0, 0]),
@@ -127,7 +183,16 @@ pub unsafe extern "win64" fn ObReferenceObjectByHandle(
     _HandleInformation: PVOID,
 ) -> NTSTATUS {
     let m = current();
-    let Some(e) = m.ob.handles.get(Handle as u64) else {
+    let h = Handle as u64;
+    let e = if h & KERNEL_HANDLE_BIT == KERNEL_HANDLE_BIT {
+        m.ob.handles.get(h)
+    } else if in_user_process() {
+        lock(&m.ob.handles.user).get(&h).copied()
+    } else {
+        // A user handle on a thread of the System process: not in its handle table.
+        None
+    };
+    let Some(e) = e else {
         return STATUS_INVALID_HANDLE;
     };
     if !ObjectType.is_null() && kind_of_type(ObjectType as usize) != Some(e.kind) {

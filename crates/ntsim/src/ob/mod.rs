@@ -8,6 +8,7 @@
 #![allow(non_snake_case)]
 
 pub mod handle;
+pub mod user_event;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
