@@ -252,6 +252,24 @@ fn ke_set_timer_above_dispatch_level_is_ddi_irql_ke_dispatch_lte() {
 }
 
 #[test]
+fn freeing_pool_that_holds_a_set_timer_is_0xc7() {
+    let Some(rig) = Rig::new() else { return };
+    let b = rig.bugcheck_after(9);
+    assert_eq!(b.code, bugcheck::TIMER_OR_DPC_INVALID, "{b}");
+    assert_eq!(b.parameters[0], 0, "a timer object");
+    assert_eq!(
+        b.parameters[1], b.parameters[2],
+        "the timer is the block's start"
+    );
+    assert_eq!(
+        b.parameters[3] - b.parameters[2],
+        core::mem::size_of::<KTIMER>() as u64,
+        "p3-p4: the freed block"
+    );
+    assert!(b.verifier_rule);
+}
+
+#[test]
 fn unloading_with_a_timer_still_set_is_0xc7() {
     let Some(rig) = Rig::new() else { return };
     rig.ok(5, &[], 0);

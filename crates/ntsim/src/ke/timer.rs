@@ -90,6 +90,15 @@ impl Timers {
     }
 }
 
+/// A timer still set or a DPC still queued in `[lo, hi)`, or whose DPC routine lies there:
+/// (TIMER_OR_DPC_INVALID p1, the object or routine).
+pub(crate) fn active_in(sys: &System, lo: usize, hi: usize) -> Option<(u64, usize)> {
+    sys.ke
+        .timers
+        .set_in_range(lo, hi)
+        .or_else(|| sys.ke.dpcs.queued_in_range(lo, hi))
+}
+
 fn inserted(timer: *mut KTIMER, on: bool) {
     let p = timer.cast::<u8>().wrapping_add(TIMER_INSERTED_OFFSET);
     // SAFETY: byte 3 of the timer's dispatcher header, inside the driver's KTIMER.

@@ -443,12 +443,7 @@ pub(crate) fn check_unload(
         );
     }
     let Some((lo, hi)) = image else { return };
-    let found = sys
-        .ke
-        .timers
-        .set_in_range(lo, hi)
-        .or_else(|| sys.ke.dpcs.queued_in_range(lo, hi));
-    if let Some((p1, what)) = found {
+    if let Some((p1, what)) = crate::ke::timer::active_in(sys, lo, hi) {
         raise(
             sys,
             Bc::new(
