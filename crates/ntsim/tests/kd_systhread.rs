@@ -280,6 +280,24 @@ fn a_system_thread_exiting_with_a_mutex_is_0x20_with_the_apc_disable_count() {
 }
 
 #[test]
+fn a_dispatch_routine_returning_with_a_mutex_is_0x1() {
+    let Some((b, _rig)) = expect_ioctl_bugcheck(15) else {
+        return;
+    };
+    assert_eq!(b.code, bugcheck::APC_INDEX_MISMATCH, "{b}");
+    assert_eq!(
+        b.parameters[1..],
+        [0, 0xFFFF, 0],
+        "KernelApcDisable −1, a system call"
+    );
+    assert!(
+        b.address.contains("systhread.sys+"),
+        "p1 = the dispatch routine: {}",
+        b.address
+    );
+}
+
+#[test]
 fn zw_close_of_a_handle_not_open_is_0x93() {
     let Some((b, _rig)) = expect_ioctl_bugcheck(9) else {
         return;

@@ -177,6 +177,28 @@ pub(crate) fn dispatch_lte(m: &System) {
     );
 }
 
+/// Bug check 0x1 APC_INDEX_MISMATCH when a driver routine returns to the system still owning
+/// mutexes (each KMUTEX acquisition disables normal kernel APCs: KernelApcDisable − 1):
+/// p1 the routine, p2 the ApcStateIndex (0), p3 CombinedApcDisable
+/// ((SpecialApcDisable << 16) | KernelApcDisable as a 16-bit value), p4 the call type
+/// (0 a system call — a dispatch routine —, 1 a worker routine — DriverEntry, DriverUnload,
+/// work items). Microsoft, *Bug Check 0x1*: "a mismatched sequence of calls to disable and
+/// re-enable APCs".
+pub(crate) fn check_apc_disable(m: &System, routine: usize, worker: bool) {
+    let n = thread::mutexes_owned();
+    if n != 0 {
+        let kernel_apc_disable = (-n) as i16 as u16 as u64;
+        raise(
+            m,
+            Bc::new(
+                codes::APC_INDEX_MISMATCH,
+                [routine as u64, 0, kernel_apc_disable, worker as u64],
+            )
+            .at(routine),
+        );
+    }
+}
+
 /// Wake every thread sleeping in a wait (an object became signaled).
 pub(crate) fn wake(m: &System) {
     if m.ke.sleepers.load(Ordering::SeqCst) > 0 {

@@ -200,6 +200,9 @@ pub fn meaning(code: u32, p1: u64) -> &'static str {
         (DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS, _) => {
             "the driver unloaded while work items it queued, or system threads it created, were still queued or running"
         }
+        (APC_INDEX_MISMATCH, _) => {
+            "a driver routine returned to the system with APCs still disabled (p3: a mutex still owned)"
+        }
         (MAXIMUM_WAIT_OBJECTS_EXCEEDED, _) => {
             "a wait named more than MAXIMUM_WAIT_OBJECTS objects, or more than THREAD_WAIT_OBJECTS without a wait-block array"
         }
