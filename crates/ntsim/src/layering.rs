@@ -16,6 +16,7 @@ const SOURCES: &[(&str, &str, &str)] = &[
     ("ke", "ke/timer.rs", include_str!("ke/timer.rs")),
     ("ke", "ke/time.rs", include_str!("ke/time.rs")),
     ("ob", "ob/handle.rs", include_str!("ob/handle.rs")),
+    ("ob", "ob/user_event.rs", include_str!("ob/user_event.rs")),
     ("ps", "ps/mod.rs", include_str!("ps/mod.rs")),
     ("ex", "ex/raise.rs", include_str!("ex/raise.rs")),
     ("ex", "ex/mod.rs", include_str!("ex/mod.rs")),

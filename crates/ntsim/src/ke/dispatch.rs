@@ -354,6 +354,36 @@ pub unsafe extern "win64" fn KeInitializeSemaphore(
     unsafe { p.write_unaligned(Limit) };
 }
 
+/// Write `v` at byte offset `off` of the object at `base` (unaligned: x64 does not fault on a
+/// misaligned kernel object, so neither does ntsim).
+///
+/// # Safety
+/// `base` must be writable storage of an object that has a field of type `F` at `off`.
+pub(crate) unsafe fn write_field<T, F>(base: *mut T, off: usize, v: F) {
+    let p = base.wrapping_byte_add(off).cast::<F>();
+    // SAFETY: per the contract, `p` is a writable field of type `F`.
+    unsafe { p.write_unaligned(v) }
+}
+
+/// A self-linked (empty) list head at byte offset `off` of the object at `base`.
+///
+/// # Safety
+/// As [`write_field`], for a LIST_ENTRY field.
+pub(crate) unsafe fn init_list_field<T>(base: *mut T, off: usize) {
+    let head = base.wrapping_byte_add(off).cast::<LIST_ENTRY>();
+    // SAFETY: forwarded contract.
+    unsafe {
+        write_field(
+            base,
+            off,
+            LIST_ENTRY {
+                Flink: head,
+                Blink: head,
+            },
+        )
+    };
+}
+
 /// Write a dispatcher header with an empty wait list.
 pub(crate) fn init_header(obj: PVOID, ty: u8, size: usize, state: i32) {
     let h = obj.cast::<DISPATCHER_HEADER>();
@@ -482,16 +512,21 @@ extern "win64" fn release_mutex(mx: u64, _wait: u64, _: u64, _: u64, ctx: *mut C
 pub unsafe extern "win64" fn KeInitializeMutex(Mutex: *mut KMUTEX, _Level: ULONG) {
     let _m = current();
     init_header(Mutex.cast(), ot::MUTANT, core::mem::size_of::<KMUTEX>(), 1);
-    // SAFETY: writable KMUTEX storage per the contract.
-    let mx = unsafe { &mut *Mutex };
-    let head = &raw mut mx.MutantListEntry;
-    mx.MutantListEntry = LIST_ENTRY {
-        Flink: head,
-        Blink: head,
+    use core::mem::offset_of;
+    // SAFETY: writable KMUTEX storage per the contract; each write is one of its fields.
+    unsafe { init_list_field(Mutex, offset_of!(KMUTEX, MutantListEntry)) };
+    // SAFETY: as above.
+    unsafe {
+        write_field(
+            Mutex,
+            offset_of!(KMUTEX, OwnerThread),
+            core::ptr::null_mut::<core::ffi::c_void>(),
+        )
     };
-    mx.OwnerThread = core::ptr::null_mut();
-    mx.Abandoned = 0;
-    mx.ApcDisable = 1;
+    // SAFETY: as above.
+    unsafe { write_field(Mutex, offset_of!(KMUTEX, Abandoned), 0u8) };
+    // SAFETY: as above.
+    unsafe { write_field(Mutex, offset_of!(KMUTEX, ApcDisable), 1u8) };
 }
 
 /// `KeReadStateMutex`: 1 when not owned, 0 (or less, for recursive acquisitions) when owned.

@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 use nt_abi::dispatcher::object_type as ot;
 use nt_abi::*;
 
-use super::dispatch::{dispatch_lte, init_header, signal_state, wake};
+use super::dispatch::{
+    dispatch_lte, init_header, init_list_field, signal_state, wake, write_field,
+};
 use super::thread::{self, current};
 use crate::ids::DriverId;
 use crate::machine::{System, lock};
@@ -129,17 +131,23 @@ pub unsafe extern "win64" fn KeInitializeTimerEx(Timer: *mut KTIMER, Type: TIMER
         ot::TIMER_NOTIFICATION
     };
     init_header(Timer.cast(), ty, core::mem::size_of::<KTIMER>(), 0);
-    // SAFETY: writable KTIMER storage per the contract (the header was just written).
-    let t = unsafe { &mut *Timer };
-    t.DueTime = 0;
-    let head = &raw mut t.TimerListEntry;
-    t.TimerListEntry = LIST_ENTRY {
-        Flink: head,
-        Blink: head,
+    use core::mem::offset_of;
+    // SAFETY: writable KTIMER storage per the contract; each write is one of its fields.
+    unsafe { write_field(Timer, offset_of!(KTIMER, DueTime), 0u64) };
+    // SAFETY: as above.
+    unsafe { init_list_field(Timer, offset_of!(KTIMER, TimerListEntry)) };
+    // SAFETY: as above.
+    unsafe {
+        write_field(
+            Timer,
+            offset_of!(KTIMER, Dpc),
+            core::ptr::null_mut::<KDPC>(),
+        )
     };
-    t.Dpc = core::ptr::null_mut();
-    t.Processor = 0;
-    t.Period = 0;
+    // SAFETY: as above.
+    unsafe { write_field(Timer, offset_of!(KTIMER, Processor), 0u32) };
+    // SAFETY: as above.
+    unsafe { write_field(Timer, offset_of!(KTIMER, Period), 0u32) };
 }
 
 /// The time until a due time in 100-ns units (negative relative, positive absolute).
@@ -202,14 +210,25 @@ pub unsafe extern "win64" fn KeSetTimerEx(
         )
         .is_some();
     signal_state(Timer.cast()).store(0, Ordering::SeqCst);
-    // SAFETY: the driver's initialized KTIMER; these fields are the timer's own bookkeeping.
-    unsafe {
-        let t = &mut *Timer;
-        t.DueTime = super::cpu::interrupt_time()
-            .saturating_add((wait.as_nanos() / 100).min(u64::MAX as u128) as u64);
-        t.Dpc = Dpc;
-        t.Period = Period.max(0) as u32;
-    }
+    let due_at = super::cpu::interrupt_time()
+        .saturating_add((wait.as_nanos() / 100).min(u64::MAX as u128) as u64);
+    // The fields are written through their own pointers (the header's SignalState may be
+    // accessed atomically by other threads meanwhile, so no reference to the whole KTIMER).
+    let p_due = Timer
+        .wrapping_byte_add(core::mem::offset_of!(KTIMER, DueTime))
+        .cast::<u64>();
+    let p_dpc = Timer
+        .wrapping_byte_add(core::mem::offset_of!(KTIMER, Dpc))
+        .cast::<*mut KDPC>();
+    let p_period = Timer
+        .wrapping_byte_add(core::mem::offset_of!(KTIMER, Period))
+        .cast::<u32>();
+    // SAFETY: the driver's initialized KTIMER: its DueTime field, the timer's own bookkeeping.
+    unsafe { p_due.write_unaligned(due_at) };
+    // SAFETY: as above, its Dpc field.
+    unsafe { p_dpc.write_unaligned(Dpc) };
+    // SAFETY: as above, its Period field.
+    unsafe { p_period.write_unaligned(Period.max(0) as u32) };
     inserted(Timer, true);
     let start = !g.thread;
     g.thread = true;
