@@ -70,6 +70,7 @@ pub mod bugcheck;
 pub mod cpu;
 pub mod ctl;
 pub mod dbg;
+pub mod dispatcher;
 pub mod imports;
 pub mod io;
 pub mod io_forward;
@@ -87,6 +88,7 @@ pub mod workitem;
 
 pub use cpu::*;
 pub use ctl::*;
+pub use dispatcher::*;
 pub use io::*;
 pub use io_forward::*;
 pub use ke::*;

@@ -117,7 +117,6 @@ pub const RTL_ANSI_STRING_TAG: ULONG = u32::from_le_bytes(*b"ASTR");
 
 /// Statuses the Rtl routines return that no other part of the project needs.
 pub const STATUS_NAME_TOO_LONG: NTSTATUS = 0xC000_0106u32 as NTSTATUS;
-pub const STATUS_INVALID_PARAMETER_2: NTSTATUS = 0xC000_00F0u32 as NTSTATUS;
 pub const STATUS_NO_MEMORY: NTSTATUS = 0xC000_0017u32 as NTSTATUS;
 
 /// Bytes ntsim gives each emulated `OBJECT_TYPE` (the data exports `ExEventObjectType` and

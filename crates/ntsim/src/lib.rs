@@ -112,6 +112,7 @@ mod machine;
 pub mod mm;
 pub mod ob;
 pub mod pe;
+mod ps;
 pub mod report;
 pub mod rtl;
 pub mod verifier;
@@ -379,6 +380,7 @@ impl Machine {
 impl Drop for Machine {
     fn drop(&mut self) {
         self.sys.ex.workers.shutdown();
+        self.sys.ke.shutdown();
     }
 }
 

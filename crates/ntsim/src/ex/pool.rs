@@ -467,6 +467,14 @@ pub(crate) fn free_block(sys: &System, p: usize, tag: Option<u32>) {
         };
         raise(sys, bc);
     }
+    // A timer still set, or a DPC still queued, in this block (0xC7).
+    if let Some((what, obj)) = crate::ke::timer::active_in(sys, p, p + block.size)
+        && let Some(bc) = sys
+            .verifier
+            .on_timer_or_dpc_in_freed_pool(what, obj, p, p + block.size)
+    {
+        raise(sys, bc);
+    }
     // Work items that live in this block.
     (pool.on_free)(sys, p, block.size);
     let mut g = lock(&pool.table);

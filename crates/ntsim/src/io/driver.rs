@@ -410,6 +410,13 @@ fn call_unload(sys: &Arc<System>, id: DriverId, obj: DriverObj) -> Result<Unload
             {
                 raise(&m, bc);
             }
+            // System threads still running, timers still set and DPCs still queued in the
+            // image (ps::check_unload).
+            let image = lock(&m.io.db)
+                .drivers
+                .get(id.0)
+                .and_then(|d| d.image.as_ref().map(|i| (i.base, i.base + i.size)));
+            crate::ps::check_unload(&m, id, image, unload as usize);
             let mut r = collect_audit(&m, id);
             r.unload_routine = true;
             *lock(&m.io.last_audit) = Some(r.clone());
@@ -439,6 +446,10 @@ fn call_unload(sys: &Arc<System>, id: DriverId, obj: DriverObj) -> Result<Unload
 /// 0x4A IRQL_GT_ZERO_AT_SYSTEM_SERVICE when a driver routine returns to the I/O manager at
 /// raised IRQL.
 pub(crate) fn check_irql_after(sys: &System, routine: usize) {
+    // A KMUTEX still owned (0x1, ke::dispatch::check_apc_disable): DriverEntry and
+    // DriverUnload run on a system worker thread, dispatch routines in a system call.
+    let worker = matches!(thread::context(), "DriverEntry" | "DriverUnload");
+    crate::ke::dispatch::check_apc_disable(sys, routine, worker);
     let lvl = thread::irql();
     if lvl != PASSIVE_LEVEL {
         raise(

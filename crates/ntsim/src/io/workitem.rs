@@ -476,6 +476,8 @@ impl WorkEntry for IoWork {
                     .at(r),
                 );
             }
+            // A KMUTEX still owned: 0x1 with call type 1 (a worker routine).
+            crate::ke::dispatch::check_apc_disable(sys, self.routine.addr(), true);
         });
         {
             let mut g = lock(&items.table);

@@ -140,6 +140,42 @@ impl Hooks {
         )
     }
 
+    /// Pool freed with a kernel timer still set, or a DPC still queued, inside it: 0xC7
+    /// TIMER_OR_DPC_INVALID (p1 0 timer / 1 DPC / 2 DPC routine, p2 the object, p3–p4 the
+    /// freed block's range; Microsoft, *Bug Check 0xC7*: "usually caused by a driver failing
+    /// to cancel a timer or DPC before freeing the memory where it resides"). Under
+    /// `pool_tracking` (Windows checks freed pool for timers when Driver Verifier tracks it).
+    pub(crate) fn on_timer_or_dpc_in_freed_pool(
+        &self,
+        what: u64,
+        object: usize,
+        lo: usize,
+        hi: usize,
+    ) -> Option<Bc> {
+        self.f.pool_tracking.then(|| {
+            Bc::verifier(
+                bugcheck::TIMER_OR_DPC_INVALID,
+                [what, object as u64, lo as u64, hi as u64],
+            )
+        })
+    }
+
+    /// A DDI compliance IRQL rule (0xC4 p1 = the rule's code, p2 = a NUL-terminated string
+    /// naming the violated condition, p3 = the IRQL, p4 = 0; Windows' p3/p4 are the rule's
+    /// internal state). ntsim files these under `irql_checking` (Driver Verifier's own option
+    /// is "DDI compliance checking", part of `/standard`).
+    pub(crate) fn on_ddi_irql(
+        &self,
+        rule: u64,
+        condition: &'static core::ffi::CStr,
+        irql: KIRQL,
+    ) -> Option<Bc> {
+        self.dv_if(
+            self.f.irql_checking,
+            [rule, condition.as_ptr() as u64, irql as u64, 0],
+        )
+    }
+
     /// An object dereference below zero (0xC4/0x3F); without the verifier it goes unnoticed.
     pub(crate) fn on_deref_underflow(&self, object: usize) -> Option<Bc> {
         self.dv_if(

@@ -200,13 +200,44 @@ pub fn meaning(code: u32, p1: u64) -> &'static str {
         (DRIVER_VERIFIER_DETECTED_VIOLATION, 0x131) => {
             "a work item is not in nonpaged system memory (pageable pool, a stack, or memory that is not pool)"
         }
+        (DRIVER_VERIFIER_DETECTED_VIOLATION, 0x0002_0011) => {
+            "DDI compliance (IrqlKeDispatchLte): a timer, semaphore, mutex or event routine was called above DISPATCH_LEVEL"
+        }
+        (DRIVER_VERIFIER_DETECTED_VIOLATION, 0x0002_001C) => {
+            "DDI compliance (IrqlPsPassive): PsCreateSystemThread or PsTerminateSystemThread was called above PASSIVE_LEVEL"
+        }
         (DRIVER_VERIFIER_DETECTED_VIOLATION, _) => "Driver Verifier detected a violation",
         (BAD_POOL_CALLER, 0x07) => "pool that was already freed was freed again",
         (BAD_POOL_CALLER, 0x0A) => "pool was freed with a tag other than the allocation's tag",
         (BAD_POOL_CALLER, 0x99) => "pool was freed at an address that is not a pool allocation",
         (BAD_POOL_CALLER, _) => "invalid pool request",
         (DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS, _) => {
-            "the driver unloaded while work items it queued were still queued or running"
+            "the driver unloaded while work items it queued, or system threads it created, were still queued or running"
+        }
+        (APC_INDEX_MISMATCH, _) => {
+            "a driver routine returned to the system with APCs still disabled (p3: a mutex still owned)"
+        }
+        (MAXIMUM_WAIT_OBJECTS_EXCEEDED, _) => {
+            "a wait named more than MAXIMUM_WAIT_OBJECTS objects, or more than THREAD_WAIT_OBJECTS without a wait-block array"
+        }
+        (KERNEL_APC_PENDING_DURING_EXIT, _) => {
+            "a system thread ended at raised IRQL (p3) or with APCs disabled (p2: a mutex still owned)"
+        }
+        (INVALID_KERNEL_HANDLE, _) => "ZwClose was called with a handle that is not open",
+        (ATTEMPTED_SWITCH_FROM_DPC, _) => {
+            "a DPC routine waited (or delayed) with a nonzero timeout"
+        }
+        (TIMER_OR_DPC_INVALID, 0) => {
+            "a kernel timer is still set in memory that is being freed or unloaded (p3-p4)"
+        }
+        (TIMER_OR_DPC_INVALID, 1) => {
+            "a DPC is still queued in memory that is being freed or unloaded (p3-p4)"
+        }
+        (TIMER_OR_DPC_INVALID, _) => {
+            "a timer's or queued DPC's routine lies in memory that is being freed or unloaded (p3-p4)"
+        }
+        (IRQL_UNEXPECTED_VALUE, _) => {
+            "a DPC routine returned at an IRQL other than DISPATCH_LEVEL (p1 = current << 16 | expected << 8)"
         }
         (DRIVER_VERIFIER_IOMANAGER_VIOLATION, 0x06) => "an IRP was completed with STATUS_PENDING",
         (DRIVER_VERIFIER_IOMANAGER_VIOLATION, 0x0E) => {
