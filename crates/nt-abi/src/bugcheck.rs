@@ -181,3 +181,13 @@ pub mod verifier_irql {
     /// (p2 = current IRQL, p3 = requested IRQL).
     pub const LOWER_IRQL_TO_HIGHER: u64 = 0x31;
 }
+
+// Stream ioasync (issue 9: remove locks).
+/// More `DRIVER_VERIFIER_DETECTED_VIOLATION` (0xC4) parameter-1 values: remove locks (I/O
+/// Verification; Microsoft, *Bug Check 0xC4*, and D. Holan, *New Driver Verifier feature for
+/// Vista: runtime checking for remove locks*).
+pub mod verifier_remlock {
+    /// "The current IoReleaseRemoveLock tag does not match the previous IoAcquireRemoveLock
+    /// tag" (p2 = the IO_REMOVE_LOCK, p3 = the tag released, p4 = reserved).
+    pub const RELEASE_TAG_NOT_ACQUIRED: u64 = 0xD5;
+}

@@ -108,6 +108,7 @@ mod machine;
 pub mod mm;
 pub mod ob;
 pub mod pe;
+mod pending;
 pub mod report;
 pub mod rtl;
 pub mod verifier;
@@ -129,6 +130,7 @@ pub use machine::{Config, SpecialPoolMode, Verifier, VerifierFlags};
 use machine::{System, lock};
 use nt_abi::*;
 pub use pe::LoadError;
+pub use pending::Pending;
 pub use report::{IoctlRecord, Report, Verdict};
 pub use verifier::BugCheck;
 
@@ -512,7 +514,8 @@ impl Handle {
         let m = self.sys.clone();
         let file = self.file;
         run_kernel(&self.sys, DriverId::NONE, "I/O manager", move || {
-            io::close_file(&m, file, true);
+            // IRP_MJ_CLEANUP, rundown of overlapped requests still pending, IRP_MJ_CLOSE.
+            io::overlapped::close(&m, file);
         })
     }
 }

@@ -3,9 +3,14 @@
 //! items over the executive's worker queues ([`workitem`]).
 #![allow(non_snake_case)]
 
+pub mod cancel;
+pub mod csq;
 pub mod driver;
 pub mod irp;
 pub mod mdl;
+pub mod overlapped;
+pub mod process;
+pub mod remlock;
 pub mod workitem;
 
 use std::sync::{Condvar, Mutex};
@@ -31,6 +36,11 @@ pub(crate) struct Io {
     pub(crate) irps: irp::Irps,
     pub(crate) mdls: mdl::Mdls,
     pub(crate) items: workitem::Items,
+    /// Asynchronous I/O: the cancel spin lock, overlapped IRPs, remove-lock shadows, processes.
+    pub(crate) cancel: cancel::CancelLock,
+    pub(crate) overlapped: overlapped::Overlapped,
+    pub(crate) remlocks: remlock::RemLocks,
+    pub(crate) processes: process::Processes,
     /// The audit of the last unload (kept when the unload bug-checks).
     pub(crate) last_audit: Mutex<Option<UnloadReport>>,
 }
@@ -227,9 +237,11 @@ pub(crate) fn call_driver(m: &System, r: &irp::Request<'_>) -> irp::Completion {
         unsafe { dispatch(dev, built.irp) }
     });
     driver::check_irql_after(m, dispatch as usize);
+    overlapped::note_dispatch_status(status);
     let completed = lock(&built.track.state).completed.clone();
     let result = match (status, completed) {
         (_, Some(c)) => c,
+        (STATUS_PENDING, None) if overlapped::wants(r) => return overlapped::park(built),
         (STATUS_PENDING, None) => irp::wait(m, &built.track),
         (s, None) => {
             if let Some(bc) =
