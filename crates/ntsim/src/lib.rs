@@ -131,7 +131,7 @@ use machine::{System, lock};
 use nt_abi::*;
 pub use pe::LoadError;
 pub use pending::Pending;
-pub use report::{IoctlRecord, Report, Verdict};
+pub use report::{IoctlRecord, OverlappedRecord, Report, Verdict};
 pub use verifier::BugCheck;
 
 /// The emulated machine.

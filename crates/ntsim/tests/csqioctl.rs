@@ -377,3 +377,96 @@ fn uncancelable_request_defers_irp_mj_close() {
     drop(ctl);
     rig.finish();
 }
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The CLI: `,overlapped` requests return at once; one is completed by a later IOCTL, one is
+/// cancelled with `--cancel`, one completes in its dispatch routine, one is left pending and
+/// cancelled by the rundown when its handle closes; records come in request order with their
+/// final status, and the run is clean under the verifier.
+#[test]
+fn cli_overlapped_requests_and_cancel() {
+    let Some(sys) = fixture() else { return };
+    let spec = |n: u32, m: u32, input: &[u8], out: u32, ov: bool| {
+        format!(
+            r"{DEV}:{:#x}:{}:{out}{}",
+            code(n, m),
+            hex(input),
+            if ov { ",overlapped" } else { "" }
+        )
+    };
+    let args = [
+        spec(1, METHOD_BUFFERED, &u64s(&[5]), 8, true),
+        spec(1, METHOD_BUFFERED, &u64s(&[6]), 8, true),
+        spec(2, METHOD_BUFFERED, &u64s(&[5, 0x30]), 8, false),
+        spec(0, METHOD_NEITHER, b"hi", 2, true),
+        spec(1, METHOD_BUFFERED, &u64s(&[9]), 8, true),
+    ];
+    let run = cli_support::ntsim(&[
+        "run",
+        sys.to_str().unwrap(),
+        "--json",
+        "--ioctl",
+        &args[0],
+        "--ioctl",
+        &args[1],
+        "--ioctl",
+        &args[2],
+        "--cancel",
+        "1",
+        "--cancel",
+        "0",
+        "--ioctl",
+        &args[3],
+        "--ioctl",
+        &args[4],
+    ]);
+    assert_eq!(run.exit, Some(0), "{run:#?}");
+    let j = run.json();
+    assert_eq!(j["verdict"], "clean");
+    let r = j["ioctls"].as_array().expect("requests");
+    assert_eq!(r.len(), 5, "{r:#?}");
+    assert_eq!(r[0]["status_name"], "STATUS_SUCCESS");
+    assert_eq!(r[0]["output_hex"], hex(&u64s(&[0x30 ^ 5])));
+    assert_eq!(r[0]["overlapped"]["pending"], true);
+    assert_eq!(
+        r[0]["overlapped"]["cancel_routine_called"], false,
+        "completed before its --cancel"
+    );
+    assert_eq!(r[1]["status_name"], "STATUS_CANCELLED");
+    assert_eq!(r[1]["overlapped"]["cancel_routine_called"], true);
+    assert_eq!(r[2]["overlapped"], serde_json::Value::Null);
+    assert_eq!(r[2]["output_hex"], hex(&u64s(&[1])));
+    assert_eq!(r[3]["overlapped"]["pending"], false);
+    assert_eq!(r[3]["output_hex"], hex(&[b'h' ^ 0x5A, b'i' ^ 0x5A]));
+    assert_eq!(
+        r[4]["status_name"], "STATUS_CANCELLED",
+        "cancelled at rundown"
+    );
+    assert_eq!(
+        r[4]["overlapped"]["cancel_routine_called"],
+        serde_json::Value::Null
+    );
+}
+
+#[test]
+fn cli_cancel_arguments_are_checked() {
+    let ov = format!(r"{DEV}:{:#x}::8,overlapped", b(1));
+    let sync = format!(r"{DEV}:{:#x}::8", b(1));
+    for (args, expect) in [
+        (vec!["--cancel", "0"], "only 0 request(s) come before it"),
+        (vec!["--ioctl", &sync, "--cancel", "0"], "is not overlapped"),
+        (vec!["--ioctl", &ov, "--cancel", "1"], "only 1 request(s)"),
+        (vec!["--ioctl", &ov, "--cancel", "-1"], "bad --cancel"),
+        (vec!["--ioctl", &ov, "--cancel"], "--cancel needs a value"),
+    ] {
+        let mut a = vec!["run", "no-such.sys"];
+        a.extend(args.iter().copied());
+        let run = cli_support::ntsim(&a);
+        assert_eq!(run.exit, Some(1), "{a:?}: {run:#?}");
+        assert!(run.stdout.is_empty(), "nothing ran");
+        assert!(run.stderr.contains(expect), "{a:?}: {}", run.stderr);
+    }
+}
