@@ -88,8 +88,10 @@ pub(crate) fn cancel_irp(m: &System, irp: *mut IRP) -> bool {
     let mut old: KIRQL = 0;
     // SAFETY: a writable local.
     unsafe { IoAcquireCancelSpinLock(&mut old) };
-    // SAFETY: live IRP per the caller; Cancel is a plain byte the I/O manager sets.
-    unsafe { (&raw mut (*irp).Cancel).write_volatile(1) };
+    // SAFETY: a field address of the caller's live IRP (no access).
+    let cancel = unsafe { &raw mut (*irp).Cancel };
+    // SAFETY: Cancel is a plain byte the I/O manager sets; drivers read it volatile.
+    unsafe { cancel.write_volatile(1) };
     // SAFETY: live IRP.
     let routine = unsafe { cancel_routine_word(irp) }.swap(0, Ordering::SeqCst);
     if routine == 0 {

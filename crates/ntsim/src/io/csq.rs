@@ -255,8 +255,10 @@ pub unsafe extern "win64" fn IoCsqInsertIrpEx(
         set_slot(Irp, Context.cast());
     }
     set_cancel_routine(Irp, Some(ntsim_csq_cancel_routine));
-    // SAFETY: a live IRP; Cancel is a byte IoCancelIrp sets.
-    let cancelled = unsafe { (&raw const (*Irp).Cancel).read_volatile() } != 0;
+    // SAFETY: a field address of a live IRP (no access).
+    let cancel = unsafe { &raw const (*Irp).Cancel };
+    // SAFETY: Cancel is a byte IoCancelIrp sets, possibly on another processor.
+    let cancelled = unsafe { cancel.read_volatile() } != 0;
     if cancelled && set_cancel_routine(Irp, None) != 0 {
         // We took the cancel routine back: nobody else will complete it.
         q.remove(Irp);

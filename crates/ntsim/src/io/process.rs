@@ -87,8 +87,10 @@ pub unsafe extern "win64" fn PsGetCurrentProcess() -> PEPROCESS {
 /// `Irp` must be a live IRP.
 pub unsafe extern "win64" fn IoGetRequestorProcess(Irp: *mut IRP) -> PEPROCESS {
     let m = current();
-    // SAFETY: a live IRP; Tail.Overlay is the active member while it is in flight.
-    let t = unsafe { (*Irp).Tail.Overlay.Thread };
+    // SAFETY: a live IRP (plain data, read once).
+    let tail = unsafe { (*Irp).Tail };
+    // SAFETY: Tail.Overlay is the active member while the IRP is in flight.
+    let t = unsafe { tail.Overlay.Thread };
     if t.is_null() {
         core::ptr::null_mut()
     } else {
