@@ -20,7 +20,14 @@
 //! machine.open(r"\\.\WdmWorkItem", access_mask) -> Result<Handle, OpenError>
 //! handle.device_io_control(code, &input, output_len) -> Result<IoResult, BugCheck>
 //!                                      // &self, Send + Sync: call from many host threads at once
-//! handle.close() -> Result<(), BugCheck>
+//! handle.device_io_control_overlapped(code, &input, output_len) -> Result<Pending, BugCheck>
+//! handle.read_overlapped(offset, len) / write_overlapped(offset, &data) -> Result<Pending, _>
+//!                                      // return when the dispatch routine returns
+//! pending.returned_pending() / dispatch_status() / try_result() -> Option<IoResult>
+//! pending.wait(timeout) -> Result<Option<IoResult>, BugCheck>   // None: timed out
+//! pending.cancel() -> Result<bool, BugCheck>                     // CancelIoEx (IoCancelIrp)
+//! handle.cancel_io() -> Result<usize, BugCheck>                  // CancelIo
+//! handle.close() -> Result<(), BugCheck>   // CLEANUP, rundown of pending requests, CLOSE
 //! driver.unload() -> Result<UnloadReport, UnloadError>      // unload-pending, wait for the
 //!                  // last handle to close, DriverUnload, audit; UnloadError::{BugCheck(..),
 //!                  // OpenHandles(Vec<OpenDevice>)} (handles still open after unload_wait)
@@ -81,7 +88,8 @@
 //! 3. `io.items` — the work-item table;
 //! 4. `ex` worker queue locks (one per queue; never two at once);
 //! 5. `ex` pool table;
-//! 6. `io.irps` and an IRP's completion state;
+//! 6. `io.irps` and an IRP's completion state (an overlapped IRP's release state, then its
+//!    completion state);
 //! 7. leaves: `mm` loaded-module list, `ke` dispatcher lock (event waits), the bug-check
 //!    record, the DbgPrint log; the process-wide kernel-thread pool (list, then a mailbox).
 //!

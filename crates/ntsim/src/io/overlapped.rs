@@ -27,7 +27,7 @@
 //! as on Windows; IRP_MJ_CLOSE follows when the last one completes.
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use nt_abi::*;
@@ -60,8 +60,10 @@ pub struct AsyncIrp {
     pub(crate) irp: usize,
     pub(crate) file: FileId,
     track: Arc<IrpTrack>,
-    /// The IRP and its buffers until they are released (once).
-    built: Mutex<Option<Owned>>,
+    /// The IRP and its buffers until they are released (once), and how many cancels are
+    /// using the IRP right now (it is not released while any is).
+    built: Mutex<(Option<Owned>, u32)>,
+    unpinned: Condvar,
 }
 
 impl AsyncIrp {
@@ -121,7 +123,8 @@ pub(crate) fn start(m: &System, file: OpenFile, r: &Request<'_>) -> Started {
                 irp: b.irp as usize,
                 file: file.file,
                 track: b.track.clone(),
-                built: Mutex::new(Some(Owned(b))),
+                built: Mutex::new((Some(Owned(b)), 0)),
+                unpinned: Condvar::new(),
             });
             lock(&m.io.overlapped.map).insert(a.irp, a.clone());
             Started::Pending(a)
@@ -132,7 +135,12 @@ pub(crate) fn start(m: &System, file: OpenFile, r: &Request<'_>) -> Started {
 
 /// Release a completed IRP and its buffers (once; kernel-thread side).
 pub(crate) fn finish(m: &System, a: &AsyncIrp) {
-    let b = lock(&a.built).take();
+    let mut g = lock(&a.built);
+    while g.1 > 0 {
+        g = a.unpinned.wait(g).unwrap_or_else(|e| e.into_inner());
+    }
+    let b = g.0.take();
+    drop(g);
     if let Some(Owned(b)) = b {
         lock(&m.io.overlapped.map).remove(&a.irp);
         irp::free(m, b);
@@ -142,12 +150,19 @@ pub(crate) fn finish(m: &System, a: &AsyncIrp) {
 /// `IoCancelIrp` on `a` unless it has completed or been released (kernel-thread side). True if
 /// a cancel routine was called.
 pub(crate) fn cancel(m: &System, a: &AsyncIrp) -> bool {
-    let g = lock(&a.built);
-    if g.is_none() || a.completion().is_some() {
-        return false;
+    {
+        let mut g = lock(&a.built);
+        if g.0.is_none() || a.completion().is_some() {
+            return false;
+        }
+        // Pinned: `finish` (the only releaser) waits until the cancel is done with the IRP.
+        g.1 += 1;
     }
-    // The IRP cannot be released while `g` is held (only `finish` releases it).
-    super::cancel::cancel_irp(m, a.irp as *mut IRP)
+    // No lock is held while the driver's cancel routine runs.
+    let called = super::cancel::cancel_irp(m, a.irp as *mut IRP);
+    lock(&a.built).1 -= 1;
+    a.unpinned.notify_all();
+    called
 }
 
 /// The overlapped IRPs of `file` not yet released.
