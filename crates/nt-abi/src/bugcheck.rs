@@ -153,7 +153,7 @@ pub fn bugcheck_name_ext(code: u32) -> &'static str {
         SYSTEM_SERVICE_EXCEPTION => "SYSTEM_SERVICE_EXCEPTION",
         SYSTEM_THREAD_EXCEPTION_NOT_HANDLED => "SYSTEM_THREAD_EXCEPTION_NOT_HANDLED",
         KERNEL_SECURITY_CHECK_FAILURE => "KERNEL_SECURITY_CHECK_FAILURE",
-        other => bugcheck_name(other),
+        other => bugcheck_name_kernel_services(other).unwrap_or_else(|| bugcheck_name(other)),
     }
 }
 
@@ -180,6 +180,41 @@ pub mod verifier_irql {
     /// "The driver tried to lower IRQL to a value higher than the current IRQL"
     /// (p2 = current IRQL, p3 = requested IRQL).
     pub const LOWER_IRQL_TO_HIGHER: u64 = 0x31;
+}
+
+// Dispatcher objects, DPCs, timers and system threads (stream kedispatch).
+
+/// `MAXIMUM_WAIT_OBJECTS_EXCEEDED` (0xC): a wait named more than MAXIMUM_WAIT_OBJECTS objects,
+/// or more than THREAD_WAIT_OBJECTS without a wait-block array (no parameters).
+pub const MAXIMUM_WAIT_OBJECTS_EXCEEDED: u32 = 0x0C;
+/// `KERNEL_APC_PENDING_DURING_EXIT` (0x20): a thread exited with APCs disabled (p2 the APC
+/// disable count: a mutex still owned) or at raised IRQL (p3 the IRQL).
+pub const KERNEL_APC_PENDING_DURING_EXIT: u32 = 0x20;
+/// `INVALID_KERNEL_HANDLE` (0x93): NtClose/ZwClose of an invalid or protected handle (p1 the
+/// handle, p2 0 protected / 1 invalid).
+pub const INVALID_KERNEL_HANDLE: u32 = 0x93;
+/// `ATTEMPTED_SWITCH_FROM_DPC` (0xB8): a wait, attach or yield from a DPC routine (p1 the
+/// thread, p2 the new thread, p3 the original thread's stack address).
+pub const ATTEMPTED_SWITCH_FROM_DPC: u32 = 0xB8;
+/// `TIMER_OR_DPC_INVALID` (0xC7): a kernel timer or DPC in memory where it is not permitted
+/// (p1 0 timer / 1 DPC / 2 DPC routine, p2 the object or routine, p3–p4 the memory range
+/// checked: freed pool, an unloading image).
+pub const TIMER_OR_DPC_INVALID: u32 = 0xC7;
+/// `IRQL_UNEXPECTED_VALUE` (0xC8): the IRQL is not what it should be (p1 =
+/// (current IRQL << 16) | (expected IRQL << 8) | UniqueValue).
+pub const IRQL_UNEXPECTED_VALUE: u32 = 0xC8;
+
+/// The symbolic names of the codes above.
+pub fn bugcheck_name_kernel_services(code: u32) -> Option<&'static str> {
+    Some(match code {
+        MAXIMUM_WAIT_OBJECTS_EXCEEDED => "MAXIMUM_WAIT_OBJECTS_EXCEEDED",
+        KERNEL_APC_PENDING_DURING_EXIT => "KERNEL_APC_PENDING_DURING_EXIT",
+        INVALID_KERNEL_HANDLE => "INVALID_KERNEL_HANDLE",
+        ATTEMPTED_SWITCH_FROM_DPC => "ATTEMPTED_SWITCH_FROM_DPC",
+        TIMER_OR_DPC_INVALID => "TIMER_OR_DPC_INVALID",
+        IRQL_UNEXPECTED_VALUE => "IRQL_UNEXPECTED_VALUE",
+        _ => return None,
+    })
 }
 
 // Stream ioasync (issue 9: remove locks).

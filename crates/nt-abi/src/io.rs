@@ -99,8 +99,8 @@ pub struct Opaque<const N: usize>(pub [u8; N]);
 pub type KDEVICE_QUEUE = Opaque<0x28>;
 /// `KDEVICE_QUEUE_ENTRY` (0x18 bytes on x64).
 pub type KDEVICE_QUEUE_ENTRY = Opaque<0x18>;
-/// `KDPC` (0x40 bytes on x64).
-pub type KDPC = Opaque<0x40>;
+/// `KDPC` (0x40 bytes on x64): [`crate::dispatcher::KDPC`].
+pub use crate::dispatcher::KDPC;
 /// `WAIT_CONTEXT_BLOCK` (0x48 bytes on x64).
 pub type WAIT_CONTEXT_BLOCK = Opaque<0x48>;
 /// `KAPC` (0x58 bytes on x64).

@@ -5,6 +5,7 @@
 use core::mem::{offset_of, size_of};
 
 use crate::cpu::*;
+use crate::dispatcher::*;
 use crate::io::*;
 use crate::ke::*;
 use crate::mdl::*;
@@ -25,7 +26,9 @@ macro_rules! for_each_layout_fact {
                 (LARGE_INTEGER, 8),
                 (KPCR, 0x178), (KSYSTEM_TIME, 0xC),
                 (EXCEPTION_RECORD, 0x98), (EXCEPTION_POINTERS, 0x10), (M128A, 0x10),
-                (XMM_SAVE_AREA32, 0x200), (CONTEXT, 0x4D0), (PROCESSOR_NUMBER, 4), (MDL, 0x30)
+                (XMM_SAVE_AREA32, 0x200), (CONTEXT, 0x4D0), (PROCESSOR_NUMBER, 4), (MDL, 0x30),
+                (KDPC, 0x40), (KTIMER, 0x40), (KSEMAPHORE, 0x20), (KMUTANT, 0x38),
+                (CLIENT_ID, 0x10), (OBJECT_ATTRIBUTES, 0x30)
             ],
             offsets: [
                 (UNICODE_STRING, Length, 0x0), (UNICODE_STRING, MaximumLength, 0x2),
@@ -64,6 +67,11 @@ macro_rules! for_each_layout_fact {
                 (MDL, Next, 0x0), (MDL, Size, 0x8), (MDL, MdlFlags, 0xA), (MDL, Process, 0x10),
                 (MDL, MappedSystemVa, 0x18), (MDL, StartVa, 0x20), (MDL, ByteCount, 0x28),
                 (MDL, ByteOffset, 0x2C),
+                (KDPC, Number, 0x2), (KDPC, DpcListEntry, 0x8), (KDPC, DeferredRoutine, 0x18),
+                (KDPC, DeferredContext, 0x20), (KDPC, SystemArgument1, 0x28),
+                (KDPC, DpcData, 0x38), (KTIMER, DueTime, 0x18), (KTIMER, Dpc, 0x30),
+                (KTIMER, Period, 0x3C), (KSEMAPHORE, Limit, 0x18),
+                (KMUTANT, OwnerThread, 0x28), (KMUTANT, Abandoned, 0x30),
                 (WORK_QUEUE_ITEM, WorkerRoutine, 0x10), (WORK_QUEUE_ITEM, Parameter, 0x18),
                 (KPCR, GdtBase, 0x0), (KPCR, CurrentPrcb, 0x20), (KPCR, IdtBase, 0x38),
                 (KPCR, Irql, 0x50), (KPCR, MajorVersion, 0x60), (KPCR, MinorVersion, 0x62),

@@ -69,6 +69,7 @@ pub(crate) use routine_type;
 pub mod bugcheck;
 pub mod cpu;
 pub mod ctl;
+pub mod dispatcher;
 pub mod imports;
 pub mod io;
 pub mod ioasync;
@@ -85,6 +86,7 @@ pub mod workitem;
 
 pub use cpu::*;
 pub use ctl::*;
+pub use dispatcher::*;
 pub use io::*;
 pub use ioasync::*;
 pub use ke::*;

@@ -131,7 +131,42 @@ export_group! { io_verify: }
 
 // DPCs, timers, semaphores, mutexes, multi-object waits, system threads, handles, time
 // (issue 9, item 2).
-export_group! { kernel_services: }
+pub use crate::ke::dispatch::{
+    KeInitializeMutex, KeInitializeSemaphore, KeReadStateMutex, KeReadStateSemaphore,
+    KeReleaseMutex, KeReleaseSemaphore, KeWaitForMultipleObjects,
+};
+pub use crate::ke::dpc::{
+    KeFlushQueuedDpcs, KeInitializeDpc, KeInsertQueueDpc, KeIsExecutingDpc, KeRemoveQueueDpc,
+    KeSetImportanceDpc, KeSetTargetProcessorDpc,
+};
+pub use crate::ke::time::{
+    KeQueryActiveProcessorCount, KeQueryActiveProcessorCountEx, KeQueryInterruptTimePrecise,
+    KeQueryMaximumProcessorCount, KeQueryMaximumProcessorCountEx, KeQuerySystemTimePrecise,
+    KeQueryUnbiasedInterruptTime, KeStallExecutionProcessor,
+};
+pub use crate::ke::timer::{
+    KeCancelTimer, KeInitializeTimer, KeInitializeTimerEx, KeReadStateTimer, KeSetTimer,
+    KeSetTimerEx,
+};
+pub use crate::ob::handle::{ObReferenceObjectByHandle, ZwClose};
+pub use crate::ps::{
+    KeQueryPriorityThread, KeSetBasePriorityThread, KeSetPriorityThread, PsCreateSystemThread,
+    PsGetCurrentProcessId, PsGetCurrentThreadId, PsIsSystemThread, PsTerminateSystemThread,
+};
+export_group! { kernel_services:
+    PsCreateSystemThread, PsTerminateSystemThread, ZwClose, ObReferenceObjectByHandle,
+    PsGetCurrentProcessId, PsGetCurrentThreadId, PsIsSystemThread, KeSetPriorityThread,
+    KeQueryPriorityThread, KeSetBasePriorityThread, KeStallExecutionProcessor,
+    KeQueryActiveProcessorCount, KeQueryActiveProcessorCountEx, KeQueryMaximumProcessorCount,
+    KeQueryMaximumProcessorCountEx,
+    KeInitializeDpc, KeInsertQueueDpc, KeRemoveQueueDpc, KeFlushQueuedDpcs, KeSetImportanceDpc,
+    KeSetTargetProcessorDpc, KeIsExecutingDpc,
+    KeInitializeTimer, KeInitializeTimerEx, KeSetTimer, KeSetTimerEx, KeCancelTimer,
+    KeReadStateTimer,
+    KeInitializeSemaphore, KeReleaseSemaphore, KeReadStateSemaphore, KeInitializeMutex,
+    KeReleaseMutex, KeReadStateMutex, KeWaitForMultipleObjects,
+    KeQuerySystemTimePrecise, KeQueryInterruptTimePrecise, KeQueryUnbiasedInterruptTime,
+}
 
 // Fast and guarded mutexes, ERESOURCE, regions, DPC-level and queued spin locks, interlocked
 // lists (issue 9, item 2).

@@ -11,6 +11,12 @@ const SOURCES: &[(&str, &str, &str)] = &[
     ("ke", "ke/decode.rs", include_str!("ke/decode.rs")),
     ("ke", "ke/trap.rs", include_str!("ke/trap.rs")),
     ("ke", "ke/except.rs", include_str!("ke/except.rs")),
+    ("ke", "ke/dispatch.rs", include_str!("ke/dispatch.rs")),
+    ("ke", "ke/dpc.rs", include_str!("ke/dpc.rs")),
+    ("ke", "ke/timer.rs", include_str!("ke/timer.rs")),
+    ("ke", "ke/time.rs", include_str!("ke/time.rs")),
+    ("ob", "ob/handle.rs", include_str!("ob/handle.rs")),
+    ("ps", "ps/mod.rs", include_str!("ps/mod.rs")),
     ("ex", "ex/raise.rs", include_str!("ex/raise.rs")),
     ("ex", "ex/mod.rs", include_str!("ex/mod.rs")),
     ("ex", "ex/pool.rs", include_str!("ex/pool.rs")),
@@ -33,10 +39,11 @@ const SOURCES: &[(&str, &str, &str)] = &[
 /// Subsystems a layer must not name.
 fn forbidden(layer: &str) -> &'static [&'static str] {
     match layer {
-        "mm" => &["ke", "ex", "ob", "io", "dbg"],
-        "ke" => &["ex", "ob", "io", "dbg"],
-        "ex" | "ob" => &["io", "dbg"],
-        "verifier" | "rtl" => &["mm", "ke", "ex", "ob", "io", "dbg"],
+        "mm" => &["ke", "ex", "ob", "io", "dbg", "ps"],
+        "ke" => &["ex", "ob", "io", "dbg", "ps"],
+        "ex" | "ob" => &["io", "dbg", "ps"],
+        "ps" => &["io", "dbg"],
+        "verifier" | "rtl" => &["mm", "ke", "ex", "ob", "io", "dbg", "ps"],
         _ => &[],
     }
 }

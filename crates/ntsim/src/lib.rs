@@ -117,6 +117,7 @@ pub mod mm;
 pub mod ob;
 pub mod pe;
 mod pending;
+mod ps;
 pub mod report;
 pub mod rtl;
 pub mod verifier;
@@ -370,6 +371,7 @@ impl Machine {
 impl Drop for Machine {
     fn drop(&mut self) {
         self.sys.ex.workers.shutdown();
+        self.sys.ke.shutdown();
     }
 }
 

@@ -189,6 +189,7 @@ pub(crate) struct System {
     pub(crate) ex: crate::ex::Ex<crate::io::workitem::IoWork>,
     pub(crate) ob: crate::ob::Ob,
     pub(crate) io: crate::io::Io,
+    pub(crate) ps: crate::ps::Ps,
     pub(crate) dbg: crate::dbg::Dbg,
 }
 
@@ -220,6 +221,7 @@ pub(crate) fn new_system(config: Config) -> Arc<System> {
         ),
         ob: crate::ob::Ob::default(),
         io: crate::io::Io::default(),
+        ps: crate::ps::Ps::default(),
         dbg: crate::dbg::Dbg::new(config.echo_dbgprint),
         config,
     })

@@ -370,6 +370,13 @@ fn call_unload(sys: &Arc<System>, id: DriverId, obj: DriverObj) -> Result<Unload
             {
                 raise(&m, bc);
             }
+            // System threads still running, timers still set and DPCs still queued in the
+            // image (ps::check_unload).
+            let image = lock(&m.io.db)
+                .drivers
+                .get(id.0)
+                .and_then(|d| d.image.as_ref().map(|i| (i.base, i.base + i.size)));
+            crate::ps::check_unload(&m, id, image, unload as usize);
             let mut r = collect_audit(&m, id);
             r.unload_routine = true;
             *lock(&m.io.last_audit) = Some(r.clone());

@@ -35,7 +35,9 @@ const KTHREAD_SIZE: usize = 0x480;
 
 struct ThreadBlock {
     pcr: Box<KPCR_BLOCK>,
-    kthread: Box<[u64; KTHREAD_SIZE / 8]>,
+    /// The thread's own KTHREAD storage (what `pcr.Prcb.CurrentThread` points at unless a
+    /// system thread runs as its thread object).
+    _kthread: Box<[u64; KTHREAD_SIZE / 8]>,
 }
 
 thread_local! {
@@ -85,7 +87,32 @@ pub(crate) fn enter_thread() {
         return;
     }
     INTERRUPTS.with(|i| i.set(true));
-    BLOCK.with(|b| *b.borrow_mut() = Some(ThreadBlock { pcr, kthread }));
+    BLOCK.with(|b| {
+        *b.borrow_mut() = Some(ThreadBlock {
+            pcr,
+            _kthread: kthread,
+        })
+    });
+}
+
+/// Report the calling thread as running on processor `n` (a DPC thread serves one processor).
+pub(crate) fn set_processor(n: u32) {
+    BLOCK.with(|b| {
+        if let Some(t) = b.borrow_mut().as_mut() {
+            t.pcr.Prcb.Number = n;
+            t.pcr.Prcb.LegacyNumber = n as u8;
+        }
+    });
+}
+
+/// Make `object` the calling thread's KTHREAD (`gs:[0x188]`, KeGetCurrentThread): a system
+/// thread runs as its thread object.
+pub(crate) fn set_current_thread(object: PVOID) {
+    BLOCK.with(|b| {
+        if let Some(t) = b.borrow_mut().as_mut() {
+            t.pcr.Prcb.CurrentThread = object;
+        }
+    });
 }
 
 /// Reset GS and free the calling thread's block.
@@ -100,7 +127,7 @@ pub fn current_thread() -> PVOID {
         .try_with(|b| {
             b.try_borrow()
                 .ok()
-                .and_then(|b| b.as_ref().map(|t| t.kthread.as_ptr() as PVOID))
+                .and_then(|b| b.as_ref().map(|t| t.pcr.Prcb.CurrentThread))
         })
         .ok()
         .flatten()

@@ -6,9 +6,13 @@
 pub(crate) mod bugcheck;
 pub mod cpu;
 pub mod decode;
+pub(crate) mod dispatch;
+pub(crate) mod dpc;
 pub(crate) mod except;
 pub(crate) mod fault;
 pub(crate) mod thread;
+pub(crate) mod time;
+pub(crate) mod timer;
 pub(crate) mod trap;
 
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
@@ -33,6 +37,10 @@ pub(crate) struct Ke {
     /// Threads inside a blocking wait: `KeSetEvent` wakes only when there are some.
     sleepers: AtomicUsize,
     epoch: Instant,
+    /// The per-processor DPC queues ([`dpc`]).
+    pub(crate) dpcs: dpc::Dpcs,
+    /// The timer queue ([`timer`]).
+    pub(crate) timers: timer::Timers,
 }
 
 impl Ke {
@@ -43,6 +51,8 @@ impl Ke {
             dispatcher_cv: Condvar::new(),
             sleepers: AtomicUsize::new(0),
             epoch: Instant::now(),
+            dpcs: dpc::Dpcs::new(),
+            timers: timer::Timers::default(),
         }
     }
 
@@ -58,6 +68,14 @@ impl Ke {
     pub(crate) fn wake_waiters(&self) {
         drop(lock(&self.dispatcher));
         self.dispatcher_cv.notify_all();
+        self.dpcs.wake_all();
+        self.timers.wake_all();
+    }
+
+    /// Stop the DPC and timer threads (the machine is being dropped).
+    pub(crate) fn shutdown(&self) {
+        self.dpcs.shutdown();
+        self.timers.shutdown();
     }
 }
 
@@ -117,14 +135,6 @@ fn event_state(ev: *mut KEVENT) -> &'static AtomicI32 {
     let p = unsafe { &raw mut (*ev).Header.SignalState };
     // SAFETY: as above: aligned, live, and only accessed atomically.
     unsafe { AtomicI32::from_ptr(p) }
-}
-
-fn event_type(ev: *mut KEVENT) -> u8 {
-    // SAFETY: computing a field address of the driver's KEVENT reads nothing.
-    let ty = unsafe { &raw const (*ev).Header.Type };
-    // SAFETY: `ev` is a live KEVENT supplied by the driver; the type byte is plain data, read
-    // through a raw place (x64 does not fault on a misaligned KEVENT, so neither does ntsim).
-    unsafe { ty.read() }
 }
 
 /// `KeInitializeEvent`.
@@ -253,11 +263,14 @@ fn deadline(timeout: *mut LARGE_INTEGER) -> Option<Instant> {
     Instant::now().checked_add(Duration::from_nanos(rel.saturating_mul(100)))
 }
 
-/// `KeWaitForSingleObject` on an event: STATUS_SUCCESS when signaled (auto-reset for
-/// synchronization events), STATUS_TIMEOUT when the timeout expires.
+/// `KeWaitForSingleObject`: wait for any dispatcher object — event, timer, semaphore, mutex,
+/// thread — by its `DISPATCHER_HEADER.Type` ([`dispatch`]): STATUS_SUCCESS (STATUS_WAIT_0)
+/// when it is signaled (and taken: a synchronization event or timer resets, a semaphore
+/// counts down, a mutex becomes the caller's), STATUS_TIMEOUT when the timeout expires. IRQL
+/// rules: [`dispatch::check_wait_irql`].
 ///
 /// # Safety
-/// `Object` must be an initialized KEVENT; `Timeout` null or a valid LARGE_INTEGER.
+/// `Object` must be an initialized dispatcher object; `Timeout` null or a valid LARGE_INTEGER.
 pub unsafe extern "win64" fn KeWaitForSingleObject(
     Object: PVOID,
     _WaitReason: KWAIT_REASON,
@@ -266,74 +279,10 @@ pub unsafe extern "win64" fn KeWaitForSingleObject(
     Timeout: *mut LARGE_INTEGER,
 ) -> NTSTATUS {
     let m = current();
-    let ev = Object.cast::<KEVENT>();
     let dl = deadline(Timeout);
-    let irql = irql::get();
-    let zero_wait = dl.is_some_and(|d| d <= Instant::now());
-    if irql > APC_LEVEL && !zero_wait {
-        raise(
-            &m,
-            Bc::new(
-                codes::IRQL_NOT_LESS_OR_EQUAL,
-                [Object as u64, irql as u64, 0, 0],
-            ),
-        );
-    }
-    let sync = event_type(ev) == EVENT_SYNCHRONIZATION_OBJECT;
-    let state = event_state(ev);
-    let take = || {
-        if sync {
-            state
-                .compare_exchange(1, 0, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
-        } else {
-            state.load(Ordering::SeqCst) != 0
-        }
-    };
-    if take() {
-        return STATUS_SUCCESS;
-    }
-    // Spin briefly (the setter is often running on another processor right now).
-    let spin = dl.map_or(WAIT_SPIN, |d| {
-        d.saturating_duration_since(Instant::now()).min(WAIT_SPIN)
-    });
-    let mut got = false;
-    spin_until(spin, || {
-        got = take();
-        got || m.ke.is_bugged()
-    });
-    if got {
-        return STATUS_SUCCESS;
-    }
-    let mut g = lock(&m.ke.dispatcher);
-    m.ke.sleepers.fetch_add(1, Ordering::SeqCst);
-    let r = loop {
-        if take() {
-            break STATUS_SUCCESS;
-        }
-        if m.ke.is_bugged() {
-            m.ke.sleepers.fetch_sub(1, Ordering::SeqCst);
-            drop(g);
-            park_forever();
-        }
-        let wait = match dl {
-            Some(d) => {
-                let now = Instant::now();
-                if now >= d {
-                    break STATUS_TIMEOUT;
-                }
-                (d - now).min(Duration::from_millis(50))
-            }
-            None => Duration::from_millis(50),
-        };
-        g =
-            m.ke.dispatcher_cv
-                .wait_timeout(g, wait)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-    };
-    m.ke.sleepers.fetch_sub(1, Ordering::SeqCst);
-    r
+    let may_block = dl.is_none_or(|d| d > Instant::now());
+    dispatch::check_wait_irql(&m, Object as u64, may_block);
+    dispatch::wait(&m, &[Object], false, dl)
 }
 
 /// `KeDelayExecutionThread`.
@@ -346,12 +295,7 @@ pub unsafe extern "win64" fn KeDelayExecutionThread(
     Interval: *mut LARGE_INTEGER,
 ) -> NTSTATUS {
     let m = current();
-    if irql::get() > APC_LEVEL {
-        raise(
-            &m,
-            Bc::new(codes::IRQL_NOT_LESS_OR_EQUAL, [0, irql::get() as u64, 0, 0]),
-        );
-    }
+    dispatch::check_wait_irql(&m, 0, true);
     match deadline(Interval) {
         Some(d) => {
             let now = Instant::now();

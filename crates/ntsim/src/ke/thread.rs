@@ -47,6 +47,9 @@ pub(crate) struct KThread {
     context: Cell<&'static str>,
     /// The driver whose code the thread is running: owner of new pool blocks, items, links.
     driver: Cell<DriverId>,
+    /// Mutexes (KMUTEX) the thread owns: each acquisition disables normal kernel APCs
+    /// (`KernelApcDisable` − 1), each release enables them again.
+    mutexes: Cell<i32>,
 }
 
 impl KThread {
@@ -91,6 +94,7 @@ impl KernelState {
             caller: Cell::new(0),
             context: Cell::new(context),
             driver: Cell::new(driver),
+            mutexes: Cell::new(0),
         });
         let prev = CURRENT.with(|c| c.replace(&*thread));
         KernelState { thread, prev }
@@ -116,6 +120,16 @@ pub(crate) fn irql() -> KIRQL {
 /// Set the current thread's IRQL (no effect on threads that are not kernel threads).
 pub(crate) fn set_irql(v: KIRQL) {
     with_thread(|t| t.irql.set(v));
+}
+
+/// Count a mutex acquired (+1) or released (−1) by the calling thread.
+pub(crate) fn adjust_mutexes_owned(d: i32) {
+    with_thread(|t| t.mutexes.set(t.mutexes.get() + d));
+}
+
+/// Mutexes the calling thread owns.
+pub(crate) fn mutexes_owned() -> i32 {
+    with_thread(|t| t.mutexes.get()).unwrap_or(0)
 }
 
 /// The driver return address recorded by the last import stub on this thread (0 if none).

@@ -251,7 +251,10 @@ pub(crate) fn unhandled(m: &System, rec: &EXCEPTION_RECORD, ctx: &CONTEXT) -> ! 
     let addr = rec.ExceptionAddress as u64;
     let r = rec as *const EXCEPTION_RECORD as u64;
     let c = ctx as *const CONTEXT as u64;
-    let bc = if matches!(what, "DriverEntry" | "DriverUnload" | "work item routine") {
+    let bc = if matches!(
+        what,
+        "DriverEntry" | "DriverUnload" | "work item routine" | "system thread"
+    ) {
         Bc::new(
             bugcheck::SYSTEM_THREAD_EXCEPTION_NOT_HANDLED,
             [code, addr, r, c],

@@ -7,6 +7,8 @@
 //! table lock.
 #![allow(non_snake_case)]
 
+pub mod handle;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,6 +27,10 @@ pub enum ObjKind {
     Driver,
     Device,
     File,
+    /// A thread object (PsCreateSystemThread).
+    Thread,
+    /// An event object reached through a handle.
+    Event,
 }
 
 /// An object's header: type, owner, name, reference count, deletion.
@@ -106,6 +112,8 @@ struct Namespace {
 #[derive(Default)]
 pub(crate) struct Ob {
     ns: Mutex<Namespace>,
+    /// The kernel handle table ([`handle`]).
+    pub(crate) handles: handle::Handles,
 }
 
 /// Normalize an object-manager path for lookups (case-insensitive; `\??\` = `\DosDevices\`).
