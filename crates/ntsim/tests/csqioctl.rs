@@ -470,3 +470,48 @@ fn cli_cancel_arguments_are_checked() {
         assert!(run.stderr.contains(expect), "{a:?}: {}", run.stderr);
     }
 }
+
+/// IoCancelIrp called by the driver on a queued IRP returns TRUE: the CSQ's cancel routine
+/// ran and the IRP completed STATUS_CANCELLED.
+#[test]
+fn driver_side_io_cancel_irp_returns_true() {
+    let Some(rig) = Rig::new() else { return };
+    let h = rig.open();
+    let p = pend(&h, 3);
+    let r = call(&h, b(14), &[], 8);
+    assert_eq!(words(&r.output), vec![1], "IoCancelIrp returned TRUE");
+    let done = p.wait(LONG).unwrap().expect("completed");
+    assert_eq!(done.status, STATUS_CANCELLED);
+    assert_eq!(queued(&h), 0);
+    drop(h);
+    rig.finish();
+}
+
+/// IoAcquireCancelSpinLock above DISPATCH_LEVEL is 0xA IRQL_NOT_LESS_OR_EQUAL (p2 the IRQL).
+#[test]
+fn acquiring_the_cancel_lock_at_high_level_is_0xa() {
+    let Some(rig) = Rig::new() else { return };
+    let h = rig.open();
+    let bc = h.device_io_control(b(15), &[], 0).expect_err("bug check");
+    assert_eq!(bc.code, 0xA);
+    assert_eq!(bc.parameters[1], HIGH_LEVEL as u64);
+}
+
+/// `ntsim imports` lists every export of this stream.
+#[test]
+fn ntsim_imports_lists_the_async_exports() {
+    let run = cli_support::ntsim(&["imports"]);
+    assert_eq!(run.exit, Some(0), "{run:#?}");
+    // FIXED_ARITY_GROUPS[1] is this stream's group (imports/io_async.rs).
+    let names = nt_abi::imports::FIXED_ARITY_GROUPS[1];
+    assert!(
+        names.contains(&"IoCsqInsertIrpEx") && names.len() == 17,
+        "{names:?}"
+    );
+    for name in names {
+        assert!(
+            run.stdout.contains(&format!("ntoskrnl.exe!{name}\n")),
+            "{name} missing"
+        );
+    }
+}
