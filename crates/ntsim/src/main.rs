@@ -475,9 +475,14 @@ fn cmd_run_child(args: &[String]) -> ! {
                                 pending: p.returned_pending(),
                                 cancel_routine_called: None,
                             });
-                            match p.try_result() {
-                                Some(r) if !p.returned_pending() => fill(&mut rec, r),
-                                _ => keep = Some(p),
+                            match p.irp() {
+                                // Completed by the time the dispatch routine returned.
+                                None => {
+                                    if let Some(r) = p.try_result() {
+                                        fill(&mut rec, r);
+                                    }
+                                }
+                                Some(_) => keep = Some(p),
                             }
                         }
                         Err(_) => {

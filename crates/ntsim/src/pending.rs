@@ -49,12 +49,15 @@ impl Pending {
         self.dispatch_status
     }
 
-    /// Whether the dispatch routine left the IRP pending (ERROR_IO_PENDING).
+    /// Whether the dispatch routine returned STATUS_PENDING (the call "failed" with
+    /// ERROR_IO_PENDING). The IRP may have completed on another thread before the dispatch
+    /// routine returned; the result is then available at once.
     pub fn returned_pending(&self) -> bool {
-        matches!(self.state, State::InFlight(_))
+        self.dispatch_status == STATUS_PENDING
     }
 
-    /// The IRP's address while it is in flight (None when it completed synchronously).
+    /// The IRP's address while it was still in flight when the dispatch routine returned (None
+    /// when it had completed by then).
     pub fn irp(&self) -> Option<usize> {
         match &self.state {
             State::InFlight(a) => Some(a.irp),

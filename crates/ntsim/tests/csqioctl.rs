@@ -176,6 +176,13 @@ fn cancel_runs_the_queues_cancel_routine() {
     let r = a.wait(LONG).expect("no bug check").expect("completed");
     assert_eq!((r.status, r.information), (STATUS_CANCELLED, 0));
     assert!(!a.cancel().expect("no bug check"), "already completed");
+    assert!(
+        rig.machine
+            .dbgprint_lines()
+            .contains(&"csq: cancelled in the requesting process".to_string()),
+        "CancelIoEx runs the cancel routine in the requester's context: {:?}",
+        rig.machine.dbgprint_lines()
+    );
     assert_eq!(queued(&h), 1, "only the cancelled IRP left the queue");
     assert_eq!(keep.wait(SHORT).expect("no bug check"), None);
     // CancelIo cancels the rest of the handle's requests.

@@ -72,9 +72,10 @@ fn check_unload_waits(name: &'static str, size: u64, checked: bool) {
     assert_eq!(report(&h)[1], 3, "bias + the pended IRP + this IOCTL");
     let done = p.wait(Duration::from_secs(10)).unwrap().expect("completed");
     assert_eq!(done.status, STATUS_SUCCESS);
-    // Background work holding the lock for 500 ms, still running when DriverUnload starts.
+    // Background work holding the lock for 1.5 s, still running when DriverUnload starts
+    // (with room for a loaded machine's delays before the unload begins).
     let r = h
-        .device_io_control(code(1), &500u32.to_le_bytes(), 0)
+        .device_io_control(code(1), &1500u32.to_le_bytes(), 0)
         .expect("no bug check");
     assert_eq!(r.status, STATUS_SUCCESS);
     h.close().expect("no bug check");
@@ -128,6 +129,7 @@ fn release_with_an_unknown_tag_is_0xc4_0xd5() {
     assert_eq!(bc.code, 0xC4);
     assert_eq!(bc.parameters[0], 0xD5);
     assert_eq!(bc.parameters[2], 0x5EED);
+    assert!(bc.meaning.contains("remove lock"), "{}", bc.meaning);
     assert!(bc.parameters[1] != 0);
 
     let Some((machine, _driver)) = start("remlock", Verifier::Off) else {

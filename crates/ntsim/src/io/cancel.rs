@@ -117,7 +117,14 @@ pub(crate) fn cancel_irp(m: &System, irp: *mut IRP) -> bool {
     };
     // SAFETY: a non-zero DRIVER_CANCEL pointer the driver stored with IoSetCancelRoutine.
     let f: DRIVER_CANCEL = unsafe { core::mem::transmute::<usize, DRIVER_CANCEL>(routine) };
-    thread::with_context(owner, "cancel routine", || {
+    // The routine runs in the caller's context: a request's thread (CancelIoEx, a dispatch
+    // routine) or a system thread.
+    let ctx = if super::process::in_requestor_context() {
+        super::process::CANCEL_IN_REQUESTOR
+    } else {
+        "cancel routine"
+    };
+    thread::with_context(owner, ctx, || {
         thread::set_caller(0);
         // SAFETY: calling the driver's cancel routine as IoCancelIrp does, lock held.
         unsafe { f(dev, irp) }

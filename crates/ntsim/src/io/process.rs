@@ -49,14 +49,18 @@ impl Processes {
     }
 }
 
+/// The thread context of a cancel routine called in a requesting thread's context.
+pub(crate) const CANCEL_IN_REQUESTOR: &str = "cancel routine (requesting thread)";
+
 /// Whether the calling thread runs in the requesting process's context: the I/O manager
-/// threads that serve the library's requests (their dispatch and cancel routines).
-fn in_requestor_context() -> bool {
+/// threads that serve the library's requests (their dispatch routines, and cancel routines
+/// called from them or from `Pending::cancel`).
+pub(crate) fn in_requestor_context() -> bool {
     let c = thread::context();
     c == "I/O manager"
         || c.ends_with(" dispatch")
         || c == "dispatch routine"
-        || c == "cancel routine"
+        || c == CANCEL_IN_REQUESTOR
 }
 
 /// `IoGetCurrentProcess`: the process of the current thread.
