@@ -271,3 +271,13 @@ pub mod ddi_rule {
     /// IrqlPsPassive: PsCreateSystemThread, PsTerminateSystemThread … only at PASSIVE_LEVEL.
     pub const IRQL_PS_PASSIVE: u64 = 0x0002_001C;
 }
+
+// Stream ioasync (issue 9: remove locks).
+/// More `DRIVER_VERIFIER_DETECTED_VIOLATION` (0xC4) parameter-1 values: remove locks (I/O
+/// Verification; Microsoft, *Bug Check 0xC4*, and D. Holan, *New Driver Verifier feature for
+/// Vista: runtime checking for remove locks*).
+pub mod verifier_remlock {
+    /// "The current IoReleaseRemoveLock tag does not match the previous IoAcquireRemoveLock
+    /// tag" (p2 = the IO_REMOVE_LOCK, p3 = the tag released, p4 = reserved).
+    pub const RELEASE_TAG_NOT_ACQUIRED: u64 = 0xD5;
+}

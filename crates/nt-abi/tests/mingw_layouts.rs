@@ -777,3 +777,143 @@ fn device_object_exception_is_exact() {
         }
     }
 }
+
+// Stream ioasync (issue 9): cancel-safe queues and remove locks.
+
+/// IO_CSQ, IO_CSQ_IRP_CONTEXT, the free IO_REMOVE_LOCK and their constants, as wdm.h has them
+/// without `DBG`; `checked` adds the `DBG` layout (IO_REMOVE_LOCK = common + debug block).
+fn io_async_facts(checked: bool) -> Vec<Fact> {
+    let mut facts = Vec::new();
+    let mut size = |t: &str, v: usize| {
+        facts.push(Fact::new(
+            format!("sizeof {t}"),
+            format!("sizeof({t})"),
+            v as i128,
+        ))
+    };
+    size("IO_CSQ", size_of::<IO_CSQ>());
+    size("IO_CSQ_IRP_CONTEXT", size_of::<IO_CSQ_IRP_CONTEXT>());
+    size(
+        "IO_REMOVE_LOCK_COMMON_BLOCK",
+        size_of::<IO_REMOVE_LOCK_COMMON_BLOCK>(),
+    );
+    size(
+        "IO_REMOVE_LOCK_DBG_BLOCK",
+        size_of::<IO_REMOVE_LOCK_DBG_BLOCK>(),
+    );
+    size(
+        "IO_REMOVE_LOCK",
+        if checked {
+            REMLOCK_SIZE_CHECKED
+        } else {
+            REMLOCK_SIZE_FREE
+        } as usize,
+    );
+    macro_rules! off {
+        ($($t:ident . $f:ident),* $(,)?) => {
+            $(facts.push(Fact::new(
+                concat!("offsetof ", stringify!($t), ".", stringify!($f)),
+                concat!("offsetof(", stringify!($t), ", ", stringify!($f), ")"),
+                offset_of!($t, $f) as i128,
+            ));)*
+        };
+    }
+    off![
+        IO_CSQ.Type,
+        IO_CSQ.CsqInsertIrp,
+        IO_CSQ.CsqRemoveIrp,
+        IO_CSQ.CsqPeekNextIrp,
+        IO_CSQ.CsqAcquireLock,
+        IO_CSQ.CsqReleaseLock,
+        IO_CSQ.CsqCompleteCanceledIrp,
+        IO_CSQ.ReservePointer,
+        IO_CSQ_IRP_CONTEXT.Type,
+        IO_CSQ_IRP_CONTEXT.Irp,
+        IO_CSQ_IRP_CONTEXT.Csq,
+        IO_REMOVE_LOCK_COMMON_BLOCK.Removed,
+        IO_REMOVE_LOCK_COMMON_BLOCK.IoCount,
+        IO_REMOVE_LOCK_COMMON_BLOCK.RemoveEvent,
+        IO_REMOVE_LOCK_DBG_BLOCK.Signature,
+        IO_REMOVE_LOCK_DBG_BLOCK.HighWatermark,
+        IO_REMOVE_LOCK_DBG_BLOCK.MaxLockedTicks,
+        IO_REMOVE_LOCK_DBG_BLOCK.AllocateTag,
+        IO_REMOVE_LOCK_DBG_BLOCK.LockList,
+        IO_REMOVE_LOCK_DBG_BLOCK.Spin,
+        IO_REMOVE_LOCK_DBG_BLOCK.LowMemoryCount,
+        IO_REMOVE_LOCK_DBG_BLOCK.Reserved1,
+        IO_REMOVE_LOCK_DBG_BLOCK.Reserved2,
+        IO_REMOVE_LOCK_DBG_BLOCK.Blocks,
+    ];
+    if checked {
+        off![IO_REMOVE_LOCK_CHECKED.Common, IO_REMOVE_LOCK_CHECKED.Dbg];
+        facts.push(Fact::new(
+            "offsetof IO_REMOVE_LOCK.Dbg",
+            "offsetof(IO_REMOVE_LOCK, Dbg)",
+            offset_of!(IO_REMOVE_LOCK_CHECKED, Dbg) as i128,
+        ));
+    }
+    for (c, v) in [
+        ("IO_TYPE_CSQ_IRP_CONTEXT", IO_TYPE_CSQ_IRP_CONTEXT),
+        ("IO_TYPE_CSQ", IO_TYPE_CSQ),
+        ("IO_TYPE_CSQ_EX", IO_TYPE_CSQ_EX),
+    ] {
+        facts.push(Fact::new(format!("value {c}"), c, v as i128));
+    }
+    facts.push(Fact::new(
+        "DriverContext[3] is the CSQ slot",
+        "sizeof(((IRP *)0)->Tail.Overlay.DriverContext) / sizeof(PVOID) - 1",
+        CSQ_DRIVER_CONTEXT_SLOT as i128,
+    ));
+    facts.push(Fact::new(
+        "offsetof IRP.CancelRoutine (IoSetCancelRoutine's target)",
+        "offsetof(IRP, CancelRoutine)",
+        offset_of!(IRP, CancelRoutine) as i128,
+    ));
+    facts
+}
+
+/// The cancel-safe queue and remove-lock layouts agree with mingw-w64's wdm.h, for a free
+/// build and for a checked (`DBG=1`) one.
+#[test]
+fn io_async_layouts_match_mingw_free_and_checked() {
+    // IO_REMOVE_LOCK_CHECKED has no C name; its rows are checked through IO_REMOVE_LOCK.
+    let strip = |v: Vec<Fact>| -> Vec<Fact> {
+        v.into_iter()
+            .filter(|f| !f.c_expr.contains("IO_REMOVE_LOCK_CHECKED"))
+            .collect()
+    };
+    let dbg_prelude = format!("#define DBG 1\n{DDK_PRELUDE}");
+    for (name, prelude, facts) in [
+        (
+            "io_async_free",
+            DDK_PRELUDE.to_string(),
+            io_async_facts(false),
+        ),
+        ("io_async_checked", dbg_prelude, strip(io_async_facts(true))),
+    ] {
+        match check_with_mingw_prelude(name, &prelude, &facts) {
+            Outcome::Agree => {}
+            Outcome::NoCompiler => {
+                require_compiler();
+            }
+            Outcome::Disagree { failed, stderr } => {
+                panic!("{name}: nt-abi and mingw-w64 disagree on {failed:#?}\n{stderr}")
+            }
+        }
+    }
+    // Negative proof: a checked-size lock claimed for a free build is caught.
+    let wrong = vec![Fact::new(
+        "free IO_REMOVE_LOCK is not the checked size",
+        "sizeof(IO_REMOVE_LOCK)",
+        REMLOCK_SIZE_CHECKED as i128,
+    )];
+    match check_with_mingw_prelude("io_async_negative", DDK_PRELUDE, &wrong) {
+        Outcome::Disagree { failed, .. } => {
+            assert_eq!(failed, ["free IO_REMOVE_LOCK is not the checked size"])
+        }
+        Outcome::NoCompiler => {
+            require_compiler();
+        }
+        Outcome::Agree => panic!("the wrong size was not caught"),
+    }
+}

@@ -107,7 +107,26 @@ export_group! { core_group:
 }
 
 // Asynchronous I/O, cancellation, cancel-safe queues, remove locks (issue 9, item 1).
-export_group! { io_async: }
+pub use crate::io::cancel::{IoAcquireCancelSpinLock, IoCancelIrp, IoReleaseCancelSpinLock};
+pub use crate::io::csq::{
+    IoCsqInitialize, IoCsqInitializeEx, IoCsqInsertIrp, IoCsqInsertIrpEx, IoCsqRemoveIrp,
+    IoCsqRemoveNextIrp,
+};
+pub use crate::io::process::{
+    IoGetCurrentProcess, IoGetRequestorProcess, IoIs32bitProcess, PsGetCurrentProcess,
+};
+pub use crate::io::remlock::{
+    IoAcquireRemoveLockEx, IoInitializeRemoveLockEx, IoReleaseRemoveLockAndWaitEx,
+    IoReleaseRemoveLockEx,
+};
+export_group! { io_async:
+    IoCancelIrp, IoAcquireCancelSpinLock, IoReleaseCancelSpinLock,
+    IoCsqInitialize, IoCsqInitializeEx, IoCsqInsertIrp, IoCsqInsertIrpEx, IoCsqRemoveIrp,
+    IoCsqRemoveNextIrp,
+    IoInitializeRemoveLockEx, IoAcquireRemoveLockEx, IoReleaseRemoveLockEx,
+    IoReleaseRemoveLockAndWaitEx,
+    IoGetCurrentProcess, PsGetCurrentProcess, IoIs32bitProcess, IoGetRequestorProcess,
+}
 
 // IRP allocation and forwarding, I/O verification (issue 10, item 3).
 pub use crate::io::forward::{

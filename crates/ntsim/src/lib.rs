@@ -20,7 +20,14 @@
 //! machine.open(r"\\.\WdmWorkItem", access_mask) -> Result<Handle, OpenError>
 //! handle.device_io_control(code, &input, output_len) -> Result<IoResult, BugCheck>
 //!                                      // &self, Send + Sync: call from many host threads at once
-//! handle.close() -> Result<(), BugCheck>
+//! handle.device_io_control_overlapped(code, &input, output_len) -> Result<Pending, BugCheck>
+//! handle.read_overlapped(offset, len) / write_overlapped(offset, &data) -> Result<Pending, _>
+//!                                      // return when the dispatch routine returns
+//! pending.returned_pending() / dispatch_status() / try_result() -> Option<IoResult>
+//! pending.wait(timeout) -> Result<Option<IoResult>, BugCheck>   // None: timed out
+//! pending.cancel() -> Result<bool, BugCheck>                     // CancelIoEx (IoCancelIrp)
+//! handle.cancel_io() -> Result<usize, BugCheck>                  // CancelIo
+//! handle.close() -> Result<(), BugCheck>   // CLEANUP, rundown of pending requests, CLOSE
 //! driver.unload() -> Result<UnloadReport, UnloadError>      // unload-pending, wait for the
 //!                  // last handle to close, DriverUnload, audit; UnloadError::{BugCheck(..),
 //!                  // OpenHandles(Vec<OpenDevice>)} (handles still open after unload_wait)
@@ -83,7 +90,8 @@
 //! 3. `io.items` — the work-item table;
 //! 4. `ex` worker queue locks (one per queue; never two at once);
 //! 5. `ex` pool table;
-//! 6. `io.irps` and an IRP's completion state;
+//! 6. `io.irps` and an IRP's completion state (an overlapped IRP's release state, then its
+//!    completion state);
 //! 7. leaves: `mm` loaded-module list, `ke` dispatcher lock (event waits), the bug-check
 //!    record, the DbgPrint log; the process-wide kernel-thread pool (list, then a mailbox).
 //!
@@ -112,6 +120,7 @@ mod machine;
 pub mod mm;
 pub mod ob;
 pub mod pe;
+mod pending;
 mod ps;
 pub mod report;
 pub mod rtl;
@@ -136,7 +145,8 @@ pub use machine::{Config, SpecialPoolMode, Verifier, VerifierFlags};
 use machine::{System, lock};
 use nt_abi::*;
 pub use pe::LoadError;
-pub use report::{IoctlRecord, Report, Verdict};
+pub use pending::Pending;
+pub use report::{IoctlRecord, OverlappedRecord, Report, Verdict};
 pub use verifier::BugCheck;
 
 /// The emulated machine.
@@ -533,7 +543,8 @@ impl Handle {
         let m = self.sys.clone();
         let file = self.file;
         run_kernel(&self.sys, DriverId::NONE, "I/O manager", move || {
-            io::close_file(&m, file, true);
+            // IRP_MJ_CLEANUP, rundown of overlapped requests still pending, IRP_MJ_CLOSE.
+            io::overlapped::close(&m, file);
         })
     }
 }

@@ -19,6 +19,7 @@ ntsim — run a Windows WDM driver (.sys) on Linux with ntoskrnl semantics and D
 USAGE:
     ntsim run <driver.sys> [--ioctl \\\\.\\NAME:CODE[:INPUT_HEX[:OUTPUT_LEN]]]...
               [--read \\\\.\\NAME:LEN]... [--write \\\\.\\NAME:HEX]...
+              (each of the three may end in ,overlapped) [--cancel N]...
               [--size-of-work-item N] [--verifier standard|off|OPTION,...]
               [--special-pool overrun|underrun] [--json] [--echo-dbgprint] [--timeout SECONDS]
               [--debugger] [--dbg-filter COMPONENT=MASK]...
@@ -36,6 +37,11 @@ run: load the image, call DriverEntry, send each --ioctl, --read (IRP_MJ_READ of
 offset 0) and --write (IRP_MJ_WRITE of the HEX bytes at offset 0) in command-line order (each on
 its own handle opened with read+write access, then closed), call DriverUnload, audit what the
 driver still owns. LEN is a ULONG like OUTPUT_LEN; HEX is like INPUT_HEX.
+A request spec ending in ,overlapped is sent as on a handle opened with FILE_FLAG_OVERLAPPED:
+the run goes on when its dispatch routine returns; one left pending (STATUS_PENDING) completes
+later, and its handle stays open until after the last step (then IRP_MJ_CLEANUP, cancellation
+of what is still pending as at thread exit, IRP_MJ_CLOSE). --cancel N is CancelIoEx on request
+N (0-based, counting --ioctl/--read/--write), which must be an earlier overlapped one.
 CODE, OUTPUT_LEN (ULONGs) and N are decimal digits or 0x and hex digits, nothing else (no sign,
 spaces or separators); INPUT_HEX is two hex digits per byte and may be empty; OUTPUT_LEN
 defaults to 0. The driver file must be a regular file of at most 256 MiB.
@@ -71,7 +77,8 @@ EXIT CODES:
 --json prints one object:
     {\"driver\", \"load_error\", \"driver_entry\": {\"status\", \"status_name\"},
      \"ioctls\": [{\"device\", \"major\", \"code\", \"length\", \"status\", \"status_name\", \"open_status\",
-                 \"information\", \"output_hex\"}]  (every --ioctl, --read, --write, in order),
+                 \"information\", \"output_hex\", \"overlapped\": null | {\"pending\",
+                 \"cancel_routine_called\": null | bool}}]  (every --ioctl, --read, --write, in order),
      \"dbgprint\": [...], \"dbgprint_filtered\": n, \"debugger\": null | [{\"kind\", \"code\",
      \"address\", \"context\", \"text\", \"expression\", \"file\", \"line\", \"message\"}],
      \"bugcheck\": {\"code\", \"parameters\", \"name\", \"meaning\", \"address\",
@@ -108,6 +115,55 @@ struct IoctlSpec {
     input: Vec<u8>,
     /// A ULONG, as `DeviceIoControl`'s nOutBufferSize (or ReadFile's nNumberOfBytesToRead).
     out_len: u32,
+    /// Sent overlapped (the spec ended in `,overlapped`).
+    overlapped: bool,
+}
+
+/// One step of `ntsim run`, in command-line order.
+#[derive(Debug)]
+enum Step {
+    Request(IoctlSpec),
+    /// `--cancel N`: CancelIoEx on overlapped request N.
+    Cancel(usize),
+}
+
+/// The `,overlapped` suffix of a request spec.
+const OVERLAPPED_SUFFIX: &str = ",overlapped";
+
+/// Parse a request spec with its optional `,overlapped` suffix.
+fn parse_request(
+    s: &str,
+    parse: fn(&str) -> Result<IoctlSpec, String>,
+) -> Result<IoctlSpec, String> {
+    match s.strip_suffix(OVERLAPPED_SUFFIX) {
+        Some(base) => parse(base).map(|mut spec| {
+            spec.overlapped = true;
+            spec
+        }),
+        None => parse(s),
+    }
+}
+
+/// `--cancel N`: N must name an earlier request sent overlapped.
+fn parse_cancel(v: &str, steps: &[Step]) -> Result<Step, String> {
+    let n = text::parse_u64(v).map_err(|e| format!("bad --cancel {v:?}: {e}"))?;
+    let requests: Vec<&IoctlSpec> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Request(r) => Some(r),
+            Step::Cancel(_) => None,
+        })
+        .collect();
+    match requests.get(n as usize) {
+        Some(r) if r.overlapped => Ok(Step::Cancel(n as usize)),
+        Some(_) => Err(format!(
+            "bad --cancel {v}: request #{n} is not overlapped (end its spec in {OVERLAPPED_SUFFIX})"
+        )),
+        None => Err(format!(
+            "bad --cancel {v}: only {} request(s) come before it (N counts --ioctl, --read and --write from 0)",
+            requests.len()
+        )),
+    }
 }
 
 /// `--read \\.\NAME:LEN` (LEN a ULONG, like ReadFile's nNumberOfBytesToRead).
@@ -125,6 +181,7 @@ fn parse_read(s: &str) -> Result<IoctlSpec, String> {
         code: 0,
         input: Vec::new(),
         out_len,
+        overlapped: false,
     })
 }
 
@@ -143,6 +200,7 @@ fn parse_write(s: &str) -> Result<IoctlSpec, String> {
         code: 0,
         input,
         out_len: 0,
+        overlapped: false,
     })
 }
 
@@ -173,6 +231,7 @@ fn parse_ioctl(s: &str) -> Result<IoctlSpec, String> {
         code,
         input,
         out_len,
+        overlapped: false,
     })
 }
 
@@ -191,7 +250,7 @@ const DEFAULT_TIMEOUT_SECS: u64 = 600;
 /// `ntsim run` arguments.
 struct RunOpts {
     path: String,
-    ioctls: Vec<IoctlSpec>,
+    steps: Vec<Step>,
     cfg: Config,
     json: bool,
     timeout: u64,
@@ -199,7 +258,7 @@ struct RunOpts {
 
 fn parse_run(args: &[String]) -> RunOpts {
     let mut path: Option<String> = None;
-    let mut ioctls = Vec::new();
+    let mut ioctls: Vec<Step> = Vec::new();
     let mut cfg = Config::default();
     let mut json = false;
     let mut timeout = DEFAULT_TIMEOUT_SECS;
@@ -215,15 +274,23 @@ fn parse_run(args: &[String]) -> RunOpts {
         match a {
             "--ioctl" => {
                 let v = value("--ioctl");
-                ioctls.push(parse_ioctl(&v).unwrap_or_else(|e| usage(&e)));
+                let r = parse_request(&v, parse_ioctl).unwrap_or_else(|e| usage(&e));
+                ioctls.push(Step::Request(r));
             }
             "--read" => {
                 let v = value("--read");
-                ioctls.push(parse_read(&v).unwrap_or_else(|e| usage(&e)));
+                let r = parse_request(&v, parse_read).unwrap_or_else(|e| usage(&e));
+                ioctls.push(Step::Request(r));
             }
             "--write" => {
                 let v = value("--write");
-                ioctls.push(parse_write(&v).unwrap_or_else(|e| usage(&e)));
+                let r = parse_request(&v, parse_write).unwrap_or_else(|e| usage(&e));
+                ioctls.push(Step::Request(r));
+            }
+            "--cancel" => {
+                let v = value("--cancel");
+                let c = parse_cancel(&v, &ioctls).unwrap_or_else(|e| usage(&e));
+                ioctls.push(c);
             }
             "--size-of-work-item" => {
                 let v = value("--size-of-work-item");
@@ -282,7 +349,7 @@ fn parse_run(args: &[String]) -> RunOpts {
     };
     RunOpts {
         path,
-        ioctls,
+        steps: ioctls,
         cfg,
         json,
         timeout,
@@ -341,7 +408,46 @@ fn cmd_run_child(args: &[String]) -> ! {
         }
     }
     let mut open_failed = false;
-    for (n, spec) in o.ioctls.iter().enumerate() {
+    // Records are streamed in request order as each becomes final (an overlapped request's
+    // when it has completed, after the last step).
+    let mut recs: Vec<IoctlRecord> = Vec::new();
+    let mut sent = 0usize;
+    // Overlapped requests still in flight: (request number, its handle, the request).
+    let mut inflight: Vec<(usize, ntsim::Handle, ntsim::Pending)> = Vec::new();
+    let flush = |recs: &[IoctlRecord], sent: &mut usize, upto: usize| {
+        while *sent < upto.min(recs.len()) {
+            s.ioctl(&recs[*sent]);
+            *sent += 1;
+        }
+    };
+    let fill = |rec: &mut IoctlRecord, r: ntsim::IoResult| {
+        rec.status = Some(r.status);
+        rec.information = r.information;
+        rec.output = r.output;
+    };
+    for step in &o.steps {
+        let spec = match step {
+            Step::Request(spec) => spec,
+            Step::Cancel(n) => {
+                s.step(&format!("cancel #{n}"));
+                let called = match inflight.iter().find(|(i, _, _)| i == n) {
+                    Some((_, _, p)) => match p.cancel() {
+                        Ok(c) => c,
+                        Err(_) => {
+                            flush(&recs, &mut sent, usize::MAX);
+                            done(Verdict::Bugcheck)
+                        }
+                    },
+                    // Completed already (or its open failed): nothing to cancel.
+                    None => false,
+                };
+                if let Some(ov) = recs[*n].overlapped.as_mut() {
+                    ov.cancel_routine_called = Some(called);
+                }
+                continue;
+            }
+        };
+        let n = recs.len();
         s.step(&match spec.major {
             IRP_MJ_READ => format!("read #{n} ({})", spec.device),
             IRP_MJ_WRITE => format!("write #{n} ({})", spec.device),
@@ -360,6 +466,7 @@ fn cmd_run_child(args: &[String]) -> ! {
             open_status: None,
             information: 0,
             output: Vec::new(),
+            overlapped: None,
         };
         match machine.open(&spec.device, GENERIC_READ | GENERIC_WRITE) {
             Err(OpenError::Status(st)) => {
@@ -367,7 +474,8 @@ fn cmd_run_child(args: &[String]) -> ! {
                 open_failed = true;
             }
             Err(OpenError::BugCheck(_)) => {
-                s.ioctl(&rec);
+                recs.push(rec);
+                flush(&recs, &mut sent, usize::MAX);
                 done(Verdict::Bugcheck);
             }
             Ok(h) => {
@@ -376,8 +484,41 @@ fn cmd_run_child(args: &[String]) -> ! {
                 // with STATUS_INSUFFICIENT_RESOURCES and the driver is never called (ReactOS
                 // ntoskrnl/io/iomgr/iofunc.c, IopDeviceFsIoControl).
                 let buffer = spec.input.len().max(spec.out_len as usize);
+                let mut keep = None;
                 if Vec::<u8>::new().try_reserve_exact(buffer).is_err() {
                     rec.status = Some(STATUS_INSUFFICIENT_RESOURCES);
+                } else if spec.overlapped {
+                    let p = match spec.major {
+                        IRP_MJ_READ => h.read_overlapped(0, spec.out_len as usize),
+                        IRP_MJ_WRITE => h.write_overlapped(0, &spec.input),
+                        _ => h.device_io_control_overlapped(
+                            spec.code,
+                            &spec.input,
+                            spec.out_len as usize,
+                        ),
+                    };
+                    match p {
+                        Ok(p) => {
+                            rec.overlapped = Some(ntsim::OverlappedRecord {
+                                pending: p.returned_pending(),
+                                cancel_routine_called: None,
+                            });
+                            match p.irp() {
+                                // Completed by the time the dispatch routine returned.
+                                None => {
+                                    if let Some(r) = p.try_result() {
+                                        fill(&mut rec, r);
+                                    }
+                                }
+                                Some(_) => keep = Some(p),
+                            }
+                        }
+                        Err(_) => {
+                            recs.push(rec);
+                            flush(&recs, &mut sent, usize::MAX);
+                            done(Verdict::Bugcheck);
+                        }
+                    }
                 } else {
                     let r = match spec.major {
                         IRP_MJ_READ => h.read(spec.out_len as usize),
@@ -385,25 +526,45 @@ fn cmd_run_child(args: &[String]) -> ! {
                         _ => h.device_io_control(spec.code, &spec.input, spec.out_len as usize),
                     };
                     match r {
-                        Ok(r) => {
-                            rec.status = Some(r.status);
-                            rec.information = r.information;
-                            rec.output = r.output;
-                        }
+                        Ok(r) => fill(&mut rec, r),
                         Err(_) => {
-                            s.ioctl(&rec);
+                            recs.push(rec);
+                            flush(&recs, &mut sent, usize::MAX);
                             done(Verdict::Bugcheck);
                         }
                     }
                 }
-                if h.close().is_err() {
-                    s.ioctl(&rec);
-                    done(Verdict::Bugcheck);
+                match keep {
+                    // Its handle stays open while it is in flight.
+                    Some(p) => inflight.push((n, h, p)),
+                    None => {
+                        if h.close().is_err() {
+                            recs.push(rec);
+                            flush(&recs, &mut sent, usize::MAX);
+                            done(Verdict::Bugcheck);
+                        }
+                    }
                 }
             }
         }
-        s.ioctl(&rec);
+        recs.push(rec);
+        let first_inflight = inflight.first().map_or(usize::MAX, |(i, _, _)| *i);
+        flush(&recs, &mut sent, first_inflight);
     }
+    // The requesting "process" ends: each overlapped request's handle is closed (IRP_MJ_CLEANUP,
+    // the rundown that cancels what is still pending, IRP_MJ_CLOSE), then its result is read.
+    for (n, h, p) in inflight {
+        s.step(&format!("completion of #{n}"));
+        if h.close().is_err() {
+            flush(&recs, &mut sent, usize::MAX);
+            done(Verdict::Bugcheck);
+        }
+        if let Some(r) = p.try_result() {
+            fill(&mut recs[n], r);
+        }
+        flush(&recs, &mut sent, n + 1);
+    }
+    flush(&recs, &mut sent, usize::MAX);
     s.step("DriverUnload");
     // Every handle is closed above, so the unload is not held up by an open handle.
     match driver.unload() {

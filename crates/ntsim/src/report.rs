@@ -92,6 +92,18 @@ pub struct IoctlRecord {
     pub open_status: Option<i32>,
     pub information: usize,
     pub output: Vec<u8>,
+    /// Sent overlapped (`,overlapped`): what happened to it asynchronously.
+    pub overlapped: Option<OverlappedRecord>,
+}
+
+/// The asynchronous side of an overlapped request (`--ioctl …,overlapped`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OverlappedRecord {
+    /// The dispatch routine returned STATUS_PENDING (the caller saw ERROR_IO_PENDING; the
+    /// status is the IRP's final one, read when it completed).
+    pub pending: bool,
+    /// A `--cancel` for it ran: whether IoCancelIrp called a cancel routine (None: no cancel).
+    pub cancel_routine_called: Option<bool>,
 }
 
 #[derive(Clone, Debug)]
@@ -158,6 +170,19 @@ impl Report {
                     ("open_status", open),
                     ("information", Json::Num(r.information as i128)),
                     ("output_hex", Json::str(hex(&r.output))),
+                    (
+                        "overlapped",
+                        match r.overlapped {
+                            None => Json::Null,
+                            Some(o) => Json::obj(vec![
+                                ("pending", Json::Bool(o.pending)),
+                                (
+                                    "cancel_routine_called",
+                                    o.cancel_routine_called.map_or(Json::Null, Json::Bool),
+                                ),
+                            ]),
+                        },
+                    ),
                 ])
             })
             .collect();
@@ -323,6 +348,21 @@ impl Report {
                     )
                 }
                 (None, None) => s += &format!("{what}: (interrupted)\n"),
+            }
+            if let Some(o) = r.overlapped {
+                s += &format!(
+                    "  overlapped: {}{}\n",
+                    if o.pending {
+                        "pending, completed later"
+                    } else {
+                        "completed in its dispatch routine"
+                    },
+                    match o.cancel_routine_called {
+                        None => "",
+                        Some(true) => "; cancelled: cancel routine called",
+                        Some(false) => "; cancelled: no cancel routine was set",
+                    }
+                );
             }
         }
         for l in &self.dbgprint {

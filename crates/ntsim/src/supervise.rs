@@ -163,7 +163,7 @@ impl ChildStream {
     }
     pub fn ioctl(&self, r: &IoctlRecord) {
         self.send(&format!(
-            "ioctl {} {} {} {} {} {} {} {}",
+            "ioctl {} {} {} {} {} {} {} {} {}",
             hex(r.device.as_bytes()),
             r.code,
             opt(r.status),
@@ -171,7 +171,8 @@ impl ChildStream {
             r.information,
             hex(&r.output),
             r.major,
-            r.length
+            r.length,
+            overlapped_field(r.overlapped)
         ));
     }
     pub fn timed_out_in(&self, step: &str) {
@@ -320,6 +321,41 @@ fn opt_status(f: &[&str], i: usize) -> Option<Option<i32>> {
     }
 }
 
+/// An overlapped record as one field: `-` (not overlapped), else `P` + `C` with P = 0/1
+/// (pending) and C = `-` (no cancel) / 0 / 1 (cancel routine called).
+fn overlapped_field(o: Option<ntsim::OverlappedRecord>) -> String {
+    match o {
+        None => "-".into(),
+        Some(o) => format!(
+            "{}{}",
+            o.pending as u8,
+            o.cancel_routine_called
+                .map_or("-".into(), |c| (c as u8).to_string())
+        ),
+    }
+}
+
+fn parse_overlapped(s: &str) -> Option<Option<ntsim::OverlappedRecord>> {
+    let b = s.as_bytes();
+    let bit = |c: u8| match c {
+        b'0' => Some(false),
+        b'1' => Some(true),
+        _ => None,
+    };
+    match b {
+        [b'-'] => Some(None),
+        [p, b'-'] => Some(Some(ntsim::OverlappedRecord {
+            pending: bit(*p)?,
+            cancel_routine_called: None,
+        })),
+        [p, c] => Some(Some(ntsim::OverlappedRecord {
+            pending: bit(*p)?,
+            cancel_routine_called: Some(bit(*c)?),
+        })),
+        _ => None,
+    }
+}
+
 /// Apply one event; `None` if it is malformed (ignored: it can only be a torn last line).
 fn apply(p: &mut Partial, line: &str) -> Option<()> {
     let f: Vec<&str> = line.split(' ').collect();
@@ -337,6 +373,7 @@ fn apply(p: &mut Partial, line: &str) -> Option<()> {
             output: unhex(field(&f, 6)?)?,
             major: num(&f, 7)?,
             length: num(&f, 8)?,
+            overlapped: parse_overlapped(field(&f, 9)?)?,
         }),
         "dbg" => r.dbgprint.push(unhex_str(field(&f, 1)?)?),
         "dbgf" => r.dbgprint_filtered = num(&f, 1)?,
@@ -597,7 +634,7 @@ mod tests {
             format!("step {}", hex(b"IOCTL #0 (0x1)")),
             "entry 0".to_string(),
             format!(
-                "ioctl {} 34 -1073741811 - 4 0a0b 3 7",
+                "ioctl {} 34 -1073741811 - 4 0a0b 3 7 11",
                 hex(br"\\.\X".as_slice())
             ),
             format!("dbg {}", hex("héllo".as_bytes())),
@@ -636,6 +673,13 @@ mod tests {
         assert_eq!(
             (r.ioctls[0].major, r.ioctls[0].length),
             (nt_abi::IRP_MJ_READ, 7)
+        );
+        assert_eq!(
+            r.ioctls[0].overlapped,
+            Some(ntsim::OverlappedRecord {
+                pending: true,
+                cancel_routine_called: Some(true)
+            })
         );
         assert_eq!(r.dbgprint, ["héllo"]);
         assert_eq!(r.dbgprint_filtered, 3);

@@ -251,6 +251,8 @@ pub(crate) fn build(m: &System, r: &Request<'_>) -> Result<Built, NTSTATUS> {
         i.UserBuffer = user_buf as PVOID;
         i.Tail.Overlay.CurrentStackLocation = cur;
         i.Tail.Overlay.OriginalFileObject = r.file;
+        // The requesting thread (IoGetRequestorProcess reads its process).
+        i.Tail.Overlay.Thread = crate::ke::cpu::current_thread();
         s.MajorFunction = r.mj;
         s.DeviceObject = r.device;
         s.FileObject = r.file;

@@ -3,10 +3,15 @@
 //! items over the executive's worker queues ([`workitem`]).
 #![allow(non_snake_case)]
 
+pub mod cancel;
+pub mod csq;
 pub mod driver;
 pub mod forward;
 pub mod irp;
 pub mod mdl;
+pub mod overlapped;
+pub mod process;
+pub mod remlock;
 pub mod workitem;
 
 use std::sync::{Condvar, Mutex};
@@ -34,6 +39,11 @@ pub(crate) struct Io {
     pub(crate) items: workitem::Items,
     /// Driver-allocated IRPs, device stacks, completion marks (stream ioverify).
     pub(crate) fwd: forward::Forward,
+    /// Asynchronous I/O: the cancel spin lock, overlapped IRPs, remove-lock shadows, processes.
+    pub(crate) cancel: cancel::CancelLock,
+    pub(crate) overlapped: overlapped::Overlapped,
+    pub(crate) remlocks: remlock::RemLocks,
+    pub(crate) processes: process::Processes,
     /// The audit of the last unload (kept when the unload bug-checks).
     pub(crate) last_audit: Mutex<Option<UnloadReport>>,
 }
@@ -243,9 +253,11 @@ pub(crate) fn call_driver(m: &System, r: &irp::Request<'_>) -> irp::Completion {
     {
         thread::with_context(owner, mj_context(r.mj), || raise(m, bc));
     }
+    overlapped::note_dispatch_status(status);
     let completed = lock(&built.track.state).completed.clone();
     let result = match (status, completed) {
         (_, Some(c)) => c,
+        (STATUS_PENDING, None) if overlapped::wants(r) => return overlapped::park(built),
         (STATUS_PENDING, None) => irp::wait(m, &built.track),
         (s, None) => {
             if let Some(bc) =

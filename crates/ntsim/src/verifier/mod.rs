@@ -206,6 +206,9 @@ pub fn meaning(code: u32, p1: u64) -> &'static str {
         (DRIVER_VERIFIER_DETECTED_VIOLATION, 0x0002_001C) => {
             "DDI compliance (IrqlPsPassive): PsCreateSystemThread or PsTerminateSystemThread was called above PASSIVE_LEVEL"
         }
+        (DRIVER_VERIFIER_DETECTED_VIOLATION, 0xD5) => {
+            "IoReleaseRemoveLock's tag matches no outstanding IoAcquireRemoveLock of the remove lock"
+        }
         (DRIVER_VERIFIER_DETECTED_VIOLATION, _) => "Driver Verifier detected a violation",
         (BAD_POOL_CALLER, 0x07) => "pool that was already freed was freed again",
         (BAD_POOL_CALLER, 0x0A) => "pool was freed with a tag other than the allocation's tag",
