@@ -47,6 +47,9 @@ pub(crate) struct KThread {
     context: Cell<&'static str>,
     /// The driver whose code the thread is running: owner of new pool blocks, items, links.
     driver: Cell<DriverId>,
+    /// KTHREAD.KernelApcDisable / SpecialApcDisable: decremented by KeEnterCriticalRegion /
+    /// KeEnterGuardedRegion (`ke::apc`).
+    apc_disable: Cell<(i16, i16)>,
 }
 
 impl KThread {
@@ -91,6 +94,7 @@ impl KernelState {
             caller: Cell::new(0),
             context: Cell::new(context),
             driver: Cell::new(driver),
+            apc_disable: Cell::new((0, 0)),
         });
         let prev = CURRENT.with(|c| c.replace(&*thread));
         KernelState { thread, prev }
@@ -135,6 +139,15 @@ pub(crate) fn context() -> &'static str {
 /// The driver whose code this thread runs.
 pub(crate) fn driver() -> DriverId {
     with_thread(|t| t.driver.get()).unwrap_or(DriverId::NONE)
+}
+
+/// The thread's (KernelApcDisable, SpecialApcDisable) counts ((0, 0) on other threads).
+pub(crate) fn apc_disable() -> (i16, i16) {
+    with_thread(|t| t.apc_disable.get()).unwrap_or((0, 0))
+}
+
+pub(crate) fn set_apc_disable(v: (i16, i16)) {
+    with_thread(|t| t.apc_disable.set(v));
 }
 
 /// Called by the import stubs: remember the driver's return address.

@@ -12,7 +12,7 @@ use crate::machine::VerifierFlags;
 /// Driver Verifier with the options of [`VerifierFlags`].
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Hooks {
-    f: VerifierFlags,
+    pub(super) f: VerifierFlags,
 }
 
 impl Hooks {

@@ -46,6 +46,7 @@ use std::fmt;
 use nt_abi::bugcheck::*;
 
 mod hooks;
+mod locks;
 pub(crate) use hooks::Hooks;
 
 /// A bug check: the emulated machine stopped.
