@@ -206,13 +206,11 @@ fn acquire(m: &Cur, r: *mut ERESOURCE, kind: Kind, wait: bool) -> BOOLEAN {
                 mirror(r, res);
                 return 1;
             }
+            Grant::SelfDeadlock if !wait => return 0,
             Grant::SelfDeadlock => {
                 if let Some(bc) = m.verifier.on_resource_self_deadlock(r as usize) {
                     drop(g);
                     raise(m, bc);
-                }
-                if !wait {
-                    return 0;
                 }
             }
             Grant::Wait if !wait => return 0,
