@@ -484,3 +484,240 @@ fn lock_rules_switch_off_with_their_option() {
     );
     assert_eq!(b.parameters[2], 1);
 }
+
+// ---- contention, in process (the blocking paths) ---------------------------------------------
+
+/// Two kernel threads contend for one lock in the test's pool block: the owner takes it, lets
+/// the waiter start, holds it for a while, releases; the waiter must get it only after that.
+mod contention {
+    use std::sync::Barrier;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    use nt_abi::*;
+    use ntsim::exports::*;
+    use ntsim::{Config, Machine, Verifier};
+
+    const TAG: u32 = pool_tag(*b"Test");
+    const HOLD: Duration = Duration::from_millis(150);
+
+    fn machine() -> Machine {
+        Machine::new(Config {
+            verifier: Verifier::Standard,
+            ..Config::default()
+        })
+    }
+
+    fn alloc(m: &Machine, size: usize) -> usize {
+        m.run_in_kernel_thread(move || {
+            // SAFETY: no preconditions beyond an ntsim thread.
+            unsafe { ExAllocatePool2(POOL_FLAG_NON_PAGED, size, TAG) as usize }
+        })
+        .expect("alloc")
+    }
+
+    fn free(m: &Machine, p: usize) {
+        m.run_in_kernel_thread(move || {
+            // SAFETY: a block from `alloc`, freed once with its tag.
+            unsafe { ExFreePoolWithTag(p as PVOID, TAG) }
+        })
+        .expect("free");
+    }
+
+    /// Run `owner` and `waiter` on two kernel threads; `owner` gets the barrier to pass once it
+    /// holds the lock, and must set `released` just before releasing.
+    fn contend(
+        m: &Machine,
+        owner: impl FnOnce(&Barrier, &AtomicBool) + Send + 'static,
+        waiter: impl FnOnce(&Barrier, &AtomicBool) -> Duration + Send + 'static,
+    ) -> Duration {
+        let go = std::sync::Arc::new(Barrier::new(2));
+        let released = std::sync::Arc::new(AtomicBool::new(false));
+        let (g1, r1) = (go.clone(), released.clone());
+        std::thread::scope(|s| {
+            let o = s.spawn(move || m.run_in_kernel_thread(move || owner(&g1, &r1)));
+            let waited = m
+                .run_in_kernel_thread(move || waiter(&go, &released))
+                .expect("waiter");
+            o.join().expect("owner thread").expect("owner");
+            waited
+        })
+    }
+
+    #[test]
+    fn a_contended_fast_mutex_blocks_until_released_and_counts_the_contention() {
+        let m = machine();
+        let fm = alloc(&m, size_of::<FAST_MUTEX>());
+        let waited = contend(
+            &m,
+            move |go, released| {
+                let p = fm as *mut FAST_MUTEX;
+                // SAFETY: the test's pool block, initialized as the WDK's inline
+                // ExInitializeFastMutex does, then acquired and released by this thread.
+                unsafe {
+                    (*p).Count = FM_LOCK_BIT;
+                    (*p).Owner = core::ptr::null_mut();
+                    (*p).Contention = 0;
+                    KeInitializeEvent(&raw mut (*p).Event, SYNCHRONIZATION_EVENT, 0);
+                    ExAcquireFastMutex(p);
+                }
+                go.wait();
+                std::thread::sleep(HOLD);
+                released.store(true, Ordering::SeqCst);
+                // SAFETY: held by this thread.
+                unsafe { ExReleaseFastMutex(p) };
+            },
+            move |go, released| {
+                let p = fm as *mut FAST_MUTEX;
+                go.wait();
+                // SAFETY: the shared, initialized mutex.
+                assert_eq!(unsafe { ExTryToAcquireFastMutex(p) }, 0, "held elsewhere");
+                let start = Instant::now();
+                // SAFETY: as above.
+                unsafe { ExAcquireFastMutex(p) };
+                let waited = start.elapsed();
+                assert!(
+                    released.load(Ordering::SeqCst),
+                    "acquired before the release"
+                );
+                assert_eq!(ntsim::ke::irql::get(), APC_LEVEL);
+                // SAFETY: ours now.
+                unsafe { ExReleaseFastMutex(p) };
+                waited
+            },
+        );
+        assert!(waited >= HOLD / 2, "{waited:?}");
+        // SAFETY: the test's own block, read after both threads finished.
+        let (count, contention) = unsafe {
+            let p = fm as *const FAST_MUTEX;
+            ((*p).Count, (*p).Contention)
+        };
+        assert_eq!((count, contention), (FM_LOCK_BIT, 1));
+        free(&m, fm);
+        assert!(m.bugcheck().is_none());
+    }
+
+    #[test]
+    fn a_shared_waiter_blocks_behind_an_exclusive_owner_and_is_counted() {
+        let m = machine();
+        let r = alloc(&m, size_of::<ERESOURCE>());
+        m.run_in_kernel_thread(move || {
+            // SAFETY: the test's writable block.
+            unsafe { ExInitializeResourceLite(r as *mut ERESOURCE) }
+        })
+        .expect("init");
+        let waited = contend(
+            &m,
+            move |go, released| {
+                let p = r as *mut ERESOURCE;
+                // SAFETY: the initialized resource, inside a critical region as documented.
+                unsafe {
+                    KeEnterCriticalRegion();
+                    assert_eq!(ExAcquireResourceExclusiveLite(p, 1), 1);
+                }
+                go.wait();
+                let end = Instant::now() + Duration::from_secs(5);
+                // SAFETY: as above.
+                while unsafe { ExGetSharedWaiterCount(p) } == 0 && Instant::now() < end {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                // SAFETY: as above.
+                assert_eq!(
+                    unsafe { ExGetSharedWaiterCount(p) },
+                    1,
+                    "the waiter is counted"
+                );
+                // SAFETY: as above; the mirror in the ERESOURCE shows it too.
+                assert_eq!(unsafe { (*p).NumberOfSharedWaiters }, 1);
+                std::thread::sleep(HOLD);
+                released.store(true, Ordering::SeqCst);
+                // SAFETY: held by this thread.
+                unsafe {
+                    ExReleaseResourceLite(p);
+                    KeLeaveCriticalRegion();
+                }
+            },
+            move |go, released| {
+                let p = r as *mut ERESOURCE;
+                go.wait();
+                // SAFETY: the initialized resource.
+                unsafe { KeEnterCriticalRegion() };
+                // SAFETY: as above.
+                assert_eq!(
+                    unsafe { ExAcquireResourceSharedLite(p, 0) },
+                    0,
+                    "no wait: FALSE"
+                );
+                let start = Instant::now();
+                // SAFETY: as above.
+                assert_eq!(unsafe { ExAcquireResourceSharedLite(p, 1) }, 1);
+                let waited = start.elapsed();
+                assert!(released.load(Ordering::SeqCst));
+                // SAFETY: as above.
+                unsafe {
+                    assert_eq!(ExGetSharedWaiterCount(p), 0);
+                    ExReleaseResourceLite(p);
+                    KeLeaveCriticalRegion();
+                }
+                waited
+            },
+        );
+        assert!(waited >= HOLD / 2, "{waited:?}");
+        m.run_in_kernel_thread(move || {
+            // SAFETY: unowned now.
+            unsafe { ExDeleteResourceLite(r as *mut ERESOURCE) }
+        })
+        .expect("delete");
+        free(&m, r);
+        assert!(m.bugcheck().is_none());
+    }
+
+    #[test]
+    fn an_in_stack_queued_spin_lock_hands_over_to_its_waiter() {
+        let m = machine();
+        let l = alloc(&m, 8);
+        let waited = contend(
+            &m,
+            move |go, released| {
+                let mut h = KLOCK_QUEUE_HANDLE {
+                    LockQueue: KSPIN_LOCK_QUEUE {
+                        Next: core::ptr::null_mut(),
+                        Lock: core::ptr::null_mut(),
+                    },
+                    OldIrql: 0,
+                };
+                // SAFETY: a zeroed (free) KSPIN_LOCK in pool and a handle on this stack.
+                unsafe { KeAcquireInStackQueuedSpinLock(l as *mut KSPIN_LOCK, &mut h) };
+                go.wait();
+                std::thread::sleep(HOLD);
+                released.store(true, Ordering::SeqCst);
+                // SAFETY: the handle of the acquisition above.
+                unsafe { KeReleaseInStackQueuedSpinLock(&mut h) };
+            },
+            move |go, released| {
+                let mut h = KLOCK_QUEUE_HANDLE {
+                    LockQueue: KSPIN_LOCK_QUEUE {
+                        Next: core::ptr::null_mut(),
+                        Lock: core::ptr::null_mut(),
+                    },
+                    OldIrql: 0,
+                };
+                go.wait();
+                let start = Instant::now();
+                // SAFETY: as above.
+                unsafe { KeAcquireInStackQueuedSpinLock(l as *mut KSPIN_LOCK, &mut h) };
+                let waited = start.elapsed();
+                assert!(released.load(Ordering::SeqCst));
+                // SAFETY: the handle of the acquisition above.
+                unsafe { KeReleaseInStackQueuedSpinLock(&mut h) };
+                assert_eq!(ntsim::ke::irql::get(), PASSIVE_LEVEL);
+                waited
+            },
+        );
+        assert!(waited >= HOLD / 2, "{waited:?}");
+        // SAFETY: the test's block after both threads finished.
+        assert_eq!(unsafe { *(l as *const usize) }, 0, "free again");
+        free(&m, l);
+        assert!(m.bugcheck().is_none());
+    }
+}
