@@ -535,11 +535,11 @@ mod contention {
         let released = std::sync::Arc::new(AtomicBool::new(false));
         let (g1, r1) = (go.clone(), released.clone());
         std::thread::scope(|s| {
-            let o = s.spawn(move || m.run_in_kernel_thread(move || owner(&g1, &r1)));
+            let o = s.spawn(move || m.run_in_kernel_thread(move || owner(&g1, &r1)).is_ok());
             let waited = m
                 .run_in_kernel_thread(move || waiter(&go, &released))
                 .expect("waiter");
-            o.join().expect("owner thread").expect("owner");
+            assert!(o.join().expect("owner thread"), "the owner bug-checked");
             waited
         })
     }
@@ -552,15 +552,23 @@ mod contention {
             &m,
             move |go, released| {
                 let p = fm as *mut FAST_MUTEX;
-                // SAFETY: the test's pool block, initialized as the WDK's inline
-                // ExInitializeFastMutex does, then acquired and released by this thread.
-                unsafe {
-                    (*p).Count = FM_LOCK_BIT;
-                    (*p).Owner = core::ptr::null_mut();
-                    (*p).Contention = 0;
-                    KeInitializeEvent(&raw mut (*p).Event, SYNCHRONIZATION_EVENT, 0);
-                    ExAcquireFastMutex(p);
-                }
+                let init = FAST_MUTEX {
+                    Count: FM_LOCK_BIT,
+                    Owner: core::ptr::null_mut(),
+                    Contention: 0,
+                    // SAFETY: KEVENT is plain data; KeInitializeEvent below sets it up.
+                    Event: unsafe { core::mem::zeroed() },
+                    OldIrql: 0,
+                };
+                // SAFETY: the test's pool block, large enough and aligned for a FAST_MUTEX.
+                unsafe { p.write(init) };
+                let ev = p
+                    .cast::<u8>()
+                    .wrapping_add(core::mem::offset_of!(FAST_MUTEX, Event));
+                // SAFETY: the mutex's event, as the WDK's inline ExInitializeFastMutex does.
+                unsafe { KeInitializeEvent(ev.cast(), SYNCHRONIZATION_EVENT, 0) };
+                // SAFETY: initialized above; released by this thread below.
+                unsafe { ExAcquireFastMutex(p) };
                 go.wait();
                 std::thread::sleep(HOLD);
                 released.store(true, Ordering::SeqCst);
@@ -588,11 +596,8 @@ mod contention {
         );
         assert!(waited >= HOLD / 2, "{waited:?}");
         // SAFETY: the test's own block, read after both threads finished.
-        let (count, contention) = unsafe {
-            let p = fm as *const FAST_MUTEX;
-            ((*p).Count, (*p).Contention)
-        };
-        assert_eq!((count, contention), (FM_LOCK_BIT, 1));
+        let after = unsafe { (fm as *const FAST_MUTEX).read() };
+        assert_eq!((after.Count, after.Contention), (FM_LOCK_BIT, 1));
         free(&m, fm);
         assert!(m.bugcheck().is_none());
     }
@@ -610,11 +615,11 @@ mod contention {
             &m,
             move |go, released| {
                 let p = r as *mut ERESOURCE;
+                // SAFETY: no preconditions.
+                unsafe { KeEnterCriticalRegion() };
                 // SAFETY: the initialized resource, inside a critical region as documented.
-                unsafe {
-                    KeEnterCriticalRegion();
-                    assert_eq!(ExAcquireResourceExclusiveLite(p, 1), 1);
-                }
+                let got = unsafe { ExAcquireResourceExclusiveLite(p, 1) };
+                assert_eq!(got, 1);
                 go.wait();
                 let end = Instant::now() + Duration::from_secs(5);
                 // SAFETY: as above.
@@ -622,20 +627,17 @@ mod contention {
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 // SAFETY: as above.
-                assert_eq!(
-                    unsafe { ExGetSharedWaiterCount(p) },
-                    1,
-                    "the waiter is counted"
-                );
+                let n = unsafe { ExGetSharedWaiterCount(p) };
+                assert_eq!(n, 1, "the waiter is counted");
                 // SAFETY: as above; the mirror in the ERESOURCE shows it too.
-                assert_eq!(unsafe { (*p).NumberOfSharedWaiters }, 1);
+                let mirrored = unsafe { p.read() }.NumberOfSharedWaiters;
+                assert_eq!(mirrored, 1);
                 std::thread::sleep(HOLD);
                 released.store(true, Ordering::SeqCst);
                 // SAFETY: held by this thread.
-                unsafe {
-                    ExReleaseResourceLite(p);
-                    KeLeaveCriticalRegion();
-                }
+                unsafe { ExReleaseResourceLite(p) };
+                // SAFETY: entered above.
+                unsafe { KeLeaveCriticalRegion() };
             },
             move |go, released| {
                 let p = r as *mut ERESOURCE;
@@ -643,22 +645,21 @@ mod contention {
                 // SAFETY: the initialized resource.
                 unsafe { KeEnterCriticalRegion() };
                 // SAFETY: as above.
-                assert_eq!(
-                    unsafe { ExAcquireResourceSharedLite(p, 0) },
-                    0,
-                    "no wait: FALSE"
-                );
+                let got = unsafe { ExAcquireResourceSharedLite(p, 0) };
+                assert_eq!(got, 0, "no wait: FALSE");
                 let start = Instant::now();
                 // SAFETY: as above.
-                assert_eq!(unsafe { ExAcquireResourceSharedLite(p, 1) }, 1);
+                let got = unsafe { ExAcquireResourceSharedLite(p, 1) };
+                assert_eq!(got, 1);
                 let waited = start.elapsed();
                 assert!(released.load(Ordering::SeqCst));
                 // SAFETY: as above.
-                unsafe {
-                    assert_eq!(ExGetSharedWaiterCount(p), 0);
-                    ExReleaseResourceLite(p);
-                    KeLeaveCriticalRegion();
-                }
+                let n = unsafe { ExGetSharedWaiterCount(p) };
+                assert_eq!(n, 0);
+                // SAFETY: held by this thread.
+                unsafe { ExReleaseResourceLite(p) };
+                // SAFETY: entered above.
+                unsafe { KeLeaveCriticalRegion() };
                 waited
             },
         );

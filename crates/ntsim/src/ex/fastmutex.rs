@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use nt_abi::*;
 
 use crate::ke::bugcheck::raise;
+use crate::ke::spinlock::field;
 use crate::ke::thread::{self, Cur, current};
 
 /// The parts of either mutex the algorithm uses.
@@ -35,27 +36,21 @@ struct Core {
 }
 
 fn fast(m: *mut FAST_MUTEX) -> Core {
-    // SAFETY: projections to fields of the caller's FAST_MUTEX read nothing.
-    unsafe {
-        Core {
-            count: &raw mut (*m).Count,
-            event: &raw mut (*m).Event,
-            contention: &raw mut (*m).Contention,
-            owner: &raw mut (*m).Owner,
-        }
+    Core {
+        count: field!(m, FAST_MUTEX, Count),
+        event: field!(m, FAST_MUTEX, Event),
+        contention: field!(m, FAST_MUTEX, Contention),
+        owner: field!(m, FAST_MUTEX, Owner),
     }
 }
 
 fn guarded(m: *mut KGUARDED_MUTEX) -> Core {
-    // SAFETY: projections to fields of the caller's KGUARDED_MUTEX read nothing; its gate has
-    // a KEVENT's layout (a DISPATCHER_HEADER).
-    unsafe {
-        Core {
-            count: &raw mut (*m).Count,
-            event: (&raw mut (*m).Gate).cast(),
-            contention: &raw mut (*m).Contention,
-            owner: &raw mut (*m).Owner,
-        }
+    // The gate has a KEVENT's layout (a DISPATCHER_HEADER).
+    Core {
+        count: field!(m, KGUARDED_MUTEX, Count),
+        event: field!(m, KGUARDED_MUTEX, Gate),
+        contention: field!(m, KGUARDED_MUTEX, Contention),
+        owner: field!(m, KGUARDED_MUTEX, Owner),
     }
 }
 
@@ -92,10 +87,9 @@ impl Core {
             }
             // SAFETY: `Contention` is a plain ULONG of the caller's mutex; only its owner-to-be
             // updates it (a statistic, as on Windows).
-            unsafe {
-                self.contention
-                    .write(self.contention.read().wrapping_add(1))
-            };
+            let n = unsafe { self.contention.read() };
+            // SAFETY: as above.
+            unsafe { self.contention.write(n.wrapping_add(1)) };
             // SAFETY: the mutex's own synchronization event (initialized with the mutex), waited
             // on without a timeout.
             unsafe {
@@ -157,7 +151,7 @@ pub unsafe extern "win64" fn ExAcquireFastMutex(FastMutex: *mut FAST_MUTEX) {
     thread::set_irql(APC_LEVEL.max(old));
     fast(FastMutex).acquire();
     // SAFETY: the mutex is now ours; OldIrql is a plain ULONG of it.
-    unsafe { (&raw mut (*FastMutex).OldIrql).write(old as ULONG) };
+    unsafe { field!(FastMutex, FAST_MUTEX, OldIrql, ULONG).write(old as ULONG) };
 }
 
 /// `ExTryToAcquireFastMutex`: TRUE (at APC_LEVEL, old IRQL saved) or FALSE (IRQL unchanged).
@@ -177,7 +171,7 @@ pub unsafe extern "win64" fn ExTryToAcquireFastMutex(FastMutex: *mut FAST_MUTEX)
     core.set_owner(crate::ke::cpu::current_thread());
     thread::set_irql(APC_LEVEL.max(old));
     // SAFETY: the mutex is now ours.
-    unsafe { (&raw mut (*FastMutex).OldIrql).write(old as ULONG) };
+    unsafe { field!(FastMutex, FAST_MUTEX, OldIrql, ULONG).write(old as ULONG) };
     1
 }
 
@@ -194,7 +188,7 @@ pub unsafe extern "win64" fn ExReleaseFastMutex(FastMutex: *mut FAST_MUTEX) {
         raise(&m, bc);
     }
     // SAFETY: the caller's mutex; OldIrql was stored by the acquisition.
-    let old = unsafe { (&raw const (*FastMutex).OldIrql).read() } as KIRQL;
+    let old = unsafe { field!(FastMutex, FAST_MUTEX, OldIrql, ULONG).read() } as KIRQL;
     release_checked(&m, fast(FastMutex), FastMutex as usize);
     thread::set_irql(old);
 }
@@ -235,13 +229,15 @@ pub unsafe extern "win64" fn ExReleaseFastMutexUnsafe(FastMutex: *mut FAST_MUTEX
 pub unsafe extern "win64" fn KeInitializeGuardedMutex(Mutex: *mut KGUARDED_MUTEX) {
     let _m = current();
     let core = guarded(Mutex);
-    // SAFETY: the caller's writable storage: every scalar field is written before use.
-    unsafe {
-        core.count.write(GM_LOCK_BIT);
-        core.owner.write(core::ptr::null_mut());
-        core.contention.write(0);
-        (&raw mut (*Mutex).CombinedApcDisable).write(0);
-    }
+    // SAFETY: the caller's writable storage for the mutex (each scalar field is written
+    // before any use).
+    unsafe { core.count.write(GM_LOCK_BIT) };
+    // SAFETY: as above.
+    unsafe { core.owner.write(core::ptr::null_mut()) };
+    // SAFETY: as above.
+    unsafe { core.contention.write(0) };
+    // SAFETY: as above.
+    unsafe { field!(Mutex, KGUARDED_MUTEX, CombinedApcDisable, ULONG).write(0) };
     // SAFETY: the gate is a DISPATCHER_HEADER inside the caller's storage (KEVENT layout).
     unsafe { crate::ke::KeInitializeEvent(core.event, SYNCHRONIZATION_EVENT, 0) };
 }

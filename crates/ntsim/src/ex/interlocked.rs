@@ -42,11 +42,8 @@ fn blink(e: *mut LIST_ENTRY) -> *mut LIST_ENTRY {
 }
 
 fn set_links(e: *mut LIST_ENTRY, f: *mut LIST_ENTRY, b: *mut LIST_ENTRY) {
-    // SAFETY: as for `flink`; the entry is writable list memory.
-    unsafe {
-        (*e).Flink = f;
-        (*e).Blink = b;
-    }
+    set_flink(e, f);
+    set_blink(e, b);
 }
 
 fn set_flink(e: *mut LIST_ENTRY, f: *mut LIST_ENTRY) {
@@ -138,13 +135,13 @@ pub unsafe extern "win64" fn ExInterlockedPushEntryList(
 ) -> *mut SINGLE_LIST_ENTRY {
     let m = current();
     locked(&m, Lock, || {
-        // SAFETY: the caller's head and entry, serialized by `Lock`.
-        unsafe {
-            let first = (*ListHead).Next;
-            (*ListEntry).Next = first;
-            (*ListHead).Next = ListEntry;
-            first
-        }
+        // SAFETY: the caller's head and entry, serialized by `Lock` (this and the two below).
+        let first = unsafe { (*ListHead).Next };
+        // SAFETY: as above.
+        unsafe { (*ListEntry).Next = first };
+        // SAFETY: as above.
+        unsafe { (*ListHead).Next = ListEntry };
+        first
     })
 }
 
@@ -159,13 +156,14 @@ pub unsafe extern "win64" fn ExInterlockedPopEntryList(
     let m = current();
     locked(&m, Lock, || {
         // SAFETY: the caller's head and its live entries, serialized by `Lock`.
-        unsafe {
-            let first = (*ListHead).Next;
-            if !first.is_null() {
-                (*ListHead).Next = (*first).Next;
-            }
-            first
+        let first = unsafe { (*ListHead).Next };
+        if !first.is_null() {
+            // SAFETY: as above; `first` is a live entry of the list.
+            let next = unsafe { (*first).Next };
+            // SAFETY: as above.
+            unsafe { (*ListHead).Next = next };
         }
+        first
     })
 }
 
@@ -180,13 +178,14 @@ pub unsafe extern "win64" fn ExInterlockedAddLargeInteger(
 ) -> LARGE_INTEGER {
     let m = current();
     locked(&m, Lock, || {
-        // SAFETY: the caller's LARGE_INTEGER (every bit pattern is a valid QuadPart), updated
-        // under `Lock`; reading the increment's QuadPart reads plain bits.
-        unsafe {
-            let old = (*Addend).QuadPart;
-            (*Addend).QuadPart = old.wrapping_add(Increment.QuadPart);
-            LARGE_INTEGER { QuadPart: old }
-        }
+        // SAFETY: every bit pattern of the union is a valid QuadPart.
+        let inc = unsafe { Increment.QuadPart };
+        let p: *mut i64 = Addend.cast();
+        // SAFETY: the caller's LARGE_INTEGER, updated under `Lock`.
+        let old = unsafe { p.read() };
+        // SAFETY: as above.
+        unsafe { p.write(old.wrapping_add(inc)) };
+        LARGE_INTEGER { QuadPart: old }
     })
 }
 
@@ -202,11 +201,10 @@ pub unsafe extern "win64" fn ExInterlockedAddUlong(
     let m = current();
     locked(&m, Lock, || {
         // SAFETY: the caller's ULONG, updated under `Lock`.
-        unsafe {
-            let old = Addend.read();
-            Addend.write(old.wrapping_add(Increment));
-            old
-        }
+        let old = unsafe { Addend.read() };
+        // SAFETY: as above.
+        unsafe { Addend.write(old.wrapping_add(Increment)) };
+        old
     })
 }
 

@@ -40,6 +40,7 @@ use nt_abi::bugcheck as codes;
 use nt_abi::*;
 
 use crate::ke::bugcheck::raise;
+use crate::ke::spinlock::field;
 use crate::ke::thread::{self, Cur, current, park_forever};
 use crate::machine::lock;
 use crate::verifier::Bc;
@@ -146,22 +147,30 @@ fn mirror(r: *mut ERESOURCE, res: &Res) {
         (None, Some(&(t, n))) => (res.shared.len() as i16, 0, (t, n)),
         (None, None) => (0, 0, (0, 0)),
     };
+    let f = field!(r, ERESOURCE, Flag, u16);
     // SAFETY: `r` is the caller's initialized ERESOURCE (nonpaged, naturally aligned, as the
     // documentation requires); these are plain integer fields that only ntsim writes, under the
-    // table lock.
-    unsafe {
-        (&raw mut (*r).ActiveCount).write(active);
-        let f = &raw mut (*r).Flag;
-        f.write((f.read() & !RESOURCE_OWNED_EXCLUSIVE) | flag);
-        (&raw mut (*r).OwnerEntry).write(OWNER_ENTRY {
-            OwnerThread: entry.0,
-            OwnerCount: entry.1 << 2,
-        });
-        (&raw mut (*r).ActiveEntries).write(res.shared.len() as u32 + res.excl.is_some() as u32);
-        (&raw mut (*r).ContentionCount).write(res.contention);
-        (&raw mut (*r).NumberOfSharedWaiters).write(res.shared_waiters);
-        (&raw mut (*r).NumberOfExclusiveWaiters).write(res.excl_waiters);
-    }
+    // table lock (the same holds for the writes below).
+    let old_flag = unsafe { f.read() };
+    // SAFETY: as above.
+    unsafe { f.write((old_flag & !RESOURCE_OWNED_EXCLUSIVE) | flag) };
+    // SAFETY: as above.
+    unsafe { field!(r, ERESOURCE, ActiveCount, i16).write(active) };
+    let owner = OWNER_ENTRY {
+        OwnerThread: entry.0,
+        OwnerCount: entry.1 << 2,
+    };
+    // SAFETY: as above.
+    unsafe { field!(r, ERESOURCE, OwnerEntry, OWNER_ENTRY).write(owner) };
+    let entries = res.shared.len() as u32 + res.excl.is_some() as u32;
+    // SAFETY: as above.
+    unsafe { field!(r, ERESOURCE, ActiveEntries, u32).write(entries) };
+    // SAFETY: as above.
+    unsafe { field!(r, ERESOURCE, ContentionCount, u32).write(res.contention) };
+    // SAFETY: as above.
+    unsafe { field!(r, ERESOURCE, NumberOfSharedWaiters, u32).write(res.shared_waiters) };
+    // SAFETY: as above.
+    unsafe { field!(r, ERESOURCE, NumberOfExclusiveWaiters, u32).write(res.excl_waiters) };
 }
 
 fn me() -> usize {
@@ -533,7 +542,6 @@ pub unsafe extern "win64" fn ExEnterCriticalRegionAndAcquireSharedWaitForExclusi
 pub unsafe extern "win64" fn ExReleaseResourceAndLeaveCriticalRegion(Resource: *mut ERESOURCE) {
     let m = current();
     release(&m, Resource, me());
-    drop(m);
     // SAFETY: no preconditions.
     unsafe { crate::ke::apc::KeLeaveCriticalRegion() };
 }

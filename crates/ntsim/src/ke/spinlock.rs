@@ -27,6 +27,22 @@ use super::bugcheck::raise;
 use super::thread::{self, Cur, current, park_forever};
 use crate::verifier::Bc;
 
+/// The address of field `$f` of the `$t` at `$p`, by offset: plain pointer arithmetic, no
+/// dereference (so it needs no `unsafe`); the caller's later access is what must be sound.
+macro_rules! field {
+    ($p:expr, $t:ty, $f:ident) => {
+        ($p as *mut u8)
+            .wrapping_add(core::mem::offset_of!($t, $f))
+            .cast()
+    };
+    ($p:expr, $t:ty, $f:ident, $ft:ty) => {
+        ($p as *mut u8)
+            .wrapping_add(core::mem::offset_of!($t, $f))
+            .cast::<$ft>()
+    };
+}
+pub(crate) use field;
+
 const LOCK_QUEUE_WAIT: usize = 1;
 const LOCK_QUEUE_OWNER: usize = 2;
 const HELD: usize = 1;
@@ -185,12 +201,12 @@ fn entry(h: *mut KLOCK_QUEUE_HANDLE) -> *mut KSPIN_LOCK_QUEUE {
 fn entry_lock(q: *mut KSPIN_LOCK_QUEUE) -> &'static AtomicUsize {
     // SAFETY: `Lock` is a pointer-sized, aligned field of a live queue entry in the caller's
     // handle; ntsim accesses it only atomically while the handle is in use.
-    unsafe { AtomicUsize::from_ptr((&raw mut (*q).Lock).cast()) }
+    unsafe { AtomicUsize::from_ptr(field!(q, KSPIN_LOCK_QUEUE, Lock)) }
 }
 
 fn entry_next(q: *mut KSPIN_LOCK_QUEUE) -> &'static AtomicUsize {
     // SAFETY: as for `entry_lock`, for the `Next` field.
-    unsafe { AtomicUsize::from_ptr((&raw mut (*q).Next).cast()) }
+    unsafe { AtomicUsize::from_ptr(field!(q, KSPIN_LOCK_QUEUE, Next)) }
 }
 
 fn queued_acquire(m: &Cur, lock: *mut KSPIN_LOCK, h: *mut KLOCK_QUEUE_HANDLE) {
@@ -257,12 +273,12 @@ fn handle_lock(h: *mut KLOCK_QUEUE_HANDLE) -> usize {
 
 fn set_old_irql(h: *mut KLOCK_QUEUE_HANDLE, old: KIRQL) {
     // SAFETY: the caller's writable handle (the documented contract).
-    unsafe { (&raw mut (*h).OldIrql).write(old) };
+    unsafe { field!(h, KLOCK_QUEUE_HANDLE, OldIrql, KIRQL).write(old) };
 }
 
 fn old_irql(h: *mut KLOCK_QUEUE_HANDLE) -> KIRQL {
     // SAFETY: the caller's handle, filled by the acquisition.
-    unsafe { (&raw const (*h).OldIrql).read() }
+    unsafe { field!(h, KLOCK_QUEUE_HANDLE, OldIrql, KIRQL).read() }
 }
 
 /// `KeAcquireInStackQueuedSpinLock`: raise to DISPATCH_LEVEL, queue behind earlier waiters,
