@@ -32,10 +32,15 @@ use crate::workitem::*;
 /// lines.
 macro_rules! ntoskrnl_imports {
     ($( $(#[doc = $doc:literal])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?; )*) => {
+        /// This group's import declarations (re-exported by the parent module).
         #[cfg(any(target_os = "windows", doc))]
-        #[cfg_attr(target_os = "windows", link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim"))]
-        unsafe extern "system" {
-            $( $(#[doc = $doc])* pub fn $name($($arg: $ty),*) $(-> $ret)?; )*
+        pub mod ffi {
+            #[allow(unused_imports)]
+            use super::*;
+            #[cfg_attr(target_os = "windows", link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim"))]
+            unsafe extern "system" {
+                $( $(#[doc = $doc])* pub fn $name($($arg: $ty),*) $(-> $ret)?; )*
+            }
         }
 
         /// A function-pointer type for every import of this group, named after it.
@@ -168,19 +173,26 @@ mod kernel_services;
 mod rtl_crt;
 
 #[cfg(any(target_os = "windows", doc))]
-pub use core_group::*;
+#[allow(unused_imports)]
+pub use core_group::ffi::*;
 #[cfg(any(target_os = "windows", doc))]
-pub use debugger::*;
+#[allow(unused_imports)]
+pub use debugger::ffi::*;
 #[cfg(any(target_os = "windows", doc))]
-pub use io_async::*;
+#[allow(unused_imports)]
+pub use io_async::ffi::*;
 #[cfg(any(target_os = "windows", doc))]
-pub use io_verify::*;
+#[allow(unused_imports)]
+pub use io_verify::ffi::*;
 #[cfg(any(target_os = "windows", doc))]
-pub use kernel_locks::*;
+#[allow(unused_imports)]
+pub use kernel_locks::ffi::*;
 #[cfg(any(target_os = "windows", doc))]
-pub use kernel_services::*;
+#[allow(unused_imports)]
+pub use kernel_services::ffi::*;
 #[cfg(any(target_os = "windows", doc))]
-pub use rtl_crt::*;
+#[allow(unused_imports)]
+pub use rtl_crt::ffi::*;
 
 /// A function-pointer type for every fixed-arity import, named after it, with the kernel
 /// callback convention (`win64` on a non-Windows x86_64 host, `system` on Windows), plus the
