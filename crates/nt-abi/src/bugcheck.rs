@@ -229,6 +229,9 @@ pub mod verifier_locks {
     pub const RESOURCE_REINITIALIZED: u64 = 0xD0;
     /// ExDeleteResourceLite on a resource that is not initialized (p2 the resource).
     pub const RESOURCE_DELETE_UNINITIALIZED: u64 = 0xD1;
+    /// Pool freed that holds an initialized ERESOURCE (p2 the resource, p3 the block, p4 its
+    /// size).
+    pub const RESOURCE_IN_FREED_POOL: u64 = 0xD2;
     /// KeEnterCriticalRegion above APC_LEVEL (p2 IRQL).
     pub const ENTER_CRITICAL_REGION_ABOVE_APC: u64 = 0x11A;
     /// KeLeaveCriticalRegion above APC_LEVEL (p2 IRQL).

@@ -446,6 +446,19 @@ fn resource_initialized_twice_is_0xc4_d0_and_deleted_uninitialized_0xd1() {
 }
 
 #[test]
+fn freeing_pool_that_holds_a_live_resource_is_0xc4_d2() {
+    if !have_fixture() {
+        return;
+    }
+    let b = dv(27, vl::RESOURCE_IN_FREED_POOL);
+    assert_eq!(
+        b.parameters[1], b.parameters[2],
+        "the resource is at the block's start"
+    );
+    assert_eq!(b.parameters[3], size_of::<ERESOURCE>() as u64);
+}
+
+#[test]
 fn critical_region_at_dispatch_level_is_0xc4_11a() {
     if !have_fixture() {
         return;

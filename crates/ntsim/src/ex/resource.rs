@@ -26,10 +26,11 @@
 //!   0xC4/0x37 on acquire, 0x38 on release (irql_checking); a wait above APC_LEVEL is 0xA;
 //! - releasing a resource the thread does not own: 0xE3 RESOURCE_NOT_OWNED (always);
 //! - ExInitializeResourceLite on a live resource 0xC4/0xD0, ExDeleteResourceLite of one never
-//!   initialized 0xC4/0xD1, of one still owned 0xC4/0x100B (misc_checks).
+//!   initialized 0xC4/0xD1, of one still owned 0xC4/0x100B, pool freed with an initialized
+//!   resource in it 0xC4/0xD2 (misc_checks).
 //!
 //! Not modelled: `ExSetResourceOwnerPointer` owner pointers, priority boosts, the resource
-//! timeout messages, and pool holding a live ERESOURCE being freed (0xC4/0xD2).
+//! timeout messages.
 #![allow(non_snake_case)]
 
 use std::collections::HashMap;
@@ -278,6 +279,26 @@ fn release(m: &Cur, r: *mut ERESOURCE, t: usize) {
         raise(m, m.verifier.on_resource_not_owned(r as usize, t));
     }
     rs.cv.notify_all();
+}
+
+/// Pool `[block, block + size)` is being freed: an ERESOURCE still initialized inside it is
+/// 0xC4/0xD2 with the verifier (misc_checks); without it the resource is forgotten.
+pub(crate) fn on_pool_free(sys: &crate::machine::System, block: usize, size: usize) {
+    let mut g = lock(&sys.ex.resources.table);
+    let inside: Vec<usize> = g
+        .keys()
+        .copied()
+        .filter(|&r| r >= block && r < block + size)
+        .collect();
+    if let Some(&r) = inside.first()
+        && let Some(bc) = sys.verifier.on_resource_in_freed_pool(r, block, size)
+    {
+        drop(g);
+        raise(sys, bc);
+    }
+    for r in inside {
+        g.remove(&r);
+    }
 }
 
 /// `ExInitializeResourceLite`: an unowned resource. Already initialized (and not deleted):

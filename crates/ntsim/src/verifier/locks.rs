@@ -195,6 +195,25 @@ impl Hooks {
         )
     }
 
+    /// Pool being freed still holds an initialized ERESOURCE (never deleted): 0xC4/0xD2 (p2 the
+    /// resource, p3 the block, p4 its size).
+    pub(crate) fn on_resource_in_freed_pool(
+        &self,
+        resource: usize,
+        block: usize,
+        size: usize,
+    ) -> Option<Bc> {
+        self.dv(
+            self.f.misc_checks,
+            [
+                vl::RESOURCE_IN_FREED_POOL,
+                resource as u64,
+                block as u64,
+                size as u64,
+            ],
+        )
+    }
+
     /// `ExDeleteResourceLite` while a thread owns the resource: 0xC4/0x100B (deadlock
     /// detection: "the deleted lock is still owned by a thread", p2 the lock, p3 the owner).
     pub(crate) fn on_delete_owned_lock(&self, lock: usize, owner: usize) -> Option<Bc> {

@@ -298,6 +298,9 @@ fn locks_meaning(p1: u64) -> Option<&'static str> {
         vl::RESOURCE_DELETE_UNINITIALIZED => {
             "an ERESOURCE that was never initialized was used or deleted"
         }
+        vl::RESOURCE_IN_FREED_POOL => {
+            "pool was freed that still holds an initialized ERESOURCE (ExDeleteResourceLite was not called)"
+        }
         vl::ENTER_CRITICAL_REGION_ABOVE_APC => "KeEnterCriticalRegion was called above APC_LEVEL",
         vl::LEAVE_CRITICAL_REGION_ABOVE_APC => "KeLeaveCriticalRegion was called above APC_LEVEL",
         vl::SELF_DEADLOCK => {
