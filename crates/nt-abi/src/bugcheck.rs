@@ -154,6 +154,7 @@ pub fn bugcheck_name_ext(code: u32) -> &'static str {
         SYSTEM_THREAD_EXCEPTION_NOT_HANDLED => "SYSTEM_THREAD_EXCEPTION_NOT_HANDLED",
         KERNEL_SECURITY_CHECK_FAILURE => "KERNEL_SECURITY_CHECK_FAILURE",
         NO_MORE_IRP_STACK_LOCATIONS => "NO_MORE_IRP_STACK_LOCATIONS",
+        RESOURCE_NOT_OWNED => "RESOURCE_NOT_OWNED",
         other => bugcheck_name_kernel_services(other).unwrap_or_else(|| bugcheck_name(other)),
     }
 }
@@ -280,4 +281,66 @@ pub mod verifier_remlock {
     /// "The current IoReleaseRemoveLock tag does not match the previous IoAcquireRemoveLock
     /// tag" (p2 = the IO_REMOVE_LOCK, p3 = the tag released, p4 = reserved).
     pub const RELEASE_TAG_NOT_ACQUIRED: u64 = 0xD5;
+}
+
+// ---- kelocks stream: locks, resources, regions (Microsoft, *Bug Check 0xC4:
+// DRIVER_VERIFIER_DETECTED_VIOLATION*, *Bug Check 0xE3: RESOURCE_NOT_OWNED*,
+// *Bug Check 0x1: APC_INDEX_MISMATCH*) ----
+
+/// `RESOURCE_NOT_OWNED` (0xE3): a thread released an ERESOURCE it does not own (p1 = the
+/// resource, p2 = the thread, p3 = the owner table if any, p4 = reserved).
+pub const RESOURCE_NOT_OWNED: u32 = 0xE3;
+
+/// `APC_INDEX_MISMATCH` (0x1) parameter 4: what returned with a changed APC-disable count.
+pub mod apc_index_mismatch {
+    /// A system call (for a driver: its dispatch routine returning to the I/O manager).
+    pub const SYSTEM_CALL: u64 = 0;
+    /// A worker routine (a work item's routine returning to its system worker thread).
+    pub const WORKER_ROUTINE: u64 = 1;
+}
+
+/// `DRIVER_VERIFIER_DETECTED_VIOLATION` (0xC4) parameter-1 values for locks and regions.
+pub mod verifier_locks {
+    /// Fast mutex acquired above APC_LEVEL (p2 IRQL, p3 the fast mutex).
+    pub const ACQUIRE_FAST_MUTEX_ABOVE_APC: u64 = 0x33;
+    /// Fast mutex released at an IRQL other than APC_LEVEL (p2 IRQL, p3 the fast mutex).
+    pub const RELEASE_FAST_MUTEX_NOT_AT_APC: u64 = 0x34;
+    /// Resource acquired with APCs enabled (p2 IRQL, p3 APC-disable count, p4 the resource).
+    pub const ACQUIRE_RESOURCE_APCS_ENABLED: u64 = 0x37;
+    /// Resource released with APCs enabled (p2 IRQL, p3 APC-disable count, p4 the resource).
+    pub const RELEASE_RESOURCE_APCS_ENABLED: u64 = 0x38;
+    /// Mutex acquired "unsafe" below APC_LEVEL with APCs enabled (p2 IRQL, p3 APC-disable
+    /// count, p4 the mutex).
+    pub const ACQUIRE_MUTEX_UNSAFE_BAD_IRQL: u64 = 0x39;
+    /// Mutex released "unsafe" below APC_LEVEL with APCs enabled (as 0x39).
+    pub const RELEASE_MUTEX_UNSAFE_BAD_IRQL: u64 = 0x3A;
+    /// KeLeaveCriticalRegion on a thread not in a critical region.
+    pub const LEAVE_CRITICAL_REGION_NOT_IN_ONE: u64 = 0x3E;
+    /// KeAcquireSpinLockAtDpcLevel below DISPATCH_LEVEL (p2 IRQL, p3 the lock).
+    pub const ACQUIRE_SPINLOCK_AT_DPC_BELOW_DISPATCH: u64 = 0x40;
+    /// KeReleaseSpinLockFromDpcLevel below DISPATCH_LEVEL (p2 IRQL, p3 the lock).
+    pub const RELEASE_SPINLOCK_FROM_DPC_BELOW_DISPATCH: u64 = 0x41;
+    /// KeAcquireSpinLock above DISPATCH_LEVEL (p2 IRQL, p3 the lock).
+    pub const ACQUIRE_SPINLOCK_ABOVE_DISPATCH: u64 = 0x42;
+    /// A dispatch routine changed the thread's APC-disable count (p2 the routine, p3 the count
+    /// now, p4 the count before).
+    pub const DISPATCH_CHANGED_APC_DISABLE: u64 = 0xC5;
+    /// ExInitializeResourceLite on a resource that is already initialized (p2 the resource).
+    pub const RESOURCE_REINITIALIZED: u64 = 0xD0;
+    /// ExDeleteResourceLite on a resource that is not initialized (p2 the resource).
+    pub const RESOURCE_DELETE_UNINITIALIZED: u64 = 0xD1;
+    /// Pool freed that holds an initialized ERESOURCE (p2 the resource, p3 the block, p4 its
+    /// size).
+    pub const RESOURCE_IN_FREED_POOL: u64 = 0xD2;
+    /// KeEnterCriticalRegion above APC_LEVEL (p2 IRQL).
+    pub const ENTER_CRITICAL_REGION_ABOVE_APC: u64 = 0x11A;
+    /// KeLeaveCriticalRegion above APC_LEVEL (p2 IRQL).
+    pub const LEAVE_CRITICAL_REGION_ABOVE_APC: u64 = 0x11B;
+    /// Deadlock detection: a thread acquires a resource it would wait on itself (p2 the lock).
+    pub const SELF_DEADLOCK: u64 = 0x1000;
+    /// Deadlock detection: a lock released that was never acquired (p2 the lock).
+    pub const UNACQUIRED_LOCK_RELEASED: u64 = 0x1007;
+    /// Deadlock detection: a lock deleted while a thread still owns it (p2 the lock, p3 the
+    /// owner thread).
+    pub const DELETED_LOCK_STILL_OWNED: u64 = 0x100B;
 }

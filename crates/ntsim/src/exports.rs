@@ -181,7 +181,61 @@ export_group! { kernel_services:
 
 // Fast and guarded mutexes, ERESOURCE, regions, DPC-level and queued spin locks, interlocked
 // lists (issue 9, item 2).
-export_group! { kernel_locks: }
+pub use crate::ex::fastmutex::{
+    ExAcquireFastMutex, ExAcquireFastMutexUnsafe, ExReleaseFastMutex, ExReleaseFastMutexUnsafe,
+    ExTryToAcquireFastMutex, KeAcquireGuardedMutex, KeAcquireGuardedMutexUnsafe,
+    KeInitializeGuardedMutex, KeReleaseGuardedMutex, KeReleaseGuardedMutexUnsafe,
+    KeTryToAcquireGuardedMutex,
+};
+pub use crate::ex::interlocked::{
+    ExInterlockedAddLargeInteger, ExInterlockedAddUlong, ExInterlockedInsertHeadList,
+    ExInterlockedInsertTailList, ExInterlockedPopEntryList, ExInterlockedPushEntryList,
+    ExInterlockedRemoveHeadList, ExQueryDepthSList, ExpInterlockedFlushSList, InitializeSListHead,
+};
+pub use crate::ex::resource::{
+    ExAcquireResourceExclusiveLite, ExAcquireResourceSharedLite, ExAcquireSharedStarveExclusive,
+    ExAcquireSharedWaitForExclusive, ExConvertExclusiveToSharedLite, ExDeleteResourceLite,
+    ExEnterCriticalRegionAndAcquireResourceExclusive,
+    ExEnterCriticalRegionAndAcquireResourceShared,
+    ExEnterCriticalRegionAndAcquireSharedWaitForExclusive, ExGetExclusiveWaiterCount,
+    ExGetSharedWaiterCount, ExInitializeResourceLite, ExIsResourceAcquiredExclusiveLite,
+    ExIsResourceAcquiredSharedLite, ExReinitializeResourceLite,
+    ExReleaseResourceAndLeaveCriticalRegion, ExReleaseResourceForThreadLite, ExReleaseResourceLite,
+};
+pub use crate::ke::apc::{
+    KeEnterCriticalRegion, KeEnterGuardedRegion, KeLeaveCriticalRegion, KeLeaveGuardedRegion,
+};
+pub use crate::ke::spinlock::{
+    KeAcquireInStackQueuedSpinLock, KeAcquireInStackQueuedSpinLockAtDpcLevel,
+    KeAcquireInStackQueuedSpinLockForDpc, KeAcquireSpinLockAtDpcLevel, KeAcquireSpinLockForDpc,
+    KeReleaseInStackQueuedSpinLock, KeReleaseInStackQueuedSpinLockForDpc,
+    KeReleaseInStackQueuedSpinLockFromDpcLevel, KeReleaseSpinLockForDpc,
+    KeReleaseSpinLockFromDpcLevel, KeTestSpinLock, KeTryToAcquireSpinLockAtDpcLevel,
+};
+export_group! { kernel_locks:
+    ExAcquireFastMutex, ExReleaseFastMutex, ExTryToAcquireFastMutex, ExAcquireFastMutexUnsafe,
+    ExReleaseFastMutexUnsafe,
+    KeInitializeGuardedMutex, KeAcquireGuardedMutex, KeReleaseGuardedMutex,
+    KeTryToAcquireGuardedMutex, KeAcquireGuardedMutexUnsafe, KeReleaseGuardedMutexUnsafe,
+    KeEnterGuardedRegion, KeLeaveGuardedRegion, KeEnterCriticalRegion, KeLeaveCriticalRegion,
+    ExInitializeResourceLite, ExReinitializeResourceLite, ExDeleteResourceLite,
+    ExAcquireResourceExclusiveLite, ExAcquireResourceSharedLite, ExAcquireSharedStarveExclusive,
+    ExAcquireSharedWaitForExclusive, ExReleaseResourceLite, ExReleaseResourceForThreadLite,
+    ExIsResourceAcquiredExclusiveLite, ExIsResourceAcquiredSharedLite, ExGetExclusiveWaiterCount,
+    ExGetSharedWaiterCount, ExConvertExclusiveToSharedLite,
+    ExEnterCriticalRegionAndAcquireResourceExclusive,
+    ExEnterCriticalRegionAndAcquireResourceShared,
+    ExEnterCriticalRegionAndAcquireSharedWaitForExclusive,
+    ExReleaseResourceAndLeaveCriticalRegion,
+    KeAcquireSpinLockAtDpcLevel, KeReleaseSpinLockFromDpcLevel, KeTryToAcquireSpinLockAtDpcLevel,
+    KeTestSpinLock, KeAcquireSpinLockForDpc, KeReleaseSpinLockForDpc,
+    KeAcquireInStackQueuedSpinLock, KeReleaseInStackQueuedSpinLock,
+    KeAcquireInStackQueuedSpinLockAtDpcLevel, KeReleaseInStackQueuedSpinLockFromDpcLevel,
+    KeAcquireInStackQueuedSpinLockForDpc, KeReleaseInStackQueuedSpinLockForDpc,
+    ExInterlockedInsertHeadList, ExInterlockedInsertTailList, ExInterlockedRemoveHeadList,
+    ExInterlockedPushEntryList, ExInterlockedPopEntryList, ExInterlockedAddLargeInteger,
+    ExInterlockedAddUlong, ExpInterlockedFlushSList, ExQueryDepthSList, InitializeSListHead,
+}
 
 // Rtl strings and memory, CRT, MmGetSystemRoutineAddress, version (issue 9, item 3).
 pub use crate::dbg::printf::{

@@ -21,15 +21,15 @@ use crate::ke::thread::{self, current};
 use crate::verifier::Bc;
 
 /// One lock for every SLIST_HEADER's updates (ntsim's interlocked lists are not lock-free).
-static SLIST: Mutex<()> = Mutex::new(());
+pub(crate) static SLIST: Mutex<()> = Mutex::new(());
 
 /// Minimum depth Windows gives a new lookaside list (`ExMinimumLookasideDepth`).
 pub const LOOKASIDE_MINIMUM_DEPTH: u16 = 4;
 /// Upper bound of the depth ntsim's lists use (the `Depth` argument is ignored, as documented).
 pub const LOOKASIDE_MAXIMUM_DEPTH: u16 = 256;
 
-const ADDRESS_MASK: u64 = !0xF;
-const HEADER16: u64 = 1;
+pub(crate) const ADDRESS_MASK: u64 = !0xF;
+pub(crate) const HEADER16: u64 = 1;
 
 /// `ExpInterlockedPopEntrySList`: remove the first entry (NULL when empty).
 ///

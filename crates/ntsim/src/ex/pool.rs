@@ -475,6 +475,8 @@ pub(crate) fn free_block(sys: &System, p: usize, tag: Option<u32>) {
     {
         raise(sys, bc);
     }
+    // ERESOURCEs that live in this block (0xC4/0xD2).
+    super::resource::on_pool_free(sys, p, block.size);
     // Work items that live in this block.
     (pool.on_free)(sys, p, block.size);
     let mut g = lock(&pool.table);

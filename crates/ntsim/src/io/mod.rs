@@ -242,6 +242,7 @@ pub(crate) fn call_driver(m: &System, r: &irp::Request<'_>) -> irp::Completion {
         irp::free(m, built);
         return c;
     };
+    let apc = crate::ke::apc::snapshot();
     let status = thread::with_context(owner, mj_context(r.mj), || {
         thread::set_caller(0);
         // SAFETY: calling the driver's dispatch routine with its device and a fresh IRP whose
@@ -254,6 +255,7 @@ pub(crate) fn call_driver(m: &System, r: &irp::Request<'_>) -> irp::Completion {
         thread::with_context(owner, mj_context(r.mj), || raise(m, bc));
     }
     overlapped::note_dispatch_status(status);
+    crate::ke::apc::check_after(m, false, dispatch as usize, apc);
     let completed = lock(&built.track.state).completed.clone();
     let result = match (status, completed) {
         (_, Some(c)) => c,

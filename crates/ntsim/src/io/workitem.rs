@@ -449,6 +449,7 @@ impl WorkEntry for IoWork {
         thread::with_context(self.owner, "work item routine", || {
             thread::set_caller(0);
             thread::set_irql(PASSIVE_LEVEL);
+            let apc = crate::ke::apc::snapshot();
             match self.routine {
                 // SAFETY: the driver's routine, passed to IoQueueWorkItemEx (non-null,
                 // checked), called with the documented arguments; the item is dequeued, as
@@ -478,6 +479,9 @@ impl WorkEntry for IoWork {
             }
             // A KMUTEX still owned: 0x1 with call type 1 (a worker routine).
             crate::ke::dispatch::check_apc_disable(sys, self.routine.addr(), true);
+            // APC_INDEX_MISMATCH (p4 = 1, a worker routine) when the routine left a critical
+            // or guarded region unbalanced (ke::apc).
+            crate::ke::apc::check_after(sys, true, self.routine.addr(), apc);
         });
         {
             let mut g = lock(&items.table);

@@ -3,6 +3,7 @@
 //! KeBugCheckEx, and CPU exceptions in driver code ([`fault`]).
 #![allow(non_snake_case)]
 
+pub(crate) mod apc;
 pub(crate) mod bugcheck;
 pub mod cpu;
 pub mod decode;
@@ -11,6 +12,7 @@ pub(crate) mod dpc;
 pub(crate) mod except;
 pub(crate) mod fault;
 pub(crate) mod kd;
+pub(crate) mod spinlock;
 pub(crate) mod thread;
 pub(crate) mod time;
 pub(crate) mod timer;
@@ -20,13 +22,12 @@ use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use nt_abi::bugcheck as codes;
 use nt_abi::*;
 
 use crate::machine::lock;
 use crate::verifier::{Bc, BugCheck};
 use bugcheck::raise;
-use thread::{current, park_forever};
+use thread::current;
 
 /// The kernel's own state: the bug check, and the dispatcher lock that event waits sleep on.
 pub(crate) struct Ke {
@@ -318,12 +319,6 @@ pub unsafe extern "win64" fn KeDelayExecutionThread(
     STATUS_SUCCESS
 }
 
-fn spin_word(lock: *mut KSPIN_LOCK) -> &'static AtomicUsize {
-    // SAFETY: a KSPIN_LOCK is a naturally aligned ULONG_PTR owned by the driver; all access by
-    // ntsim is atomic.
-    unsafe { AtomicUsize::from_ptr(lock) }
-}
-
 /// `KeAcquireSpinLockRaiseToDpc`: raise to DISPATCH_LEVEL and take the lock; returns the old IRQL.
 ///
 /// # Safety
@@ -331,32 +326,9 @@ fn spin_word(lock: *mut KSPIN_LOCK) -> &'static AtomicUsize {
 pub unsafe extern "win64" fn KeAcquireSpinLockRaiseToDpc(SpinLock: *mut KSPIN_LOCK) -> KIRQL {
     let m = current();
     let old = irql::get();
-    if old > DISPATCH_LEVEL {
-        raise(
-            &m,
-            Bc::new(
-                codes::IRQL_NOT_LESS_OR_EQUAL,
-                [SpinLock as u64, old as u64, 0, 0],
-            ),
-        );
-    }
+    spinlock::check_raise(&m, old, SpinLock);
     irql::set(DISPATCH_LEVEL);
-    let w = spin_word(SpinLock);
-    let mut spins = 0u32;
-    while w
-        .compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed)
-        .is_err()
-    {
-        spins += 1;
-        if spins > 64 {
-            std::thread::yield_now();
-            if m.ke.is_bugged() {
-                park_forever();
-            }
-        } else {
-            std::hint::spin_loop();
-        }
-    }
+    spinlock::acquire_word(&m, SpinLock);
     old
 }
 
@@ -372,7 +344,7 @@ pub unsafe extern "win64" fn KeReleaseSpinLock(SpinLock: *mut KSPIN_LOCK, NewIrq
     {
         raise(&m, bc);
     }
-    spin_word(SpinLock).store(0, Ordering::Release);
+    spinlock::release_word(&m, SpinLock);
     irql::set(NewIrql);
 }
 

@@ -50,6 +50,9 @@ pub(crate) struct KThread {
     /// Mutexes (KMUTEX) the thread owns: each acquisition disables normal kernel APCs
     /// (`KernelApcDisable` − 1), each release enables them again.
     mutexes: Cell<i32>,
+    /// KTHREAD.KernelApcDisable / SpecialApcDisable: decremented by KeEnterCriticalRegion /
+    /// KeEnterGuardedRegion (`ke::apc`).
+    apc_disable: Cell<(i16, i16)>,
 }
 
 impl KThread {
@@ -95,6 +98,7 @@ impl KernelState {
             context: Cell::new(context),
             driver: Cell::new(driver),
             mutexes: Cell::new(0),
+            apc_disable: Cell::new((0, 0)),
         });
         let prev = CURRENT.with(|c| c.replace(&*thread));
         KernelState { thread, prev }
@@ -149,6 +153,15 @@ pub(crate) fn context() -> &'static str {
 /// The driver whose code this thread runs.
 pub(crate) fn driver() -> DriverId {
     with_thread(|t| t.driver.get()).unwrap_or(DriverId::NONE)
+}
+
+/// The thread's (KernelApcDisable, SpecialApcDisable) counts ((0, 0) on other threads).
+pub(crate) fn apc_disable() -> (i16, i16) {
+    with_thread(|t| t.apc_disable.get()).unwrap_or((0, 0))
+}
+
+pub(crate) fn set_apc_disable(v: (i16, i16)) {
+    with_thread(|t| t.apc_disable.set(v));
 }
 
 /// Called by the import stubs: remember the driver's return address.

@@ -56,6 +56,7 @@ use nt_abi::bugcheck::*;
 
 mod hooks;
 mod iorules;
+mod locks;
 pub(crate) use hooks::Hooks;
 pub(crate) use iorules::{CallDriver, no_more_irp_stack_locations};
 
@@ -209,16 +210,20 @@ pub fn meaning(code: u32, p1: u64) -> &'static str {
         (DRIVER_VERIFIER_DETECTED_VIOLATION, 0xD5) => {
             "IoReleaseRemoveLock's tag matches no outstanding IoAcquireRemoveLock of the remove lock"
         }
+        (DRIVER_VERIFIER_DETECTED_VIOLATION, p) if locks_meaning(p).is_some() => {
+            locks_meaning(p).unwrap_or_default()
+        }
         (DRIVER_VERIFIER_DETECTED_VIOLATION, _) => "Driver Verifier detected a violation",
+        (RESOURCE_NOT_OWNED, _) => "a thread released an ERESOURCE it does not own",
+        (APC_INDEX_MISMATCH, _) => {
+            "a driver routine returned with the thread's APC-disable count changed (an unbalanced KeEnterCriticalRegion/KeEnterGuardedRegion, or a guarded mutex or KMUTEX still held)"
+        }
         (BAD_POOL_CALLER, 0x07) => "pool that was already freed was freed again",
         (BAD_POOL_CALLER, 0x0A) => "pool was freed with a tag other than the allocation's tag",
         (BAD_POOL_CALLER, 0x99) => "pool was freed at an address that is not a pool allocation",
         (BAD_POOL_CALLER, _) => "invalid pool request",
         (DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS, _) => {
             "the driver unloaded while work items it queued, or system threads it created, were still queued or running"
-        }
-        (APC_INDEX_MISMATCH, _) => {
-            "a driver routine returned to the system with APCs still disabled (p3: a mutex still owned)"
         }
         (MAXIMUM_WAIT_OBJECTS_EXCEEDED, _) => {
             "a wait named more than MAXIMUM_WAIT_OBJECTS objects, or more than THREAD_WAIT_OBJECTS without a wait-block array"
@@ -297,6 +302,59 @@ pub fn meaning(code: u32, p1: u64) -> &'static str {
         }
         _ => "the driver called KeBugCheckEx",
     }
+}
+
+/// What the lock and region rules' 0xC4 parameter 1 means (`verifier::locks`).
+fn locks_meaning(p1: u64) -> Option<&'static str> {
+    use nt_abi::bugcheck::verifier_locks as vl;
+    Some(match p1 {
+        vl::ACQUIRE_FAST_MUTEX_ABOVE_APC => "a fast mutex was acquired at IRQL above APC_LEVEL",
+        vl::RELEASE_FAST_MUTEX_NOT_AT_APC => {
+            "a fast mutex was released at an IRQL other than APC_LEVEL"
+        }
+        vl::ACQUIRE_RESOURCE_APCS_ENABLED => {
+            "an ERESOURCE was acquired with normal kernel APCs enabled (no KeEnterCriticalRegion)"
+        }
+        vl::RELEASE_RESOURCE_APCS_ENABLED => {
+            "an ERESOURCE was released with normal kernel APCs enabled"
+        }
+        vl::ACQUIRE_MUTEX_UNSAFE_BAD_IRQL => {
+            "a mutex was acquired \"unsafe\" below APC_LEVEL with APCs enabled"
+        }
+        vl::RELEASE_MUTEX_UNSAFE_BAD_IRQL => {
+            "a mutex was released \"unsafe\" below APC_LEVEL with APCs enabled"
+        }
+        vl::LEAVE_CRITICAL_REGION_NOT_IN_ONE => {
+            "KeLeaveCriticalRegion was called on a thread that is not in a critical region"
+        }
+        vl::ACQUIRE_SPINLOCK_AT_DPC_BELOW_DISPATCH => {
+            "KeAcquireSpinLockAtDpcLevel was called below DISPATCH_LEVEL"
+        }
+        vl::RELEASE_SPINLOCK_FROM_DPC_BELOW_DISPATCH => {
+            "KeReleaseSpinLockFromDpcLevel was called below DISPATCH_LEVEL"
+        }
+        vl::ACQUIRE_SPINLOCK_ABOVE_DISPATCH => {
+            "a spin lock was acquired at IRQL above DISPATCH_LEVEL"
+        }
+        vl::DISPATCH_CHANGED_APC_DISABLE => {
+            "a dispatch routine returned with the thread's APC-disable count changed"
+        }
+        vl::RESOURCE_REINITIALIZED => "an ERESOURCE that is in use was initialized again",
+        vl::RESOURCE_DELETE_UNINITIALIZED => {
+            "an ERESOURCE that was never initialized was used or deleted"
+        }
+        vl::RESOURCE_IN_FREED_POOL => {
+            "pool was freed that still holds an initialized ERESOURCE (ExDeleteResourceLite was not called)"
+        }
+        vl::ENTER_CRITICAL_REGION_ABOVE_APC => "KeEnterCriticalRegion was called above APC_LEVEL",
+        vl::LEAVE_CRITICAL_REGION_ABOVE_APC => "KeLeaveCriticalRegion was called above APC_LEVEL",
+        vl::SELF_DEADLOCK => {
+            "a thread asked for a resource it would wait on itself (shared owner acquiring exclusive)"
+        }
+        vl::UNACQUIRED_LOCK_RELEASED => "a lock was released that nobody holds",
+        vl::DELETED_LOCK_STILL_OWNED => "a lock was deleted while a thread still owns it",
+        _ => return None,
+    })
 }
 
 /// Build the public record.
