@@ -4,7 +4,7 @@
 //! Component ids and levels follow mingw-w64's `dpfilter.h` (the WDK's `dpfilter.h` has the
 //! same values); the filtering rule is Microsoft's "Reading and Filtering Debugging Messages"
 //! (<https://learn.microsoft.com/windows-hardware/drivers/debugger/reading-and-filtering-debugging-messages>).
-use crate::types::{NTSTATUS, ULONG};
+use crate::types::ULONG;
 
 /// `DPFLTR_ERROR_LEVEL` (0): passes the default system-wide (`WIN2000`) mask, so always shown.
 pub const DPFLTR_ERROR_LEVEL: ULONG = 0;
@@ -218,13 +218,6 @@ pub fn dpfltr_component_name(id: ULONG) -> Option<&'static str> {
 
 /// `KD_OPTION_SET_BLOCK_ENABLE`, the only `KD_OPTION` (`KdChangeOption`).
 pub const KD_OPTION_SET_BLOCK_ENABLE: ULONG = 0;
-
-/// `STATUS_DEBUGGER_INACTIVE`: the system was booted without a kernel debugger.
-pub const STATUS_DEBUGGER_INACTIVE: NTSTATUS = 0xC000_0354u32 as NTSTATUS;
-/// `STATUS_INVALID_INFO_CLASS` (`KdChangeOption` with an unknown option).
-pub const STATUS_INVALID_INFO_CLASS: NTSTATUS = 0xC000_0003u32 as NTSTATUS;
-/// `STATUS_INVALID_PARAMETER_1` (a filter-state call with an unknown component).
-pub const STATUS_INVALID_PARAMETER_1: NTSTATUS = 0xC000_00EFu32 as NTSTATUS;
 
 /// `BREAKPOINT_BREAK`: `ExceptionInformation[0]` of a plain breakpoint.
 pub const BREAKPOINT_BREAK: usize = 0;

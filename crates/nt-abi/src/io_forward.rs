@@ -4,7 +4,6 @@
 //!
 //! Values from mingw-w64's `ddk/wdm.h` (checked against Microsoft's *IO_STACK_LOCATION* and
 //! *IoSetCompletionRoutine* pages).
-use crate::types::NTSTATUS;
 
 /// `IO_STACK_LOCATION.Control`: the completion routine of this location runs when the IRP is
 /// completed with a cancelled IRP (`Irp->Cancel`).
@@ -16,10 +15,6 @@ pub const SL_INVOKE_ON_ERROR: u8 = 0x80;
 /// `IO_STACK_LOCATION.Control`: an error status was returned at this location (kept when the
 /// location is cleared during completion).
 pub const SL_ERROR_RETURNED: u8 = 0x02;
-
-/// `STATUS_MORE_PROCESSING_REQUIRED`: a completion routine returning it stops completion; the
-/// IRP then belongs to that routine's driver again.
-pub const STATUS_MORE_PROCESSING_REQUIRED: NTSTATUS = 0xC000_0016u32 as NTSTATUS;
 
 /// `IRP.Flags`: the IRP is a synchronous API request (IoBuildSynchronousFsdRequest).
 pub const IRP_SYNCHRONOUS_API: u32 = 0x0000_0004;

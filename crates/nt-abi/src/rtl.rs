@@ -115,10 +115,6 @@ pub const UNICODE_STRING_MAX_BYTES: USHORT = 0xFFFE;
 pub const RTL_UNICODE_STRING_TAG: ULONG = u32::from_le_bytes(*b"USTR");
 pub const RTL_ANSI_STRING_TAG: ULONG = u32::from_le_bytes(*b"ASTR");
 
-/// Statuses the Rtl routines return that no other part of the project needs.
-pub const STATUS_NAME_TOO_LONG: NTSTATUS = 0xC000_0106u32 as NTSTATUS;
-pub const STATUS_NO_MEMORY: NTSTATUS = 0xC000_0017u32 as NTSTATUS;
-
 /// Bytes ntsim gives each emulated `OBJECT_TYPE` (the data exports `ExEventObjectType` and
 /// friends point at one each). Drivers treat OBJECT_TYPE as opaque; Windows 10 x64's is 0xD8
 /// bytes with its `Name` UNICODE_STRING at 0x10 (public type dumps).

@@ -403,7 +403,7 @@ fn string_routines_keep_their_documented_limits() {
     let Some(rig) = Rig::new() else { return };
     let w = rig.words(10);
     let e = [
-        st(rtl::STATUS_NAME_TOO_LONG),
+        st(nt_abi::STATUS_NAME_TOO_LONG),
         0,
         0,
         0xFFFE_FFFC,

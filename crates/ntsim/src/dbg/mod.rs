@@ -28,6 +28,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use nt_abi::dbg::*;
+use nt_abi::status::STATUS_INVALID_PARAMETER_1;
 
 use crate::ke::thread::current;
 use crate::machine::lock;

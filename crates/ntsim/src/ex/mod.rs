@@ -7,9 +7,9 @@ pub(crate) mod interlocked;
 pub mod lookaside;
 pub mod pool;
 pub mod raise;
+pub(crate) mod resource;
 pub(crate) mod rtl_pool;
 pub mod system_routine;
-pub(crate) mod resource;
 pub(crate) mod worker;
 
 /// The executive's state.
