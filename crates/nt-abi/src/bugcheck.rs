@@ -3,7 +3,7 @@
 
 pub const APC_INDEX_MISMATCH: u32 = 0x01;
 pub const REFERENCE_BY_POINTER: u32 = 0x18;
-pub const MUTEX_LEVEL_NUMBER_VIOLATION: u32 = 0x39;
+pub const MUTEX_LEVEL_NUMBER_VIOLATION: u32 = 0x0D;
 pub const DRIVER_VERIFIER_DETECTED_VIOLATION: u32 = 0xC4;
 /// `PROCESS_HAS_LOCKED_PAGES`: p1 = 0 a process ended with pages still locked (p2 process,
 /// p3 locked pages, p4 driver stacks or 0); p1 = 1 a driver unlocked pages that were not

@@ -20,7 +20,7 @@ pub const IO_TYPE_CSQ: ULONG = 2;
 pub const IO_TYPE_CSQ_EX: ULONG = 3;
 
 /// Index of `Irp->Tail.Overlay.DriverContext` the `IoCsqXxx` routines own (Microsoft,
-/// *IoCsqInsertIrp*: "the IoCsqXxx routines use the DriverContext[3] member of the IRP").
+/// *IoCsqInsertIrp*: "the IoCsqXxx routines use the DriverContext\[3\] member of the IRP").
 pub const CSQ_DRIVER_CONTEXT_SLOT: usize = 3;
 
 crate::routine_type!(pub type PIO_CSQ_INSERT_IRP = unsafe fn(Csq: *mut IO_CSQ, Irp: *mut IRP));

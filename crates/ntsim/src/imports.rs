@@ -3,7 +3,7 @@
 //!
 //! A PE import names a symbol, not what it is: whether an import is a function or a variable
 //! (a data export such as `KdDebuggerEnabled`, whose IAT slot receives the variable's address)
-//! is ntoskrnl's knowledge. [`is_data_export`] holds it; the report names data imports as data
+//! is ntoskrnl's knowledge, declared once in `nt_abi::imports::data` ([`is_data_export`] asks it); the report names data imports as data
 //! (in the text, the JSON `kind`, and the `missing_data` list) so a driver author knows which
 //! kind of binding is missing.
 use std::path::Path;
@@ -11,48 +11,9 @@ use std::path::Path;
 use crate::json::Json;
 use crate::pe::imports::{ImportName, import_names};
 
-/// Variables ntoskrnl exports (bound as data, not called). Names from Microsoft's WDK
-/// reference and mingw-w64's `ddk/` headers (`extern` declarations with `NTKERNELAPI`). Once
-/// nt-abi declares the data exports ntsim binds (the Rtl/CRT/data work), this list gives way
-/// to that one source (`is_data_export` is the one place that asks).
-const KNOWN_DATA_EXPORTS: &[&str] = &[
-    "CmKeyObjectType",
-    "ExDesktopObjectType",
-    "ExEventObjectType",
-    "ExSemaphoreObjectType",
-    "ExWindowStationObjectType",
-    "HalDispatchTable",
-    "HalPrivateDispatchTable",
-    "InitSafeBootMode",
-    "IoDeviceObjectType",
-    "IoDriverObjectType",
-    "IoFileObjectType",
-    "KdDebuggerEnabled",
-    "KdDebuggerNotPresent",
-    "KeLoaderBlock",
-    "KeNumberProcessors",
-    "KeTickCount",
-    "MmBadPointer",
-    "MmHighestUserAddress",
-    "MmSystemRangeStart",
-    "MmUserProbeAddress",
-    "NlsMbCodePageTag",
-    "NlsMbOemCodePageTag",
-    "PsInitialSystemProcess",
-    "PsJobType",
-    "PsProcessType",
-    "PsThreadType",
-    "SeExports",
-    "SeTokenObjectType",
-    "TmEnlistmentObjectType",
-    "TmResourceManagerObjectType",
-    "TmTransactionManagerObjectType",
-    "TmTransactionObjectType",
-];
-
 /// Whether the ntoskrnl export `name` is a variable (data) rather than a function.
 pub fn is_data_export(name: &str) -> bool {
-    KNOWN_DATA_EXPORTS.contains(&name)
+    nt_abi::imports::data::is_data(name)
 }
 
 /// What an import is.

@@ -52,6 +52,12 @@ impl Rig {
     fn new() -> Option<Rig> {
         let sys = fixture()?;
         let machine = Machine::new(Config {
+            // The fixture reports through DbgPrint (DEFAULT, INFO level): widen the default
+            // filter, as a developer does, so its lines are logged.
+            dbg_filter: vec![ntsim::DbgFilter {
+                component: nt_abi::dbg::DPFLTR_DEFAULT_ID,
+                mask: 0xF,
+            }],
             verifier: Verifier::Standard,
             ..Config::default()
         });
@@ -414,6 +420,8 @@ fn cli_overlapped_requests_and_cancel() {
     let run = cli_support::ntsim(&[
         "run",
         sys.to_str().unwrap(),
+        "--dbg-filter",
+        "DEFAULT=0xF",
         "--json",
         "--ioctl",
         &args[0],
@@ -494,13 +502,16 @@ fn driver_side_io_cancel_irp_returns_true() {
     rig.finish();
 }
 
-/// IoAcquireCancelSpinLock above DISPATCH_LEVEL is 0xA IRQL_NOT_LESS_OR_EQUAL (p2 the IRQL).
+/// IoAcquireCancelSpinLock above DISPATCH_LEVEL is a spin-lock acquisition above
+/// DISPATCH_LEVEL: with IRQL checking (the rig runs `/standard`) 0xC4/0x42 (p2 the IRQL), as
+/// for every spin lock (`verifier::locks`); without it Windows' 0xA.
 #[test]
-fn acquiring_the_cancel_lock_at_high_level_is_0xa() {
+fn acquiring_the_cancel_lock_at_high_level_is_0xc4_42() {
     let Some(rig) = Rig::new() else { return };
     let h = rig.open();
     let bc = h.device_io_control(b(15), &[], 0).expect_err("bug check");
-    assert_eq!(bc.code, 0xA);
+    assert_eq!(bc.code, 0xC4);
+    assert_eq!(bc.parameters[0], 0x42);
     assert_eq!(bc.parameters[1], HIGH_LEVEL as u64);
 }
 

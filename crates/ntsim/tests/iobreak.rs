@@ -53,6 +53,12 @@ impl Run {
 fn run(n: u32, verifier: Verifier) -> Option<Run> {
     let sys = c_fixtures::fixture("iobreak")?;
     let machine = Machine::new(Config {
+        // The fixture reports through DbgPrint (DEFAULT, INFO level): widen the default
+        // filter, as a developer does, so its lines are logged.
+        dbg_filter: vec![ntsim::DbgFilter {
+            component: nt_abi::dbg::DPFLTR_DEFAULT_ID,
+            mask: 0xF,
+        }],
         verifier,
         ..Config::default()
     });
@@ -482,7 +488,15 @@ fn cli_reports_an_io_verification_rule_and_is_clean_with_the_verifier_off() {
         return;
     };
     let spec = format!(r"\\.\IoBreak:{:#x}", ioctl(1));
-    let run = cli_support::ntsim(&["run", sys.to_str().unwrap(), "--json", "--ioctl", &spec]);
+    let run = cli_support::ntsim(&[
+        "run",
+        sys.to_str().unwrap(),
+        "--dbg-filter",
+        "DEFAULT=0xF",
+        "--json",
+        "--ioctl",
+        &spec,
+    ]);
     assert_eq!(run.exit, Some(3), "{run:#?}");
     let j = run.json();
     assert_eq!(j["verdict"], "bugcheck");
@@ -492,6 +506,8 @@ fn cli_reports_an_io_verification_rule_and_is_clean_with_the_verifier_off() {
     let run = cli_support::ntsim(&[
         "run",
         sys.to_str().unwrap(),
+        "--dbg-filter",
+        "DEFAULT=0xF",
         "--json",
         "--verifier",
         "off",

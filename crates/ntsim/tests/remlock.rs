@@ -35,6 +35,12 @@ fn words(b: &[u8]) -> Vec<u64> {
 fn start(name: &'static str, verifier: Verifier) -> Option<(Machine, Driver)> {
     let sys = c_fixtures::fixture(name)?;
     let machine = Machine::new(Config {
+        // The fixture reports through DbgPrint (DEFAULT, INFO level): widen the default
+        // filter, as a developer does, so its lines are logged.
+        dbg_filter: vec![ntsim::DbgFilter {
+            component: nt_abi::dbg::DPFLTR_DEFAULT_ID,
+            mask: 0xF,
+        }],
         verifier,
         ..Config::default()
     });
@@ -151,6 +157,8 @@ fn cli_run_is_clean() {
     let run = cli_support::ntsim(&[
         "run",
         sys.to_str().unwrap(),
+        "--dbg-filter",
+        "DEFAULT=0xF",
         "--json",
         "--ioctl",
         &bg,

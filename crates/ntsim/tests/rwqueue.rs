@@ -24,6 +24,12 @@ fn stats_code() -> u32 {
 fn start() -> Option<(Machine, Driver)> {
     let sys = c_fixtures::fixture("rwqueue")?;
     let machine = Machine::new(Config {
+        // The fixture reports through DbgPrint (DEFAULT, INFO level): widen the default
+        // filter, as a developer does, so its lines are logged.
+        dbg_filter: vec![ntsim::DbgFilter {
+            component: nt_abi::dbg::DPFLTR_DEFAULT_ID,
+            mask: 0xF,
+        }],
         verifier: Verifier::Standard,
         ..Config::default()
     });
@@ -160,6 +166,8 @@ fn cli_overlapped_read_completed_by_a_later_write() {
     let run = cli_support::ntsim(&[
         "run",
         sys.to_str().unwrap(),
+        "--dbg-filter",
+        "DEFAULT=0xF",
         "--json",
         "--read",
         &format!(r"{DEV}:4,overlapped"),

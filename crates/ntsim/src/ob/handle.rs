@@ -57,21 +57,14 @@ impl Drop for Handles {
     }
 }
 
-/// An OBJECT_TYPE ntsim hands out as the value of a type data export (`*PsThreadType`,
-/// `*ExEventObjectType`): opaque storage whose address identifies the type.
-#[repr(C, align(16))]
-pub struct TypeObject(pub [u8; 0x100]);
-
-/// `*PsThreadType`.
-pub static PS_THREAD_TYPE: TypeObject = TypeObject([0; 0x100]);
-/// `*ExEventObjectType`.
-pub static EX_EVENT_OBJECT_TYPE: TypeObject = TypeObject([0; 0x100]);
-
-/// The object-type address of an object kind (what a type data export's variable holds).
+/// The object-type address of an object kind: what the type data export's variable holds
+/// (`*PsThreadType`, `*ExEventObjectType`; the OBJECT_TYPEs themselves live with the data
+/// exports, `crate::data`, so a driver's `ObReferenceObjectByHandle(h, …, *PsThreadType, …)`
+/// names exactly the object ntsim checks against).
 pub fn type_object(kind: ObjKind) -> Option<usize> {
     match kind {
-        ObjKind::Thread => Some(&PS_THREAD_TYPE as *const TypeObject as usize),
-        ObjKind::Event => Some(&EX_EVENT_OBJECT_TYPE as *const TypeObject as usize),
+        ObjKind::Thread => crate::data::object_type("PsThreadType"),
+        ObjKind::Event => crate::data::object_type("ExEventObjectType"),
         _ => None,
     }
 }
