@@ -165,8 +165,22 @@ pub(crate) fn set_apc_disable(v: (i16, i16)) {
 }
 
 /// Called by the import stubs: remember the driver's return address.
+///
+/// A call made at DISPATCH_LEVEL or above from pageable driver code is the verifier's 0xD1
+/// (`Hooks::on_pageable_code_at_raised_irql`).
 pub(crate) extern "win64" fn note_caller(ret: usize) {
     set_caller(ret);
+    let lvl = irql();
+    if lvl >= nt_abi::DISPATCH_LEVEL {
+        let m = current();
+        if matches!(
+            m.mm.classify(ret),
+            crate::mm::MemClass::Image { paged: true }
+        ) && let Some(bc) = m.verifier.on_pageable_code_at_raised_irql(lvl, ret)
+        {
+            super::bugcheck::raise(&m, bc);
+        }
+    }
 }
 
 /// Run `f` as driver `driver` doing `ctx`, restoring the previous driver and context after.

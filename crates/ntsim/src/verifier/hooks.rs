@@ -124,6 +124,29 @@ impl Hooks {
         })
     }
 
+    /// Pageable driver code (a section whose name begins with `PAGE`) running at
+    /// DISPATCH_LEVEL or above, seen when it calls into ntoskrnl. With IRQL checking Driver
+    /// Verifier trims all pageable code and data whenever a driver raises the IRQL to
+    /// DISPATCH_LEVEL or takes a spin lock (Microsoft, *Force IRQL Checking*), so the touch is
+    /// a page fault that cannot be served at that IRQL: 0xD1 DRIVER_IRQL_NOT_LESS_OR_EQUAL
+    /// (p1 the address referenced, p2 the IRQL, p3 8 = execute, p4 the address that referenced
+    /// it; Microsoft, *Bug Check 0xD1*). Without the option Windows only fails when the page
+    /// happens to be out, which ntsim cannot model: nothing is raised then. ntsim sees pageable
+    /// code only at its calls into ntoskrnl (the import stubs), not in straight-line code.
+    pub(crate) fn on_pageable_code_at_raised_irql(&self, irql: KIRQL, addr: usize) -> Option<Bc> {
+        if irql < DISPATCH_LEVEL || !self.f.irql_checking {
+            return None;
+        }
+        let a = addr as u64;
+        Some(
+            Bc::verifier(
+                bugcheck::DRIVER_IRQL_NOT_LESS_OR_EQUAL,
+                [a, irql as u64, 8, a],
+            )
+            .at(addr),
+        )
+    }
+
     /// `KeReleaseSpinLock` not at DISPATCH_LEVEL (0xC4/0x32).
     pub(crate) fn on_release_spinlock(&self, irql: KIRQL, lock: usize) -> Option<Bc> {
         if irql == DISPATCH_LEVEL {
