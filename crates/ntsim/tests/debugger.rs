@@ -7,60 +7,29 @@
 
 use nt_abi::dbg::*;
 use nt_abi::*;
-use ntsim::{BugCheck, Config, DbgFilter, Driver, Handle, Machine};
+use ntsim::{BugCheck, Config, DbgFilter, Machine};
 
 mod c_fixtures;
-use c_fixtures::fixture;
+use c_fixtures::{Rig, call_ok, fixture, fixture_ioctl as code, words};
 
-struct Loaded {
-    machine: Machine,
-    _driver: Driver,
-    handle: Handle,
-}
+/// A fixture started on a Machine whose handle to the fixture's device is held.
+type Loaded = Rig;
 
 fn load(name: &'static str, f: impl FnOnce(&mut Config)) -> Option<Loaded> {
-    let sys = fixture(name)?;
     let mut cfg = Config {
         unload_grace: std::time::Duration::from_millis(200),
         ..Config::default()
     };
     f(&mut cfg);
-    let machine = Machine::new(cfg);
-    let driver = machine.load_driver(&sys).expect("the fixture loads");
-    assert_eq!(driver.start().expect("DriverEntry"), STATUS_SUCCESS);
-    let handle = machine
-        .open(r"\\.\NtsimDbg", GENERIC_READ | GENERIC_WRITE)
-        .expect("open the fixture's device");
-    Some(Loaded {
-        machine,
-        _driver: driver,
-        handle,
-    })
+    Rig::start(name, r"\\.\NtsimDbg", cfg).map(Rig::holding_handle)
 }
 
-fn code(f: u32) -> u32 {
-    ctl_code(
-        FILE_DEVICE_UNKNOWN,
-        0x800 + f,
-        METHOD_BUFFERED,
-        FILE_ANY_ACCESS,
-    )
-}
-
-impl Loaded {
+impl Rig {
     fn call(&self, f: u32) -> Vec<u64> {
-        let r = self
-            .handle
-            .device_io_control(code(f), &[], 256)
-            .unwrap_or_else(|b| panic!("IOCTL {f} bug-checked: {b}"));
-        assert_eq!(r.status, STATUS_SUCCESS, "IOCTL {f}");
-        r.output
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
-            .collect()
+        words(&call_ok(self.h(), code(f), &[], 256).output)
     }
     fn bugcheck(&self, f: u32) -> BugCheck {
-        match self.handle.device_io_control(code(f), &[], 256) {
+        match self.h().device_io_control(code(f), &[], 256) {
             Err(b) => b,
             Ok(r) => panic!("IOCTL {f} returned {r:?} without a bug check"),
         }
