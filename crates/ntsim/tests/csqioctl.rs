@@ -373,27 +373,13 @@ fn cli_overlapped_requests_and_cancel() {
         spec(0, METHOD_NEITHER, b"hi", 2, true),
         spec(1, METHOD_BUFFERED, &u64s(&[9]), 8, true),
     ];
-    let run = cli_support::ntsim(&[
-        "run",
-        sys.to_str().unwrap(),
-        "--dbg-filter",
-        "DEFAULT=0xF",
-        "--json",
-        "--ioctl",
-        &args[0],
-        "--ioctl",
-        &args[1],
-        "--ioctl",
-        &args[2],
-        "--cancel",
-        "1",
-        "--cancel",
-        "0",
-        "--ioctl",
-        &args[3],
-        "--ioctl",
-        &args[4],
-    ]);
+    let run = cli_support::run_json_logged(
+        &sys,
+        &[
+            "--ioctl", &args[0], "--ioctl", &args[1], "--ioctl", &args[2], "--cancel", "1",
+            "--cancel", "0", "--ioctl", &args[3], "--ioctl", &args[4],
+        ],
+    );
     assert_eq!(run.exit, Some(0), "{run:#?}");
     let j = run.json();
     assert_eq!(j["verdict"], "clean");

@@ -10,6 +10,7 @@ use nt_abi::*;
 use ntsim::{BugCheck, Config, DbgFilter, Machine};
 
 mod c_fixtures;
+mod cli_support;
 use c_fixtures::{Rig, call_ok, fixture, fixture_ioctl as code, words};
 
 /// A fixture started on a Machine whose handle to the fixture's device is held.
@@ -336,22 +337,9 @@ fn pool_freed_above_dispatch_level_raised_through_cr8_is_c4_12() {
 
 // ---------------------------------------------------------------- the CLI
 
-struct Cli {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn cli(args: &[&str]) -> Cli {
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_ntsim"))
-        .args(args)
-        .output()
-        .expect("run ntsim");
-    Cli {
-        code: o.status.code().expect("ntsim exits, never by a signal"),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
+/// `ntsim ARGS…` (it must end within the runner's limit).
+fn cli(args: &[&str]) -> cli_support::Run {
+    cli_support::ntsim(args)
 }
 
 fn ioctl_arg(f: u32) -> String {
@@ -367,7 +355,7 @@ fn run_json(name: &'static str, f: u32, extra: &[&str]) -> Option<(i32, serde_js
     let r = cli(&args);
     let v = serde_json::from_str(r.stdout.trim())
         .unwrap_or_else(|e| panic!("{e}: {}\n{}", r.stdout, r.stderr));
-    Some((r.code, v))
+    Some((r.exit.expect("ntsim exits, never by a signal"), v))
 }
 
 #[test]
@@ -422,7 +410,7 @@ fn cli_breakpoint_with_debugger_and_human_text() {
     let sys = sys.display().to_string();
     let io = ioctl_arg(3);
     let r = cli(&["run", &sys, "--ioctl", &io, "--debugger"]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.exit, Some(0), "{}{}", r.stdout, r.stderr);
     assert!(
         r.stdout.lines().any(
             |l| l.starts_with("debugger: breakpoint at dbgchecked.sys+0x")
@@ -434,7 +422,7 @@ fn cli_breakpoint_with_debugger_and_human_text() {
     );
     // Without the debugger: the checked build's KdBreakPoint stops the machine.
     let r = cli(&["run", &sys, "--ioctl", &io]);
-    assert_eq!(r.code, 3, "{}", r.stdout);
+    assert_eq!(r.exit, Some(3), "{}", r.stdout);
     assert!(r.stdout.contains("0x80000003"), "{}", r.stdout);
     assert!(!r.stdout.contains("debugger:"), "{}", r.stdout);
 }
@@ -495,7 +483,7 @@ fn cli_dbg_filter_widens_and_bad_values_are_refused() {
         "=1",
     ] {
         let r = cli(&["run", &sys, "--dbg-filter", bad]);
-        assert_eq!(r.code, 1, "{bad}: {}", r.stderr);
+        assert_eq!(r.exit, Some(1), "{bad}: {}", r.stderr);
         assert!(r.stdout.is_empty(), "{bad}: nothing ran: {}", r.stdout);
         assert!(r.stderr.contains("--dbg-filter"), "{bad}: {}", r.stderr);
     }

@@ -475,32 +475,14 @@ fn cli_reports_an_io_verification_rule_and_is_clean_with_the_verifier_off() {
         return;
     };
     let spec = format!(r"\\.\IoBreak:{:#x}", ioctl(1));
-    let run = cli_support::ntsim(&[
-        "run",
-        sys.to_str().unwrap(),
-        "--dbg-filter",
-        "DEFAULT=0xF",
-        "--json",
-        "--ioctl",
-        &spec,
-    ]);
+    let run = cli_support::run_json_logged(&sys, &["--ioctl", &spec]);
     assert_eq!(run.exit, Some(3), "{run:#?}");
     let j = run.json();
     assert_eq!(j["verdict"], "bugcheck");
     assert_eq!(j["bugcheck"]["code"], 0xC9);
     assert_eq!(j["bugcheck"]["parameters"][0], io::PENDING_NOT_MARKED);
     assert_eq!(j["bugcheck"]["verifier_rule"], true);
-    let run = cli_support::ntsim(&[
-        "run",
-        sys.to_str().unwrap(),
-        "--dbg-filter",
-        "DEFAULT=0xF",
-        "--json",
-        "--verifier",
-        "off",
-        "--ioctl",
-        &spec,
-    ]);
+    let run = cli_support::run_json_logged(&sys, &["--verifier", "off", "--ioctl", &spec]);
     assert_eq!(run.exit, Some(0), "{run:#?}");
     assert_eq!(run.json()["verdict"], "clean");
 }

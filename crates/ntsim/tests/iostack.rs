@@ -201,15 +201,7 @@ fn cli_run_through_the_filter_is_clean() {
     };
     let x = format!(r"\\.\IoStack:{:#x}:0102:2", ioctl(0));
     let own = format!(r"\\.\IoStack:{:#x}:0a0b:0x40", ioctl(2));
-    let run = cli_support::ntsim(&[
-        "run",
-        sys.to_str().unwrap(),
-        "--json",
-        "--ioctl",
-        &x,
-        "--ioctl",
-        &own,
-    ]);
+    let run = cli_support::run_json(&sys, &["--ioctl", &x, "--ioctl", &own]);
     let j = run.json();
     assert_eq!(run.exit, Some(0), "{run:#?}");
     assert_eq!(j["verdict"], "clean");

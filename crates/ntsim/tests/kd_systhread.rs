@@ -306,17 +306,17 @@ fn unloading_with_the_thread_still_running_is_0xce() {
 fn cli_runs_the_thread_driver_clean_under_the_verifier() {
     let Some(sys) = fixture() else { return };
     let submit = format!(r"{DEV}:{:#x}:0500000000000000:72", code(0));
-    let run = cli_support::ntsim(&[
-        "run",
-        sys.to_str().unwrap(),
-        "--json",
-        "--verifier",
-        "standard",
-        "--ioctl",
-        &submit,
-        "--ioctl",
-        &submit,
-    ]);
+    let run = cli_support::run_json(
+        &sys,
+        &[
+            "--verifier",
+            "standard",
+            "--ioctl",
+            &submit,
+            "--ioctl",
+            &submit,
+        ],
+    );
     let j = run.json();
     assert_eq!(run.exit, Some(0), "{run:#?}");
     assert_eq!(j["verdict"], "clean");

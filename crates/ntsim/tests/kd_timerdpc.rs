@@ -240,17 +240,10 @@ fn unloading_with_a_timer_still_set_is_0xc7() {
 fn cli_runs_the_timer_driver_clean_under_the_verifier() {
     let Some(sys) = fixture() else { return };
     let pend = format!(r"{DEV}:{:#x}:02000000:48", code(0));
-    let run = cli_support::ntsim(&[
-        "run",
-        sys.to_str().unwrap(),
-        "--json",
-        "--verifier",
-        "standard",
-        "--ioctl",
-        &pend,
-        "--ioctl",
-        &pend,
-    ]);
+    let run = cli_support::run_json(
+        &sys,
+        &["--verifier", "standard", "--ioctl", &pend, "--ioctl", &pend],
+    );
     let j = run.json();
     assert_eq!(run.exit, Some(0), "{run:#?}");
     assert_eq!(j["verdict"], "clean");

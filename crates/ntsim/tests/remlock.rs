@@ -141,17 +141,7 @@ fn cli_run_is_clean() {
     };
     let bg = format!(r"{DEV}:{:#x}:c8000000", code(1));
     let rep = format!(r"{DEV}:{:#x}::40", code(0));
-    let run = cli_support::ntsim(&[
-        "run",
-        sys.to_str().unwrap(),
-        "--dbg-filter",
-        "DEFAULT=0xF",
-        "--json",
-        "--ioctl",
-        &bg,
-        "--ioctl",
-        &rep,
-    ]);
+    let run = cli_support::run_json_logged(&sys, &["--ioctl", &bg, "--ioctl", &rep]);
     assert_eq!(run.exit, Some(0), "{run:#?}");
     let j = run.json();
     assert_eq!(j["verdict"], "clean");

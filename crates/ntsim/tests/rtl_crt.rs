@@ -504,15 +504,7 @@ fn the_cli_runs_the_name_table_clean() {
     let Some(sys) = fixture() else { return };
     let add = format!(r"\\.\NameTable:0x222000:{}:4", hex(&utf16("Gamma")));
     let look = format!(r"\\.\NameTable:0x222004:{}:64", hex(&utf16("gam")));
-    let run = cli_support::ntsim(&[
-        "run",
-        sys.to_str().unwrap(),
-        "--ioctl",
-        &add,
-        "--ioctl",
-        &look,
-        "--json",
-    ]);
+    let run = cli_support::run_json(&sys, &["--ioctl", &add, "--ioctl", &look]);
     let j = run.json();
     assert_eq!(j["verdict"], "clean", "{j}");
     assert_eq!(j["ioctls"][0]["output_hex"], "00000000");

@@ -161,21 +161,19 @@ fn cli_overlapped_read_completed_by_a_later_write() {
     let Some(sys) = c_fixtures::fixture("rwqueue") else {
         return;
     };
-    let run = cli_support::ntsim(&[
-        "run",
-        sys.to_str().unwrap(),
-        "--dbg-filter",
-        "DEFAULT=0xF",
-        "--json",
-        "--read",
-        &format!(r"{DEV}:4,overlapped"),
-        "--write",
-        &format!(r"{DEV}:61626364"),
-        "--read",
-        &format!(r"{DEV}:4,overlapped"),
-        "--cancel",
-        "2",
-    ]);
+    let run = cli_support::run_json_logged(
+        &sys,
+        &[
+            "--read",
+            &format!(r"{DEV}:4,overlapped"),
+            "--write",
+            &format!(r"{DEV}:61626364"),
+            "--read",
+            &format!(r"{DEV}:4,overlapped"),
+            "--cancel",
+            "2",
+        ],
+    );
     assert_eq!(run.exit, Some(0), "{run:#?}");
     let j = run.json();
     assert_eq!(j["verdict"], "clean");
