@@ -13,7 +13,7 @@ use nt_abi::*;
 use ntsim::{BugCheck, Config, Machine, Verifier};
 
 mod c_fixtures;
-use c_fixtures::{Rig, bugcheck_within, call_ok, fixture, fixture_ioctl as code, words};
+use c_fixtures::{Rig, bugcheck_within, fixture, fixture_ioctl as code};
 
 /// A fixture started on a Machine whose handle to the fixture's device is held.
 type Loaded = Rig;
@@ -34,7 +34,7 @@ fn load(name: &'static str, device: &'static str, verifier: Verifier) -> Option<
 impl Rig {
     /// IOCTL `f`; the output as u64 words.
     fn call(&self, f: u32) -> Vec<u64> {
-        words(&call_ok(self.h(), code(f), &[], 256).output)
+        self.call_words(code(f), &[], 256)
     }
 
     /// IOCTL `f`, which must bug-check.

@@ -11,7 +11,7 @@ use ntsim::{BugCheck, Config, DbgFilter, Machine};
 
 mod c_fixtures;
 mod cli_support;
-use c_fixtures::{Rig, call_ok, fixture, fixture_ioctl as code, words};
+use c_fixtures::{Rig, fixture, fixture_ioctl as code};
 
 /// A fixture started on a Machine whose handle to the fixture's device is held.
 type Loaded = Rig;
@@ -27,7 +27,7 @@ fn load(name: &'static str, f: impl FnOnce(&mut Config)) -> Option<Loaded> {
 
 impl Rig {
     fn call(&self, f: u32) -> Vec<u64> {
-        words(&call_ok(self.h(), code(f), &[], 256).output)
+        self.call_words(code(f), &[], 256)
     }
     fn bugcheck(&self, f: u32) -> BugCheck {
         match self.h().device_io_control(code(f), &[], 256) {

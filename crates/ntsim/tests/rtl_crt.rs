@@ -33,9 +33,7 @@ impl Rig {
         call(self.h(), fixture_ioctl(n), input, out)
     }
     fn words(&self, n: u32) -> Vec<u64> {
-        let r = self.call(n, &[], 1024);
-        assert_eq!(r.status, STATUS_SUCCESS, "{r:?}");
-        words(&r.output)
+        self.call_words(fixture_ioctl(n), &[], 1024)
     }
     fn bugcheck(&self, n: u32) -> BugCheck {
         match self.h().device_io_control(fixture_ioctl(n), &[], 64) {

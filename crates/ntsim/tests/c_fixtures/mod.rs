@@ -147,6 +147,12 @@ impl Rig {
         self.handle.as_ref().expect("Rig::holding_handle opened it")
     }
 
+    /// IOCTL `code` on the held handle, which must not bug-check and must return
+    /// STATUS_SUCCESS; its output as u64 words.
+    pub fn call_words(&self, code: u32, input: &[u8], out: usize) -> Vec<u64> {
+        words(&call_ok(self.h(), code, input, out).output)
+    }
+
     /// A read/write handle to the fixture's device.
     pub fn open(&self) -> Handle {
         self.open_path(self.device)
