@@ -10,74 +10,40 @@
 
 use nt_abi::bugcheck;
 use nt_abi::*;
-use ntsim::{BugCheck, Config, Driver, Handle, Machine, Verifier};
+use ntsim::{BugCheck, Config, Machine, Verifier};
 
 mod c_fixtures;
-use c_fixtures::fixture;
+use c_fixtures::{Rig, bugcheck_within, fixture, fixture_ioctl as code};
 
-struct Loaded {
-    machine: Machine,
-    _driver: Driver,
-    handle: Handle,
-}
+/// A fixture started on a Machine whose handle to the fixture's device is held.
+type Loaded = Rig;
 
-fn load(name: &'static str, device: &str, verifier: Verifier) -> Option<Loaded> {
-    let sys = fixture(name)?;
-    let machine = Machine::new(Config {
-        verifier,
-        unload_grace: std::time::Duration::from_millis(200),
-        ..Config::default()
-    });
-    let driver = machine.load_driver(&sys).expect("the fixture loads");
-    assert_eq!(driver.start().expect("DriverEntry"), STATUS_SUCCESS);
-    let handle = machine
-        .open(&format!(r"\\.\{device}"), GENERIC_READ | GENERIC_WRITE)
-        .expect("open the fixture's device");
-    Some(Loaded {
-        machine,
-        _driver: driver,
-        handle,
-    })
-}
-
-fn code(f: u32) -> u32 {
-    ctl_code(
-        FILE_DEVICE_UNKNOWN,
-        0x800 + f,
-        METHOD_BUFFERED,
-        FILE_ANY_ACCESS,
+fn load(name: &'static str, device: &'static str, verifier: Verifier) -> Option<Loaded> {
+    Rig::start(
+        name,
+        device,
+        Config {
+            verifier,
+            unload_grace: std::time::Duration::from_millis(200),
+            ..Config::default()
+        },
     )
+    .map(Rig::holding_handle)
 }
 
-impl Loaded {
+impl Rig {
     /// IOCTL `f`; the output as u64 words.
     fn call(&self, f: u32) -> Vec<u64> {
-        let r = self
-            .handle
-            .device_io_control(code(f), &[], 256)
-            .unwrap_or_else(|b| panic!("IOCTL {f} bug-checked: {b}"));
-        assert_eq!(r.status, STATUS_SUCCESS, "IOCTL {f}");
-        r.output
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
-            .collect()
+        self.call_words(code(f), &[], 256)
     }
 
     /// IOCTL `f`, which must bug-check.
     fn bugcheck(&self, f: u32) -> BugCheck {
-        match self.handle.device_io_control(code(f), &[], 256) {
+        match self.h().device_io_control(code(f), &[], 256) {
             Err(b) => b,
-            Ok(r) => {
-                // A work item may be on its way to the bug check.
-                let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
-                while std::time::Instant::now() < end {
-                    if let Some(b) = self.machine.bugcheck() {
-                        return b;
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                }
-                panic!("IOCTL {f} returned {r:?} without a bug check")
-            }
+            // A work item may be on its way to the bug check.
+            Ok(r) => bugcheck_within(&self.machine, std::time::Duration::from_secs(10))
+                .unwrap_or_else(|| panic!("IOCTL {f} returned {r:?} without a bug check")),
         }
     }
 }
@@ -93,11 +59,11 @@ fn expect_system_service_exception(b: &BugCheck, status: NTSTATUS) {
 }
 
 fn cpu() -> Option<Loaded> {
-    load("cpu", "NtsimCpu", Verifier::Standard)
+    load("cpu", r"\\.\NtsimCpu", Verifier::Standard)
 }
 
 fn seh() -> Option<Loaded> {
-    load("seh", "NtsimSeh", Verifier::Standard)
+    load("seh", r"\\.\NtsimSeh", Verifier::Standard)
 }
 
 /// The byte at a driver address (the image stays mapped after a bug check).
@@ -480,22 +446,17 @@ fn unhandled_in_driver_entry_is_system_thread_exception_not_handled() {
 
 #[test]
 fn unhandled_in_driver_unload_is_system_thread_exception_not_handled() {
-    let Some(d) = seh() else { return };
+    let Some(mut d) = seh() else { return };
     assert_eq!(d.call(11), Vec::<u64>::new());
-    let Loaded {
-        machine,
-        _driver: driver,
-        handle,
-    } = d;
-    handle.close().expect("close");
-    let b = match driver.unload() {
+    d.handle.take().expect("held").close().expect("close");
+    let b = match d.driver.unload() {
         Err(ntsim::UnloadError::BugCheck(b)) => b,
         other => panic!("expected a bug check, got {other:?}"),
     };
     assert_eq!(b.code, bugcheck::SYSTEM_THREAD_EXCEPTION_NOT_HANDLED, "{b}");
     assert_eq!(b.parameters[0], STATUS_DEVICE_BUSY as u32 as u64);
     assert_eq!(b.context, "DriverUnload");
-    drop(machine);
+    drop(d);
 }
 
 #[test]

@@ -8,85 +8,39 @@
 //!
 //! Missing clang/lld/llvm/mingw-w64 FAILS these tests naming the package, unless
 //! `WDM_ALLOW_SKIP=1` (`cargo xtask test` installs them first).
-use std::path::PathBuf;
 use std::time::Duration;
 
 use nt_abi::*;
-use ntsim::{Config, Driver, Handle, IoResult, Machine, Pending, Verifier};
+use ntsim::{Config, Handle, Pending, Verifier};
 
 mod c_fixtures;
 mod cli_support;
+use c_fixtures::{Rig, call, dbg_default_info, ioctl_code, le_bytes as u64s, words};
 
 const DEV: &str = r"\\.\CsqIoctl";
 const SHORT: Duration = Duration::from_millis(200);
 const LONG: Duration = Duration::from_secs(10);
 
-fn fixture() -> Option<PathBuf> {
-    c_fixtures::fixture("csqioctl")
-}
-
 fn code(n: u32, method: u32) -> u32 {
-    ctl_code(FILE_DEVICE_UNKNOWN, 0xA00 + n, method, FILE_ANY_ACCESS)
+    ioctl_code(0xA00 + n, method)
 }
 
 fn b(n: u32) -> u32 {
     code(n, METHOD_BUFFERED)
 }
 
-fn u64s(v: &[u64]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-fn words(b: &[u8]) -> Vec<u64> {
-    b.chunks_exact(8)
-        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
-        .collect()
-}
-
-struct Rig {
-    machine: Machine,
-    driver: Driver,
-}
-
 impl Rig {
     fn new() -> Option<Rig> {
-        let sys = fixture()?;
-        let machine = Machine::new(Config {
-            // The fixture reports through DbgPrint (DEFAULT, INFO level): widen the default
-            // filter, as a developer does, so its lines are logged.
-            dbg_filter: vec![ntsim::DbgFilter {
-                component: nt_abi::dbg::DPFLTR_DEFAULT_ID,
-                mask: 0xF,
-            }],
-            verifier: Verifier::Standard,
-            ..Config::default()
-        });
-        let driver = machine.load_driver(&sys).expect("the fixture loads");
-        assert_eq!(driver.start().expect("DriverEntry"), STATUS_SUCCESS);
-        Some(Rig { machine, driver })
+        Rig::start(
+            "csqioctl",
+            DEV,
+            Config {
+                dbg_filter: dbg_default_info(),
+                verifier: Verifier::Standard,
+                ..Config::default()
+            },
+        )
     }
-
-    fn open(&self) -> Handle {
-        self.machine
-            .open(DEV, GENERIC_READ | GENERIC_WRITE)
-            .expect("open")
-    }
-
-    fn finish(self) {
-        assert!(
-            self.machine.bugcheck().is_none(),
-            "{:?}",
-            self.machine.bugcheck()
-        );
-        let r = self.driver.unload().expect("unload");
-        assert!(r.is_clean(), "unload audit: {r:?}");
-        assert!(self.machine.bugcheck().is_none());
-    }
-}
-
-fn call(h: &Handle, code: u32, input: &[u8], out: usize) -> IoResult {
-    h.device_io_control(code, input, out)
-        .unwrap_or_else(|b| panic!("IOCTL {code:#x} bug-checked: {b}"))
 }
 
 fn pend(h: &Handle, key: u64) -> Pending {
@@ -401,7 +355,9 @@ fn hex(b: &[u8]) -> String {
 /// final status, and the run is clean under the verifier.
 #[test]
 fn cli_overlapped_requests_and_cancel() {
-    let Some(sys) = fixture() else { return };
+    let Some(sys) = c_fixtures::fixture("csqioctl") else {
+        return;
+    };
     let spec = |n: u32, m: u32, input: &[u8], out: u32, ov: bool| {
         format!(
             r"{DEV}:{:#x}:{}:{out}{}",
@@ -417,27 +373,13 @@ fn cli_overlapped_requests_and_cancel() {
         spec(0, METHOD_NEITHER, b"hi", 2, true),
         spec(1, METHOD_BUFFERED, &u64s(&[9]), 8, true),
     ];
-    let run = cli_support::ntsim(&[
-        "run",
-        sys.to_str().unwrap(),
-        "--dbg-filter",
-        "DEFAULT=0xF",
-        "--json",
-        "--ioctl",
-        &args[0],
-        "--ioctl",
-        &args[1],
-        "--ioctl",
-        &args[2],
-        "--cancel",
-        "1",
-        "--cancel",
-        "0",
-        "--ioctl",
-        &args[3],
-        "--ioctl",
-        &args[4],
-    ]);
+    let run = cli_support::run_json_logged(
+        &sys,
+        &[
+            "--ioctl", &args[0], "--ioctl", &args[1], "--ioctl", &args[2], "--cancel", "1",
+            "--cancel", "0", "--ioctl", &args[3], "--ioctl", &args[4],
+        ],
+    );
     assert_eq!(run.exit, Some(0), "{run:#?}");
     let j = run.json();
     assert_eq!(j["verdict"], "clean");

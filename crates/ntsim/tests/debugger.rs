@@ -7,60 +7,30 @@
 
 use nt_abi::dbg::*;
 use nt_abi::*;
-use ntsim::{BugCheck, Config, DbgFilter, Driver, Handle, Machine};
+use ntsim::{BugCheck, Config, DbgFilter, Machine};
 
 mod c_fixtures;
-use c_fixtures::fixture;
+mod cli_support;
+use c_fixtures::{Rig, fixture, fixture_ioctl as code};
 
-struct Loaded {
-    machine: Machine,
-    _driver: Driver,
-    handle: Handle,
-}
+/// A fixture started on a Machine whose handle to the fixture's device is held.
+type Loaded = Rig;
 
 fn load(name: &'static str, f: impl FnOnce(&mut Config)) -> Option<Loaded> {
-    let sys = fixture(name)?;
     let mut cfg = Config {
         unload_grace: std::time::Duration::from_millis(200),
         ..Config::default()
     };
     f(&mut cfg);
-    let machine = Machine::new(cfg);
-    let driver = machine.load_driver(&sys).expect("the fixture loads");
-    assert_eq!(driver.start().expect("DriverEntry"), STATUS_SUCCESS);
-    let handle = machine
-        .open(r"\\.\NtsimDbg", GENERIC_READ | GENERIC_WRITE)
-        .expect("open the fixture's device");
-    Some(Loaded {
-        machine,
-        _driver: driver,
-        handle,
-    })
+    Rig::start(name, r"\\.\NtsimDbg", cfg).map(Rig::holding_handle)
 }
 
-fn code(f: u32) -> u32 {
-    ctl_code(
-        FILE_DEVICE_UNKNOWN,
-        0x800 + f,
-        METHOD_BUFFERED,
-        FILE_ANY_ACCESS,
-    )
-}
-
-impl Loaded {
+impl Rig {
     fn call(&self, f: u32) -> Vec<u64> {
-        let r = self
-            .handle
-            .device_io_control(code(f), &[], 256)
-            .unwrap_or_else(|b| panic!("IOCTL {f} bug-checked: {b}"));
-        assert_eq!(r.status, STATUS_SUCCESS, "IOCTL {f}");
-        r.output
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
-            .collect()
+        self.call_words(code(f), &[], 256)
     }
     fn bugcheck(&self, f: u32) -> BugCheck {
-        match self.handle.device_io_control(code(f), &[], 256) {
+        match self.h().device_io_control(code(f), &[], 256) {
             Err(b) => b,
             Ok(r) => panic!("IOCTL {f} returned {r:?} without a bug check"),
         }
@@ -367,22 +337,9 @@ fn pool_freed_above_dispatch_level_raised_through_cr8_is_c4_12() {
 
 // ---------------------------------------------------------------- the CLI
 
-struct Cli {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn cli(args: &[&str]) -> Cli {
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_ntsim"))
-        .args(args)
-        .output()
-        .expect("run ntsim");
-    Cli {
-        code: o.status.code().expect("ntsim exits, never by a signal"),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
+/// `ntsim ARGS…` (it must end within the runner's limit).
+fn cli(args: &[&str]) -> cli_support::Run {
+    cli_support::ntsim(args)
 }
 
 fn ioctl_arg(f: u32) -> String {
@@ -398,7 +355,7 @@ fn run_json(name: &'static str, f: u32, extra: &[&str]) -> Option<(i32, serde_js
     let r = cli(&args);
     let v = serde_json::from_str(r.stdout.trim())
         .unwrap_or_else(|e| panic!("{e}: {}\n{}", r.stdout, r.stderr));
-    Some((r.code, v))
+    Some((r.exit.expect("ntsim exits, never by a signal"), v))
 }
 
 #[test]
@@ -453,7 +410,7 @@ fn cli_breakpoint_with_debugger_and_human_text() {
     let sys = sys.display().to_string();
     let io = ioctl_arg(3);
     let r = cli(&["run", &sys, "--ioctl", &io, "--debugger"]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.exit, Some(0), "{}{}", r.stdout, r.stderr);
     assert!(
         r.stdout.lines().any(
             |l| l.starts_with("debugger: breakpoint at dbgchecked.sys+0x")
@@ -465,7 +422,7 @@ fn cli_breakpoint_with_debugger_and_human_text() {
     );
     // Without the debugger: the checked build's KdBreakPoint stops the machine.
     let r = cli(&["run", &sys, "--ioctl", &io]);
-    assert_eq!(r.code, 3, "{}", r.stdout);
+    assert_eq!(r.exit, Some(3), "{}", r.stdout);
     assert!(r.stdout.contains("0x80000003"), "{}", r.stdout);
     assert!(!r.stdout.contains("debugger:"), "{}", r.stdout);
 }
@@ -526,7 +483,7 @@ fn cli_dbg_filter_widens_and_bad_values_are_refused() {
         "=1",
     ] {
         let r = cli(&["run", &sys, "--dbg-filter", bad]);
-        assert_eq!(r.code, 1, "{bad}: {}", r.stderr);
+        assert_eq!(r.exit, Some(1), "{bad}: {}", r.stderr);
         assert!(r.stdout.is_empty(), "{bad}: nothing ran: {}", r.stdout);
         assert!(r.stderr.contains("--dbg-filter"), "{bad}: {}", r.stderr);
     }

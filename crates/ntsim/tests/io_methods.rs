@@ -10,10 +10,11 @@
 use std::path::PathBuf;
 
 use nt_abi::*;
-use ntsim::{BugCheck, Config, Driver, Handle, IoResult, Machine, Verifier};
+use ntsim::{BugCheck, Config, Handle, Machine, Verifier};
 
 mod c_fixtures;
 mod cli_support;
+use c_fixtures::{Rig, call, ioctl_code, words};
 
 /// Offset of every caller buffer in its page (ntsim's `mm::user::USER_BUFFER_PAGE_OFFSET`).
 const USER_OFFSET: u64 = 0x230;
@@ -22,59 +23,29 @@ fn fixture() -> Option<PathBuf> {
     c_fixtures::fixture("iomethods")
 }
 
-struct Rig {
-    machine: Machine,
-    driver: Driver,
-}
-
 impl Rig {
     fn new() -> Option<Rig> {
-        let sys = fixture()?;
-        let machine = Machine::new(Config {
-            verifier: Verifier::Standard,
-            ..Config::default()
-        });
-        let driver = machine.load_driver(&sys).expect("the fixture loads");
-        assert_eq!(driver.start().expect("DriverEntry"), STATUS_SUCCESS);
-        Some(Rig { machine, driver })
+        Rig::start(
+            "iomethods",
+            r"\\.\IoMethods",
+            Config {
+                verifier: Verifier::Standard,
+                ..Config::default()
+            },
+        )
     }
 
-    fn open(&self, name: &str) -> Handle {
-        self.machine
-            .open(&format!(r"\\.\{name}"), GENERIC_READ | GENERIC_WRITE)
-            .expect("open")
-    }
-
-    /// Unload and require a clean audit (no leaks, no bug check).
-    fn finish(self) {
-        assert!(
-            self.machine.bugcheck().is_none(),
-            "{:?}",
-            self.machine.bugcheck()
-        );
-        let r = self.driver.unload().expect("unload");
-        assert!(r.is_clean(), "unload audit: {r:?}");
-        assert!(self.machine.bugcheck().is_none());
+    fn open_named(&self, name: &str) -> Handle {
+        self.open_path(&format!(r"\\.\{name}"))
     }
 }
 
 fn ioctl(n: u32, method: u32) -> u32 {
-    ctl_code(FILE_DEVICE_UNKNOWN, 0x900 + n, method, FILE_ANY_ACCESS)
-}
-
-fn words(b: &[u8]) -> Vec<u64> {
-    b.chunks_exact(8)
-        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
-        .collect()
+    ioctl_code(0x900 + n, method)
 }
 
 fn xor(b: &[u8]) -> Vec<u8> {
     b.iter().map(|x| x ^ 0x5A).collect()
-}
-
-fn call(h: &Handle, code: u32, input: &[u8], out: usize) -> IoResult {
-    h.device_io_control(code, input, out)
-        .unwrap_or_else(|b| panic!("IOCTL {code:#x} bug-checked: {b}"))
 }
 
 fn is_user(a: u64) -> bool {
@@ -84,7 +55,7 @@ fn is_user(a: u64) -> bool {
 #[test]
 fn method_buffered_copies_back_information_bytes_and_sets_user_buffer() {
     let Some(rig) = Rig::new() else { return };
-    let h = rig.open("IoMethods");
+    let h = rig.open_named("IoMethods");
     let r = call(&h, ioctl(0, METHOD_BUFFERED), b"hello, buffered", 8);
     assert_eq!(r.status, STATUS_SUCCESS);
     assert_eq!(r.information, 8);
@@ -113,7 +84,7 @@ fn method_buffered_copies_back_information_bytes_and_sets_user_buffer() {
 
 fn check_direct(method: u32, n: u32, expect_flags: i16) {
     let Some(rig) = Rig::new() else { return };
-    let h = rig.open("IoMethods");
+    let h = rig.open_named("IoMethods");
     let out_len = 0x1200; // spans two pages from offset 0x230
     let r = call(&h, ioctl(n, method), b"direct input", out_len);
     assert_eq!(r.status, STATUS_SUCCESS, "{r:?}");
@@ -157,7 +128,7 @@ fn method_in_direct_gets_a_locked_mdl_for_read() {
 #[test]
 fn method_neither_passes_the_callers_user_addresses() {
     let Some(rig) = Rig::new() else { return };
-    let h = rig.open("IoMethods");
+    let h = rig.open_named("IoMethods");
     let r = call(&h, ioctl(4, METHOD_NEITHER), b"neither", 64);
     assert_eq!(
         r.status, STATUS_SUCCESS,
@@ -179,7 +150,7 @@ fn method_neither_passes_the_callers_user_addresses() {
 #[test]
 fn driver_built_mdl_lock_map_unmap_unlock_free() {
     let Some(rig) = Rig::new() else { return };
-    let h = rig.open("IoMethods");
+    let h = rig.open_named("IoMethods");
     let out_len = 0x100;
     let r = call(&h, ioctl(5, METHOD_NEITHER), b"own mdl", out_len);
     assert_eq!(r.status, STATUS_SUCCESS, "{r:?}");
@@ -217,7 +188,7 @@ fn driver_built_mdl_lock_map_unmap_unlock_free() {
 #[test]
 fn mm_probe_and_lock_pages_raises_access_violation_on_bad_buffers() {
     let Some(rig) = Rig::new() else { return };
-    let h = rig.open("IoMethods");
+    let h = rig.open_named("IoMethods");
     let code = ioctl(6, METHOD_NEITHER);
     assert_eq!(
         call(&h, code, &[0], 16).status,
@@ -241,7 +212,7 @@ fn mm_probe_and_lock_pages_raises_access_violation_on_bad_buffers() {
 #[test]
 fn mm_build_mdl_for_nonpaged_pool() {
     let Some(rig) = Rig::new() else { return };
-    let h = rig.open("IoMethods");
+    let h = rig.open_named("IoMethods");
     let r = call(&h, ioctl(7, METHOD_BUFFERED), &[], 40);
     assert_eq!(r.status, STATUS_SUCCESS);
     let w = words(&r.output);
@@ -259,7 +230,7 @@ fn mm_build_mdl_for_nonpaged_pool() {
 #[test]
 fn secondary_mdl_is_chained_and_freed_by_the_io_manager() {
     let Some(rig) = Rig::new() else { return };
-    let h = rig.open("IoMethods");
+    let h = rig.open_named("IoMethods");
     let r = call(&h, ioctl(10, METHOD_OUT_DIRECT), &[], 64);
     assert_eq!(r.status, STATUS_SUCCESS);
     assert_eq!(words(&r.output), vec![1]);
@@ -280,7 +251,7 @@ fn bugcheck_of(rig: &Rig, h: &Handle, code: u32) -> BugCheck {
 #[test]
 fn unlocking_pages_twice_is_process_has_locked_pages_1() {
     let Some(rig) = Rig::new() else { return };
-    let h = rig.open("IoMethods");
+    let h = rig.open_named("IoMethods");
     let b = bugcheck_of(&rig, &h, ioctl(8, METHOD_NEITHER));
     assert_eq!(b.code, bugcheck::PROCESS_HAS_LOCKED_PAGES, "{b}");
     assert_eq!(b.parameters[0], 1);
@@ -295,7 +266,7 @@ fn unlocking_pages_twice_is_process_has_locked_pages_1() {
 #[test]
 fn freeing_a_locked_mdl_leaves_the_pages_locked_process_has_locked_pages_0() {
     let Some(rig) = Rig::new() else { return };
-    let h = rig.open("IoMethods");
+    let h = rig.open_named("IoMethods");
     let b = bugcheck_of(&rig, &h, ioctl(9, METHOD_NEITHER));
     assert_eq!(b.code, bugcheck::PROCESS_HAS_LOCKED_PAGES, "{b}");
     assert_eq!(b.parameters[0], 0);
@@ -329,7 +300,7 @@ fn the_mdl_rules_are_off_without_the_verifier() {
 
 fn read_write_roundtrip(device: &str) {
     let Some(rig) = Rig::new() else { return };
-    let h = rig.open(device);
+    let h = rig.open_named(device);
     let w = h.write(b"0123456789abcdef").expect("write");
     assert_eq!((w.status, w.information), (STATUS_SUCCESS, 16), "{device}");
     assert!(w.output.is_empty());

@@ -15,15 +15,7 @@ use ntsim::{BugCheck, Config, IoResult, Machine, Verifier};
 
 mod c_fixtures;
 mod cli_support;
-
-fn ioctl(n: u32) -> u32 {
-    ctl_code(
-        FILE_DEVICE_UNKNOWN,
-        0x800 + n,
-        METHOD_BUFFERED,
-        FILE_ANY_ACCESS,
-    )
-}
+use c_fixtures::{dbg_default_info, fixture_ioctl as ioctl};
 
 /// One IOCTL on a fresh machine: its result and the `iobreak: key=HEX` values the driver
 /// printed before the violation.
@@ -53,12 +45,7 @@ impl Run {
 fn run(n: u32, verifier: Verifier) -> Option<Run> {
     let sys = c_fixtures::fixture("iobreak")?;
     let machine = Machine::new(Config {
-        // The fixture reports through DbgPrint (DEFAULT, INFO level): widen the default
-        // filter, as a developer does, so its lines are logged.
-        dbg_filter: vec![ntsim::DbgFilter {
-            component: nt_abi::dbg::DPFLTR_DEFAULT_ID,
-            mask: 0xF,
-        }],
+        dbg_filter: dbg_default_info(),
         verifier,
         ..Config::default()
     });
@@ -488,32 +475,14 @@ fn cli_reports_an_io_verification_rule_and_is_clean_with_the_verifier_off() {
         return;
     };
     let spec = format!(r"\\.\IoBreak:{:#x}", ioctl(1));
-    let run = cli_support::ntsim(&[
-        "run",
-        sys.to_str().unwrap(),
-        "--dbg-filter",
-        "DEFAULT=0xF",
-        "--json",
-        "--ioctl",
-        &spec,
-    ]);
+    let run = cli_support::run_json_logged(&sys, &["--ioctl", &spec]);
     assert_eq!(run.exit, Some(3), "{run:#?}");
     let j = run.json();
     assert_eq!(j["verdict"], "bugcheck");
     assert_eq!(j["bugcheck"]["code"], 0xC9);
     assert_eq!(j["bugcheck"]["parameters"][0], io::PENDING_NOT_MARKED);
     assert_eq!(j["bugcheck"]["verifier_rule"], true);
-    let run = cli_support::ntsim(&[
-        "run",
-        sys.to_str().unwrap(),
-        "--dbg-filter",
-        "DEFAULT=0xF",
-        "--json",
-        "--verifier",
-        "off",
-        "--ioctl",
-        &spec,
-    ]);
+    let run = cli_support::run_json_logged(&sys, &["--verifier", "off", "--ioctl", &spec]);
     assert_eq!(run.exit, Some(0), "{run:#?}");
     assert_eq!(run.json()["verdict"], "clean");
 }

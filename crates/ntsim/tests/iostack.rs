@@ -10,58 +10,39 @@
 //! Missing clang/lld/llvm/mingw-w64 FAILS these tests naming the package, unless
 //! `WDM_ALLOW_SKIP=1` (`cargo xtask test` installs them first).
 use nt_abi::*;
-use ntsim::{Config, Handle, IoResult, Machine, Verifier};
+use ntsim::{Config, Handle, IoResult, Verifier};
 
 mod c_fixtures;
 mod cli_support;
-
-fn ioctl(n: u32) -> u32 {
-    ctl_code(
-        FILE_DEVICE_UNKNOWN,
-        0x800 + n,
-        METHOD_BUFFERED,
-        FILE_ANY_ACCESS,
-    )
-}
-
-fn words(b: &[u8]) -> Vec<u64> {
-    b.chunks_exact(8)
-        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
-        .collect()
-}
+use c_fixtures::{Rig, call_ok, fixture_ioctl as ioctl, words};
 
 fn xor(b: &[u8], k: u8) -> Vec<u8> {
     b.iter().map(|x| x ^ k).collect()
 }
 
 fn call(h: &Handle, n: u32, input: &[u8], out: usize) -> IoResult {
-    let r = h
-        .device_io_control(ioctl(n), input, out)
-        .unwrap_or_else(|b| panic!("IOCTL {n} bug-checked: {b}"));
-    assert_eq!(r.status, STATUS_SUCCESS, "IOCTL {n}: {r:?}");
-    r
+    call_ok(h, ioctl(n), input, out)
 }
 
 /// Load, run `f` on a handle to `\\.\IoStack`, unload; the audit must be clean.
 fn with_stack(verifier: Verifier, f: impl FnOnce(&Handle)) {
-    let Some(sys) = c_fixtures::fixture("iostack") else {
+    let Some(rig) = Rig::start(
+        "iostack",
+        r"\\.\IoStack",
+        Config {
+            verifier,
+            ..Config::default()
+        },
+    ) else {
         return;
     };
-    let machine = Machine::new(Config {
-        verifier,
-        ..Config::default()
-    });
-    let driver = machine.load_driver(&sys).expect("the fixture loads");
-    assert_eq!(driver.start().expect("DriverEntry"), STATUS_SUCCESS);
-    let h = machine
-        .open(r"\\.\IoStack", GENERIC_READ | GENERIC_WRITE)
+    let h = rig
+        .machine
+        .open(rig.device, GENERIC_READ | GENERIC_WRITE)
         .expect("open through the filter");
     f(&h);
     h.close().expect("close");
-    assert!(machine.bugcheck().is_none(), "{:?}", machine.bugcheck());
-    let r = driver.unload().expect("unload");
-    assert!(r.is_clean(), "unload audit: {r:?}");
-    assert!(machine.bugcheck().is_none(), "{:?}", machine.bugcheck());
+    rig.finish();
 }
 
 fn both(f: impl Fn(&Handle)) {
@@ -220,15 +201,7 @@ fn cli_run_through_the_filter_is_clean() {
     };
     let x = format!(r"\\.\IoStack:{:#x}:0102:2", ioctl(0));
     let own = format!(r"\\.\IoStack:{:#x}:0a0b:0x40", ioctl(2));
-    let run = cli_support::ntsim(&[
-        "run",
-        sys.to_str().unwrap(),
-        "--json",
-        "--ioctl",
-        &x,
-        "--ioctl",
-        &own,
-    ]);
+    let run = cli_support::run_json(&sys, &["--ioctl", &x, "--ioctl", &own]);
     let j = run.json();
     assert_eq!(run.exit, Some(0), "{run:#?}");
     assert_eq!(j["verdict"], "clean");

@@ -7,69 +7,39 @@
 //! Missing clang/lld/llvm/mingw-w64 FAILS these tests naming the package, unless
 //! `WDM_ALLOW_SKIP=1` (`cargo xtask test` installs them first).
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nt_abi::bugcheck;
 use nt_abi::*;
-use ntsim::{BugCheck, Config, Driver, Handle, Machine, Verifier};
+use ntsim::{BugCheck, Config, Verifier};
 
 mod c_fixtures;
 mod cli_support;
+use c_fixtures::{Rig, bugcheck_within, fixture_ioctl as code, words};
+
+const DEV: &str = r"\\.\NtsimSysThread";
 
 fn fixture() -> Option<PathBuf> {
     c_fixtures::fixture("systhread")
 }
 
-const DEV: &str = r"\\.\NtsimSysThread";
-
-fn code(n: u32) -> u32 {
-    ctl_code(
-        FILE_DEVICE_UNKNOWN,
-        0x800 + n,
-        METHOD_BUFFERED,
-        FILE_ANY_ACCESS,
-    )
-}
-
-fn words(b: &[u8]) -> Vec<u64> {
-    b.chunks_exact(8)
-        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
-        .collect()
-}
-
-struct Rig {
-    machine: Machine,
-    driver: Driver,
-    handle: Option<Handle>,
-}
-
 impl Rig {
     fn new() -> Option<Rig> {
-        let sys = fixture()?;
-        let machine = Machine::new(Config {
-            verifier: Verifier::Standard,
-            unload_grace: Duration::from_millis(300),
-            ..Config::default()
-        });
-        let driver = machine.load_driver(&sys).expect("the fixture loads");
-        assert_eq!(driver.start().expect("DriverEntry"), STATUS_SUCCESS);
-        let handle = Some(
-            machine
-                .open(DEV, GENERIC_READ | GENERIC_WRITE)
-                .expect("open"),
-        );
-        Some(Rig {
-            machine,
-            driver,
-            handle,
-        })
+        Rig::start(
+            "systhread",
+            DEV,
+            Config {
+                verifier: Verifier::Standard,
+                unload_grace: Duration::from_millis(300),
+                ..Config::default()
+            },
+        )
+        .map(Rig::holding_handle)
     }
 
     fn call(&self, n: u32, input: &[u8], out: usize) -> Result<Vec<u64>, Box<BugCheck>> {
         let r = self
-            .handle
-            .as_ref()
-            .unwrap()
+            .h()
             .device_io_control(code(n), input, out)
             .map_err(Box::new)?;
         assert_eq!(r.status, STATUS_SUCCESS, "IOCTL {n}: {r:?}");
@@ -81,29 +51,9 @@ impl Rig {
             .unwrap_or_else(|b| panic!("IOCTL {n} bug-checked: {b}"))
     }
 
-    /// Close the handle, unload, and require a clean audit.
-    fn finish(mut self) {
-        drop(self.handle.take());
-        assert!(
-            self.machine.bugcheck().is_none(),
-            "{:?}",
-            self.machine.bugcheck()
-        );
-        let r = self.driver.unload().expect("unload");
-        assert!(r.is_clean(), "unload audit: {r:?}");
-        assert!(self.machine.bugcheck().is_none());
-    }
-
     /// Wait for a bug check raised on some other thread.
     fn bugcheck_soon(&self) -> BugCheck {
-        let end = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < end {
-            if let Some(b) = self.machine.bugcheck() {
-                return b;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        panic!("expected a bug check")
+        bugcheck_within(&self.machine, Duration::from_secs(10)).expect("expected a bug check")
     }
 }
 
@@ -221,7 +171,7 @@ fn expect_ioctl_bugcheck(n: u32) -> Option<(BugCheck, Rig)> {
 #[test]
 fn a_user_event_handle_is_referenced_with_its_access_checked_and_set_by_the_thread() {
     let Some(rig) = Rig::new() else { return };
-    let h = rig.handle.as_ref().unwrap();
+    let h = rig.h();
     // A handle without EVENT_MODIFY_STATE: a UserMode reference is refused.
     let weak = rig.machine.create_event(true, false, SYNCHRONIZE);
     let r = h
@@ -356,17 +306,17 @@ fn unloading_with_the_thread_still_running_is_0xce() {
 fn cli_runs_the_thread_driver_clean_under_the_verifier() {
     let Some(sys) = fixture() else { return };
     let submit = format!(r"{DEV}:{:#x}:0500000000000000:72", code(0));
-    let run = cli_support::ntsim(&[
-        "run",
-        sys.to_str().unwrap(),
-        "--json",
-        "--verifier",
-        "standard",
-        "--ioctl",
-        &submit,
-        "--ioctl",
-        &submit,
-    ]);
+    let run = cli_support::run_json(
+        &sys,
+        &[
+            "--verifier",
+            "standard",
+            "--ioctl",
+            &submit,
+            "--ioctl",
+            &submit,
+        ],
+    );
     let j = run.json();
     assert_eq!(run.exit, Some(0), "{run:#?}");
     assert_eq!(j["verdict"], "clean");

@@ -7,78 +7,36 @@
 //! Missing clang/lld/llvm/mingw-w64 FAILS these tests naming the package, unless
 //! `WDM_ALLOW_SKIP=1` (`cargo xtask test` installs them first).
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nt_abi::bugcheck;
 use nt_abi::*;
-use ntsim::{BugCheck, Config, Driver, Handle, Machine, Verifier};
+use ntsim::{BugCheck, Config, Verifier};
 
 mod c_fixtures;
 mod cli_support;
+use c_fixtures::{Rig, bugcheck_within, call_ok, fixture_ioctl as code, words};
+
+const DEV: &str = r"\\.\NtsimTimerDpc";
 
 fn fixture() -> Option<PathBuf> {
     c_fixtures::fixture("timerdpc")
 }
 
-const DEV: &str = r"\\.\NtsimTimerDpc";
-
-fn code(n: u32) -> u32 {
-    ctl_code(
-        FILE_DEVICE_UNKNOWN,
-        0x800 + n,
-        METHOD_BUFFERED,
-        FILE_ANY_ACCESS,
-    )
-}
-
-fn words(b: &[u8]) -> Vec<u64> {
-    b.chunks_exact(8)
-        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
-        .collect()
-}
-
-struct Rig {
-    machine: Arc<Machine>,
-    driver: Driver,
-}
-
 impl Rig {
     fn new() -> Option<Rig> {
-        let sys = fixture()?;
-        let machine = Arc::new(Machine::new(Config {
-            verifier: Verifier::Standard,
-            ..Config::default()
-        }));
-        let driver = machine.load_driver(&sys).expect("the fixture loads");
-        assert_eq!(driver.start().expect("DriverEntry"), STATUS_SUCCESS);
-        Some(Rig { machine, driver })
-    }
-
-    fn open(&self) -> Handle {
-        self.machine
-            .open(DEV, GENERIC_READ | GENERIC_WRITE)
-            .expect("open")
+        Rig::start(
+            "timerdpc",
+            DEV,
+            Config {
+                verifier: Verifier::Standard,
+                ..Config::default()
+            },
+        )
     }
 
     fn ok(&self, n: u32, input: &[u8], out: usize) -> Vec<u64> {
-        let h = self.open();
-        let r = h
-            .device_io_control(code(n), input, out)
-            .unwrap_or_else(|b| panic!("IOCTL {n} bug-checked: {b}"));
-        assert_eq!(r.status, STATUS_SUCCESS, "IOCTL {n}: {r:?}");
-        words(&r.output)
-    }
-
-    fn finish(self) {
-        assert!(
-            self.machine.bugcheck().is_none(),
-            "{:?}",
-            self.machine.bugcheck()
-        );
-        let r = self.driver.unload().expect("unload");
-        assert!(r.is_clean(), "unload audit: {r:?}");
-        assert!(self.machine.bugcheck().is_none());
+        words(&call_ok(&self.open(), code(n), input, out).output)
     }
 
     fn bugcheck_after(&self, n: u32) -> BugCheck {
@@ -86,14 +44,7 @@ impl Rig {
         if let Err(b) = h.device_io_control(code(n), &[], 8) {
             return b;
         }
-        let end = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < end {
-            if let Some(b) = self.machine.bugcheck() {
-                return b;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        panic!("expected a bug check")
+        bugcheck_within(&self.machine, Duration::from_secs(10)).expect("expected a bug check")
     }
 }
 
@@ -289,17 +240,10 @@ fn unloading_with_a_timer_still_set_is_0xc7() {
 fn cli_runs_the_timer_driver_clean_under_the_verifier() {
     let Some(sys) = fixture() else { return };
     let pend = format!(r"{DEV}:{:#x}:02000000:48", code(0));
-    let run = cli_support::ntsim(&[
-        "run",
-        sys.to_str().unwrap(),
-        "--json",
-        "--verifier",
-        "standard",
-        "--ioctl",
-        &pend,
-        "--ioctl",
-        &pend,
-    ]);
+    let run = cli_support::run_json(
+        &sys,
+        &["--verifier", "standard", "--ioctl", &pend, "--ioctl", &pend],
+    );
     let j = run.json();
     assert_eq!(run.exit, Some(0), "{run:#?}");
     assert_eq!(j["verdict"], "clean");

@@ -10,95 +10,50 @@
 
 use nt_abi::bugcheck::{self, verifier_locks as vl};
 use nt_abi::*;
-use ntsim::{BugCheck, Config, Driver, Handle, Machine, Verifier, VerifierFlags};
+use ntsim::{BugCheck, Config, Handle, Verifier, VerifierFlags};
 
 mod c_fixtures;
 mod cli_support;
-use c_fixtures::fixture;
+use c_fixtures::{Rig, bugcheck_within, call_ok, fixture, fixture_ioctl as code, le_bytes, words};
 
 const DEVICE: &str = r"\\.\NtsimLocks";
 
-struct Loaded {
-    machine: Machine,
-    driver: Driver,
-    handle: Handle,
-}
+/// The fixture started on a Machine whose handle to its device is held.
+type Loaded = Rig;
 
 fn load(verifier: Verifier) -> Option<Loaded> {
-    let sys = fixture("locks")?;
-    let machine = Machine::new(Config {
-        verifier,
-        unload_grace: std::time::Duration::from_millis(200),
-        ..Config::default()
-    });
-    let driver = machine.load_driver(&sys).expect("the fixture loads");
-    assert_eq!(driver.start().expect("DriverEntry"), STATUS_SUCCESS);
-    let handle = machine
-        .open(DEVICE, GENERIC_READ | GENERIC_WRITE)
-        .expect("open the fixture's device");
-    Some(Loaded {
-        machine,
-        driver,
-        handle,
-    })
-}
-
-fn code(f: u32) -> u32 {
-    ctl_code(
-        FILE_DEVICE_UNKNOWN,
-        0x800 + f,
-        METHOD_BUFFERED,
-        FILE_ANY_ACCESS,
+    Rig::start(
+        "locks",
+        DEVICE,
+        Config {
+            verifier,
+            unload_grace: std::time::Duration::from_millis(200),
+            ..Config::default()
+        },
     )
-}
-
-fn words(input: &[u64]) -> Vec<u8> {
-    input.iter().flat_map(|w| w.to_le_bytes()).collect()
+    .map(Rig::holding_handle)
 }
 
 fn call_on(h: &Handle, f: u32, input: &[u64]) -> Vec<u64> {
-    let r = h
-        .device_io_control(code(f), &words(input), 512)
-        .unwrap_or_else(|b| panic!("IOCTL {f} bug-checked: {b}"));
-    assert_eq!(r.status, STATUS_SUCCESS, "IOCTL {f}");
-    r.output
-        .chunks_exact(8)
-        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
-        .collect()
+    words(&call_ok(h, code(f), &le_bytes(input), 512).output)
 }
 
-impl Loaded {
+impl Rig {
     fn call(&self, f: u32, input: &[u64]) -> Vec<u64> {
-        call_on(&self.handle, f, input)
+        call_on(self.h(), f, input)
     }
 
     /// IOCTL `f`, which must bug-check (possibly on a work item, a little later).
     fn bugcheck(&self, f: u32) -> BugCheck {
-        match self.handle.device_io_control(code(f), &[], 64) {
+        match self.h().device_io_control(code(f), &[], 64) {
             Err(b) => b,
-            Ok(r) => {
-                let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
-                while std::time::Instant::now() < end {
-                    if let Some(b) = self.machine.bugcheck() {
-                        return b;
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                }
-                panic!("IOCTL {f} returned {r:?} without a bug check")
-            }
+            Ok(r) => bugcheck_within(&self.machine, std::time::Duration::from_secs(10))
+                .unwrap_or_else(|| panic!("IOCTL {f} returned {r:?} without a bug check")),
         }
     }
 
     fn unload_clean(self) {
-        let Loaded {
-            machine,
-            driver,
-            handle,
-        } = self;
-        handle.close().expect("close");
-        let r = driver.unload().expect("unload");
-        assert!(r.is_clean(), "unload audit: {r:?}");
-        assert!(machine.bugcheck().is_none());
+        self.finish();
     }
 }
 

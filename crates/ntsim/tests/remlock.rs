@@ -7,6 +7,7 @@
 //!
 //! Missing clang/lld/llvm/mingw-w64 FAILS these tests naming the package, unless
 //! `WDM_ALLOW_SKIP=1` (`cargo xtask test` installs them first).
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nt_abi::*;
@@ -14,39 +15,25 @@ use ntsim::{Config, Driver, Handle, Machine, Verifier};
 
 mod c_fixtures;
 mod cli_support;
+use c_fixtures::{Rig, dbg_default_info, ioctl_code, words};
 
 const DEV: &str = r"\\.\RemLock";
 
 fn code(n: u32) -> u32 {
-    ctl_code(
-        FILE_DEVICE_UNKNOWN,
-        0xB00 + n,
-        METHOD_BUFFERED,
-        FILE_ANY_ACCESS,
-    )
+    ioctl_code(0xB00 + n, METHOD_BUFFERED)
 }
 
-fn words(b: &[u8]) -> Vec<u64> {
-    b.chunks_exact(8)
-        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
-        .collect()
-}
-
-fn start(name: &'static str, verifier: Verifier) -> Option<(Machine, Driver)> {
-    let sys = c_fixtures::fixture(name)?;
-    let machine = Machine::new(Config {
-        // The fixture reports through DbgPrint (DEFAULT, INFO level): widen the default
-        // filter, as a developer does, so its lines are logged.
-        dbg_filter: vec![ntsim::DbgFilter {
-            component: nt_abi::dbg::DPFLTR_DEFAULT_ID,
-            mask: 0xF,
-        }],
-        verifier,
-        ..Config::default()
-    });
-    let driver = machine.load_driver(&sys).expect("the fixture loads");
-    assert_eq!(driver.start().expect("DriverEntry"), STATUS_SUCCESS);
-    Some((machine, driver))
+fn start(name: &'static str, verifier: Verifier) -> Option<(Arc<Machine>, Driver)> {
+    let rig = Rig::start(
+        name,
+        DEV,
+        Config {
+            dbg_filter: dbg_default_info(),
+            verifier,
+            ..Config::default()
+        },
+    )?;
+    Some((rig.machine, rig.driver))
 }
 
 fn report(h: &Handle) -> Vec<u64> {
@@ -154,17 +141,7 @@ fn cli_run_is_clean() {
     };
     let bg = format!(r"{DEV}:{:#x}:c8000000", code(1));
     let rep = format!(r"{DEV}:{:#x}::40", code(0));
-    let run = cli_support::ntsim(&[
-        "run",
-        sys.to_str().unwrap(),
-        "--dbg-filter",
-        "DEFAULT=0xF",
-        "--json",
-        "--ioctl",
-        &bg,
-        "--ioctl",
-        &rep,
-    ]);
+    let run = cli_support::run_json_logged(&sys, &["--ioctl", &bg, "--ioctl", &rep]);
     assert_eq!(run.exit, Some(0), "{run:#?}");
     let j = run.json();
     assert_eq!(j["verdict"], "clean");

@@ -5,38 +5,23 @@
 //!
 //! Missing clang/lld/llvm/mingw-w64 FAILS these tests naming the package, unless
 //! `WDM_ALLOW_SKIP=1` (`cargo xtask test` installs them first).
+
 use std::path::PathBuf;
 
 use nt_abi::*;
-use ntsim::{BugCheck, Config, Driver, Handle, IoResult, LoadError, Machine, Verifier};
+use ntsim::{BugCheck, Config, IoResult, LoadError, Machine, Verifier};
 
 mod c_fixtures;
 mod cli_support;
+use c_fixtures::{Rig, call, fixture_ioctl, words};
 
 fn fixture() -> Option<PathBuf> {
     c_fixtures::fixture("nametable")
 }
 
-struct Rig {
-    machine: Machine,
-    driver: Driver,
-    h: Option<Handle>,
-}
-
 impl Rig {
     fn with(cfg: Config) -> Option<Rig> {
-        let sys = fixture()?;
-        let machine = Machine::new(cfg);
-        let driver = machine.load_driver(&sys).expect("the fixture loads");
-        assert_eq!(driver.start().expect("DriverEntry"), STATUS_SUCCESS);
-        let h = machine
-            .open(r"\\.\NameTable", GENERIC_READ | GENERIC_WRITE)
-            .expect("open");
-        Some(Rig {
-            machine,
-            driver,
-            h: Some(h),
-        })
+        Rig::start("nametable", r"\\.\NameTable", cfg).map(Rig::holding_handle)
     }
     fn new() -> Option<Rig> {
         Rig::with(Config {
@@ -45,42 +30,13 @@ impl Rig {
         })
     }
     fn call(&self, n: u32, input: &[u8], out: usize) -> IoResult {
-        let code = ctl_code(
-            FILE_DEVICE_UNKNOWN,
-            0x800 + n,
-            METHOD_BUFFERED,
-            FILE_ANY_ACCESS,
-        );
-        self.h
-            .as_ref()
-            .unwrap()
-            .device_io_control(code, input, out)
-            .unwrap_or_else(|b| panic!("IOCTL {n} bug-checked: {b}"))
+        call(self.h(), fixture_ioctl(n), input, out)
     }
     fn words(&self, n: u32) -> Vec<u64> {
-        let r = self.call(n, &[], 1024);
-        assert_eq!(r.status, STATUS_SUCCESS, "{r:?}");
-        words(&r.output)
-    }
-    /// Close, unload, and require a clean audit.
-    fn finish(mut self) {
-        drop(self.h.take());
-        assert!(
-            self.machine.bugcheck().is_none(),
-            "{:?}",
-            self.machine.bugcheck()
-        );
-        let r = self.driver.unload().expect("unload");
-        assert!(r.is_clean(), "unload audit: {r:?}");
+        self.call_words(fixture_ioctl(n), &[], 1024)
     }
     fn bugcheck(&self, n: u32) -> BugCheck {
-        let code = ctl_code(
-            FILE_DEVICE_UNKNOWN,
-            0x800 + n,
-            METHOD_BUFFERED,
-            FILE_ANY_ACCESS,
-        );
-        match self.h.as_ref().unwrap().device_io_control(code, &[], 64) {
+        match self.h().device_io_control(fixture_ioctl(n), &[], 64) {
             Err(b) => b,
             Ok(r) => self
                 .machine
@@ -88,12 +44,6 @@ impl Rig {
                 .unwrap_or_else(|| panic!("no bug check: {r:?}")),
         }
     }
-}
-
-fn words(b: &[u8]) -> Vec<u64> {
-    b.chunks_exact(8)
-        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
-        .collect()
 }
 
 fn utf16(s: &str) -> Vec<u8> {
@@ -456,7 +406,7 @@ fn string_routines_keep_their_documented_limits() {
 fn a_string_the_driver_never_frees_is_a_pool_leak_at_unload() {
     let Some(mut rig) = Rig::new() else { return };
     assert_eq!(rig.call(11, &[], 0).status, STATUS_SUCCESS);
-    drop(rig.h.take());
+    drop(rig.handle.take());
     let err = rig.driver.unload().expect_err("the leak is a bug check");
     let b = err.bugcheck().expect("a bug check").clone();
     assert_eq!(b.code, bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION, "{b}");
@@ -552,15 +502,7 @@ fn the_cli_runs_the_name_table_clean() {
     let Some(sys) = fixture() else { return };
     let add = format!(r"\\.\NameTable:0x222000:{}:4", hex(&utf16("Gamma")));
     let look = format!(r"\\.\NameTable:0x222004:{}:64", hex(&utf16("gam")));
-    let run = cli_support::ntsim(&[
-        "run",
-        sys.to_str().unwrap(),
-        "--ioctl",
-        &add,
-        "--ioctl",
-        &look,
-        "--json",
-    ]);
+    let run = cli_support::run_json(&sys, &["--ioctl", &add, "--ioctl", &look]);
     let j = run.json();
     assert_eq!(j["verdict"], "clean", "{j}");
     assert_eq!(j["ioctls"][0]["output_hex"], "00000000");

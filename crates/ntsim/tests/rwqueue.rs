@@ -6,6 +6,7 @@
 //!
 //! Missing clang/lld/llvm/mingw-w64 FAILS these tests naming the package, unless
 //! `WDM_ALLOW_SKIP=1` (`cargo xtask test` installs them first).
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nt_abi::*;
@@ -13,29 +14,26 @@ use ntsim::{Config, Driver, Handle, Machine, Verifier};
 
 mod c_fixtures;
 mod cli_support;
+use c_fixtures::{Rig, dbg_default_info, ioctl_code, words};
 
 const DEV: &str = r"\\.\RwQueue";
 const LONG: Duration = Duration::from_secs(10);
 
 fn stats_code() -> u32 {
-    ctl_code(FILE_DEVICE_UNKNOWN, 0xC00, METHOD_BUFFERED, FILE_ANY_ACCESS)
+    ioctl_code(0xC00, METHOD_BUFFERED)
 }
 
-fn start() -> Option<(Machine, Driver)> {
-    let sys = c_fixtures::fixture("rwqueue")?;
-    let machine = Machine::new(Config {
-        // The fixture reports through DbgPrint (DEFAULT, INFO level): widen the default
-        // filter, as a developer does, so its lines are logged.
-        dbg_filter: vec![ntsim::DbgFilter {
-            component: nt_abi::dbg::DPFLTR_DEFAULT_ID,
-            mask: 0xF,
-        }],
-        verifier: Verifier::Standard,
-        ..Config::default()
-    });
-    let driver = machine.load_driver(&sys).expect("the fixture loads");
-    assert_eq!(driver.start().expect("DriverEntry"), STATUS_SUCCESS);
-    Some((machine, driver))
+fn start() -> Option<(Arc<Machine>, Driver)> {
+    let rig = Rig::start(
+        "rwqueue",
+        DEV,
+        Config {
+            dbg_filter: dbg_default_info(),
+            verifier: Verifier::Standard,
+            ..Config::default()
+        },
+    )?;
+    Some((rig.machine, rig.driver))
 }
 
 /// [bytes in the pipe, reads waiting, served, worker IRQL, worker is a system thread,
@@ -45,10 +43,7 @@ fn stats(h: &Handle) -> Vec<u64> {
         .device_io_control(stats_code(), &[], 48)
         .expect("no bug check");
     assert_eq!(r.status, STATUS_SUCCESS);
-    r.output
-        .chunks_exact(8)
-        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
-        .collect()
+    words(&r.output)
 }
 
 fn until(what: &str, mut f: impl FnMut() -> bool) {
@@ -59,11 +54,14 @@ fn until(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-fn finish(machine: Machine, driver: Driver) {
-    assert!(machine.bugcheck().is_none(), "{:?}", machine.bugcheck());
-    let r = driver.unload().expect("unload");
-    assert!(r.is_clean(), "unload audit: {r:?}");
-    assert!(machine.bugcheck().is_none());
+fn finish(machine: Arc<Machine>, driver: Driver) {
+    Rig {
+        machine: Arc::clone(&machine),
+        driver,
+        device: DEV,
+        handle: None,
+    }
+    .finish();
     assert!(
         machine
             .dbgprint_lines()
@@ -163,21 +161,19 @@ fn cli_overlapped_read_completed_by_a_later_write() {
     let Some(sys) = c_fixtures::fixture("rwqueue") else {
         return;
     };
-    let run = cli_support::ntsim(&[
-        "run",
-        sys.to_str().unwrap(),
-        "--dbg-filter",
-        "DEFAULT=0xF",
-        "--json",
-        "--read",
-        &format!(r"{DEV}:4,overlapped"),
-        "--write",
-        &format!(r"{DEV}:61626364"),
-        "--read",
-        &format!(r"{DEV}:4,overlapped"),
-        "--cancel",
-        "2",
-    ]);
+    let run = cli_support::run_json_logged(
+        &sys,
+        &[
+            "--read",
+            &format!(r"{DEV}:4,overlapped"),
+            "--write",
+            &format!(r"{DEV}:61626364"),
+            "--read",
+            &format!(r"{DEV}:4,overlapped"),
+            "--cancel",
+            "2",
+        ],
+    );
     assert_eq!(run.exit, Some(0), "{run:#?}");
     let j = run.json();
     assert_eq!(j["verdict"], "clean");

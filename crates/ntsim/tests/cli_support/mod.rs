@@ -138,6 +138,22 @@ pub fn ntsim(args: &[&str]) -> Run {
     ntsim_env(args, &[], Duration::from_secs(120))
 }
 
+/// `ntsim run SYS --json ARGS…`: a driver run through the CLI, its report as one JSON object.
+pub fn run_json(sys: &Path, args: &[&str]) -> Run {
+    let sys = sys.to_str().expect("a UTF-8 path");
+    let mut all = vec!["run", sys, "--json"];
+    all.extend_from_slice(args);
+    ntsim(&all)
+}
+
+/// [`run_json`] with `--dbg-filter DEFAULT=0xF`: the C fixtures report through DbgPrint
+/// (DEFAULT, INFO level), so the default filter is widened, as a developer does.
+pub fn run_json_logged(sys: &Path, args: &[&str]) -> Run {
+    let mut all = vec!["--dbg-filter", "DEFAULT=0xF"];
+    all.extend_from_slice(args);
+    run_json(sys, &all)
+}
+
 /// The run ended with a documented exit code (not a signal, not a Rust panic's 101).
 pub fn assert_documented(run: &Run) {
     assert!(
