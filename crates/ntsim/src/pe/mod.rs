@@ -356,6 +356,85 @@ impl Drop for Unmap {
 /// (ours has 31), low enough that a looping import table costs nothing.
 pub const MAX_IMPORTS: usize = 16384;
 
+/// The image's sections laid out at their RVAs in a zeroed buffer of `size` bytes (headers
+/// first), as the loader maps them, so RVAs can be followed.
+fn lay_out(file: &[u8], h: &Headers, size: usize) -> Result<Vec<u8>, LoadError> {
+    let mut img = vec![0u8; size];
+    let hdr = (h.size_of_headers as usize).min(size).min(file.len());
+    img[..hdr].copy_from_slice(&file[..hdr]);
+    for (name, rva, vsize, raw_off, raw_size, _) in &h.sections {
+        let n = (*raw_size).min(if *vsize == 0 { *raw_size } else { *vsize }) as usize;
+        let (dst, src) = (*rva as usize, *raw_off as usize);
+        if n == 0 {
+            continue;
+        }
+        if dst.checked_add(n).is_none_or(|e| e > size)
+            || src.checked_add(n).is_none_or(|e| e > file.len())
+        {
+            return bad(format!("section {name} does not fit in the image"));
+        }
+        img[dst..dst + n].copy_from_slice(&file[src..src + n]);
+    }
+    Ok(img)
+}
+
+/// Every import of a laid-out image, in import-table order, with the offset of its IAT slot.
+/// Refuses an import table that does not terminate, names outside the image, an IAT outside
+/// the image, and more than [`MAX_IMPORTS`] imports.
+fn walk_imports(img: &[u8], h: &Headers) -> Result<Vec<(imports::ImportName, usize)>, LoadError> {
+    let mut out = Vec::new();
+    let Some(&(irva, isize_)) = h.dirs.get(IMAGE_DIRECTORY_ENTRY_IMPORT) else {
+        return Ok(out);
+    };
+    if irva == 0 || isize_ == 0 {
+        return Ok(out);
+    }
+    let mut d = irva as usize;
+    loop {
+        let oft = rd32(img, d)? as usize;
+        let name_rva = rd32(img, d + 12)? as usize;
+        let ft = rd32(img, d + 16)? as usize;
+        if oft == 0 && name_rva == 0 && ft == 0 {
+            break;
+        }
+        let dll = read_cstr(img, name_rva)?;
+        let lookup = if oft != 0 { oft } else { ft };
+        let mut i = 0usize;
+        loop {
+            let entry = rd64(img, lookup + i * 8)?;
+            if entry == 0 {
+                break;
+            }
+            let name = if entry & IMAGE_ORDINAL_FLAG64 != 0 {
+                format!("#{}", entry & 0xFFFF)
+            } else {
+                read_cstr(img, (entry as usize & 0x7FFF_FFFF) + 2)?
+            };
+            if ft + i * 8 + 8 > img.len() {
+                return bad("import address table is outside the image");
+            }
+            out.push((
+                imports::ImportName {
+                    dll: dll.clone(),
+                    name,
+                },
+                ft + i * 8,
+            ));
+            i += 1;
+            if out.len() > MAX_IMPORTS {
+                return bad(format!(
+                    "more than {MAX_IMPORTS} imports (an import table that does not terminate?)"
+                ));
+            }
+        }
+        d += IMAGE_SIZEOF_IMPORT_DESCRIPTOR;
+        if d > img.len() {
+            return bad("import directory does not terminate");
+        }
+    }
+    Ok(out)
+}
+
 /// Load `path` into this process. `resolve` maps an ntoskrnl export name to what it binds to.
 pub fn load(
     path: &Path,
@@ -368,76 +447,25 @@ pub fn load(
 
     // Build the image in a private buffer first; nothing is mapped executable until all checks
     // (imports included) have passed.
-    let mut img = vec![0u8; size];
-    img[..h.size_of_headers as usize].copy_from_slice(&file[..h.size_of_headers as usize]);
-    for (name, rva, vsize, raw_off, raw_size, _) in &h.sections {
-        let n = (*raw_size).min(if *vsize == 0 { *raw_size } else { *vsize }) as usize;
-        if n == 0 {
-            continue;
-        }
-        let dst = *rva as usize;
-        if dst + n > size {
-            return bad(format!("section {name} does not fit in the image"));
-        }
-        img[dst..dst + n].copy_from_slice(&file[*raw_off as usize..*raw_off as usize + n]);
-    }
+    let mut img = lay_out(&file, &h, size)?;
 
     // Imports.
     let mut thunks = Vec::new();
     let mut missing = Vec::new();
     let mut bound = Vec::new();
-    if let Some(&(irva, isize_)) = h.dirs.get(IMAGE_DIRECTORY_ENTRY_IMPORT)
-        && irva != 0
-        && isize_ != 0
-    {
-        let mut d = irva as usize;
-        loop {
-            let oft = rd32(&img, d)? as usize;
-            let name_rva = rd32(&img, d + 12)? as usize;
-            let ft = rd32(&img, d + 16)? as usize;
-            if oft == 0 && name_rva == 0 && ft == 0 {
-                break;
-            }
-            let dll = read_cstr(&img, name_rva)?;
-            let is_nt = dll.eq_ignore_ascii_case("ntoskrnl.exe");
-            let lookup = if oft != 0 { oft } else { ft };
-            let mut i = 0usize;
-            loop {
-                let entry = rd64(&img, lookup + i * 8)?;
-                if entry == 0 {
-                    break;
-                }
-                let name = if entry & IMAGE_ORDINAL_FLAG64 != 0 {
-                    format!("#{}", entry & 0xFFFF)
-                } else {
-                    read_cstr(&img, (entry as usize & 0x7FFF_FFFF) + 2)?
-                };
-                let full = format!("{dll}!{name}");
-                let target = if is_nt { resolve(&name) } else { None };
-                if target.is_none() {
-                    missing.push(full.clone());
-                }
-                bound.push(full);
-                if ft + i * 8 + 8 > img.len() {
-                    return bad("import address table is outside the image");
-                }
-                thunks.push(Thunk {
-                    iat: ft + i * 8,
-                    name,
-                    target,
-                });
-                i += 1;
-                if thunks.len() > MAX_IMPORTS {
-                    return bad(format!(
-                        "more than {MAX_IMPORTS} imports (an import table that does not terminate?)"
-                    ));
-                }
-            }
-            d += IMAGE_SIZEOF_IMPORT_DESCRIPTOR;
-            if d > img.len() {
-                return bad("import directory does not terminate");
-            }
+    for (imp, iat) in walk_imports(&img, &h)? {
+        let is_nt = imp.dll.eq_ignore_ascii_case("ntoskrnl.exe");
+        let full = format!("{}!{}", imp.dll, imp.name);
+        let target = if is_nt { resolve(&imp.name) } else { None };
+        if target.is_none() {
+            missing.push(full.clone());
         }
+        bound.push(full);
+        thunks.push(Thunk {
+            iat,
+            name: imp.name,
+            target,
+        });
     }
     if !missing.is_empty() {
         return Err(LoadError::MissingImports(missing));
