@@ -57,6 +57,8 @@ pub mod verifier {
     pub const REFERENCE_COUNT_UNDERFLOW: u64 = 0x3F;
     pub const POOL_LEAKED_AT_UNLOAD: u64 = 0x62;
     pub const WORK_ITEM_AT_USER_ADDRESS: u64 = 0xE0;
+    /// A synchronization object (KEVENT, KTIMER, KSPIN_LOCK, ERESOURCE…) in pageable memory.
+    pub const SYNC_OBJECT_PAGEABLE: u64 = 0xE1;
     pub const WORK_ITEM_IN_SESSION_SPACE: u64 = 0x130;
     pub const WORK_ITEM_IN_PAGEABLE_MEMORY: u64 = 0x131;
     pub const EXECUTABLE_POOL: u64 = 0x2000;

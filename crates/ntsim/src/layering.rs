@@ -3,6 +3,7 @@
 const SOURCES: &[(&str, &str, &str)] = &[
     ("mm", "mm/mod.rs", include_str!("mm/mod.rs")),
     ("mm", "mm/user.rs", include_str!("mm/user.rs")),
+    ("mm", "mm/paging.rs", include_str!("mm/paging.rs")),
     ("ke", "ke/mod.rs", include_str!("ke/mod.rs")),
     ("ke", "ke/thread.rs", include_str!("ke/thread.rs")),
     ("ke", "ke/bugcheck.rs", include_str!("ke/bugcheck.rs")),

@@ -220,7 +220,7 @@ pub(crate) fn new_system(config: Config) -> Arc<System> {
     Arc::new(System {
         verifier: crate::verifier::Hooks::new(config.verifier.flags()),
         ke: crate::ke::Ke::new(wake_after_bugcheck),
-        mm: crate::mm::Mm::default(),
+        mm: crate::mm::Mm::new(config.verifier.flags().irql_checking),
         ex: crate::ex::Ex::new(
             crate::io::workitem::on_pool_free,
             config

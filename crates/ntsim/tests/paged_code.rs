@@ -1,5 +1,5 @@
-//! Pageable driver code at raised IRQL (`fixtures/c/pagedcode.c`): with IRQL checking a call
-//! into ntoskrnl from a PAGE section at DISPATCH_LEVEL is 0xD1; the same code at
+//! Pageable driver code at raised IRQL (`fixtures/c/pagedcode.c`): with IRQL checking, PAGE code
+//! run after a spin lock's trim is 0xD1 at its first instruction; the same code at
 //! PASSIVE_LEVEL, and nonpaged code at DISPATCH_LEVEL, are clean; without the option nothing
 //! is raised (Windows fails there only when the page happens to be out).
 mod c_fixtures;
@@ -62,6 +62,7 @@ fn pageable_code_calling_at_dispatch_level_is_0xd1_with_irql_checking() {
     let Some(r) = rig(Verifier::Standard) else {
         return;
     };
+    let routine = r.call_words(fixture_ioctl(0), &[], 16)[1];
     let bc = r
         .h()
         .device_io_control(fixture_ioctl(1), &[], 8)
@@ -69,10 +70,29 @@ fn pageable_code_calling_at_dispatch_level_is_0xd1_with_irql_checking() {
     assert_eq!(bc.code, 0xD1, "{bc}");
     assert_eq!(bc.parameters[1], DISPATCH_LEVEL as u64);
     assert_eq!(bc.parameters[2], 8, "execute");
+    // The spin lock's trim made PAGE inaccessible, so the routine's first instruction faults.
+    assert_eq!(bc.parameters[0], routine, "{bc}");
+    assert_eq!(bc.parameters[3], routine);
+}
+
+#[test]
+fn resident_pageable_code_in_a_dpc_is_0xd1_at_its_call_into_ntoskrnl_marked_stricter() {
+    let Some(r) = rig(Verifier::Standard) else {
+        return;
+    };
+    // Request 0 runs the routine at PASSIVE_LEVEL, which pages PAGE back in.
+    r.call_words(fixture_ioctl(0), &[], 16);
+    let _ = r.h().device_io_control(fixture_ioctl(3), &[], 0);
+    let bc = c_fixtures::bugcheck_within(&r.machine, std::time::Duration::from_secs(10))
+        .expect("bug check from the DPC");
+    assert_eq!(bc.code, 0xD1, "{bc}");
+    assert_eq!(bc.parameters[1], DISPATCH_LEVEL as u64);
+    assert_eq!(bc.parameters[2], 8, "execute");
     assert_eq!(bc.parameters[0], bc.parameters[3]);
     let (lo, hi) = page_section(&r);
     let at = bc.parameters[0] as usize;
     assert!(at > lo && at <= hi, "{at:#x} is a return address in PAGE");
+    assert!(bc.documented_only, "stricter than Windows: {bc}");
 }
 
 #[test]

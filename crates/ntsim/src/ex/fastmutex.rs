@@ -148,6 +148,7 @@ pub unsafe extern "win64" fn ExAcquireFastMutex(FastMutex: *mut FAST_MUTEX) {
     if let Some(bc) = m.verifier.on_acquire_fast_mutex(old, FastMutex as usize) {
         raise(&m, bc);
     }
+    crate::ke::check_sync_object(&m, FastMutex as usize);
     thread::set_irql(APC_LEVEL.max(old));
     fast(FastMutex).acquire();
     // SAFETY: the mutex is now ours; OldIrql is a plain ULONG of it.
@@ -209,6 +210,7 @@ fn check_unsafe(m: &Cur, release: bool, addr: usize) {
 pub unsafe extern "win64" fn ExAcquireFastMutexUnsafe(FastMutex: *mut FAST_MUTEX) {
     let m = current();
     check_unsafe(&m, false, FastMutex as usize);
+    crate::ke::check_sync_object(&m, FastMutex as usize);
     fast(FastMutex).acquire();
 }
 

@@ -15,7 +15,7 @@ use crate::ids::DriverId;
 use crate::ke::bugcheck::raise;
 use crate::ke::thread::{self, current};
 use crate::machine::{System, lock};
-use crate::mm::MemClass;
+use crate::mm::{MemClass, PAGE_SIZE, round_up};
 use crate::verifier::Bc;
 
 /// One live pool allocation.
@@ -28,6 +28,11 @@ struct Block {
     paged: bool,
     /// In special pool (freed through the memory manager, pattern checked).
     special: bool,
+    /// Paged pool on pages of its own (Force IRQL Checking trims them; `mm::paging`): the
+    /// page-aligned range registered as pageable, and whether ntsim mapped it just for this
+    /// block (outside special pool).
+    pageable: Option<(usize, usize)>,
+    own_pages: bool,
 }
 
 /// ntsim-owned nonpaged memory (driver/device objects + extensions, IRPs, system buffers).
@@ -185,7 +190,15 @@ impl Pool {
             return core::ptr::null_mut();
         }
         let special = self.special;
-        let p = if let Some(mode) = special {
+        let paged = kinds == POOL_FLAG_PAGED;
+        // Force IRQL Checking trims paged pool, which needs the block on pages of its own.
+        let own_pages = paged && special.is_none() && mm.paging.enabled();
+        let p = if own_pages {
+            match crate::mm::map_rw(round_up(size.max(1), PAGE_SIZE), None) {
+                Some(p) => p as *mut u8,
+                None => return core::ptr::null_mut(),
+            }
+        } else if let Some(mode) = special {
             // Fresh anonymous pages: zeroed whether or not the caller asked for it.
             match mm.special.alloc(size, mode) {
                 Some(p) => p as *mut u8,
@@ -204,6 +217,17 @@ impl Pool {
         if p.is_null() {
             return p;
         }
+        let pageable = (paged && mm.paging.enabled()).then(|| {
+            let start = p as usize & !(PAGE_SIZE - 1);
+            let end = round_up(p as usize + size.max(1), PAGE_SIZE);
+            mm.paging.register(
+                start,
+                end - start,
+                crate::mm::Prot::Rw,
+                crate::mm::paging::PageableKind::PagedPool { block: p as usize },
+            );
+            (start, end - start)
+        });
         let mut g = lock(&self.table);
         g.freed.remove(&(p as usize));
         g.allocations += 1;
@@ -214,8 +238,10 @@ impl Pool {
                 tag,
                 flags,
                 owner,
-                paged: kinds == POOL_FLAG_PAGED,
+                paged,
                 special: special.is_some(),
+                pageable,
+                own_pages,
             },
         );
         p
@@ -456,6 +482,10 @@ pub(crate) fn free_block(sys: &System, p: usize, tag: Option<u32>) {
             ),
         );
     }
+    // Freeing reads and writes the block: bring trimmed pages back first.
+    if let Some((start, _)) = block.pageable {
+        sys.mm.paging.unregister(start);
+    }
     // Special pool: the pattern around the block must be intact (0xC1).
     if block.special
         && let Some(c) = sys.mm.special.check(p)
@@ -492,6 +522,10 @@ pub(crate) fn free_block(sys: &System, p: usize, tag: Option<u32>) {
         if block.special {
             // Its pages become inaccessible (quarantine): a later use is 0xD5.
             sys.mm.special.free(p);
+        } else if let (true, Some((start, len))) = (block.own_pages, block.pageable) {
+            // SAFETY: the block's own mapping from `alloc_block`, just removed from the table
+            // (so unmapped once) and no longer registered as pageable.
+            unsafe { libc::munmap(start as *mut libc::c_void, len) };
         } else {
             // SAFETY: `p` was allocated by `alloc_block` with this size and has just been
             // removed from the table, so it is freed exactly once.

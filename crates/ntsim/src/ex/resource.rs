@@ -308,6 +308,7 @@ pub(crate) fn on_pool_free(sys: &crate::machine::System, block: usize, size: usi
 /// `Resource` must point to writable, 8-byte-aligned storage for an ERESOURCE.
 pub unsafe extern "win64" fn ExInitializeResourceLite(Resource: *mut ERESOURCE) -> NTSTATUS {
     let m = current();
+    crate::ke::check_sync_object(&m, Resource as usize);
     let mut g = lock(&m.ex.resources.table);
     if g.contains_key(&(Resource as usize))
         && let Some(bc) = m.verifier.on_resource_reinitialized(Resource as usize)

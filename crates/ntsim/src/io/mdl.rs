@@ -38,6 +38,10 @@
 //! - `MmBuildMdlForNonPagedPool(Mdl)`: fills the PFN array, `MappedSystemVa = StartVa +
 //!   ByteOffset`, sets `MDL_SOURCE_IS_NONPAGED_POOL` (no lock needed or allowed).
 //!   <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-mmbuildmdlfornonpagedpool>
+//! - Under Force IRQL Checking, pageable kernel memory (paged pool, a `PAGE*` section) locked
+//!   by `MmProbeAndLockPages` is resident and not trimmed until `MmUnlockPages`
+//!   (`mm::paging::Pageable::pin`): Microsoft, *MmProbeAndLockPages*: the routine "makes them
+//!   resident in physical memory, and locks the physical pages".
 //! - `IoFreeMdl`: frees the MDL (and a system view it still had). Pages still locked stay
 //!   locked, as on Windows: the caller's buffer then goes away with locked pages, 0x76 p1 = 0.
 //!   <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-iofreemdl>
@@ -61,6 +65,9 @@ struct MdlState {
     user_pages: usize,
     /// The system view made by MmMapLockedPagesSpecifyCache: (base, length).
     view: Option<(usize, usize)>,
+    /// The MDL locked pageable kernel memory (paged pool, a PAGE section): it stays resident
+    /// under Force IRQL Checking until the unlock (`mm::paging`).
+    pinned: bool,
 }
 
 /// MDLs by address.
@@ -142,10 +149,11 @@ fn probe_and_lock(
     if user {
         m.mm.user.add_locked(va, pages as isize);
     }
-    lock(&m.io.mdls.map)
-        .entry(mdl as usize)
-        .or_default()
-        .user_pages = user_pages;
+    let pinned = !user && m.mm.paging.pin(va, len, 1);
+    let mut g = lock(&m.io.mdls.map);
+    let st = g.entry(mdl as usize).or_default();
+    st.user_pages = user_pages;
+    st.pinned = pinned;
     Ok(())
 }
 
@@ -173,10 +181,20 @@ fn unlock(m: &System, mdl: *mut MDL) -> bool {
     if flags & MDL_MAPPED_TO_SYSTEM_VA != 0 {
         unmap(m, mdl);
     }
-    let user_pages = lock(&m.io.mdls.map)
+    let (user_pages, pinned) = lock(&m.io.mdls.map)
         .get_mut(&(mdl as usize))
-        .map(|s| core::mem::take(&mut s.user_pages))
-        .unwrap_or(0);
+        .map(|s| {
+            (
+                core::mem::take(&mut s.user_pages),
+                core::mem::take(&mut s.pinned),
+            )
+        })
+        .unwrap_or((0, false));
+    if pinned {
+        // SAFETY: a live MDL; plain-data header.
+        let d = unsafe { &*mdl };
+        m.mm.paging.pin(mdl_va(d), d.ByteCount as usize, -1);
+    }
     if user_pages > 0 {
         // SAFETY: a live MDL; plain-data header.
         let va = mdl_va(unsafe { &*mdl });

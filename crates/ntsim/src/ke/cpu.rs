@@ -335,7 +335,12 @@ pub(crate) fn write_cr8(v: u64) -> bool {
     if v > HIGH_LEVEL as u64 {
         return false;
     }
+    let old = super::irql::get();
     super::irql::set(v as u8);
+    // Force IRQL Checking: a raise to DISPATCH_LEVEL or above trims pageable memory.
+    if v as u8 >= DISPATCH_LEVEL && v as u8 > old {
+        super::on_driver_raise(&super::thread::current());
+    }
     true
 }
 

@@ -341,6 +341,7 @@ pub unsafe extern "win64" fn KeInitializeSemaphore(
 ) {
     let m = current();
     dispatch_lte(&m);
+    super::check_sync_object(&m, Semaphore as usize);
     init_header(
         Semaphore.cast(),
         ot::SEMAPHORE,
@@ -510,7 +511,8 @@ extern "win64" fn release_mutex(mx: u64, _wait: u64, _: u64, _: u64, ctx: *mut C
 /// # Safety
 /// `Mutex` must be writable storage for a KMUTEX.
 pub unsafe extern "win64" fn KeInitializeMutex(Mutex: *mut KMUTEX, _Level: ULONG) {
-    let _m = current();
+    let m = current();
+    super::check_sync_object(&m, Mutex as usize);
     init_header(Mutex.cast(), ot::MUTANT, core::mem::size_of::<KMUTEX>(), 1);
     use core::mem::offset_of;
     // SAFETY: writable KMUTEX storage per the contract; each write is one of its fields.

@@ -228,6 +228,21 @@ fn previous(sig: libc::c_int) -> Option<*const libc::sigaction> {
 /// null on threads that are not ntsim's.
 extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut libc::c_void) {
     let kthread = thread::current_ptr();
+    // Pageable memory trimmed by Force IRQL Checking (`mm::paging`): below DISPATCH_LEVEL the
+    // page comes back in and the instruction runs again, on any thread.
+    let paging = if matches!(sig, libc::SIGSEGV | libc::SIGBUS) {
+        // SAFETY: the kernel passes a valid siginfo_t to SA_SIGINFO handlers, alive for the
+        // handler's duration.
+        let si = unsafe { &*info };
+        // SAFETY: si_addr is the valid union member for SIGSEGV and SIGBUS.
+        let addr = unsafe { si.si_addr() } as usize;
+        match crate::mm::paging::on_fault(addr, thread::irql()) {
+            crate::mm::paging::PagingFault::PagedIn => return,
+            f => f,
+        }
+    } else {
+        crate::mm::paging::PagingFault::NotPageable
+    };
     if kthread.is_null() {
         // Not an ntsim thread: hand the signal back to whoever had it, and let the faulting
         // instruction run again into that handler.
@@ -264,6 +279,24 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut 
         let c = thread::caller();
         if c != 0 { c } else { rip }
     };
+    // Pageable memory touched at DISPATCH_LEVEL or above after a trim: 0xD1 from the driver's
+    // own instruction, 0xA from ntsim's code servicing an export (ntoskrnl's, on Windows).
+    if let crate::mm::paging::PagingFault::AtRaisedIrql(_) = paging {
+        let write = err & 0x2 != 0;
+        let execute = err & 0x10 != 0 || rip as u64 == addr;
+        raise(
+            m,
+            m.verifier.on_pageable_fault_at_raised_irql(
+                addr as usize,
+                thread::irql(),
+                write,
+                execute,
+                rip,
+                m.mm.image_of(rip).is_some(),
+                at,
+            ),
+        );
+    }
     // Special pool: a guard page or a freed block's quarantined pages (0xD6 / 0xD5). Checked
     // before the driver's exception handlers see the fault: Microsoft's 0xD6 page says it
     // "cannot be protected by a try - except handler -- it can only be protected by a probe".

@@ -81,6 +81,21 @@ impl Ke {
     }
 }
 
+/// Force IRQL Checking at a synchronization object a driver hands the kernel: in pageable
+/// memory it is 0xC4/0xE1 (`Hooks::on_sync_object_pageable`).
+pub(crate) fn check_sync_object(m: &crate::machine::System, object: usize) {
+    let pageable = m.mm.paging.contains(object).is_some();
+    if let Some(bc) = m.verifier.on_sync_object_pageable(object, pageable) {
+        raise(m, bc);
+    }
+}
+
+/// A driver raised the IRQL to DISPATCH_LEVEL or above, or asked for a spin lock: Force IRQL
+/// Checking trims all pageable memory (`mm::paging`).
+pub(crate) fn on_driver_raise(m: &crate::machine::System) {
+    m.mm.paging.trim();
+}
+
 /// Per-thread IRQL (kept in the thread's [`thread::KThread`]).
 pub mod irql {
     /// The current thread's IRQL (PASSIVE_LEVEL on a thread that is not an ntsim thread).
@@ -148,7 +163,8 @@ pub unsafe extern "win64" fn KeInitializeEvent(
     Type: EVENT_TYPE,
     State: BOOLEAN,
 ) {
-    let _m = current();
+    let m = current();
+    check_sync_object(&m, Event as usize);
     let ty = if Type == SYNCHRONIZATION_EVENT {
         EVENT_SYNCHRONIZATION_OBJECT
     } else {

@@ -69,8 +69,16 @@ fn spin(m: &Cur, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// What Force IRQL Checking does at every spin-lock request: the lock must not be pageable
+/// (0xC4/0xE1), and pageable memory is trimmed.
+fn on_lock_request(m: &Cur, lock: *mut KSPIN_LOCK) {
+    super::check_sync_object(m, lock as usize);
+    super::on_driver_raise(m);
+}
+
 /// Take `lock` the ordinary way (word 0 → 1).
 pub(crate) fn acquire_word(m: &Cur, lock: *mut KSPIN_LOCK) {
+    on_lock_request(m, lock);
     let w = word(lock);
     spin(m, || {
         w.compare_exchange_weak(0, HELD, Ordering::Acquire, Ordering::Relaxed)
@@ -152,6 +160,7 @@ pub unsafe extern "win64" fn KeTryToAcquireSpinLockAtDpcLevel(
 ) -> BOOLEAN {
     let m = current();
     check_at_dpc(&m, SpinLock);
+    on_lock_request(&m, SpinLock);
     word(SpinLock)
         .compare_exchange(0, HELD, Ordering::Acquire, Ordering::Relaxed)
         .is_ok() as BOOLEAN
@@ -210,6 +219,7 @@ fn entry_next(q: *mut KSPIN_LOCK_QUEUE) -> &'static AtomicUsize {
 }
 
 fn queued_acquire(m: &Cur, lock: *mut KSPIN_LOCK, h: *mut KLOCK_QUEUE_HANDLE) {
+    on_lock_request(m, lock);
     let q = entry(h);
     entry_next(q).store(0, Ordering::Relaxed);
     entry_lock(q).store(lock as usize | LOCK_QUEUE_WAIT, Ordering::Relaxed);

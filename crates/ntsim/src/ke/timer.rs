@@ -124,6 +124,7 @@ pub unsafe extern "win64" fn KeInitializeTimer(Timer: *mut KTIMER) {
 pub unsafe extern "win64" fn KeInitializeTimerEx(Timer: *mut KTIMER, Type: TIMER_TYPE) {
     let m = current();
     dispatch_lte(&m);
+    super::check_sync_object(&m, Timer as usize);
     m.ke.timers.forget(Timer as usize);
     let ty = if Type == SYNCHRONIZATION_TIMER {
         ot::TIMER_SYNCHRONIZATION

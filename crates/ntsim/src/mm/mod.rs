@@ -7,25 +7,45 @@ use std::sync::{Arc, RwLock};
 
 use crate::pe::Image;
 
+pub mod paging;
 pub mod special;
 pub mod user;
 
-/// The memory manager's state: the loaded-module list (PsLoadedModuleList) and special pool.
+/// The memory manager's state: the loaded-module list (PsLoadedModuleList), special pool and
+/// pageable memory.
 #[derive(Default)]
 pub(crate) struct Mm {
     images: RwLock<Vec<Arc<Image>>>,
     pub(crate) special: special::SpecialPool,
+    /// Paged pool and `PAGE*` sections, trimmed under Force IRQL Checking (see [`paging`]).
+    pub(crate) paging: paging::Pageable,
     /// The requesting process's buffers (see [`user`]).
     pub(crate) user: user::UserSpace,
 }
 
 impl Mm {
+    /// `irql_checking`: Driver Verifier's Force IRQL Checking, which trims pageable memory.
+    pub(crate) fn new(irql_checking: bool) -> Self {
+        Mm {
+            paging: paging::Pageable::new(irql_checking),
+            ..Mm::default()
+        }
+    }
+
     fn images(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<Image>>> {
         self.images.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Add a mapped image to the loaded-module list.
+    /// Add a mapped image to the loaded-module list; its `PAGE*` sections are pageable.
     pub(crate) fn add_image(&self, img: Arc<Image>) {
+        for s in img.sections.iter().filter(|s| s.name.starts_with("PAGE")) {
+            self.paging.register(
+                s.start,
+                s.size,
+                section_prot(s.characteristics),
+                paging::PageableKind::ImageSection,
+            );
+        }
         self.images
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -132,6 +152,20 @@ pub enum Prot {
     Rw,
     Rx,
     Rwx,
+}
+
+/// The protection the loader gives a section with these characteristics.
+pub fn section_prot(characteristics: u32) -> Prot {
+    use nt_abi::pe::{IMAGE_SCN_MEM_EXECUTE, IMAGE_SCN_MEM_WRITE};
+    match (
+        characteristics & IMAGE_SCN_MEM_WRITE != 0,
+        characteristics & IMAGE_SCN_MEM_EXECUTE != 0,
+    ) {
+        (true, true) => Prot::Rwx,
+        (false, true) => Prot::Rx,
+        (true, false) => Prot::Rw,
+        (false, false) => Prot::R,
+    }
 }
 
 /// Change the protection of a page-aligned range ntsim mapped.

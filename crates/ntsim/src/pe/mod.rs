@@ -564,15 +564,7 @@ pub fn load(
         let span = if *vsize == 0 { *raw_size } else { *vsize } as usize;
         let start = base + *rva as usize;
         let len = mm::round_up(span.max(1), PAGE_SIZE);
-        let prot = match (
-            ch & IMAGE_SCN_MEM_WRITE != 0,
-            ch & IMAGE_SCN_MEM_EXECUTE != 0,
-        ) {
-            (true, true) => Prot::Rwx,
-            (false, true) => Prot::Rx,
-            (true, false) => Prot::Rw,
-            (false, false) => Prot::R,
-        };
+        let prot = mm::section_prot(*ch);
         if !mm::protect(start, len.min(base + size - start), prot) {
             return Err(LoadError::Map(format!("mprotect of section {name} failed")));
         }

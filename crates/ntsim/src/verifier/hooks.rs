@@ -125,14 +125,13 @@ impl Hooks {
     }
 
     /// Pageable driver code (a section whose name begins with `PAGE`) running at
-    /// DISPATCH_LEVEL or above, seen when it calls into ntoskrnl. With IRQL checking Driver
-    /// Verifier trims all pageable code and data whenever a driver raises the IRQL to
-    /// DISPATCH_LEVEL or takes a spin lock (Microsoft, *Force IRQL Checking*), so the touch is
-    /// a page fault that cannot be served at that IRQL: 0xD1 DRIVER_IRQL_NOT_LESS_OR_EQUAL
-    /// (p1 the address referenced, p2 the IRQL, p3 8 = execute, p4 the address that referenced
-    /// it; Microsoft, *Bug Check 0xD1*). Without the option Windows only fails when the page
-    /// happens to be out, which ntsim cannot model: nothing is raised then. ntsim sees pageable
-    /// code only at its calls into ntoskrnl (the import stubs), not in straight-line code.
+    /// DISPATCH_LEVEL or above while resident, seen when it calls into ntoskrnl (the import
+    /// stubs). After a driver's own raise or spin lock, Force IRQL Checking has trimmed it and
+    /// the first instruction faults instead ([`Self::on_pageable_fault_at_raised_irql`]); this
+    /// catches what runs at DISPATCH_LEVEL without such a trim, a pageable DPC routine (the
+    /// system raised the IRQL). 0xD1 DRIVER_IRQL_NOT_LESS_OR_EQUAL (p1 the return address,
+    /// p2 the IRQL, p3 8 = execute, p4 = p1; Microsoft, *Bug Check 0xD1*), marked stricter than
+    /// Windows: there the resident page runs unnoticed until memory pressure pages it out.
     pub(crate) fn on_pageable_code_at_raised_irql(&self, irql: KIRQL, addr: usize) -> Option<Bc> {
         if irql < DISPATCH_LEVEL || !self.f.irql_checking {
             return None;
@@ -143,7 +142,52 @@ impl Hooks {
                 bugcheck::DRIVER_IRQL_NOT_LESS_OR_EQUAL,
                 [a, irql as u64, 8, a],
             )
+            .documented_only()
             .at(addr),
+        )
+    }
+
+    /// Pageable memory (paged pool, a `PAGE*` section) touched at DISPATCH_LEVEL or above after
+    /// Force IRQL Checking trimmed it (`mm::paging`): the page fault cannot be served at that
+    /// IRQL. From the driver's own instruction (`in_driver`) 0xD1 DRIVER_IRQL_NOT_LESS_OR_EQUAL
+    /// (p1 the address referenced, p2 the IRQL, p3 0 read / 1 write / 8 execute, p4 the
+    /// instruction; Microsoft, *Bug Check 0xD1*); from ntsim's code servicing an export — ntoskrnl
+    /// touching the driver's data on Windows — 0xA IRQL_NOT_LESS_OR_EQUAL (p3 bit 0 write, bit 3
+    /// execute, p4 the instruction, here an address in ntsim; Microsoft, *Bug Check 0xA*).
+    /// Microsoft, *Force IRQL Checking*: the trim happens whenever the driver "requests a spin
+    /// lock … or raises the IRQL to DISPATCH_LEVEL or higher".
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn on_pageable_fault_at_raised_irql(
+        &self,
+        addr: usize,
+        irql: KIRQL,
+        write: bool,
+        execute: bool,
+        rip: usize,
+        in_driver: bool,
+        at: usize,
+    ) -> Bc {
+        let access = if execute { 8 } else { write as u64 };
+        let code = if in_driver {
+            bugcheck::DRIVER_IRQL_NOT_LESS_OR_EQUAL
+        } else {
+            bugcheck::IRQL_NOT_LESS_OR_EQUAL
+        };
+        Bc::verifier(code, [addr as u64, irql as u64, access, rip as u64]).at(at)
+    }
+
+    /// A synchronization object in pageable memory (paged pool or a `PAGE*` section): the
+    /// kernel touches it at DISPATCH_LEVEL, so with Force IRQL Checking Driver Verifier looks
+    /// for pageable KTIMER, KMUTEX, KSPIN_LOCK, KEVENT, KSEMAPHORE, ERESOURCE and FAST_MUTEX
+    /// structures (Microsoft, *Force IRQL Checking*): 0xC4/0xE1 with p2 the object's address
+    /// (Microsoft, *Bug Check 0xC4*: "A synchronization object was found to have an address
+    /// that was either invalid or pageable"). ntsim checks where it first sees the object: at
+    /// the initializing export, or at the first acquisition for the spin lock and fast mutex
+    /// (whose initializers are inline in wdm.h).
+    pub(crate) fn on_sync_object_pageable(&self, object: usize, pageable: bool) -> Option<Bc> {
+        self.dv_if(
+            self.f.irql_checking && pageable,
+            [vr::SYNC_OBJECT_PAGEABLE, object as u64, 0, 0],
         )
     }
 

@@ -198,6 +198,9 @@ pub fn meaning(code: u32, p1: u64) -> &'static str {
         }
         (DRIVER_VERIFIER_DETECTED_VIOLATION, 0xE0) => "a work item is at a user-mode address",
         (DRIVER_VERIFIER_DETECTED_VIOLATION, 0x130) => "a work item is in session space",
+        (DRIVER_VERIFIER_DETECTED_VIOLATION, 0xE1) => {
+            "a synchronization object (event, timer, mutex, semaphore, spin lock, resource, fast mutex) is in pageable memory"
+        }
         (DRIVER_VERIFIER_DETECTED_VIOLATION, 0x131) => {
             "a work item is not in nonpaged system memory (pageable pool, a stack, or memory that is not pool)"
         }
@@ -262,7 +265,12 @@ pub fn meaning(code: u32, p1: u64) -> &'static str {
         (PROCESS_HAS_LOCKED_PAGES, 1) => "a driver unlocked pages that were not locked",
         (MULTIPLE_IRP_COMPLETE_REQUESTS, _) => "an IRP was completed more than once",
         (REFERENCE_BY_POINTER, _) => "a reference was taken on an object that has been deleted",
-        (IRQL_NOT_LESS_OR_EQUAL, _) => "a routine was called at too high an IRQL",
+        (IRQL_NOT_LESS_OR_EQUAL, _) => {
+            "a routine was called at too high an IRQL, or kernel code touched pageable memory for the driver at DISPATCH_LEVEL or above"
+        }
+        (DRIVER_IRQL_NOT_LESS_OR_EQUAL, _) => {
+            "the driver touched pageable memory (paged pool, pageable code or data) at DISPATCH_LEVEL or above"
+        }
         (DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION, _) => {
             "the driver accessed memory beyond its pool allocation (special pool's guard page, or work-item storage smaller than IoSizeofWorkItem())"
         }
