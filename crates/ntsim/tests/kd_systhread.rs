@@ -230,10 +230,45 @@ fn a_system_thread_exiting_with_a_mutex_is_0x20_with_the_apc_disable_count() {
 }
 
 #[test]
-fn a_dispatch_routine_returning_with_a_mutex_is_0x1() {
+fn a_dispatch_routine_returning_with_a_mutex_is_0xc4_c5_with_io_verification() {
+    // Owning a KMUTEX lowers KernelApcDisable, the count the I/O verifier compares around a
+    // dispatch routine (Microsoft, Bug Check 0xC4 p1 0xC5).
     let Some((b, _rig)) = expect_ioctl_bugcheck(15) else {
         return;
     };
+    assert_eq!(b.code, bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION, "{b}");
+    assert_eq!(
+        b.parameters[0],
+        bugcheck::verifier_locks::DISPATCH_CHANGED_APC_DISABLE,
+        "{b}"
+    );
+    assert_eq!(
+        b.parameters[2..],
+        [0xFFFF, 0],
+        "KernelApcDisable −1 now, 0 before"
+    );
+    assert!(
+        b.address.contains("systhread.sys+"),
+        "p2 = the dispatch routine: {}",
+        b.address
+    );
+}
+
+#[test]
+fn a_dispatch_routine_returning_with_a_mutex_is_0x1_without_the_verifier() {
+    let Some(rig) = Rig::start(
+        "systhread",
+        DEV,
+        Config {
+            verifier: Verifier::Off,
+            unload_grace: Duration::from_millis(300),
+            ..Config::default()
+        },
+    )
+    .map(Rig::holding_handle) else {
+        return;
+    };
+    let b = *rig.call(15, &[], 8).expect_err("bug check");
     assert_eq!(b.code, bugcheck::APC_INDEX_MISMATCH, "{b}");
     assert_eq!(
         b.parameters[1..],

@@ -81,6 +81,17 @@ fn fast_and_guarded_mutexes_raise_restore_and_exclude() {
 }
 
 #[test]
+fn an_eresource_taken_while_owning_only_a_kmutex_is_legal() {
+    // Owning a KMUTEX lowers KernelApcDisable as KeEnterCriticalRegion does, which is what
+    // ExAcquireResourceExclusiveLite requires below APC_LEVEL (else 0xC4/0x37).
+    let Some(d) = load(Verifier::Standard) else {
+        return;
+    };
+    assert_eq!(d.call(9, &[]), [1, 1], "held exclusively; mutex free again");
+    d.unload_clean();
+}
+
+#[test]
 fn eresource_recursion_conversion_and_counts_follow_the_documentation() {
     let Some(d) = load(Verifier::Standard) else {
         return;

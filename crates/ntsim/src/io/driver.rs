@@ -446,10 +446,13 @@ fn call_unload(sys: &Arc<System>, id: DriverId, obj: DriverObj) -> Result<Unload
 /// 0x4A IRQL_GT_ZERO_AT_SYSTEM_SERVICE when a driver routine returns to the I/O manager at
 /// raised IRQL.
 pub(crate) fn check_irql_after(sys: &System, routine: usize) {
-    // A KMUTEX still owned (0x1, ke::dispatch::check_apc_disable): DriverEntry and
-    // DriverUnload run on a system worker thread, dispatch routines in a system call.
-    let worker = matches!(thread::context(), "DriverEntry" | "DriverUnload");
-    crate::ke::dispatch::check_apc_disable(sys, routine, worker);
+    // DriverEntry and DriverUnload run on a system worker thread, which starts with APCs
+    // enabled: returning with a KMUTEX still owned or a critical region still entered is 0x1
+    // with call type 1 (a worker routine). Dispatch routines are checked by their caller
+    // against the count they were called with (`io::call_driver`).
+    if matches!(thread::context(), "DriverEntry" | "DriverUnload") {
+        crate::ke::apc::check_after(sys, true, routine, (0, 0));
+    }
     let lvl = thread::irql();
     if lvl != PASSIVE_LEVEL {
         raise(

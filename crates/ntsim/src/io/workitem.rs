@@ -477,10 +477,8 @@ impl WorkEntry for IoWork {
                     .at(r),
                 );
             }
-            // A KMUTEX still owned: 0x1 with call type 1 (a worker routine).
-            crate::ke::dispatch::check_apc_disable(sys, self.routine.addr(), true);
             // APC_INDEX_MISMATCH (p4 = 1, a worker routine) when the routine left a critical
-            // or guarded region unbalanced (ke::apc).
+            // or guarded region unbalanced, or a KMUTEX owned (ke::apc).
             crate::ke::apc::check_after(sys, true, self.routine.addr(), apc);
         });
         {

@@ -92,7 +92,7 @@ fn try_take(obj: PVOID, me: usize) -> bool {
                 .is_ok()
             {
                 owner.store(me, Ordering::SeqCst);
-                thread::adjust_mutexes_owned(1);
+                thread::mutex_ownership_changed(1);
                 return true;
             }
             false
@@ -122,7 +122,7 @@ fn give_back(obj: PVOID, me: usize) {
         ot::MUTANT => {
             if s.load(Ordering::SeqCst) == 0 {
                 mutex_owner(obj).store(0, Ordering::SeqCst);
-                thread::adjust_mutexes_owned(-1);
+                thread::mutex_ownership_changed(-1);
                 s.store(1, Ordering::SeqCst);
             } else {
                 s.fetch_add(1, Ordering::SeqCst);
@@ -175,28 +175,6 @@ pub(crate) fn dispatch_lte(m: &System) {
         codes::ddi_rule::IRQL_KE_DISPATCH_LTE,
         c"IrqlKeDispatchLte: called at IRQL > DISPATCH_LEVEL",
     );
-}
-
-/// Bug check 0x1 APC_INDEX_MISMATCH when a driver routine returns to the system still owning
-/// mutexes (each KMUTEX acquisition disables normal kernel APCs: KernelApcDisable − 1):
-/// p1 the routine, p2 the ApcStateIndex (0), p3 CombinedApcDisable
-/// ((SpecialApcDisable << 16) | KernelApcDisable as a 16-bit value), p4 the call type
-/// (0 a system call — a dispatch routine —, 1 a worker routine — DriverEntry, DriverUnload,
-/// work items). Microsoft, *Bug Check 0x1*: "a mismatched sequence of calls to disable and
-/// re-enable APCs".
-pub(crate) fn check_apc_disable(m: &System, routine: usize, worker: bool) {
-    let n = thread::mutexes_owned();
-    if n != 0 {
-        let kernel_apc_disable = (-n) as i16 as u16 as u64;
-        raise(
-            m,
-            Bc::new(
-                codes::APC_INDEX_MISMATCH,
-                [routine as u64, 0, kernel_apc_disable, worker as u64],
-            )
-            .at(routine),
-        );
-    }
 }
 
 /// Wake every thread sleeping in a wait (an object became signaled).
@@ -496,7 +474,7 @@ extern "win64" fn release_mutex(mx: u64, _wait: u64, _: u64, _: u64, ctx: *mut C
     let prev = s.load(Ordering::SeqCst);
     if prev == 0 {
         owner.store(0, Ordering::SeqCst);
-        thread::adjust_mutexes_owned(-1);
+        thread::mutex_ownership_changed(-1);
     }
     s.store(prev + 1, Ordering::SeqCst);
     if prev == 0 {

@@ -47,11 +47,9 @@ pub(crate) struct KThread {
     context: Cell<&'static str>,
     /// The driver whose code the thread is running: owner of new pool blocks, items, links.
     driver: Cell<DriverId>,
-    /// Mutexes (KMUTEX) the thread owns: each acquisition disables normal kernel APCs
-    /// (`KernelApcDisable` − 1), each release enables them again.
-    mutexes: Cell<i32>,
     /// KTHREAD.KernelApcDisable / SpecialApcDisable: decremented by KeEnterCriticalRegion /
-    /// KeEnterGuardedRegion (`ke::apc`).
+    /// KeEnterGuardedRegion (`ke::apc`), and KernelApcDisable by each KMUTEX the thread comes
+    /// to own ([`mutex_ownership_changed`]).
     apc_disable: Cell<(i16, i16)>,
 }
 
@@ -97,7 +95,6 @@ impl KernelState {
             caller: Cell::new(0),
             context: Cell::new(context),
             driver: Cell::new(driver),
-            mutexes: Cell::new(0),
             apc_disable: Cell::new((0, 0)),
         });
         let prev = CURRENT.with(|c| c.replace(&*thread));
@@ -126,14 +123,16 @@ pub(crate) fn set_irql(v: KIRQL) {
     with_thread(|t| t.irql.set(v));
 }
 
-/// Count a mutex acquired (+1) or released (−1) by the calling thread.
-pub(crate) fn adjust_mutexes_owned(d: i32) {
-    with_thread(|t| t.mutexes.set(t.mutexes.get() + d));
-}
-
-/// Mutexes the calling thread owns.
-pub(crate) fn mutexes_owned() -> i32 {
-    with_thread(|t| t.mutexes.get()).unwrap_or(0)
+/// The calling thread came to own a KMUTEX (`+1`) or gave one up (`−1`): owning one disables
+/// normal kernel APCs, so KernelApcDisable goes down by one per mutex owned — the same count
+/// KeEnterCriticalRegion lowers (ReactOS `KiSatisfyMutantWait` / `KeReleaseMutant`; Microsoft,
+/// *Bug Check 0xC4* p1 0xC5: "The APC disable count is decremented each time a driver calls
+/// KeEnterCriticalRegion … or acquires a mutex").
+pub(crate) fn mutex_ownership_changed(d: i16) {
+    with_thread(|t| {
+        let (k, s) = t.apc_disable.get();
+        t.apc_disable.set((k.wrapping_sub(d), s));
+    });
 }
 
 /// The driver return address recorded by the last import stub on this thread (0 if none).

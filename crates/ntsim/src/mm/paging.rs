@@ -48,6 +48,9 @@ struct Range {
 
 static TABLE: Mutex<BTreeMap<usize, Range>> = Mutex::new(BTreeMap::new());
 static NEXT_OWNER: AtomicUsize = AtomicUsize::new(1);
+/// Resident ranges in the table (all machines), changed under its lock: a trim with nothing
+/// resident — the common case for a driver without paged memory — skips the lock.
+static RESIDENT: AtomicUsize = AtomicUsize::new(0);
 
 fn table() -> std::sync::MutexGuard<'static, BTreeMap<usize, Range>> {
     TABLE.lock().unwrap_or_else(|e| e.into_inner())
@@ -102,6 +105,7 @@ pub(crate) fn on_fault(addr: usize, irql: u8) -> PagingFault {
     }
     if set_prot(start, r.len, r.prot) {
         r.resident = true;
+        RESIDENT.fetch_add(1, Ordering::Relaxed);
         PagingFault::PagedIn
     } else {
         PagingFault::NotPageable
@@ -140,7 +144,15 @@ impl Pageable {
         if !self.enabled || !start.is_multiple_of(PAGE_SIZE) || len == 0 {
             return;
         }
-        table().insert(
+        let mut t = table();
+        if let Some(old) = t.get(&start).copied() {
+            // Re-registered (an address reused after a free that did not unregister): forget it.
+            if old.resident {
+                RESIDENT.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        RESIDENT.fetch_add(1, Ordering::Relaxed);
+        t.insert(
             start,
             Range {
                 len: round_up(len, PAGE_SIZE),
@@ -160,7 +172,9 @@ impl Pageable {
         if let Some(r) = t.get(&start).copied()
             && r.owner == self.owner
         {
-            if !r.resident {
+            if r.resident {
+                RESIDENT.fetch_sub(1, Ordering::Relaxed);
+            } else {
                 set_prot(start, r.len, r.prot);
             }
             t.remove(&start);
@@ -170,7 +184,7 @@ impl Pageable {
     /// Trim every resident, unlocked range of this machine (a driver raised the IRQL to
     /// DISPATCH_LEVEL or above, or asked for a spin lock).
     pub(crate) fn trim(&self) {
-        if !self.enabled {
+        if !self.enabled || RESIDENT.load(Ordering::Relaxed) == 0 {
             return;
         }
         let mut t = table();
@@ -181,6 +195,7 @@ impl Pageable {
                 && set_prot(start, r.len, libc::PROT_NONE)
             {
                 r.resident = false;
+                RESIDENT.fetch_sub(1, Ordering::Relaxed);
             }
         }
     }
@@ -210,6 +225,7 @@ impl Pageable {
                 r.pins += 1;
                 if !r.resident && set_prot(start, r.len, r.prot) {
                     r.resident = true;
+                    RESIDENT.fetch_add(1, Ordering::Relaxed);
                 }
             } else {
                 r.pins = r.pins.saturating_sub(1);
@@ -236,7 +252,9 @@ impl Drop for Pageable {
             .map(|(s, r)| (*s, *r))
             .collect();
         for (start, r) in mine {
-            if !r.resident {
+            if r.resident {
+                RESIDENT.fetch_sub(1, Ordering::Relaxed);
+            } else {
                 set_prot(start, r.len, r.prot);
             }
             t.remove(&start);

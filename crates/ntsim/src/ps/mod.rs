@@ -269,13 +269,14 @@ fn system_thread(sys: Arc<System>, t: Arc<SysThread>, routine: KSTART_ROUTINE, c
         t.exit_status.store(STATUS_SUCCESS, Ordering::SeqCst);
     }
     let lvl = irql::get();
-    let mutexes = thread::mutexes_owned();
-    if lvl != PASSIVE_LEVEL || mutexes != 0 {
+    // KernelApcDisable: a KMUTEX still owned or a critical region still entered.
+    let (kernel_apc_disable, _) = thread::apc_disable();
+    if lvl != PASSIVE_LEVEL || kernel_apc_disable != 0 {
         raise(
             &sys,
             Bc::new(
                 codes::KERNEL_APC_PENDING_DURING_EXIT,
-                [0, (-mutexes) as i64 as u64, lvl as u64, 0],
+                [0, kernel_apc_disable as i64 as u64, lvl as u64, 0],
             )
             .at(t.routine),
         );
