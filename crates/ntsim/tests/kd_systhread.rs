@@ -230,6 +230,16 @@ fn a_system_thread_exiting_with_a_mutex_is_0x20_with_the_apc_disable_count() {
 }
 
 #[test]
+fn a_system_thread_exiting_in_a_critical_region_is_0x20_with_the_same_count() {
+    let Some((b, _rig)) = expect_ioctl_bugcheck(16) else {
+        return;
+    };
+    assert_eq!(b.code, bugcheck::KERNEL_APC_PENDING_DURING_EXIT, "{b}");
+    assert_eq!(b.parameters, [0, (-1i64) as u64, 0, 0]);
+    assert_eq!(b.context, "system thread");
+}
+
+#[test]
 fn a_dispatch_routine_returning_with_a_mutex_is_0xc4_c5_with_io_verification() {
     // Owning a KMUTEX lowers KernelApcDisable, the count the I/O verifier compares around a
     // dispatch routine (Microsoft, Bug Check 0xC4 p1 0xC5).
