@@ -51,6 +51,10 @@ static NEXT_OWNER: AtomicUsize = AtomicUsize::new(1);
 /// Resident ranges in the table (all machines), changed under its lock: a trim with nothing
 /// resident — the common case for a driver without paged memory — skips the lock.
 static RESIDENT: AtomicUsize = AtomicUsize::new(0);
+/// Trimmed ranges in the table (all machines): with none, a fault is not a trimmed page's and
+/// the handler skips the lock (KUSER_SHARED_DATA loads and SEH tests fault often). Raised
+/// before a range's protection is removed, so a fault on it always finds the count non-zero.
+static TRIMMED: AtomicUsize = AtomicUsize::new(0);
 
 fn table() -> std::sync::MutexGuard<'static, BTreeMap<usize, Range>> {
     TABLE.lock().unwrap_or_else(|e| e.into_inner())
@@ -92,6 +96,9 @@ pub enum PagingFault {
 /// Serve a fault at `addr` by a thread at `irql` (async-signal-safe as far as ntsim needs: the
 /// table's lock is never held by code that can fault on pageable memory).
 pub(crate) fn on_fault(addr: usize, irql: u8) -> PagingFault {
+    if TRIMMED.load(Ordering::SeqCst) == 0 {
+        return PagingFault::NotPageable;
+    }
     let mut t = table();
     let Some((start, r)) = containing_mut(&mut t, addr) else {
         return PagingFault::NotPageable;
@@ -106,6 +113,7 @@ pub(crate) fn on_fault(addr: usize, irql: u8) -> PagingFault {
     if set_prot(start, r.len, r.prot) {
         r.resident = true;
         RESIDENT.fetch_add(1, Ordering::Relaxed);
+        TRIMMED.fetch_sub(1, Ordering::SeqCst);
         PagingFault::PagedIn
     } else {
         PagingFault::NotPageable
@@ -149,6 +157,8 @@ impl Pageable {
             // Re-registered (an address reused after a free that did not unregister): forget it.
             if old.resident {
                 RESIDENT.fetch_sub(1, Ordering::Relaxed);
+            } else {
+                TRIMMED.fetch_sub(1, Ordering::SeqCst);
             }
         }
         RESIDENT.fetch_add(1, Ordering::Relaxed);
@@ -176,6 +186,7 @@ impl Pageable {
                 RESIDENT.fetch_sub(1, Ordering::Relaxed);
             } else {
                 set_prot(start, r.len, r.prot);
+                TRIMMED.fetch_sub(1, Ordering::SeqCst);
             }
             t.remove(&start);
         }
@@ -189,13 +200,14 @@ impl Pageable {
         }
         let mut t = table();
         for (&start, r) in t.iter_mut() {
-            if r.owner == self.owner
-                && r.resident
-                && r.pins == 0
-                && set_prot(start, r.len, libc::PROT_NONE)
-            {
-                r.resident = false;
-                RESIDENT.fetch_sub(1, Ordering::Relaxed);
+            if r.owner == self.owner && r.resident && r.pins == 0 {
+                TRIMMED.fetch_add(1, Ordering::SeqCst);
+                if set_prot(start, r.len, libc::PROT_NONE) {
+                    r.resident = false;
+                    RESIDENT.fetch_sub(1, Ordering::Relaxed);
+                } else {
+                    TRIMMED.fetch_sub(1, Ordering::SeqCst);
+                }
             }
         }
     }
@@ -226,6 +238,7 @@ impl Pageable {
                 if !r.resident && set_prot(start, r.len, r.prot) {
                     r.resident = true;
                     RESIDENT.fetch_add(1, Ordering::Relaxed);
+                    TRIMMED.fetch_sub(1, Ordering::SeqCst);
                 }
             } else {
                 r.pins = r.pins.saturating_sub(1);
@@ -256,6 +269,7 @@ impl Drop for Pageable {
                 RESIDENT.fetch_sub(1, Ordering::Relaxed);
             } else {
                 set_prot(start, r.len, r.prot);
+                TRIMMED.fetch_sub(1, Ordering::SeqCst);
             }
             t.remove(&start);
         }
