@@ -340,8 +340,20 @@ pub mod verifier_locks {
     pub const LEAVE_CRITICAL_REGION_ABOVE_APC: u64 = 0x11B;
     /// Deadlock detection: a thread acquires a resource it would wait on itself (p2 the lock).
     pub const SELF_DEADLOCK: u64 = 0x1000;
+    /// Deadlock detection: a lock-hierarchy violation, or a lock its holder takes again (p2 the
+    /// lock that closed the cycle).
+    pub const DEADLOCK: u64 = 0x1001;
+    /// Deadlock detection: a lock released by another thread than the one that acquired it
+    /// (p2 the lock, p3 the thread that acquired it, p4 the current thread).
+    pub const RELEASED_BY_WRONG_THREAD: u64 = 0x1004;
     /// Deadlock detection: a lock released that was never acquired (p2 the lock).
     pub const UNACQUIRED_LOCK_RELEASED: u64 = 0x1007;
+    /// Deadlock detection: a lock acquired through an API that does not match its type (p2 the
+    /// lock): a KSPIN_LOCK taken both the ordinary way and as an in-stack queued spin lock.
+    pub const MISMATCHED_ACQUIRE_API: u64 = 0x1008;
+    /// Deadlock detection: a lock released through an API that does not match how it was
+    /// acquired (p2 the lock).
+    pub const MISMATCHED_RELEASE_API: u64 = 0x1009;
     /// Deadlock detection: a lock deleted while a thread still owns it (p2 the lock, p3 the
     /// owner thread).
     pub const DELETED_LOCK_STILL_OWNED: u64 = 0x100B;

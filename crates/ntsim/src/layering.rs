@@ -45,6 +45,11 @@ const SOURCES: &[(&str, &str, &str)] = &[
         "verifier/hooks.rs",
         include_str!("verifier/hooks.rs"),
     ),
+    (
+        "verifier",
+        "verifier/deadlock.rs",
+        include_str!("verifier/deadlock.rs"),
+    ),
     ("rtl", "rtl/mod.rs", include_str!("rtl/mod.rs")),
     ("rtl", "rtl/unwind.rs", include_str!("rtl/unwind.rs")),
     // rtlcrt

@@ -21,8 +21,8 @@ pub enum Verifier {
 }
 
 /// Driver Verifier options ntsim models (Microsoft, *Driver Verifier options and rule
-/// classes*: Special Pool, Pool Tracking, Force IRQL Checking, I/O Verification, and the
-/// miscellaneous checks `/standard` also turns on).
+/// classes*: Special Pool, Pool Tracking, Force IRQL Checking, I/O Verification, Deadlock
+/// Detection, and the miscellaneous checks `/standard` also turns on).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct VerifierFlags {
     /// Special pool: 0xD6, 0xD5, 0xC1 (and 0xD6 for work-item storage smaller than
@@ -37,6 +37,8 @@ pub struct VerifierFlags {
     /// Miscellaneous checks: 0xC4 p1 = 0x131, 0x2000, 0x3F; 0xCE; 0xE4/0 for an initialized
     /// item in freed pool.
     pub misc_checks: bool,
+    /// Deadlock detection: 0xC4 p1 = 0x1000, 0x1001, 0x1004, 0x1007, 0x1008, 0x1009, 0x100B.
+    pub deadlock_detection: bool,
 }
 
 impl VerifierFlags {
@@ -47,14 +49,16 @@ impl VerifierFlags {
         irql_checking: true,
         io_verification: true,
         misc_checks: true,
+        deadlock_detection: true,
     };
     /// The option names accepted by [`Verifier::parse`], in order.
-    pub const NAMES: [&'static str; 5] = [
+    pub const NAMES: [&'static str; 6] = [
         "special_pool",
         "pool_tracking",
         "irql_checking",
         "io_verification",
         "misc_checks",
+        "deadlock_detection",
     ];
 
     fn slot(&mut self, name: &str) -> Option<&mut bool> {
@@ -64,6 +68,7 @@ impl VerifierFlags {
             "irql_checking" => &mut self.irql_checking,
             "io_verification" => &mut self.io_verification,
             "misc_checks" => &mut self.misc_checks,
+            "deadlock_detection" => &mut self.deadlock_detection,
             _ => return None,
         })
     }

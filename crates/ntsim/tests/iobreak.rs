@@ -498,6 +498,7 @@ fn the_io_verification_option_switches_the_rules() {
             irql_checking: false,
             io_verification,
             misc_checks: false,
+            deadlock_detection: false,
         })
     };
     let Some((_, b)) = expect(

@@ -15,7 +15,7 @@
 //! *KeAcquireGuardedMutexUnsafe*: no IRQL change; callers at APC_LEVEL or with APCs disabled
 //! (0xC4/0x39, 0x3A for the releases). *KeAcquireGuardedMutex*: enters a guarded region,
 //! left by *KeReleaseGuardedMutex*. A release of a mutex nobody holds: 0xC4/0x1007
-//! (misc_checks).
+//! (deadlock_detection), as are the lock-order rules (`verifier::deadlock`).
 #![allow(non_snake_case)]
 
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -25,6 +25,7 @@ use nt_abi::*;
 use crate::ke::bugcheck::raise;
 use crate::ke::spinlock::field;
 use crate::ke::thread::{self, Cur, current};
+use crate::verifier::LockKind;
 
 /// The parts of either mutex the algorithm uses.
 #[derive(Clone, Copy)]
@@ -130,7 +131,32 @@ impl Core {
     }
 }
 
+/// Acquire with Deadlock Detection's checks (order, self-deadlock) before blocking.
+fn take(m: &Cur, core: Core, addr: usize) {
+    let me = crate::ke::cpu::current_thread() as usize;
+    let on_stack = crate::mm::on_current_stack(addr);
+    if let Some(bc) = m
+        .verifier
+        .on_lock_acquire(me, addr, LockKind::FastMutex, on_stack)
+    {
+        raise(m, bc);
+    }
+    core.acquire();
+    m.verifier.on_lock_held(me, addr, on_stack);
+}
+
+/// A successful try-acquire: held, with no order edge (a try cannot deadlock).
+fn took(m: &Cur, addr: usize) {
+    let me = crate::ke::cpu::current_thread() as usize;
+    m.verifier
+        .on_lock_held(me, addr, crate::mm::on_current_stack(addr));
+}
+
 fn release_checked(m: &Cur, core: Core, addr: usize) {
+    let me = crate::ke::cpu::current_thread() as usize;
+    if let Some(bc) = m.verifier.on_lock_release(me, addr, LockKind::FastMutex) {
+        raise(m, bc);
+    }
     if !core.release()
         && let Some(bc) = m.verifier.on_release_unacquired(addr)
     {
@@ -150,7 +176,7 @@ pub unsafe extern "win64" fn ExAcquireFastMutex(FastMutex: *mut FAST_MUTEX) {
     }
     crate::ke::check_sync_object(&m, FastMutex as usize);
     thread::set_irql(APC_LEVEL.max(old));
-    fast(FastMutex).acquire();
+    take(&m, fast(FastMutex), FastMutex as usize);
     // SAFETY: the mutex is now ours; OldIrql is a plain ULONG of it.
     unsafe { field!(FastMutex, FAST_MUTEX, OldIrql, ULONG).write(old as ULONG) };
 }
@@ -170,6 +196,7 @@ pub unsafe extern "win64" fn ExTryToAcquireFastMutex(FastMutex: *mut FAST_MUTEX)
         return 0;
     }
     core.set_owner(crate::ke::cpu::current_thread());
+    took(&m, FastMutex as usize);
     thread::set_irql(APC_LEVEL.max(old));
     // SAFETY: the mutex is now ours.
     unsafe { field!(FastMutex, FAST_MUTEX, OldIrql, ULONG).write(old as ULONG) };
@@ -211,7 +238,7 @@ pub unsafe extern "win64" fn ExAcquireFastMutexUnsafe(FastMutex: *mut FAST_MUTEX
     let m = current();
     check_unsafe(&m, false, FastMutex as usize);
     crate::ke::check_sync_object(&m, FastMutex as usize);
-    fast(FastMutex).acquire();
+    take(&m, fast(FastMutex), FastMutex as usize);
 }
 
 /// `ExReleaseFastMutexUnsafe`.
@@ -249,9 +276,9 @@ pub unsafe extern "win64" fn KeInitializeGuardedMutex(Mutex: *mut KGUARDED_MUTEX
 /// # Safety
 /// `Mutex` must be an initialized KGUARDED_MUTEX.
 pub unsafe extern "win64" fn KeAcquireGuardedMutex(Mutex: *mut KGUARDED_MUTEX) {
-    let _m = current();
+    let m = current();
     crate::ke::apc::enter_guarded();
-    guarded(Mutex).acquire();
+    take(&m, guarded(Mutex), Mutex as usize);
 }
 
 /// `KeTryToAcquireGuardedMutex`: TRUE (in a guarded region, holding it) or FALSE.
@@ -259,11 +286,12 @@ pub unsafe extern "win64" fn KeAcquireGuardedMutex(Mutex: *mut KGUARDED_MUTEX) {
 /// # Safety
 /// `Mutex` must be an initialized KGUARDED_MUTEX.
 pub unsafe extern "win64" fn KeTryToAcquireGuardedMutex(Mutex: *mut KGUARDED_MUTEX) -> BOOLEAN {
-    let _m = current();
+    let m = current();
     crate::ke::apc::enter_guarded();
     let core = guarded(Mutex);
     if core.try_take() {
         core.set_owner(crate::ke::cpu::current_thread());
+        took(&m, Mutex as usize);
         1
     } else {
         crate::ke::apc::leave_guarded();
@@ -288,7 +316,7 @@ pub unsafe extern "win64" fn KeReleaseGuardedMutex(Mutex: *mut KGUARDED_MUTEX) {
 pub unsafe extern "win64" fn KeAcquireGuardedMutexUnsafe(FastMutex: *mut KGUARDED_MUTEX) {
     let m = current();
     check_unsafe(&m, false, FastMutex as usize);
-    guarded(FastMutex).acquire();
+    take(&m, guarded(FastMutex), FastMutex as usize);
 }
 
 /// `KeReleaseGuardedMutexUnsafe`.

@@ -153,16 +153,16 @@ impl Pool {
         p as *mut u8
     }
 
-    /// Free an object from [`Pool::sys_alloc_object`]: its pages become inaccessible.
-    pub(crate) fn sys_free_object(&self, mm: &crate::mm::Mm, p: *mut u8) {
-        let r = lock(&self.table).system.remove(&(p as usize));
-        if let Some(r) = r
-            && !mm.special.free(p as usize)
-        {
+    /// Free an object from [`Pool::sys_alloc_object`]: its pages become inaccessible. Returns
+    /// its size (None if it was not a live object).
+    pub(crate) fn sys_free_object(&self, mm: &crate::mm::Mm, p: *mut u8) -> Option<usize> {
+        let r = lock(&self.table).system.remove(&(p as usize))?;
+        if !mm.special.free(p as usize) {
             // SAFETY: not a page-backed object, so `sys_alloc_object` fell back to `sys_alloc`
             // with this size; it was in the table and is removed from it exactly once.
             unsafe { std::alloc::dealloc(p, layout(r.size)) };
         }
+        Some(r.size)
     }
 
     /// Free memory from [`Pool::sys_alloc`].
@@ -507,6 +507,8 @@ pub(crate) fn free_block(sys: &System, p: usize, tag: Option<u32>) {
     }
     // ERESOURCEs that live in this block (0xC4/0xD2).
     super::resource::on_pool_free(sys, p, block.size);
+    // Locks that lived in it leave Deadlock Detection's graph.
+    sys.verifier.on_lock_memory_freed(p, p + block.size);
     // Work items that live in this block.
     (pool.on_free)(sys, p, block.size);
     let mut g = lock(&pool.table);

@@ -15,7 +15,7 @@
 //! *ExConvertExclusiveToSharedLite*):
 //! - exclusive: granted when unowned, or recursively to its exclusive owner; otherwise wait
 //!   (or FALSE with `Wait` FALSE). A thread that owns it shared and asks for exclusive would
-//!   wait for itself: 0xC4/0x1000 with the verifier (misc_checks), a deadlock without it;
+//!   wait for itself: 0xC4/0x1000 with the verifier (deadlock_detection), a deadlock without it;
 //! - shared (`…SharedLite`): unowned → granted; its exclusive owner → granted recursively;
 //!   owned shared → granted to a thread that already shares it, and to a new one only when no
 //!   thread waits for exclusive access;

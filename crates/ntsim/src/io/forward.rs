@@ -166,7 +166,9 @@ fn free_mem(m: &System, p: usize, mem: Mem) {
             m.ex.pool.unregister_system(p);
             m.mm.special.free(p);
         }
-        Mem::Object => m.ex.pool.sys_free_object(&m.mm, p as *mut u8),
+        Mem::Object => {
+            m.ex.pool.sys_free_object(&m.mm, p as *mut u8);
+        }
         Mem::Heap => m.ex.pool.sys_free(p as *mut u8),
         Mem::Caller => {}
     }

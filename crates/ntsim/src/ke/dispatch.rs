@@ -31,7 +31,7 @@ use super::thread::{self, current, park_forever};
 use super::trap::{capture_entry, dispatch_exception, record};
 use super::{WAIT_SPIN, irql, spin_until};
 use crate::machine::{System, lock};
-use crate::verifier::Bc;
+use crate::verifier::{Bc, LockKind};
 
 /// The object's `DISPATCHER_HEADER.Type`.
 pub(crate) fn header_type(obj: PVOID) -> u8 {
@@ -93,6 +93,11 @@ fn try_take(obj: PVOID, me: usize) -> bool {
             {
                 owner.store(me, Ordering::SeqCst);
                 thread::mutex_ownership_changed(1);
+                thread::current().verifier.on_lock_held(
+                    me,
+                    obj as usize,
+                    crate::mm::on_current_stack(obj as usize),
+                );
                 return true;
             }
             false
@@ -123,6 +128,11 @@ fn give_back(obj: PVOID, me: usize) {
             if s.load(Ordering::SeqCst) == 0 {
                 mutex_owner(obj).store(0, Ordering::SeqCst);
                 thread::mutex_ownership_changed(-1);
+                // Not a release by the driver: the wait undoes its own take (same thread).
+                let _ =
+                    thread::current()
+                        .verifier
+                        .on_lock_release(me, obj as usize, LockKind::Mutex);
                 s.store(1, Ordering::SeqCst);
             } else {
                 s.fetch_add(1, Ordering::SeqCst);
@@ -221,6 +231,22 @@ pub(crate) fn check_wait_irql(m: &System, object: u64, may_block: bool) {
 /// the dispatcher lock's condition; parks for good after a bug check.
 pub(crate) fn wait(m: &System, objects: &[PVOID], wait_all: bool, dl: Option<Instant>) -> NTSTATUS {
     let me = me();
+    // Deadlock detection: each KMUTEX a wait that can block may take, checked against the lock
+    // order before anything blocks (a zero timeout is a try, which cannot deadlock).
+    if dl.is_none_or(|d| d > Instant::now()) {
+        for &o in objects {
+            if header_type(o) == ot::MUTANT
+                && let Some(bc) = m.verifier.on_lock_acquire(
+                    me,
+                    o as usize,
+                    LockKind::Mutex,
+                    crate::mm::on_current_stack(o as usize),
+                )
+            {
+                raise(m, bc);
+            }
+        }
+    }
     if let Some(r) = attempt(objects, wait_all, me) {
         return r;
     }
@@ -475,6 +501,10 @@ extern "win64" fn release_mutex(mx: u64, _wait: u64, _: u64, _: u64, ctx: *mut C
     if prev == 0 {
         owner.store(0, Ordering::SeqCst);
         thread::mutex_ownership_changed(-1);
+        // The owner was checked above, so this only forgets the hold.
+        let _ = m
+            .verifier
+            .on_lock_release(me(), obj as usize, LockKind::Mutex);
     }
     s.store(prev + 1, Ordering::SeqCst);
     if prev == 0 {

@@ -15,7 +15,8 @@
 //! IRQL rules (verifier `irql_checking`, Microsoft *Bug Check 0xC4*): `…AtDpcLevel` below
 //! DISPATCH_LEVEL 0x40, `…FromDpcLevel` below DISPATCH_LEVEL 0x41, raising acquisitions above
 //! DISPATCH_LEVEL 0x42 (0xA without the verifier), a raising release not at DISPATCH_LEVEL
-//! 0x32; a release of a lock nobody holds 0x1007 (`misc_checks`).
+//! 0x32; a release of a lock nobody holds 0x1007 (`deadlock_detection`, with the lock-order
+//! rules of `verifier::deadlock`).
 #![allow(non_snake_case)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,7 +26,7 @@ use nt_abi::*;
 
 use super::bugcheck::raise;
 use super::thread::{self, Cur, current, park_forever};
-use crate::verifier::Bc;
+use crate::verifier::{Bc, LockKind};
 
 /// The address of field `$f` of the `$t` at `$p`, by offset: plain pointer arithmetic, no
 /// dereference (so it needs no `unsafe`); the caller's later access is what must be sound.
@@ -76,18 +77,48 @@ fn on_lock_request(m: &Cur, lock: *mut KSPIN_LOCK) {
     super::on_driver_raise(m);
 }
 
+/// Deadlock detection before a spin-lock acquisition spins (order, self-deadlock, API type).
+fn check_order(m: &Cur, lock: *mut KSPIN_LOCK, kind: LockKind) {
+    let on_stack = crate::mm::on_current_stack(lock as usize);
+    if let Some(bc) =
+        m.verifier
+            .on_lock_acquire(super::dispatch::me(), lock as usize, kind, on_stack)
+    {
+        raise(m, bc);
+    }
+}
+
+fn now_held(m: &Cur, lock: *mut KSPIN_LOCK) {
+    let on_stack = crate::mm::on_current_stack(lock as usize);
+    m.verifier
+        .on_lock_held(super::dispatch::me(), lock as usize, on_stack);
+}
+
+/// Deadlock detection at a release: another thread's lock (0x1004), the wrong API (0x1009).
+fn check_release(m: &Cur, lock: *mut KSPIN_LOCK, kind: LockKind) {
+    if let Some(bc) = m
+        .verifier
+        .on_lock_release(super::dispatch::me(), lock as usize, kind)
+    {
+        raise(m, bc);
+    }
+}
+
 /// Take `lock` the ordinary way (word 0 → 1).
 pub(crate) fn acquire_word(m: &Cur, lock: *mut KSPIN_LOCK) {
     on_lock_request(m, lock);
+    check_order(m, lock, LockKind::SpinLock);
     let w = word(lock);
     spin(m, || {
         w.compare_exchange_weak(0, HELD, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
     });
+    now_held(m, lock);
 }
 
 /// Release an ordinary hold; a lock nobody holds is 0xC4/0x1007 (verifier).
 pub(crate) fn release_word(m: &Cur, lock: *mut KSPIN_LOCK) {
+    check_release(m, lock, LockKind::SpinLock);
     let prev = word(lock).swap(0, Ordering::Release);
     if prev == 0
         && let Some(bc) = m.verifier.on_release_unacquired(lock as usize)
@@ -161,9 +192,13 @@ pub unsafe extern "win64" fn KeTryToAcquireSpinLockAtDpcLevel(
     let m = current();
     check_at_dpc(&m, SpinLock);
     on_lock_request(&m, SpinLock);
-    word(SpinLock)
+    let got = word(SpinLock)
         .compare_exchange(0, HELD, Ordering::Acquire, Ordering::Relaxed)
-        .is_ok() as BOOLEAN
+        .is_ok();
+    if got {
+        now_held(&m, SpinLock);
+    }
+    got as BOOLEAN
 }
 
 /// `KeTestSpinLock`: TRUE when the lock is free (Microsoft: FALSE if it is currently held);
@@ -220,6 +255,7 @@ fn entry_next(q: *mut KSPIN_LOCK_QUEUE) -> &'static AtomicUsize {
 
 fn queued_acquire(m: &Cur, lock: *mut KSPIN_LOCK, h: *mut KLOCK_QUEUE_HANDLE) {
     on_lock_request(m, lock);
+    check_order(m, lock, LockKind::QueuedSpinLock);
     let q = entry(h);
     entry_next(q).store(0, Ordering::Relaxed);
     entry_lock(q).store(lock as usize | LOCK_QUEUE_WAIT, Ordering::Relaxed);
@@ -245,6 +281,7 @@ fn queued_acquire(m: &Cur, lock: *mut KSPIN_LOCK, h: *mut KLOCK_QUEUE_HANDLE) {
         spin(m, || l.load(Ordering::Acquire) & LOCK_QUEUE_WAIT == 0);
     }
     entry_lock(q).store(lock as usize | LOCK_QUEUE_OWNER, Ordering::Release);
+    now_held(m, lock);
 }
 
 fn queued_release(m: &Cur, h: *mut KLOCK_QUEUE_HANDLE) {
@@ -259,6 +296,7 @@ fn queued_release(m: &Cur, h: *mut KLOCK_QUEUE_HANDLE) {
         }
         return;
     }
+    check_release(m, lock, LockKind::QueuedSpinLock);
     entry_lock(q).store(lock as usize, Ordering::Relaxed);
     let w = word(lock);
     if entry_next(q).load(Ordering::Acquire) == 0

@@ -260,6 +260,12 @@ thread_local! {
     static STACK: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
 }
 
+/// Whether `addr` lies on the current thread's stack.
+pub fn on_current_stack(addr: usize) -> bool {
+    let (lo, hi) = stack_bounds();
+    addr >= lo && addr < hi
+}
+
 /// The current thread's stack range.
 pub fn stack_bounds() -> (usize, usize) {
     let cached = STACK.with(Cell::get);

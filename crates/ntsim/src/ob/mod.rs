@@ -301,7 +301,11 @@ pub(crate) fn release_if_gone(sys: &crate::machine::System, h: &ObjHeader) {
         && h.refs.load(Ordering::SeqCst) <= 0
         && !h.freed.swap(true, Ordering::SeqCst)
     {
-        sys.ex.pool.sys_free_object(&sys.mm, h.object.0 as *mut u8);
+        let p = h.object.0;
+        if let Some(size) = sys.ex.pool.sys_free_object(&sys.mm, p as *mut u8) {
+            // Locks in the device extension leave Deadlock Detection's graph.
+            sys.verifier.on_lock_memory_freed(p, p + size);
+        }
     }
 }
 

@@ -10,14 +10,19 @@ use super::Bc;
 use crate::machine::VerifierFlags;
 
 /// Driver Verifier with the options of [`VerifierFlags`].
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 pub(crate) struct Hooks {
     pub(super) f: VerifierFlags,
+    /// Deadlock detection's lock-order graph.
+    pub(super) deadlock: super::deadlock::LockGraph,
 }
 
 impl Hooks {
     pub(crate) fn new(f: VerifierFlags) -> Self {
-        Hooks { f }
+        Hooks {
+            f,
+            deadlock: Default::default(),
+        }
     }
 
     fn dv_if(&self, on: bool, p: [u64; 4]) -> Option<Bc> {

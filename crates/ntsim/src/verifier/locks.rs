@@ -4,7 +4,7 @@
 //! (<https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0xc4--driver-verifier-detected-violation>),
 //! *Bug Check 0xE3: RESOURCE_NOT_OWNED*, *Bug Check 0x1: APC_INDEX_MISMATCH*. Which Driver
 //! Verifier option raises each is given per rule; the 0x1000-range rules belong to Windows'
-//! "deadlock detection" option, which ntsim counts under `misc_checks`.
+//! Deadlock Detection option (`deadlock_detection`; the lock-order graph is `verifier::deadlock`).
 use nt_abi::bugcheck::{self, apc_index_mismatch, verifier_locks as vl};
 use nt_abi::*;
 
@@ -75,10 +75,10 @@ impl Hooks {
     }
 
     /// A spin lock or fast mutex released that nobody holds: 0xC4/0x1007 (deadlock detection:
-    /// "a resource is released before it has been acquired", p2 the lock). Under `misc_checks`.
+    /// "a resource is released before it has been acquired", p2 the lock).
     pub(crate) fn on_release_unacquired(&self, lock: usize) -> Option<Bc> {
         self.dv(
-            self.f.misc_checks,
+            self.f.deadlock_detection,
             [vl::UNACQUIRED_LOCK_RELEASED, lock as u64, 0, 0],
         )
     }
@@ -173,7 +173,7 @@ impl Hooks {
     /// itself: 0xC4/0x1000 (deadlock detection: "self-deadlock", p2 the resource).
     pub(crate) fn on_resource_self_deadlock(&self, resource: usize) -> Option<Bc> {
         self.dv(
-            self.f.misc_checks,
+            self.f.deadlock_detection,
             [vl::SELF_DEADLOCK, resource as u64, 0, 0],
         )
     }
@@ -218,7 +218,7 @@ impl Hooks {
     /// detection: "the deleted lock is still owned by a thread", p2 the lock, p3 the owner).
     pub(crate) fn on_delete_owned_lock(&self, lock: usize, owner: usize) -> Option<Bc> {
         self.dv(
-            self.f.misc_checks,
+            self.f.deadlock_detection,
             [vl::DELETED_LOCK_STILL_OWNED, lock as u64, owner as u64, 0],
         )
     }
@@ -313,6 +313,7 @@ mod tests {
             irql_checking: false,
             io_verification: false,
             misc_checks: false,
+            deadlock_detection: false,
         });
         assert!(on.on_acquire_fast_mutex(DISPATCH_LEVEL, 8).is_some());
         assert!(on.on_acquire_fast_mutex(APC_LEVEL, 8).is_none());

@@ -54,9 +54,11 @@ use std::fmt;
 
 use nt_abi::bugcheck::*;
 
+mod deadlock;
 mod hooks;
 mod iorules;
 mod locks;
+pub(crate) use deadlock::LockKind;
 pub(crate) use hooks::Hooks;
 pub(crate) use iorules::{CallDriver, no_more_irp_stack_locations};
 
