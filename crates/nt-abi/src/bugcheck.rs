@@ -340,6 +340,17 @@ pub mod verifier_locks {
     pub const LEAVE_CRITICAL_REGION_ABOVE_APC: u64 = 0x11B;
     /// Deadlock detection: a thread acquires a resource it would wait on itself (p2 the lock).
     pub const SELF_DEADLOCK: u64 = 0x1000;
+    /// ObReferenceObjectByHandle of a user-mode handle with AccessMode KernelMode (p2 the
+    /// handle, p3 the current process, p4 the caller).
+    pub const USER_HANDLE_KERNEL_ACCESS: u64 = 0xF6;
+    /// An IRP completion routine returned at another IRQL than it was called at (p2 the
+    /// routine, p3 the IRQL before, p4 the IRQL after).
+    pub const COMPLETION_ROUTINE_CHANGED_IRQL: u64 = 0xFA;
+    /// An IRP completion routine changed the thread's APC-disable count (p2 the routine, p3
+    /// the count now, p4 the count before).
+    pub const COMPLETION_ROUTINE_CHANGED_APC_DISABLE: u64 = 0xFB;
+    /// A UserMode wait on an object on the kernel stack (p2 the object).
+    pub const USER_MODE_WAIT_ON_STACK_OBJECT: u64 = 0x123;
     /// Deadlock detection: a lock-hierarchy violation, or a lock its holder takes again (p2 the
     /// lock that closed the cycle).
     pub const DEADLOCK: u64 = 0x1001;

@@ -411,6 +411,46 @@ fn io_free_irp_of_something_that_is_not_an_irp_is_0xc9_01() {
 }
 
 #[test]
+fn a_completion_routine_returning_at_another_irql_is_0xc4_fa() {
+    let Some((r, b)) = expect(
+        22,
+        Verifier::Standard,
+        bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
+        Some(bugcheck::verifier_locks::COMPLETION_ROUTINE_CHANGED_IRQL),
+    ) else {
+        return;
+    };
+    assert_eq!(
+        b.parameters[1..],
+        [
+            r.key("routine"),
+            PASSIVE_LEVEL as u64,
+            DISPATCH_LEVEL as u64
+        ]
+    );
+    assert!(b.verifier_rule);
+    quiet_without_verifier(22);
+}
+
+#[test]
+fn a_completion_routine_changing_the_apc_disable_count_is_0xc4_fb() {
+    let Some((r, b)) = expect(
+        23,
+        Verifier::Standard,
+        bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
+        Some(bugcheck::verifier_locks::COMPLETION_ROUTINE_CHANGED_APC_DISABLE),
+    ) else {
+        return;
+    };
+    assert_eq!(
+        b.parameters[1..],
+        [r.key("routine"), 0xFFFF, 0],
+        "now −1, before 0"
+    );
+    quiet_without_verifier(23);
+}
+
+#[test]
 fn io_call_driver_with_a_cancel_routine_set_is_0xc9_203() {
     let Some((r, b)) = c9(18, io::CALL_WITH_CANCEL_ROUTINE) else {
         return;

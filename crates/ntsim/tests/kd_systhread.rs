@@ -25,16 +25,7 @@ fn fixture() -> Option<PathBuf> {
 
 impl Rig {
     fn new() -> Option<Rig> {
-        Rig::start(
-            "systhread",
-            DEV,
-            Config {
-                verifier: Verifier::Standard,
-                unload_grace: Duration::from_millis(300),
-                ..Config::default()
-            },
-        )
-        .map(Rig::holding_handle)
+        rig_with(Verifier::Standard)
     }
 
     fn call(&self, n: u32, input: &[u8], out: usize) -> Result<Vec<u64>, Box<BugCheck>> {
@@ -169,6 +160,69 @@ fn expect_ioctl_bugcheck(n: u32) -> Option<(BugCheck, Rig)> {
 }
 
 #[test]
+fn a_user_handle_referenced_with_kernel_access_is_0xc4_f6_with_misc_checks() {
+    let Some(rig) = Rig::new() else { return };
+    let ev = rig
+        .machine
+        .create_event(true, false, SYNCHRONIZE | EVENT_MODIFY_STATE);
+    let b = *rig
+        .call(17, &ev.handle().to_le_bytes(), 0)
+        .expect_err("bug check");
+    assert_eq!(b.code, bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION, "{b}");
+    assert_eq!(
+        b.parameters[..2],
+        [
+            bugcheck::verifier_locks::USER_HANDLE_KERNEL_ACCESS,
+            ev.handle()
+        ]
+    );
+    assert!(b.address.contains("systhread.sys+"), "p4 the driver: {b}");
+    // Without the option the reference is taken (KernelMode skips the access check).
+    let Some(off) = rig_with(Verifier::Off) else {
+        return;
+    };
+    let ev = off.machine.create_event(true, false, SYNCHRONIZE);
+    off.call(17, &ev.handle().to_le_bytes(), 0)
+        .expect("no bug check");
+    off.finish();
+}
+
+#[test]
+fn a_user_mode_wait_on_a_stack_event_is_0xc4_123_with_misc_checks() {
+    let Some((b, _rig)) = expect_ioctl_bugcheck(18) else {
+        return;
+    };
+    assert_eq!(b.code, bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION, "{b}");
+    assert_eq!(
+        b.parameters[0],
+        bugcheck::verifier_locks::USER_MODE_WAIT_ON_STACK_OBJECT
+    );
+    assert_ne!(b.parameters[1], 0, "the event");
+    let Some(off) = rig_with(Verifier::Off) else {
+        return;
+    };
+    let r = off
+        .h()
+        .device_io_control(code(18), &[], 0)
+        .expect("no bug check");
+    assert_eq!(r.status, STATUS_TIMEOUT);
+    off.finish();
+}
+
+fn rig_with(verifier: Verifier) -> Option<Rig> {
+    Rig::start(
+        "systhread",
+        DEV,
+        Config {
+            verifier,
+            unload_grace: Duration::from_millis(300),
+            ..Config::default()
+        },
+    )
+    .map(Rig::holding_handle)
+}
+
+#[test]
 fn a_user_event_handle_is_referenced_with_its_access_checked_and_set_by_the_thread() {
     let Some(rig) = Rig::new() else { return };
     let h = rig.h();
@@ -266,16 +320,7 @@ fn a_dispatch_routine_returning_with_a_mutex_is_0xc4_c5_with_io_verification() {
 
 #[test]
 fn a_dispatch_routine_returning_with_a_mutex_is_0x1_without_the_verifier() {
-    let Some(rig) = Rig::start(
-        "systhread",
-        DEV,
-        Config {
-            verifier: Verifier::Off,
-            unload_grace: Duration::from_millis(300),
-            ..Config::default()
-        },
-    )
-    .map(Rig::holding_handle) else {
+    let Some(rig) = rig_with(Verifier::Off) else {
         return;
     };
     let b = *rig.call(15, &[], 8).expect_err("bug check");

@@ -985,10 +985,18 @@ unsafe fn walk(m: &System, irp: *mut IRP) -> Walk {
                 unsafe { (*up).DeviceObject }
             };
             let caller = thread::caller();
+            let (irql, apc) = (thread::irql(), crate::ke::apc::snapshot());
             // SAFETY: the completion routine the driver set with IoSetCompletionRoutine, called
             // as IoCompleteRequest calls it.
             let r = unsafe { routine(dev, irp, context) };
             thread::set_caller(caller);
+            if let Some(bc) = m.verifier.on_completion_routine_returned(
+                routine as usize,
+                (irql, thread::irql()),
+                (apc, crate::ke::apc::snapshot()),
+            ) {
+                raise(m, bc);
+            }
             if r == STATUS_MORE_PROCESSING_REQUIRED {
                 return Walk::Stopped;
             }

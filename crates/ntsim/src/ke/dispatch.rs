@@ -310,7 +310,7 @@ pub unsafe extern "win64" fn KeWaitForMultipleObjects(
     Object: *mut PVOID,
     WaitType: WAIT_TYPE,
     _WaitReason: KWAIT_REASON,
-    _WaitMode: KPROCESSOR_MODE,
+    WaitMode: KPROCESSOR_MODE,
     _Alertable: BOOLEAN,
     Timeout: *mut LARGE_INTEGER,
     WaitBlockArray: PVOID,
@@ -330,7 +330,22 @@ pub unsafe extern "win64" fn KeWaitForMultipleObjects(
     }
     // SAFETY: the caller passes `Count` object pointers at `Object` (checked non-null above).
     let objects = unsafe { core::slice::from_raw_parts(Object, Count as usize) }.to_vec();
+    check_wait_mode(&m, WaitMode, &objects);
     wait(&m, &objects, WaitType == WAIT_ALL, dl)
+}
+
+/// A UserMode wait on an object on this thread's stack (0xC4/0x123, misc_checks).
+pub(crate) fn check_wait_mode(m: &System, mode: KPROCESSOR_MODE, objects: &[PVOID]) {
+    if mode != USER_MODE {
+        return;
+    }
+    for &o in objects {
+        if crate::mm::on_current_stack(o as usize)
+            && let Some(bc) = m.verifier.on_user_mode_wait_on_stack(o as usize)
+        {
+            raise(m, bc);
+        }
+    }
 }
 
 /// `KeInitializeSemaphore`: a semaphore object with count `Count` and limit `Limit`

@@ -295,11 +295,12 @@ fn deadline(timeout: *mut LARGE_INTEGER) -> Option<Instant> {
 pub unsafe extern "win64" fn KeWaitForSingleObject(
     Object: PVOID,
     _WaitReason: KWAIT_REASON,
-    _WaitMode: KPROCESSOR_MODE,
+    WaitMode: KPROCESSOR_MODE,
     _Alertable: BOOLEAN,
     Timeout: *mut LARGE_INTEGER,
 ) -> NTSTATUS {
     let m = current();
+    dispatch::check_wait_mode(&m, WaitMode, &[Object]);
     let dl = deadline(Timeout);
     let may_block = dl.is_none_or(|d| d > Instant::now());
     dispatch::check_wait_irql(&m, Object as u64, may_block);

@@ -177,6 +177,16 @@ pub unsafe extern "win64" fn ObReferenceObjectByHandle(
 ) -> NTSTATUS {
     let m = current();
     let h = Handle as u64;
+    if h & KERNEL_HANDLE_BIT != KERNEL_HANDLE_BIT
+        && AccessMode == KERNEL_MODE
+        && in_user_process()
+        && lock(&m.ob.handles.user).contains_key(&h)
+        && let Some(bc) = m
+            .verifier
+            .on_user_handle_kernel_access(h, crate::ke::thread::caller())
+    {
+        raise(&m, bc);
+    }
     let e = if h & KERNEL_HANDLE_BIT == KERNEL_HANDLE_BIT {
         m.ob.handles.get(h)
     } else if in_user_process() {

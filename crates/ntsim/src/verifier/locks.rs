@@ -74,6 +74,68 @@ impl Hooks {
             .flatten()
     }
 
+    /// `KeWaitForSingleObject` / `KeWaitForMultipleObjects` with WaitMode UserMode on an
+    /// object on the kernel stack: 0xC4/0x123 (p2 the object). A UserMode wait lets the kernel
+    /// swap the thread's stack out, and the object with it (Microsoft, *Miscellaneous Checks*:
+    /// "UserMode Wait for Synchronization Objects Allocated on the Kernel Stack"; *Bug Check
+    /// 0xC4*). Under `misc_checks`.
+    pub(crate) fn on_user_mode_wait_on_stack(&self, object: usize) -> Option<Bc> {
+        self.dv(
+            self.f.misc_checks,
+            [vl::USER_MODE_WAIT_ON_STACK_OBJECT, object as u64, 0, 0],
+        )
+    }
+
+    /// `ObReferenceObjectByHandle` of a user-mode handle with AccessMode KernelMode (the access
+    /// check is skipped, so a user handle could reach objects its process may not touch):
+    /// 0xC4/0xF6 (p2 the handle, p3 the current process — 0 here: ntsim's process objects belong
+    /// to the I/O manager —, p4 the address in the driver that made the reference). Microsoft,
+    /// *Miscellaneous Checks*: "It is now prohibited to pass a user-space handle with KernelMode
+    /// access". Under `misc_checks`.
+    pub(crate) fn on_user_handle_kernel_access(&self, handle: u64, caller: usize) -> Option<Bc> {
+        self.dv(
+            self.f.misc_checks,
+            [vl::USER_HANDLE_KERNEL_ACCESS, handle, 0, caller as u64],
+        )
+        .map(|b| b.at(caller))
+    }
+
+    /// A completion routine returned at another IRQL than it was called at (0xC4/0xFA: p2 the
+    /// routine, p3 the IRQL before, p4 after), or with the APC-disable count changed (0xC4/0xFB:
+    /// p2 the routine, p3 the count now, p4 before). Microsoft, *Bug Check 0xC4*. Under
+    /// `io_verification`.
+    pub(crate) fn on_completion_routine_returned(
+        &self,
+        routine: usize,
+        irql: (KIRQL, KIRQL),
+        apc: ((i16, i16), (i16, i16)),
+    ) -> Option<Bc> {
+        let bc = if irql.0 != irql.1 {
+            self.dv(
+                self.f.io_verification,
+                [
+                    vl::COMPLETION_ROUTINE_CHANGED_IRQL,
+                    routine as u64,
+                    irql.0 as u64,
+                    irql.1 as u64,
+                ],
+            )
+        } else if apc.0 != apc.1 {
+            self.dv(
+                self.f.io_verification,
+                [
+                    vl::COMPLETION_ROUTINE_CHANGED_APC_DISABLE,
+                    routine as u64,
+                    combined(apc.1),
+                    combined(apc.0),
+                ],
+            )
+        } else {
+            None
+        };
+        bc.map(|b| b.at(routine))
+    }
+
     /// A spin lock or fast mutex released that nobody holds: 0xC4/0x1007 (deadlock detection:
     /// "a resource is released before it has been acquired", p2 the lock).
     pub(crate) fn on_release_unacquired(&self, lock: usize) -> Option<Bc> {
