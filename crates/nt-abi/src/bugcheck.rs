@@ -60,6 +60,9 @@ pub mod verifier {
     /// A synchronization object (KEVENT, KTIMER, KSPIN_LOCK, ERESOURCE…) in pageable memory.
     pub const SYNC_OBJECT_PAGEABLE: u64 = 0xE1;
     pub const WORK_ITEM_IN_SESSION_SPACE: u64 = 0x130;
+    /// An IRP whose RequestorMode is KernelMode holds a user-mode address (p2 the IRP, p3 the
+    /// address).
+    pub const KERNEL_IRP_WITH_USER_ADDRESS: u64 = 0xE2;
     pub const WORK_ITEM_IN_PAGEABLE_MEMORY: u64 = 0x131;
     pub const EXECUTABLE_POOL: u64 = 0x2000;
 }

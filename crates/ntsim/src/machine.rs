@@ -22,7 +22,7 @@ pub enum Verifier {
 
 /// Driver Verifier options ntsim models (Microsoft, *Driver Verifier options and rule
 /// classes*: Special Pool, Pool Tracking, Force IRQL Checking, I/O Verification, Deadlock
-/// Detection, and the miscellaneous checks `/standard` also turns on).
+/// Detection, Security Checks, and the miscellaneous checks `/standard` also turns on).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct VerifierFlags {
     /// Special pool: 0xD6, 0xD5, 0xC1 (and 0xD6 for work-item storage smaller than
@@ -39,6 +39,8 @@ pub struct VerifierFlags {
     pub misc_checks: bool,
     /// Deadlock detection: 0xC4 p1 = 0x1000, 0x1001, 0x1004, 0x1007, 0x1008, 0x1009, 0x100B.
     pub deadlock_detection: bool,
+    /// Security checks: 0xC4 p1 = 0xE2.
+    pub security_checks: bool,
 }
 
 impl VerifierFlags {
@@ -50,15 +52,17 @@ impl VerifierFlags {
         io_verification: true,
         misc_checks: true,
         deadlock_detection: true,
+        security_checks: true,
     };
     /// The option names accepted by [`Verifier::parse`], in order.
-    pub const NAMES: [&'static str; 6] = [
+    pub const NAMES: [&'static str; 7] = [
         "special_pool",
         "pool_tracking",
         "irql_checking",
         "io_verification",
         "misc_checks",
         "deadlock_detection",
+        "security_checks",
     ];
 
     fn slot(&mut self, name: &str) -> Option<&mut bool> {
@@ -69,6 +73,7 @@ impl VerifierFlags {
             "io_verification" => &mut self.io_verification,
             "misc_checks" => &mut self.misc_checks,
             "deadlock_detection" => &mut self.deadlock_detection,
+            "security_checks" => &mut self.security_checks,
             _ => return None,
         })
     }

@@ -49,7 +49,8 @@ defaults to 0. The driver file must be a regular file of at most 256 MiB.
 The machine runs in a child process that streams the report to this one, so a driver that
 corrupts ntsim's memory cannot take the report with it (verdict \"host_corrupted\").
 --verifier: standard (default, all options), off, or a comma-separated list of special_pool,
-pool_tracking, irql_checking, io_verification, misc_checks, deadlock_detection.
+pool_tracking, irql_checking, io_verification, misc_checks, deadlock_detection,
+security_checks.
 --special-pool: where special pool
 puts the guard page (overrun = after the block, the default; underrun = before it).
 --debugger: a kernel debugger is attached, answering every break with \"ignore\": breakpoints

@@ -451,6 +451,22 @@ fn a_completion_routine_changing_the_apc_disable_count_is_0xc4_fb() {
 }
 
 #[test]
+fn a_kernel_mode_irp_carrying_a_user_mode_buffer_is_0xc4_e2_with_security_checks() {
+    let Some((r, b)) = expect(
+        24,
+        Verifier::Standard,
+        bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
+        Some(bugcheck::verifier::KERNEL_IRP_WITH_USER_ADDRESS),
+    ) else {
+        return;
+    };
+    assert_eq!(b.parameters[1..3], [r.key("own"), r.key("user")]);
+    assert_ne!(r.key("user"), 0);
+    assert!(b.verifier_rule);
+    quiet_without_verifier(24);
+}
+
+#[test]
 fn io_call_driver_with_a_cancel_routine_set_is_0xc9_203() {
     let Some((r, b)) = c9(18, io::CALL_WITH_CANCEL_ROUTINE) else {
         return;
@@ -539,6 +555,7 @@ fn the_io_verification_option_switches_the_rules() {
             io_verification,
             misc_checks: false,
             deadlock_detection: false,
+            security_checks: false,
         })
     };
     let Some((_, b)) = expect(

@@ -186,7 +186,7 @@ fn special_pool_option_off_means_no_special_pool_rules() {
     for code in [IOCTL_D6_READ_PAST_END, IOCTL_C1_SLACK_OVERWRITTEN] {
         for v in [
             "off",
-            "pool_tracking,irql_checking,io_verification,misc_checks,deadlock_detection",
+            "pool_tracking,irql_checking,io_verification,misc_checks,deadlock_detection,security_checks",
         ] {
             let run = run_one(code, &["--verifier", v]);
             assert_clean(&run);

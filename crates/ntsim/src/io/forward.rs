@@ -816,6 +816,22 @@ pub unsafe extern "win64" fn IofCallDriver(
     }) {
         raise(&m, bc);
     }
+    if irp_ok {
+        // SAFETY: a non-null IRP the caller owns; plain data.
+        let i = unsafe { &*Irp };
+        if i.RequestorMode == KERNEL_MODE {
+            // SAFETY: as above; the union member the I/O manager uses for SystemBuffer.
+            let sysbuf = unsafe { i.AssociatedIrp.SystemBuffer } as usize;
+            for addr in [sysbuf, i.UserBuffer as usize] {
+                let user = addr != 0
+                    && crate::ex::pool::classify(&m, addr) == crate::mm::MemClass::Unknown
+                    && crate::ke::trap::is_user_range(addr as u64, 1);
+                if user && let Some(bc) = m.verifier.on_kernel_irp_user_address(a, addr) {
+                    raise(&m, bc.at(caller));
+                }
+            }
+        }
+    }
     if !irp_ok || !device_is_device {
         // Windows dereferences them: a kernel-mode page fault at the call site (stricter:
         // ntsim does not follow a wild pointer).

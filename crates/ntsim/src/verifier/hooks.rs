@@ -196,6 +196,20 @@ impl Hooks {
         )
     }
 
+    /// IoCallDriver of an IRP whose RequestorMode is KernelMode with a user-mode address in
+    /// `AssociatedIrp.SystemBuffer` or `UserBuffer`: the lower driver trusts kernel-mode
+    /// requests' buffers, so a driver that passes a user pointer on lets user mode choose what
+    /// the kernel writes. 0xC4/0xE2 (p2 the IRP, p3 the address). Microsoft, *Security Checks*:
+    /// "Whenever the Irp->RequestorMode is set to KernelMode, Driver Verifier checks that no I/O
+    /// Request parameters, Irp->AssociatedIrp.SystemBuffer or Irp->UserBuffer, are user-mode
+    /// addresses"; *Bug Check 0xC4*.
+    pub(crate) fn on_kernel_irp_user_address(&self, irp: usize, addr: usize) -> Option<Bc> {
+        self.dv_if(
+            self.f.security_checks,
+            [vr::KERNEL_IRP_WITH_USER_ADDRESS, irp as u64, addr as u64, 0],
+        )
+    }
+
     /// `KeReleaseSpinLock` not at DISPATCH_LEVEL (0xC4/0x32).
     pub(crate) fn on_release_spinlock(&self, irql: KIRQL, lock: usize) -> Option<Bc> {
         if irql == DISPATCH_LEVEL {

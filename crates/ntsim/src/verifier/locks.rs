@@ -376,6 +376,7 @@ mod tests {
             io_verification: false,
             misc_checks: false,
             deadlock_detection: false,
+            security_checks: false,
         });
         assert!(on.on_acquire_fast_mutex(DISPATCH_LEVEL, 8).is_some());
         assert!(on.on_acquire_fast_mutex(APC_LEVEL, 8).is_none());
