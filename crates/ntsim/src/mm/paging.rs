@@ -82,6 +82,17 @@ fn containing_mut(t: &mut BTreeMap<usize, Range>, addr: usize) -> Option<(usize,
     (addr < start + r.len).then_some((start, r))
 }
 
+/// Remove a range from the table, accessible again (its memory is about to be freed or reused).
+fn forget(t: &mut BTreeMap<usize, Range>, start: usize, r: Range) {
+    if r.resident {
+        RESIDENT.fetch_sub(1, Ordering::Relaxed);
+    } else {
+        set_prot(start, r.len, r.prot);
+        TRIMMED.fetch_sub(1, Ordering::SeqCst);
+    }
+    t.remove(&start);
+}
+
 /// What a fault at an address meant for pageable memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PagingFault {
@@ -182,13 +193,7 @@ impl Pageable {
         if let Some(r) = t.get(&start).copied()
             && r.owner == self.owner
         {
-            if r.resident {
-                RESIDENT.fetch_sub(1, Ordering::Relaxed);
-            } else {
-                set_prot(start, r.len, r.prot);
-                TRIMMED.fetch_sub(1, Ordering::SeqCst);
-            }
-            t.remove(&start);
+            forget(&mut t, start, r);
         }
     }
 
@@ -265,13 +270,7 @@ impl Drop for Pageable {
             .map(|(s, r)| (*s, *r))
             .collect();
         for (start, r) in mine {
-            if r.resident {
-                RESIDENT.fetch_sub(1, Ordering::Relaxed);
-            } else {
-                set_prot(start, r.len, r.prot);
-                TRIMMED.fetch_sub(1, Ordering::SeqCst);
-            }
-            t.remove(&start);
+            forget(&mut t, start, r);
         }
     }
 }
