@@ -119,23 +119,28 @@ impl Hooks {
                 return self.deadlock_bc([vl::MISMATCHED_ACQUIRE_API, lock_addr as u64, 0, 0]);
             }
         }
-        let held = g.held.get(&thread).cloned().unwrap_or_default();
-        if held.contains(&lock_addr) {
-            if kind == LockKind::Mutex {
-                return None;
+        // Moved out and back, so the graph can change while the list is read (no copy).
+        let held = g.held.remove(&thread).unwrap_or_default();
+        let verdict = if held.contains(&lock_addr) {
+            (kind != LockKind::Mutex).then_some(lock_addr)
+        } else {
+            let mut cycle = None;
+            for &h in &held {
+                if g.after.get(&h).is_some_and(|s| s.contains(&lock_addr)) {
+                    continue;
+                }
+                if g.reaches(lock_addr, h) {
+                    cycle = Some(lock_addr);
+                    break;
+                }
+                g.after.entry(h).or_default().insert(lock_addr);
             }
-            return self.deadlock_bc([vl::DEADLOCK, lock_addr as u64, 0, 0]);
+            cycle
+        };
+        if !held.is_empty() {
+            g.held.insert(thread, held);
         }
-        for &h in &held {
-            if g.after.get(&h).is_some_and(|s| s.contains(&lock_addr)) {
-                continue;
-            }
-            if g.reaches(lock_addr, h) {
-                return self.deadlock_bc([vl::DEADLOCK, lock_addr as u64, 0, 0]);
-            }
-            g.after.entry(h).or_default().insert(lock_addr);
-        }
-        None
+        verdict.and_then(|l| self.deadlock_bc([vl::DEADLOCK, l as u64, 0, 0]))
     }
 
     /// Thread `thread` now holds `lock` (after [`Self::on_lock_acquire`], or a successful
