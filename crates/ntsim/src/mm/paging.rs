@@ -135,6 +135,9 @@ pub(crate) fn on_fault(addr: usize, irql: u8) -> PagingFault {
 pub(crate) struct Pageable {
     owner: usize,
     enabled: bool,
+    /// This machine's registered ranges: with none, [`Pageable::contains`] (asked at every
+    /// spin-lock acquisition) skips the table's lock.
+    ranges: AtomicUsize,
 }
 
 impl Default for Pageable {
@@ -149,6 +152,7 @@ impl Pageable {
         Pageable {
             owner: NEXT_OWNER.fetch_add(1, Ordering::Relaxed),
             enabled,
+            ranges: AtomicUsize::new(0),
         }
     }
 
@@ -171,7 +175,11 @@ impl Pageable {
             } else {
                 TRIMMED.fetch_sub(1, Ordering::SeqCst);
             }
+            if old.owner == self.owner {
+                self.ranges.fetch_sub(1, Ordering::Relaxed);
+            }
         }
+        self.ranges.fetch_add(1, Ordering::Relaxed);
         RESIDENT.fetch_add(1, Ordering::Relaxed);
         t.insert(
             start,
@@ -194,6 +202,7 @@ impl Pageable {
             && r.owner == self.owner
         {
             forget(&mut t, start, r);
+            self.ranges.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -254,6 +263,9 @@ impl Pageable {
 
     /// Whether `addr` lies in a registered pageable range of this machine.
     pub(crate) fn contains(&self, addr: usize) -> Option<PageableKind> {
+        if self.ranges.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
         let mut t = table();
         containing_mut(&mut t, addr)
             .filter(|(_, r)| r.owner == self.owner)
