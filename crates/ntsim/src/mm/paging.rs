@@ -15,7 +15,9 @@
 //! so what a later access at DISPATCH_LEVEL finds depends on what touched the page since the
 //! last trim; ntsim trims at exactly the moments the page names.
 //!
-//! Pages locked by `MmProbeAndLockPages` are not trimmed until `MmUnlockPages` ([`Pageable::pin`]).
+//! Residency is per page: a trim removes every page of a range, a touch brings back only the
+//! page it hit. Pages locked by `MmProbeAndLockPages` are not trimmed until `MmUnlockPages`
+//! ([`Pageable::pin`]).
 //!
 //! The table is process-wide (a fault on any thread, including threads that are not ntsim's,
 //! must be able to page memory back in), each range tagged with the machine that owns it: a
@@ -35,25 +37,61 @@ pub enum PageableKind {
     ImageSection,
 }
 
+/// Pages per table entry: a registration larger than this is split into entries of this many
+/// pages (each with its own bitmask).
+const CHUNK_PAGES: usize = 128;
+
+/// One entry of the table: up to [`CHUNK_PAGES`] pages of one registration, each trimmed or
+/// resident on its own, as pages are on Windows.
 #[derive(Clone, Copy, Debug)]
 struct Range {
+    /// Where the registration this entry belongs to starts (its key for `unregister`).
+    base: usize,
     len: usize,
     prot: libc::c_int,
-    resident: bool,
+    /// Bit i set: page i is trimmed (no-access).
+    trimmed: u128,
     /// MmProbeAndLockPages holds on it (never trimmed while > 0).
     pins: u32,
     owner: usize,
     kind: PageableKind,
 }
 
+impl Range {
+    fn pages(&self) -> u32 {
+        (self.len / PAGE_SIZE) as u32
+    }
+
+    fn all(&self) -> u128 {
+        match self.pages() {
+            128 => u128::MAX,
+            n => (1u128 << n) - 1,
+        }
+    }
+
+    fn resident_pages(&self) -> usize {
+        (self.pages() - self.trimmed.count_ones()) as usize
+    }
+
+    /// Make every page accessible again (a lock, or the range leaving the table).
+    fn restore(&mut self, start: usize) {
+        if self.trimmed != 0 && set_prot(start, self.len, self.prot) {
+            let n = self.trimmed.count_ones() as usize;
+            self.trimmed = 0;
+            RESIDENT.fetch_add(n, Ordering::Relaxed);
+            TRIMMED.fetch_sub(n, Ordering::SeqCst);
+        }
+    }
+}
+
 static TABLE: Mutex<BTreeMap<usize, Range>> = Mutex::new(BTreeMap::new());
 static NEXT_OWNER: AtomicUsize = AtomicUsize::new(1);
-/// Resident ranges in the table (all machines), changed under its lock: a trim with nothing
+/// Resident pages in the table (all machines), changed under its lock: a trim with nothing
 /// resident — the common case for a driver without paged memory — skips the lock.
 static RESIDENT: AtomicUsize = AtomicUsize::new(0);
-/// Trimmed ranges in the table (all machines): with none, a fault is not a trimmed page's and
+/// Trimmed pages in the table (all machines): with none, a fault is not a trimmed page's and
 /// the handler skips the lock (KUSER_SHARED_DATA loads and SEH tests fault often). Raised
-/// before a range's protection is removed, so a fault on it always finds the count non-zero.
+/// before a page's protection is removed, so a fault on it always finds the count non-zero.
 static TRIMMED: AtomicUsize = AtomicUsize::new(0);
 
 fn table() -> std::sync::MutexGuard<'static, BTreeMap<usize, Range>> {
@@ -70,10 +108,10 @@ fn prot_bits(p: Prot) -> libc::c_int {
 }
 
 fn set_prot(start: usize, len: usize, prot: libc::c_int) -> bool {
-    // SAFETY: `[start, start + len)` is a registered pageable range: page-aligned, inside a
-    // mapping ntsim created for driver memory (a paged-pool block's own pages or an image
-    // section), holding no Rust objects. Changing its protection only changes which accesses
-    // fault, and the fault handler serves those.
+    // SAFETY: `[start, start + len)` is (part of) a registered pageable range: page-aligned,
+    // inside a mapping ntsim created for driver memory (a paged-pool block's own pages or an
+    // image section), holding no Rust objects. Changing its protection only changes which
+    // accesses fault, and the fault handler serves those.
     unsafe { libc::mprotect(start as *mut libc::c_void, len, prot) == 0 }
 }
 
@@ -82,15 +120,12 @@ fn containing_mut(t: &mut BTreeMap<usize, Range>, addr: usize) -> Option<(usize,
     (addr < start + r.len).then_some((start, r))
 }
 
-/// Remove a range from the table, accessible again (its memory is about to be freed or reused).
-fn forget(t: &mut BTreeMap<usize, Range>, start: usize, r: Range) {
-    if r.resident {
-        RESIDENT.fetch_sub(1, Ordering::Relaxed);
-    } else {
-        set_prot(start, r.len, r.prot);
-        TRIMMED.fetch_sub(1, Ordering::SeqCst);
+/// Remove an entry from the table, accessible again (its memory is about to be freed or reused).
+fn forget(t: &mut BTreeMap<usize, Range>, start: usize) {
+    if let Some(mut r) = t.remove(&start) {
+        r.restore(start);
+        RESIDENT.fetch_sub(r.resident_pages(), Ordering::Relaxed);
     }
-    t.remove(&start);
 }
 
 /// What a fault at an address meant for pageable memory.
@@ -105,7 +140,8 @@ pub enum PagingFault {
 }
 
 /// Serve a fault at `addr` by a thread at `irql` (async-signal-safe as far as ntsim needs: the
-/// table's lock is never held by code that can fault on pageable memory).
+/// table's lock is never held by code that can fault on pageable memory). Only the page
+/// touched comes back in.
 pub(crate) fn on_fault(addr: usize, irql: u8) -> PagingFault {
     if TRIMMED.load(Ordering::SeqCst) == 0 {
         return PagingFault::NotPageable;
@@ -114,15 +150,17 @@ pub(crate) fn on_fault(addr: usize, irql: u8) -> PagingFault {
     let Some((start, r)) = containing_mut(&mut t, addr) else {
         return PagingFault::NotPageable;
     };
-    if r.resident {
+    let page = (addr - start) / PAGE_SIZE;
+    let bit = 1u128 << page;
+    if r.trimmed & bit == 0 {
         // Resident, so the fault is not a trimmed page's (an execute of data, a write to code).
         return PagingFault::NotPageable;
     }
     if irql >= nt_abi::DISPATCH_LEVEL {
         return PagingFault::AtRaisedIrql(r.kind);
     }
-    if set_prot(start, r.len, r.prot) {
-        r.resident = true;
+    if set_prot(start + page * PAGE_SIZE, PAGE_SIZE, r.prot) {
+        r.trimmed &= !bit;
         RESIDENT.fetch_add(1, Ordering::Relaxed);
         TRIMMED.fetch_sub(1, Ordering::SeqCst);
         PagingFault::PagedIn
@@ -135,7 +173,7 @@ pub(crate) fn on_fault(addr: usize, irql: u8) -> PagingFault {
 pub(crate) struct Pageable {
     owner: usize,
     enabled: bool,
-    /// This machine's registered ranges: with none, [`Pageable::contains`] (asked at every
+    /// This machine's table entries: with none, [`Pageable::contains`] (asked at every
     /// spin-lock acquisition) skips the table's lock.
     ranges: AtomicUsize,
 }
@@ -167,46 +205,53 @@ impl Pageable {
         if !self.enabled || !start.is_multiple_of(PAGE_SIZE) || len == 0 {
             return;
         }
+        let len = round_up(len, PAGE_SIZE);
         let mut t = table();
-        if let Some(old) = t.get(&start).copied() {
-            // Re-registered (an address reused after a free that did not unregister): forget it.
-            if old.resident {
-                RESIDENT.fetch_sub(1, Ordering::Relaxed);
-            } else {
-                TRIMMED.fetch_sub(1, Ordering::SeqCst);
+        let mut at = start;
+        while at < start + len {
+            let chunk = (start + len - at).min(CHUNK_PAGES * PAGE_SIZE);
+            if let Some(old) = t.get(&at).copied() {
+                // Re-registered (an address reused after a free that did not unregister).
+                forget(&mut t, at);
+                if old.owner == self.owner {
+                    self.ranges.fetch_sub(1, Ordering::Relaxed);
+                }
             }
-            if old.owner == self.owner {
-                self.ranges.fetch_sub(1, Ordering::Relaxed);
-            }
+            self.ranges.fetch_add(1, Ordering::Relaxed);
+            RESIDENT.fetch_add(chunk / PAGE_SIZE, Ordering::Relaxed);
+            t.insert(
+                at,
+                Range {
+                    base: start,
+                    len: chunk,
+                    prot: prot_bits(prot),
+                    trimmed: 0,
+                    pins: 0,
+                    owner: self.owner,
+                    kind,
+                },
+            );
+            at += chunk;
         }
-        self.ranges.fetch_add(1, Ordering::Relaxed);
-        RESIDENT.fetch_add(1, Ordering::Relaxed);
-        t.insert(
-            start,
-            Range {
-                len: round_up(len, PAGE_SIZE),
-                prot: prot_bits(prot),
-                resident: true,
-                pins: 0,
-                owner: self.owner,
-                kind,
-            },
-        );
     }
 
-    /// Forget the range starting at `start`, making it accessible again first (its memory is
-    /// about to be freed, which reads and writes it).
+    /// Forget the registration starting at `start`, making it accessible again first (its
+    /// memory is about to be freed, which reads and writes it).
     pub(crate) fn unregister(&self, start: usize) {
         let mut t = table();
-        if let Some(r) = t.get(&start).copied()
-            && r.owner == self.owner
-        {
-            forget(&mut t, start, r);
+        let entries: Vec<usize> = t
+            .range(start..)
+            .take_while(|(_, r)| r.base == start)
+            .filter(|(_, r)| r.owner == self.owner)
+            .map(|(&k, _)| k)
+            .collect();
+        for k in entries {
+            forget(&mut t, k);
             self.ranges.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
-    /// Trim every resident, unlocked range of this machine (a driver raised the IRQL to
+    /// Trim every resident page of this machine's unlocked ranges (a driver raised the IRQL to
     /// DISPATCH_LEVEL or above, or asked for a spin lock).
     pub(crate) fn trim(&self) {
         if !self.enabled || RESIDENT.load(Ordering::Relaxed) == 0 {
@@ -214,14 +259,16 @@ impl Pageable {
         }
         let mut t = table();
         for (&start, r) in t.iter_mut() {
-            if r.owner == self.owner && r.resident && r.pins == 0 {
-                TRIMMED.fetch_add(1, Ordering::SeqCst);
-                if set_prot(start, r.len, libc::PROT_NONE) {
-                    r.resident = false;
-                    RESIDENT.fetch_sub(1, Ordering::Relaxed);
-                } else {
-                    TRIMMED.fetch_sub(1, Ordering::SeqCst);
-                }
+            if r.owner != self.owner || r.pins != 0 || r.trimmed == r.all() {
+                continue;
+            }
+            let n = r.resident_pages();
+            TRIMMED.fetch_add(n, Ordering::SeqCst);
+            if set_prot(start, r.len, libc::PROT_NONE) {
+                r.trimmed = r.all();
+                RESIDENT.fetch_sub(n, Ordering::Relaxed);
+            } else {
+                TRIMMED.fetch_sub(n, Ordering::SeqCst);
             }
         }
     }
@@ -249,11 +296,7 @@ impl Pageable {
             any = true;
             if delta > 0 {
                 r.pins += 1;
-                if !r.resident && set_prot(start, r.len, r.prot) {
-                    r.resident = true;
-                    RESIDENT.fetch_add(1, Ordering::Relaxed);
-                    TRIMMED.fetch_sub(1, Ordering::SeqCst);
-                }
+                r.restore(start);
             } else {
                 r.pins = r.pins.saturating_sub(1);
             }
@@ -276,13 +319,13 @@ impl Pageable {
 impl Drop for Pageable {
     fn drop(&mut self) {
         let mut t = table();
-        let mine: Vec<(usize, Range)> = t
+        let mine: Vec<usize> = t
             .iter()
             .filter(|(_, r)| r.owner == self.owner)
-            .map(|(s, r)| (*s, *r))
+            .map(|(&k, _)| k)
             .collect();
-        for (start, r) in mine {
-            forget(&mut t, start, r);
+        for k in mine {
+            forget(&mut t, k);
         }
     }
 }
@@ -307,6 +350,11 @@ mod tests {
             PagingFault::AtRaisedIrql(PageableKind::PagedPool { block: a })
         );
         assert_eq!(on_fault(a + 8, 0), PagingFault::PagedIn);
+        // Only that page came back: the second is still trimmed.
+        assert!(matches!(
+            on_fault(a + PAGE_SIZE + 8, nt_abi::DISPATCH_LEVEL),
+            PagingFault::AtRaisedIrql(_)
+        ));
         // SAFETY: the range was paged back in (read-write) just above; we own the mapping.
         unsafe { (a as *mut u8).write_volatile(7) };
         assert_eq!(on_fault(a + 8, 0), PagingFault::NotPageable, "resident now");
@@ -325,6 +373,27 @@ mod tests {
         assert_eq!(on_fault(a, 0), PagingFault::NotPageable);
         // SAFETY: unregister restored read-write.
         assert_eq!(unsafe { (a as *const u8).read_volatile() }, 7);
+    }
+
+    #[test]
+    fn a_registration_larger_than_a_chunk_is_split_and_forgotten_whole() {
+        let p = Pageable::new(true);
+        let n = CHUNK_PAGES + 2;
+        let a = super::super::map_rw(n * PAGE_SIZE, None).expect("map");
+        p.register(a, n * PAGE_SIZE, Prot::Rw, PageableKind::ImageSection);
+        assert_eq!(p.ranges.load(Ordering::Relaxed), 2);
+        p.trim();
+        let last = a + (n - 1) * PAGE_SIZE;
+        assert_eq!(on_fault(last, 0), PagingFault::PagedIn);
+        assert!(matches!(
+            on_fault(a, nt_abi::DISPATCH_LEVEL),
+            PagingFault::AtRaisedIrql(_)
+        ));
+        p.unregister(a);
+        assert_eq!(p.ranges.load(Ordering::Relaxed), 0);
+        assert_eq!(on_fault(a, 0), PagingFault::NotPageable);
+        // SAFETY: unregister restored read-write on every page of the mapping we own.
+        unsafe { (a as *mut u8).write_volatile(1) };
     }
 
     #[test]
