@@ -32,10 +32,11 @@ struct Addrs {
     variable: u64,
     routine: u64,
     resource: u64,
+    two_pages: u64,
 }
 
 fn legal_path(r: &Rig) -> Addrs {
-    let w = r.call_words(fixture_ioctl(0), &[], 56);
+    let w = r.call_words(fixture_ioctl(0), &[], 64);
     assert_eq!(
         &w[..3],
         &[11, 22, 12],
@@ -46,6 +47,7 @@ fn legal_path(r: &Rig) -> Addrs {
         variable: w[4],
         routine: w[5],
         resource: w[6],
+        two_pages: w[7],
     }
 }
 
@@ -189,6 +191,26 @@ fn pageable_code_run_after_a_raise_faults_on_its_first_instruction() {
 }
 
 #[test]
+fn a_dpc_touching_the_page_a_passive_read_did_not_bring_back_is_0xd1() {
+    let Some(r) = rig(Verifier::Standard) else {
+        return;
+    };
+    let a = legal_path(&r);
+    let _ = r.h().device_io_control(fixture_ioctl(9), &[], 8);
+    let bc = c_fixtures::bugcheck_within(&r.machine, std::time::Duration::from_secs(10))
+        .expect("bug check from the DPC");
+    assert_eq!(bc.code, bugcheck::DRIVER_IRQL_NOT_LESS_OR_EQUAL, "{bc}");
+    assert_eq!(
+        bc.parameters[0],
+        a.two_pages + 4096,
+        "page 1, not page 0: {bc}"
+    );
+    assert_eq!(bc.parameters[1], DISPATCH_LEVEL as u64);
+    assert_eq!(bc.parameters[2], 0, "read");
+    assert!(in_image(&r, bc.parameters[3]));
+}
+
+#[test]
 fn without_irql_checking_nothing_is_raised() {
     let Some(r) = rig(Verifier::Off) else { return };
     legal_path(&r);
@@ -198,5 +220,6 @@ fn without_irql_checking_nothing_is_raised() {
     r.call_words(fixture_ioctl(4), &[], 8);
     r.call_words(fixture_ioctl(5), &[], 0);
     assert_eq!(r.call_words(fixture_ioctl(8), &[], 8), vec![42]);
+    assert_eq!(r.call_words(fixture_ioctl(9), &[], 8), vec![3]);
     r.finish();
 }
