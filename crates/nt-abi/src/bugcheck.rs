@@ -238,7 +238,8 @@ pub mod iomanager {
 /// or more than THREAD_WAIT_OBJECTS without a wait-block array (no parameters).
 pub const MAXIMUM_WAIT_OBJECTS_EXCEEDED: u32 = 0x0C;
 /// `KERNEL_APC_PENDING_DURING_EXIT` (0x20): a thread exited with APCs disabled (p2 the APC
-/// disable count: a mutex still owned) or at raised IRQL (p3 the IRQL).
+/// disable count, CombinedApcDisable: a mutex still owned, a region still entered) or at raised
+/// IRQL (p3 the IRQL).
 pub const KERNEL_APC_PENDING_DURING_EXIT: u32 = 0x20;
 /// `INVALID_KERNEL_HANDLE` (0x93): NtClose/ZwClose of an invalid or protected handle (p1 the
 /// handle, p2 0 protected / 1 invalid).

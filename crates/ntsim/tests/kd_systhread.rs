@@ -280,7 +280,24 @@ fn a_system_thread_exiting_with_a_mutex_is_0x20_with_the_apc_disable_count() {
         return;
     };
     assert_eq!(b.code, bugcheck::KERNEL_APC_PENDING_DURING_EXIT, "{b}");
-    assert_eq!(b.parameters, [0, (-1i64) as u64, 0, 0]);
+    assert_eq!(
+        b.parameters,
+        [0, 0xFFFF, 0, 0],
+        "CombinedApcDisable: KernelApcDisable −1"
+    );
+}
+
+#[test]
+fn a_system_thread_exiting_in_a_guarded_region_is_0x20_with_special_apc_disable() {
+    let Some((b, _rig)) = expect_ioctl_bugcheck(19) else {
+        return;
+    };
+    assert_eq!(b.code, bugcheck::KERNEL_APC_PENDING_DURING_EXIT, "{b}");
+    assert_eq!(
+        b.parameters,
+        [0, 0xFFFF_0000, 0, 0],
+        "CombinedApcDisable: SpecialApcDisable −1"
+    );
 }
 
 #[test]
@@ -289,7 +306,11 @@ fn a_system_thread_exiting_in_a_critical_region_is_0x20_with_the_same_count() {
         return;
     };
     assert_eq!(b.code, bugcheck::KERNEL_APC_PENDING_DURING_EXIT, "{b}");
-    assert_eq!(b.parameters, [0, (-1i64) as u64, 0, 0]);
+    assert_eq!(
+        b.parameters,
+        [0, 0xFFFF, 0, 0],
+        "CombinedApcDisable: KernelApcDisable −1"
+    );
     assert_eq!(b.context, "system thread");
 }
 

@@ -21,11 +21,14 @@
 //! system worker threads and DPC threads the driver did not create (Windows would end a
 //! system worker thread: the driver must not, its page says).
 //!
-//! A thread that ends at an IRQL above PASSIVE_LEVEL, or still owning a mutex (its APC disable
-//! count is not zero), is bug check 0x20 KERNEL_APC_PENDING_DURING_EXIT: p1 0 (no APC), p2 the
-//! APC disable count (−1 per mutex still owned), p3 the IRQL, p4 0 (Microsoft, *Bug Check
-//! 0x20*: "the current IRQL (Parameter 3) should be 0"; the count is nonzero when a driver
-//! acquired a mutex without releasing it).
+//! A thread that ends at an IRQL above PASSIVE_LEVEL, or with APCs disabled (a mutex still
+//! owned, a critical or guarded region still entered, a guarded mutex still held), is bug check
+//! 0x20 KERNEL_APC_PENDING_DURING_EXIT: p1 0 (no APC), p2 the APC disable count as the
+//! KTHREAD's CombinedApcDisable (SpecialApcDisable << 16 | KernelApcDisable, 16 bits each:
+//! 0xFFFF for one mutex), p3 the IRQL, p4 0 (Microsoft, *Bug Check 0x20*: "the current IRQL
+//! (Parameter 3) should be 0"; the count is nonzero when a driver called KeEnterCriticalRegion
+//! or acquired a mutex without the matching call; ReactOS `ps/kill.c` PspExitThread tests
+//! CombinedApcDisable).
 #![allow(non_snake_case)]
 
 use std::collections::HashMap;
@@ -269,14 +272,14 @@ fn system_thread(sys: Arc<System>, t: Arc<SysThread>, routine: KSTART_ROUTINE, c
         t.exit_status.store(STATUS_SUCCESS, Ordering::SeqCst);
     }
     let lvl = irql::get();
-    // KernelApcDisable: a KMUTEX still owned or a critical region still entered.
-    let (kernel_apc_disable, _) = thread::apc_disable();
-    if lvl != PASSIVE_LEVEL || kernel_apc_disable != 0 {
+    // CombinedApcDisable: a KMUTEX still owned, a critical or guarded region still entered.
+    let apc = crate::verifier::combined_apc_disable(thread::apc_disable());
+    if lvl != PASSIVE_LEVEL || apc != 0 {
         raise(
             &sys,
             Bc::new(
                 codes::KERNEL_APC_PENDING_DURING_EXIT,
-                [0, kernel_apc_disable as i64 as u64, lvl as u64, 0],
+                [0, apc, lvl as u64, 0],
             )
             .at(t.routine),
         );

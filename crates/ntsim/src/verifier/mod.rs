@@ -61,6 +61,7 @@ mod locks;
 pub(crate) use deadlock::LockKind;
 pub(crate) use hooks::Hooks;
 pub(crate) use iorules::{CallDriver, no_more_irp_stack_locations};
+pub(crate) use locks::combined as combined_apc_disable;
 
 /// A bug check: the emulated machine stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
