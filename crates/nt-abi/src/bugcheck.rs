@@ -226,6 +226,14 @@ pub mod iomanager {
     pub const CALL_WITH_CANCEL_ROUTINE: u64 = 0x203;
     /// WDM DRIVER ERROR 0x20B: IoFreeIrp on an IRP that is still in use (sent, not completed).
     pub const FREE_IRP_IN_USE: u64 = 0x20B;
+    /// WDM DRIVER ERROR 0x225: a dispatch routine returned the illegal status 0xFFFFFFFF.
+    pub const DISPATCH_RETURNED_ILLEGAL_STATUS: u64 = 0x225;
+    /// WDM DRIVER ERROR 0x227: an IRP completion routine in pageable code.
+    pub const PAGEABLE_COMPLETION_ROUTINE: u64 = 0x227;
+    /// WDM DRIVER ERROR 0x240: IoDeleteDevice of a device object already deleted.
+    pub const DELETE_DELETED_DEVICE: u64 = 0x240;
+    /// WDM DRIVER ERROR 0x245: a device with both DO_BUFFERED_IO and DO_DIRECT_IO set.
+    pub const BUFFERED_AND_DIRECT_IO: u64 = 0x245;
     /// WDM DRIVER ERROR 0x23D: STATUS_PENDING returned without IoMarkIrpPending.
     pub const PENDING_NOT_MARKED: u64 = 0x23D;
     /// WDM DRIVER ERROR 0x23E: IoMarkIrpPending, but a status other than STATUS_PENDING returned.

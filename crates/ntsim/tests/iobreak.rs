@@ -467,6 +467,44 @@ fn a_kernel_mode_irp_carrying_a_user_mode_buffer_is_0xc4_e2_with_security_checks
 }
 
 #[test]
+fn a_dispatch_routine_returning_0xffffffff_is_0xc9_225() {
+    let Some((r, b)) = c9(25, io::DISPATCH_RETURNED_ILLEGAL_STATUS) else {
+        return;
+    };
+    assert_eq!(b.parameters[1..3], [r.key("dispatch"), r.key("irp")]);
+    quiet_without_verifier(25);
+}
+
+#[test]
+fn a_completion_routine_in_pageable_code_is_0xc9_227() {
+    let Some((r, b)) = c9(26, io::PAGEABLE_COMPLETION_ROUTINE) else {
+        return;
+    };
+    assert_eq!(b.parameters[2..], [r.key("own"), r.key("routine")]);
+    assert_ne!(b.parameters[1], 0, "where it was detected");
+    quiet_without_verifier(26);
+}
+
+#[test]
+fn deleting_a_device_twice_is_0xc9_240() {
+    let Some((r, b)) = c9(27, io::DELETE_DELETED_DEVICE) else {
+        return;
+    };
+    assert_eq!(b.parameters[2], r.key("extra"));
+    assert!(b.address.contains("iobreak.sys+"), "{b}");
+    quiet_without_verifier(27);
+}
+
+#[test]
+fn a_device_with_both_buffered_and_direct_io_is_0xc9_245() {
+    let Some((r, b)) = c9(28, io::BUFFERED_AND_DIRECT_IO) else {
+        return;
+    };
+    assert_eq!(b.parameters[1..], [0, 0, r.key("lower")]);
+    quiet_without_verifier(28);
+}
+
+#[test]
 fn io_call_driver_with_a_cancel_routine_set_is_0xc9_203() {
     let Some((r, b)) = c9(18, io::CALL_WITH_CANCEL_ROUTINE) else {
         return;

@@ -503,6 +503,7 @@ fn build_request(m: &System, b: &Build) -> *mut IRP {
         },
         IRP_MJ_READ | IRP_MJ_WRITE => {
             let read = b.mj == IRP_MJ_READ;
+            check_buffer_flags(m, b.device, dev_flags);
             if dev_flags & DO_BUFFERED_IO != 0 {
                 let data = if read { 0 } else { b.output };
                 sysbuf = new_sysbuf(out_len, data, out_len, &mut flags);
@@ -585,6 +586,16 @@ fn build_request(m: &System, b: &Build) -> *mut IRP {
         },
     );
     irp
+}
+
+/// Both DO_BUFFERED_IO and DO_DIRECT_IO on the target of a read or write (0xC9/0x245).
+pub(crate) fn check_buffer_flags(m: &System, device: *mut DEVICE_OBJECT, flags: ULONG) {
+    let both = DO_BUFFERED_IO | DO_DIRECT_IO;
+    if flags & both == both
+        && let Some(bc) = m.verifier.on_buffered_and_direct(device as usize)
+    {
+        raise(m, bc);
+    }
 }
 
 /// `IoBuildDeviceIoControlRequest`: a threaded IRP_MJ_DEVICE_CONTROL (or INTERNAL_) request
@@ -739,6 +750,9 @@ fn dispatch_return_rule(
 ) -> Option<Bc> {
     if !m.verifier.io_verification() {
         return None;
+    }
+    if let Some(bc) = m.verifier.on_dispatch_status(dispatch, irp, dev, status) {
+        return Some(bc);
     }
     let mut g = lock(&m.io.fwd.inner);
     if let Some((done, pend)) = g.marks.get(&irp).copied()
@@ -1001,6 +1015,15 @@ unsafe fn walk(m: &System, irp: *mut IRP) -> Walk {
                 unsafe { (*up).DeviceObject }
             };
             let caller = thread::caller();
+            if matches!(
+                m.mm.classify(routine as usize),
+                crate::mm::MemClass::Image { paged: true }
+            ) && let Some(bc) =
+                m.verifier
+                    .on_pageable_completion_routine(caller, a, routine as usize)
+            {
+                raise(m, bc);
+            }
             let (irql, apc) = (thread::irql(), crate::ke::apc::snapshot());
             // SAFETY: the completion routine the driver set with IoSetCompletionRoutine, called
             // as IoCompleteRequest calls it.

@@ -127,6 +127,19 @@ pub unsafe extern "win64" fn IoDeleteDevice(DeviceObject: *mut DEVICE_OBJECT) {
         raise(&m, bc);
     }
     if !m.ob.mark_device_deleted(dev) {
+        // Deleted before: still referenced, or its pages already freed (0xC9/0x240).
+        let deleted = m.ob.header(dev).is_some_and(|h| h.is_deleted())
+            || matches!(
+                m.mm.special.fault_at(DeviceObject as usize),
+                Some(crate::mm::special::SpecialFault::SystemObject { freed: true, .. })
+            );
+        if deleted
+            && let Some(bc) = m
+                .verifier
+                .on_delete_deleted_device(thread::caller(), DeviceObject as usize)
+        {
+            raise(&m, bc);
+        }
         return;
     }
     // SAFETY: a live device object ntsim created (checked in the object table above).

@@ -134,6 +134,66 @@ impl Hooks {
         None
     }
 
+    /// A dispatch routine returned 0xFFFFFFFF, "probably due to an uninitialized stack
+    /// variable": WDM DRIVER ERROR 0x225 (p2 the dispatch routine, p3 the IRP, p4 the device;
+    /// Microsoft, *Bug Check 0xC9*).
+    pub(crate) fn on_dispatch_status(
+        &self,
+        dispatch: usize,
+        irp: usize,
+        device: usize,
+        status: NTSTATUS,
+    ) -> Option<Bc> {
+        (status == -1)
+            .then(|| {
+                self.io([
+                    io::DISPATCH_RETURNED_ILLEGAL_STATUS,
+                    dispatch as u64,
+                    irp as u64,
+                    device as u64,
+                ])
+            })
+            .flatten()
+            .map(|bc| bc.at(dispatch))
+    }
+
+    /// IoCompleteRequest is about to call a completion routine that lies in pageable code (a
+    /// `PAGE*` section), which "is never permitted": completion runs at up to DISPATCH_LEVEL.
+    /// WDM DRIVER ERROR 0x227 (p2 the address in the driver where it was detected — the
+    /// IoCompleteRequest call —, p3 the IRP, p4 the routine, ntsim's addition; Microsoft,
+    /// *Bug Check 0xC9*).
+    pub(crate) fn on_pageable_completion_routine(
+        &self,
+        caller: usize,
+        irp: usize,
+        routine: usize,
+    ) -> Option<Bc> {
+        self.io([
+            io::PAGEABLE_COMPLETION_ROUTINE,
+            caller as u64,
+            irp as u64,
+            routine as u64,
+        ])
+        .map(|bc| bc.at(routine))
+    }
+
+    /// IoDeleteDevice of a device object that was already deleted: WDM DRIVER ERROR 0x240 (p2
+    /// the address in the driver, p3 the device object — ntsim's addition, Microsoft lists p3
+    /// as reserved; *Bug Check 0xC9*). Without I/O verification the second call is ignored.
+    pub(crate) fn on_delete_deleted_device(&self, caller: usize, device: usize) -> Option<Bc> {
+        self.io([io::DELETE_DELETED_DEVICE, caller as u64, device as u64, 0])
+            .map(|bc| bc.at(caller))
+    }
+
+    /// A read or write built for a device whose Flags have both DO_BUFFERED_IO and
+    /// DO_DIRECT_IO ("mutually exclusive"): WDM DRIVER ERROR 0x245 (p2, p3 reserved: 0; p4 the
+    /// device, ntsim's addition; Microsoft, *Bug Check 0xC9*). ntsim checks when a driver builds a
+    /// read or write for the device with IoBuild*Request (Windows: when the flags are
+    /// inspected). Without I/O verification buffered I/O wins.
+    pub(crate) fn on_buffered_and_direct(&self, device: usize) -> Option<Bc> {
+        self.io([io::BUFFERED_AND_DIRECT_IO, 0, 0, device as u64])
+    }
+
     /// After a dispatch routine called through IoCallDriver returns: the IRQL changed (0x05:
     /// p2 the device, p3 the IRQL before, p4 after).
     pub(crate) fn on_dispatch_irql(
