@@ -274,44 +274,34 @@ fn a_system_thread_exiting_at_dispatch_level_is_0x20_with_the_irql() {
     assert_eq!(b.context, "system thread");
 }
 
-#[test]
-fn a_system_thread_exiting_with_a_mutex_is_0x20_with_the_apc_disable_count() {
-    let Some((b, _rig)) = expect_ioctl_bugcheck(8) else {
+/// IOCTL `n` makes a system thread end with APCs disabled: 0x20 with p2 the CombinedApcDisable
+/// (SpecialApcDisable << 16 | KernelApcDisable).
+fn expect_exit_with_apcs_disabled(n: u32, combined: u64, why: &str) {
+    let Some((b, _rig)) = expect_ioctl_bugcheck(n) else {
         return;
     };
-    assert_eq!(b.code, bugcheck::KERNEL_APC_PENDING_DURING_EXIT, "{b}");
     assert_eq!(
-        b.parameters,
-        [0, 0xFFFF, 0, 0],
-        "CombinedApcDisable: KernelApcDisable −1"
+        b.code,
+        bugcheck::KERNEL_APC_PENDING_DURING_EXIT,
+        "{why}: {b}"
     );
+    assert_eq!(b.parameters, [0, combined, 0, 0], "{why}");
+    assert_eq!(b.context, "system thread");
+}
+
+#[test]
+fn a_system_thread_exiting_with_a_mutex_is_0x20_with_the_apc_disable_count() {
+    expect_exit_with_apcs_disabled(8, 0xFFFF, "a KMUTEX owned: KernelApcDisable −1");
 }
 
 #[test]
 fn a_system_thread_exiting_in_a_guarded_region_is_0x20_with_special_apc_disable() {
-    let Some((b, _rig)) = expect_ioctl_bugcheck(19) else {
-        return;
-    };
-    assert_eq!(b.code, bugcheck::KERNEL_APC_PENDING_DURING_EXIT, "{b}");
-    assert_eq!(
-        b.parameters,
-        [0, 0xFFFF_0000, 0, 0],
-        "CombinedApcDisable: SpecialApcDisable −1"
-    );
+    expect_exit_with_apcs_disabled(19, 0xFFFF_0000, "a guarded region: SpecialApcDisable −1");
 }
 
 #[test]
 fn a_system_thread_exiting_in_a_critical_region_is_0x20_with_the_same_count() {
-    let Some((b, _rig)) = expect_ioctl_bugcheck(16) else {
-        return;
-    };
-    assert_eq!(b.code, bugcheck::KERNEL_APC_PENDING_DURING_EXIT, "{b}");
-    assert_eq!(
-        b.parameters,
-        [0, 0xFFFF, 0, 0],
-        "CombinedApcDisable: KernelApcDisable −1"
-    );
-    assert_eq!(b.context, "system thread");
+    expect_exit_with_apcs_disabled(16, 0xFFFF, "a critical region: KernelApcDisable −1");
 }
 
 #[test]
