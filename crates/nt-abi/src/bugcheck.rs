@@ -226,6 +226,9 @@ pub mod iomanager {
     pub const CALL_WITH_CANCEL_ROUTINE: u64 = 0x203;
     /// WDM DRIVER ERROR 0x20B: IoFreeIrp on an IRP that is still in use (sent, not completed).
     pub const FREE_IRP_IN_USE: u64 = 0x20B;
+    /// WDM DRIVER ERROR 0x207: a forwarded IRP's next stack location carries the caller's own
+    /// completion routine (the stack location was copied by hand).
+    pub const COPIED_UPPER_COMPLETION_ROUTINE: u64 = 0x207;
     /// WDM DRIVER ERROR 0x225: a dispatch routine returned the illegal status 0xFFFFFFFF.
     pub const DISPATCH_RETURNED_ILLEGAL_STATUS: u64 = 0x225;
     /// WDM DRIVER ERROR 0x227: an IRP completion routine in pageable code.

@@ -467,6 +467,15 @@ fn a_kernel_mode_irp_carrying_a_user_mode_buffer_is_0xc4_e2_with_security_checks
 }
 
 #[test]
+fn a_stack_location_copied_with_its_completion_routine_is_0xc9_207() {
+    let Some((r, b)) = c9(29, io::COPIED_UPPER_COMPLETION_ROUTINE) else {
+        return;
+    };
+    assert_eq!(b.parameters[2..], [r.key("own"), r.key("lower")]);
+    quiet_without_verifier(29);
+}
+
+#[test]
 fn a_dispatch_routine_returning_0xffffffff_is_0xc9_225() {
     let Some((r, b)) = c9(25, io::DISPATCH_RETURNED_ILLEGAL_STATUS) else {
         return;

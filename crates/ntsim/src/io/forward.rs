@@ -873,6 +873,23 @@ pub unsafe extern "win64" fn IofCallDriver(
     // SAFETY: as above.
     unsafe { put(a + CUR_STACK, sl) };
     let s = sl as *mut IO_STACK_LOCATION;
+    // A caller that had a stack location of its own (it received the IRP) and copied it by
+    // hand, completion routine included (0xC9/0x207).
+    // SAFETY: as above; StackCount is plain data.
+    if (loc as i32) < unsafe { (*Irp).StackCount } as i32 {
+        // SAFETY: `cur` is location `loc` < StackCount of the live IRP; plain data.
+        let upper = unsafe { &*(cur as *const IO_STACK_LOCATION) };
+        // SAFETY: `s` is location loc − 1 of the same IRP; plain data.
+        let lower = unsafe { &*s };
+        let routine = |l: &IO_STACK_LOCATION| l.CompletionRoutine.map(|f| f as usize);
+        if routine(upper).is_some()
+            && routine(upper) == routine(lower)
+            && upper.Context == lower.Context
+            && let Some(bc) = m.verifier.on_copied_completion_routine(caller, a, dev)
+        {
+            raise(&m, bc);
+        }
+    }
     // SAFETY: `sl` is stack location `loc - 1` of the IRP (1 ≤ loc ≤ StackCount).
     unsafe { (*s).DeviceObject = DeviceObject };
     // SAFETY: as above.

@@ -134,6 +134,26 @@ impl Hooks {
         None
     }
 
+    /// IoCallDriver of an IRP whose next stack location holds the same completion routine and
+    /// context as the caller's own location: the driver copied its stack location by hand
+    /// (`*next = *current`) instead of IoCopyCurrentIrpStackLocationToNext, which leaves the
+    /// routine out, so the upper driver's routine would run twice. WDM DRIVER ERROR 0x207 (p2
+    /// the address in the driver, p3 the IRP, p4 the device; Microsoft, *Bug Check 0xC9*).
+    pub(crate) fn on_copied_completion_routine(
+        &self,
+        caller: usize,
+        irp: usize,
+        device: usize,
+    ) -> Option<Bc> {
+        self.io([
+            io::COPIED_UPPER_COMPLETION_ROUTINE,
+            caller as u64,
+            irp as u64,
+            device as u64,
+        ])
+        .map(|bc| bc.at(caller))
+    }
+
     /// A dispatch routine returned 0xFFFFFFFF, "probably due to an uninitialized stack
     /// variable": WDM DRIVER ERROR 0x225 (p2 the dispatch routine, p3 the IRP, p4 the device;
     /// Microsoft, *Bug Check 0xC9*).
