@@ -301,6 +301,14 @@ impl Pool {
 }
 
 /// Classify `addr`: pool first, then the memory manager (images, stacks).
+/// Whether `[addr, addr + len)` is a user-mode range in ntsim's model: below
+/// `MmUserProbeAddress` and nothing the kernel owns (pool, ntsim's system buffers, images,
+/// the current stack).
+pub(crate) fn is_user_address(sys: &System, addr: usize, len: usize) -> bool {
+    crate::ke::trap::is_user_range(addr as u64, len as u64)
+        && classify(sys, addr) == MemClass::Unknown
+}
+
 pub(crate) fn classify(sys: &System, addr: usize) -> MemClass {
     sys.ex
         .pool

@@ -146,11 +146,7 @@ pub(crate) fn probe(addr: u64, len: u64, align: u32) -> Result<(), NTSTATUS> {
         return Err(STATUS_DATATYPE_MISALIGNMENT);
     }
     let m = crate::ke::thread::current();
-    let kernel = !matches!(
-        crate::ex::pool::classify(&m, addr as usize),
-        crate::mm::MemClass::Unknown
-    );
-    if trap::is_user_range(addr, len) && !kernel {
+    if crate::ex::pool::is_user_address(&m, addr as usize, len as usize) {
         Ok(())
     } else {
         Err(STATUS_ACCESS_VIOLATION)

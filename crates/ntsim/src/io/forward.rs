@@ -833,13 +833,11 @@ pub unsafe extern "win64" fn IofCallDriver(
     if irp_ok {
         // SAFETY: a non-null IRP the caller owns; plain data.
         let i = unsafe { &*Irp };
-        if i.RequestorMode == KERNEL_MODE {
+        if i.RequestorMode == KERNEL_MODE && m.verifier.security_checks() {
             // SAFETY: as above; the union member the I/O manager uses for SystemBuffer.
             let sysbuf = unsafe { i.AssociatedIrp.SystemBuffer } as usize;
             for addr in [sysbuf, i.UserBuffer as usize] {
-                let user = addr != 0
-                    && crate::ex::pool::classify(&m, addr) == crate::mm::MemClass::Unknown
-                    && crate::ke::trap::is_user_range(addr as u64, 1);
+                let user = addr != 0 && crate::ex::pool::is_user_address(&m, addr, 1);
                 if user && let Some(bc) = m.verifier.on_kernel_irp_user_address(a, addr) {
                     raise(&m, bc.at(caller));
                 }
@@ -1032,12 +1030,14 @@ unsafe fn walk(m: &System, irp: *mut IRP) -> Walk {
                 unsafe { (*up).DeviceObject }
             };
             let caller = thread::caller();
-            if matches!(
-                m.mm.classify(routine as usize),
-                crate::mm::MemClass::Image { paged: true }
-            ) && let Some(bc) =
-                m.verifier
-                    .on_pageable_completion_routine(caller, a, routine as usize)
+            if m.verifier.io_verification()
+                && matches!(
+                    m.mm.classify(routine as usize),
+                    crate::mm::MemClass::Image { paged: true }
+                )
+                && let Some(bc) =
+                    m.verifier
+                        .on_pageable_completion_routine(caller, a, routine as usize)
             {
                 raise(m, bc);
             }

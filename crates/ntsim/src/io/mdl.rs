@@ -54,7 +54,7 @@ use nt_abi::*;
 
 use crate::ke::bugcheck::raise;
 use crate::ke::thread::current;
-use crate::ke::trap::{self, CaptureImpl, capture_entry, dispatch_exception, record};
+use crate::ke::trap::{CaptureImpl, capture_entry, dispatch_exception, record};
 use crate::machine::{System, lock};
 use crate::mm::{MemClass, PAGE_SIZE};
 
@@ -133,7 +133,7 @@ fn probe_and_lock(
     let write = op != IO_READ_ACCESS;
     let info = write as u64;
     let class = crate::ex::pool::classify(m, va);
-    let user = class == MemClass::Unknown && trap::is_user_range(va as u64, len as u64);
+    let user = crate::ex::pool::is_user_address(m, va, len);
     if user {
         if !m.mm.user.contains(va, len, write) {
             return Err((STATUS_ACCESS_VIOLATION, info, va));

@@ -109,6 +109,11 @@ impl Hooks {
         self.f.io_verification
     }
 
+    /// Whether Security Checks are on (IoCallDriver classifies a kernel IRP's buffers only then).
+    pub(crate) fn security_checks(&self) -> bool {
+        self.f.security_checks
+    }
+
     /// `IofCallDriver`'s checks, in this order: a NULL device (WDM DRIVER ERROR 0x204: p2 the
     /// call site, p3 the IRP, p4 0), a device that is not a device object (0x04, p2 the
     /// device), an IRP whose Type is not IO_TYPE_IRP (0x03, p2 the IRP), above DISPATCH_LEVEL
